@@ -1,0 +1,177 @@
+//! Crontab schedules: strict 5-field parsing, IANA time zones, and the next
+//! fire times with cronie's daylight-saving rules.
+//!
+//! * Fields: minute, hour, day of month, month, day of week; names (`JAN`,
+//!   `MON`), ranges, steps, lists, `L`, `LW`, `15W`, `5L`, `1#1`; 0 and 7 are
+//!   Sunday; macros `@yearly @annually @monthly @weekly @daily @midnight @hourly`.
+//! * Day of month and day of week: a day matches when either field does,
+//!   unless either field starts with `*`, in which case both must (Vixie cron).
+//! * Daylight saving ([`next`] has the details): a *wildcard* job (minute or
+//!   hour field starting with `*`) follows real time; a *fixed* job runs once
+//!   per local date-time, at the first instant after a forward jump if its
+//!   time was skipped.
+
+mod fields;
+mod next;
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+
+/// Why an expression or zone was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CronError {
+    #[error(
+        "cron expression is empty; expected 5 fields: minute hour day-of-month month day-of-week"
+    )]
+    Empty,
+    #[error(
+        "`{expr}` has {found} fields; expected 5: minute hour day-of-month month day-of-week{hint}"
+    )]
+    FieldCount {
+        expr: String,
+        found: usize,
+        hint: &'static str,
+    },
+    #[error("{field} field `{value}`: {problem}")]
+    Field {
+        field: &'static str,
+        value: String,
+        problem: String,
+    },
+    #[error(
+        "unknown macro `{0}`; known: @yearly @annually @monthly @weekly @daily @midnight @hourly"
+    )]
+    UnknownMacro(String),
+    #[error(
+        "unknown time zone `{0}`; use an IANA name such as `UTC`, `Europe/Berlin` or `Asia/Seoul`"
+    )]
+    UnknownZone(String),
+    #[error("`{0}` never fires: no date matches it")]
+    NeverFires(String),
+    #[error("`{expr}`: {message}")]
+    Invalid { expr: String, message: String },
+}
+
+/// A parsed crontab expression bound to a time zone.
+#[derive(Debug, Clone)]
+pub struct CronSchedule {
+    expression: String,
+    cron: croner::Cron,
+    zone: Tz,
+    /// cronie's "fixed" job: neither minute nor hour starts with `*`.
+    fixed_time: bool,
+}
+
+impl CronSchedule {
+    /// Parses `expression` for the zone `zone`; errors name the bad field.
+    pub fn new(expression: &str, zone: Tz) -> Result<Self, CronError> {
+        let expanded = expand_macro(expression.trim())?;
+        let fields: Vec<&str> = expanded.split_whitespace().collect();
+        match fields.len() {
+            0 => return Err(CronError::Empty),
+            5 => {}
+            found => {
+                return Err(CronError::FieldCount {
+                    expr: expression.to_owned(),
+                    found,
+                    hint: match found {
+                        6 | 7 => " (seconds and year fields are not supported)",
+                        _ => "",
+                    },
+                });
+            }
+        }
+        fields::validate(&fields)?;
+        let vixie_and = fields[2].starts_with('*') || fields[4].starts_with('*');
+        let cron = croner::parser::CronParser::builder()
+            .seconds(croner::parser::Seconds::Disallowed)
+            .year(croner::parser::Year::Disallowed)
+            .dom_and_dow(vixie_and)
+            .build()
+            .parse(&expanded)
+            .map_err(|e| CronError::Invalid {
+                expr: expression.to_owned(),
+                message: e.to_string(),
+            })?;
+        let schedule = Self {
+            expression: expression.trim().to_owned(),
+            cron,
+            zone,
+            fixed_time: !(fields[0].starts_with('*') || fields[1].starts_with('*')),
+        };
+        if schedule.next_after(Utc::now()).is_none() {
+            return Err(CronError::NeverFires(expression.to_owned()));
+        }
+        Ok(schedule)
+    }
+
+    /// Parses `expression` in the zone named `zone` (an IANA name).
+    pub fn with_zone_name(expression: &str, zone: &str) -> Result<Self, CronError> {
+        Self::new(expression, parse_zone(zone)?)
+    }
+
+    /// Parses `expression` in UTC.
+    pub fn utc(expression: &str) -> Result<Self, CronError> {
+        Self::new(expression, Tz::UTC)
+    }
+
+    pub fn expression(&self) -> &str {
+        &self.expression
+    }
+
+    pub fn zone(&self) -> Tz {
+        self.zone
+    }
+
+    /// True for cronie's fixed-time jobs (see the module docs).
+    pub fn is_fixed_time(&self) -> bool {
+        self.fixed_time
+    }
+
+    /// The first fire instant strictly after `after`, or `None` if there is none.
+    pub fn next_after(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        next::next_after(&self.cron, self.zone, self.fixed_time, after)
+    }
+
+    /// Fire instants strictly after `after`, in increasing order.
+    pub fn fires_after(&self, after: DateTime<Utc>) -> impl Iterator<Item = DateTime<Utc>> + '_ {
+        std::iter::successors(self.next_after(after), move |t| self.next_after(*t))
+    }
+
+    /// A plain-English description, e.g. "At 09:00 on Monday through Friday".
+    pub fn describe(&self) -> String {
+        self.cron.describe()
+    }
+}
+
+impl fmt::Display for CronSchedule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({})", self.expression, self.zone)
+    }
+}
+
+/// Looks up an IANA zone name such as `Asia/Seoul`.
+pub fn parse_zone(name: &str) -> Result<Tz, CronError> {
+    Tz::from_str(name).map_err(|_| CronError::UnknownZone(name.to_owned()))
+}
+
+fn expand_macro(expression: &str) -> Result<String, CronError> {
+    if !expression.starts_with('@') {
+        return Ok(expression.to_owned());
+    }
+    let expanded = match expression.to_ascii_lowercase().as_str() {
+        "@yearly" | "@annually" => "0 0 1 1 *",
+        "@monthly" => "0 0 1 * *",
+        "@weekly" => "0 0 * * 0",
+        "@daily" | "@midnight" => "0 0 * * *",
+        "@hourly" => "0 * * * *",
+        _ => return Err(CronError::UnknownMacro(expression.to_owned())),
+    };
+    Ok(expanded.to_owned())
+}
+
+#[cfg(test)]
+mod tests;

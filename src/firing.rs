@@ -1,0 +1,207 @@
+//! Firings, and the two ports user logic plugs into: [`Factory`] and [`Filter`].
+//!
+//! A firing (a cron instant, an api call, an event arriving) goes to the
+//! trigger's factory, which returns the events to publish. Native closures
+//! and WebAssembly plugins are two adapters of the same ports.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::broker::{Broker, BrokerError};
+use crate::event::{Event, NewEvent};
+use crate::topic::Topic;
+use crate::trigger::TriggerKind;
+
+/// Errors returned by user logic (closures, plugins).
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// One firing of a trigger.
+#[derive(Debug, Clone, Serialize)]
+pub struct Firing {
+    pub trigger_id: String,
+    pub kind: TriggerKind,
+    /// The scheduled instant (cron) or the instant the firing was received.
+    pub instant: DateTime<Utc>,
+    /// The payload of an api call.
+    pub payload: Option<Value>,
+    /// The event that fired an event trigger.
+    pub source: Option<Event>,
+}
+
+/// Turns a firing into events.
+pub trait Factory: Send + Sync {
+    fn make_events(&self, firing: &Firing) -> Result<Vec<NewEvent>, BoxError>;
+}
+
+impl<F> Factory for F
+where
+    F: Fn(&Firing) -> Result<Vec<NewEvent>, BoxError> + Send + Sync,
+{
+    fn make_events(&self, firing: &Firing) -> Result<Vec<NewEvent>, BoxError> {
+        self(firing)
+    }
+}
+
+/// Decides whether an event fires an event trigger.
+pub trait Filter: Send + Sync {
+    fn accept(&self, event: &Event) -> Result<bool, BoxError>;
+}
+
+impl<F> Filter for F
+where
+    F: Fn(&Event) -> bool + Send + Sync,
+{
+    fn accept(&self, event: &Event) -> Result<bool, BoxError> {
+        Ok(self(event))
+    }
+}
+
+/// Wraps a closure as a shareable factory (helps type inference).
+pub fn factory_fn<F>(f: F) -> Arc<dyn Factory>
+where
+    F: Fn(&Firing) -> Result<Vec<NewEvent>, BoxError> + Send + Sync + 'static,
+{
+    Arc::new(f)
+}
+
+/// Wraps a closure as a shareable filter (helps type inference).
+pub fn filter_fn<F>(f: F) -> Arc<dyn Filter>
+where
+    F: Fn(&Event) -> bool + Send + Sync + 'static,
+{
+    Arc::new(f)
+}
+
+/// Counters kept per trigger.
+#[derive(Debug, Default)]
+pub struct TriggerCounters {
+    pub fires: AtomicU64,
+    pub errors: AtomicU64,
+    pub events_published: AtomicU64,
+    pub filter_accepted: AtomicU64,
+    pub filter_rejected: AtomicU64,
+}
+
+/// A snapshot of [`TriggerCounters`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct TriggerStats {
+    pub fires: u64,
+    pub errors: u64,
+    pub events_published: u64,
+    pub filter_accepted: u64,
+    pub filter_rejected: u64,
+}
+
+impl TriggerCounters {
+    pub fn snapshot(&self) -> TriggerStats {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        TriggerStats {
+            fires: get(&self.fires),
+            errors: get(&self.errors),
+            events_published: get(&self.events_published),
+            filter_accepted: get(&self.filter_accepted),
+            filter_rejected: get(&self.filter_rejected),
+        }
+    }
+}
+
+/// Why a firing published nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum FireError {
+    #[error("factory of trigger `{trigger}` failed: {message}")]
+    Factory { trigger: String, message: String },
+    #[error("publishing for trigger `{trigger}` failed: {source}")]
+    Publish {
+        trigger: String,
+        #[source]
+        source: BrokerError,
+    },
+}
+
+/// Everything a started trigger needs to turn a firing into published events.
+pub struct Dispatcher {
+    pub trigger_id: String,
+    pub topic: Topic,
+    pub broker: Arc<dyn Broker>,
+    pub factory: Option<Arc<dyn Factory>>,
+    pub counters: Arc<TriggerCounters>,
+}
+
+impl Dispatcher {
+    /// Runs the factory (or the default) and publishes what it returns.
+    /// Failures are counted and logged with the trigger id.
+    pub async fn fire(&self, firing: Firing) -> Result<usize, FireError> {
+        self.counters.fires.fetch_add(1, Ordering::Relaxed);
+        let result = self.publish_firing(&firing).await;
+        if let Err(error) = &result {
+            self.counters.errors.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(trigger = %self.trigger_id, "{error}");
+        }
+        result
+    }
+
+    async fn publish_firing(&self, firing: &Firing) -> Result<usize, FireError> {
+        let drafts = self.make_events(firing)?;
+        let count = drafts.len();
+        for draft in drafts {
+            let event = draft.into_event(&self.topic);
+            tracing::debug!(trigger = %self.trigger_id, topic = %event.topic, id = %event.id, "publishing");
+            self.broker
+                .publish(event)
+                .await
+                .map_err(|source| FireError::Publish {
+                    trigger: self.trigger_id.clone(),
+                    source,
+                })?;
+            self.counters
+                .events_published
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(count)
+    }
+
+    fn make_events(&self, firing: &Firing) -> Result<Vec<NewEvent>, FireError> {
+        let Some(factory) = &self.factory else {
+            return Ok(vec![default_event(firing)]);
+        };
+        let outcome = catch_unwind(AssertUnwindSafe(|| factory.make_events(firing)));
+        let message = match outcome {
+            Ok(Ok(events)) => return Ok(events),
+            Ok(Err(error)) => error.to_string(),
+            Err(panic) => format!("panicked: {}", panic_message(&panic)),
+        };
+        Err(FireError::Factory {
+            trigger: self.trigger_id.clone(),
+            message,
+        })
+    }
+}
+
+/// What a trigger without a factory publishes: the api payload, the source
+/// event's data, or the scheduled instant.
+fn default_event(firing: &Firing) -> NewEvent {
+    let data = match (&firing.payload, &firing.source) {
+        (Some(payload), _) => payload.clone(),
+        (None, Some(source)) => source.data.clone(),
+        (None, None) => json!({
+            "trigger_id": firing.trigger_id,
+            "scheduled": firing.instant.to_rfc3339(),
+        }),
+    };
+    NewEvent::new(data)
+}
+
+fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "(no message)".to_owned()
+    }
+}

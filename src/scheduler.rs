@@ -1,0 +1,186 @@
+//! The scheduler: a registry of triggers bound to topics, started and
+//! stopped together, changeable while running.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, OnceLock};
+
+use tokio::sync::Mutex;
+
+use crate::broker::Broker;
+use crate::clock::Clock;
+use crate::timer::TimerHandle;
+use crate::topic::Topic;
+use crate::trigger::{Binding, Trigger, TriggerError};
+
+/// Why a scheduler operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SchedulerError {
+    #[error("a trigger with id `{0}` is already registered")]
+    DuplicateId(String),
+    #[error("no trigger with id `{0}` is registered")]
+    UnknownId(String),
+    #[error("trigger id must not be empty")]
+    EmptyId,
+    #[error("trigger `{id}`: {source}")]
+    Trigger {
+        id: String,
+        #[source]
+        source: TriggerError,
+    },
+}
+
+/// A registered trigger and the topic it publishes to.
+#[derive(Clone)]
+pub struct Registration {
+    pub trigger: Arc<dyn Trigger>,
+    pub topic: Topic,
+}
+
+/// Runs triggers and publishes what their factories make.
+pub struct Scheduler {
+    broker: Arc<dyn Broker>,
+    clock: Clock,
+    timer: OnceLock<TimerHandle>,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    running: bool,
+    triggers: BTreeMap<String, Registration>,
+}
+
+impl Scheduler {
+    /// A scheduler publishing to `broker`, on the system clock.
+    pub fn new(broker: Arc<dyn Broker>) -> Self {
+        Self::with_clock(broker, Clock::system())
+    }
+
+    /// A scheduler on `clock` (see [`Clock::simulated`] for tests).
+    pub fn with_clock(broker: Arc<dyn Broker>, clock: Clock) -> Self {
+        Self {
+            broker,
+            clock,
+            timer: OnceLock::new(),
+            state: Mutex::new(State::default()),
+        }
+    }
+
+    pub fn broker(&self) -> &Arc<dyn Broker> {
+        &self.broker
+    }
+
+    pub fn clock(&self) -> Clock {
+        self.clock
+    }
+
+    /// Adds a trigger publishing to `topic`; while the scheduler runs, the
+    /// trigger starts at once.
+    pub async fn register_trigger<T: Trigger>(
+        &self,
+        id: impl Into<String>,
+        trigger: Arc<T>,
+        topic: Topic,
+    ) -> Result<(), SchedulerError> {
+        self.register(id.into(), trigger, topic).await
+    }
+
+    /// [`Self::register_trigger`] for a trigger already behind `dyn Trigger`.
+    pub async fn register(
+        &self,
+        id: String,
+        trigger: Arc<dyn Trigger>,
+        topic: Topic,
+    ) -> Result<(), SchedulerError> {
+        if id.is_empty() {
+            return Err(SchedulerError::EmptyId);
+        }
+        let mut state = self.state.lock().await;
+        if state.triggers.contains_key(&id) {
+            return Err(SchedulerError::DuplicateId(id));
+        }
+        let registration = Registration { trigger, topic };
+        if state.running {
+            self.start_one(&id, &registration).await?;
+        }
+        tracing::info!(trigger = %id, kind = %registration.trigger.kind(), topic = %registration.topic, "registered trigger");
+        state.triggers.insert(id, registration);
+        Ok(())
+    }
+
+    /// Stops and removes a trigger; returns it.
+    pub async fn unregister_trigger(&self, id: &str) -> Result<Registration, SchedulerError> {
+        let mut state = self.state.lock().await;
+        let registration = state
+            .triggers
+            .remove(id)
+            .ok_or_else(|| SchedulerError::UnknownId(id.to_owned()))?;
+        registration.trigger.stop().await;
+        tracing::info!(trigger = %id, "unregistered trigger");
+        Ok(registration)
+    }
+
+    /// Starts every registered trigger. A trigger that fails to start is
+    /// reported; the others still start.
+    pub async fn start(&self) -> Result<(), SchedulerError> {
+        let mut state = self.state.lock().await;
+        state.running = true;
+        let mut first_error = None;
+        for (id, registration) in &state.triggers {
+            if registration.trigger.is_running() {
+                continue;
+            }
+            if let Err(error) = self.start_one(id, registration).await {
+                tracing::error!("{error}");
+                first_error.get_or_insert(error);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    /// Stops every trigger, letting firings under way finish.
+    pub async fn stop(&self) {
+        let mut state = self.state.lock().await;
+        state.running = false;
+        for registration in state.triggers.values() {
+            registration.trigger.stop().await;
+        }
+    }
+
+    pub async fn is_running(&self) -> bool {
+        self.state.lock().await.running
+    }
+
+    /// Trigger id -> (trigger, topic).
+    pub async fn registered_triggers(&self) -> BTreeMap<String, Registration> {
+        self.state.lock().await.triggers.clone()
+    }
+
+    /// One registered trigger.
+    pub async fn trigger(&self, id: &str) -> Option<Registration> {
+        self.state.lock().await.triggers.get(id).cloned()
+    }
+
+    async fn start_one(&self, id: &str, registration: &Registration) -> Result<(), SchedulerError> {
+        let binding = Binding {
+            trigger_id: id.to_owned(),
+            topic: registration.topic.clone(),
+            broker: self.broker.clone(),
+            timer: self.timer().clone(),
+            clock: self.clock,
+        };
+        registration
+            .trigger
+            .start(binding)
+            .await
+            .map_err(|source| SchedulerError::Trigger {
+                id: id.to_owned(),
+                source,
+            })
+    }
+
+    /// The shared cron timer, spawned on first use.
+    fn timer(&self) -> &TimerHandle {
+        self.timer.get_or_init(|| TimerHandle::spawn(self.clock))
+    }
+}

@@ -1,0 +1,149 @@
+//! One timer task for every cron trigger: a min-heap of next-fire instants.
+//!
+//! The task sleeps until the earliest instant (no polling, idle when nothing
+//! is due), fires what is due, and pushes each schedule's following instant:
+//! O(log n) per firing. Adding or removing a schedule wakes it.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use chrono::{DateTime, Utc};
+use tokio::sync::mpsc;
+
+use crate::clock::Clock;
+use crate::cron::CronSchedule;
+
+/// Called with the scheduled instant when a schedule fires. Must not block:
+/// spawn the actual work.
+pub type FireCallback = Arc<dyn Fn(DateTime<Utc>) + Send + Sync>;
+
+/// Identifies one schedule added to the timer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TimerKey(u64);
+
+enum Command {
+    Add {
+        key: TimerKey,
+        schedule: CronSchedule,
+        callback: FireCallback,
+    },
+    Remove(TimerKey),
+}
+
+/// A handle to the timer task; the task ends when every handle is dropped.
+#[derive(Clone)]
+pub struct TimerHandle {
+    commands: mpsc::UnboundedSender<Command>,
+    next_key: Arc<AtomicU64>,
+}
+
+impl TimerHandle {
+    /// Spawns the timer task on the current tokio runtime.
+    pub fn spawn(clock: Clock) -> Self {
+        let (commands, receiver) = mpsc::unbounded_channel();
+        tokio::spawn(run(clock, receiver));
+        Self {
+            commands,
+            next_key: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    /// Fires `callback` at every fire instant of `schedule` from now on.
+    pub fn add(&self, schedule: CronSchedule, callback: FireCallback) -> TimerKey {
+        let key = TimerKey(self.next_key.fetch_add(1, Ordering::Relaxed));
+        // The task only stops once every handle (including this one) is gone.
+        let _ = self.commands.send(Command::Add {
+            key,
+            schedule,
+            callback,
+        });
+        key
+    }
+
+    /// Stops firing the schedule added as `key`.
+    pub fn remove(&self, key: TimerKey) {
+        let _ = self.commands.send(Command::Remove(key));
+    }
+}
+
+struct Entry {
+    schedule: CronSchedule,
+    callback: FireCallback,
+    /// The instant this entry's heap item is for; stale heap items differ.
+    next: DateTime<Utc>,
+}
+
+async fn run(clock: Clock, mut commands: mpsc::UnboundedReceiver<Command>) {
+    let mut entries: HashMap<TimerKey, Entry> = HashMap::new();
+    let mut heap: BinaryHeap<Reverse<(DateTime<Utc>, u64)>> = BinaryHeap::new();
+    loop {
+        let earliest = heap.peek().map(|Reverse((at, _))| *at);
+        tokio::select! {
+            command = commands.recv() => match command {
+                None => return,
+                Some(Command::Add { key, schedule, callback }) => {
+                    if let Some(next) = schedule.next_after(clock.now()) {
+                        heap.push(Reverse((next, key.0)));
+                        entries.insert(key, Entry { schedule, callback, next });
+                    }
+                }
+                Some(Command::Remove(key)) => {
+                    entries.remove(&key);
+                }
+            },
+            () = sleep_until(clock, earliest) => {
+                fire_due(clock.now(), &mut heap, &mut entries);
+            }
+        }
+    }
+}
+
+async fn sleep_until(clock: Clock, at: Option<DateTime<Utc>>) {
+    match at {
+        Some(at) => clock.sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Fires every entry due at `now` and schedules its following instant.
+/// An entry that fell behind (the process was suspended) fires once, for
+/// its latest missed instant, and resumes from now.
+fn fire_due(
+    now: DateTime<Utc>,
+    heap: &mut BinaryHeap<Reverse<(DateTime<Utc>, u64)>>,
+    entries: &mut HashMap<TimerKey, Entry>,
+) {
+    while let Some(&Reverse((at, key))) = heap.peek() {
+        if at > now {
+            break;
+        }
+        heap.pop();
+        let Some(entry) = entries.get_mut(&TimerKey(key)) else {
+            continue; // removed
+        };
+        if entry.next != at {
+            continue; // stale
+        }
+        let mut due = at;
+        let mut missed = 0u64;
+        while let Some(next) = entry.schedule.next_after(due).filter(|n| *n <= now) {
+            due = next;
+            missed += 1;
+        }
+        if missed > 0 {
+            tracing::warn!(schedule = %entry.schedule, missed, "timer fell behind; firing once for the latest missed instant");
+        }
+        (entry.callback)(due);
+        match entry.schedule.next_after(due) {
+            Some(next) => {
+                entry.next = next;
+                heap.push(Reverse((next, key)));
+            }
+            None => {
+                entries.remove(&TimerKey(key));
+            }
+        }
+    }
+}

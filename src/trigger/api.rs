@@ -1,0 +1,82 @@
+//! Api triggers: fire when called, from Rust code or over HTTP.
+
+use std::any::Any;
+use std::sync::{Arc, RwLock};
+
+use async_trait::async_trait;
+use chrono::Utc;
+use serde_json::Value;
+
+use super::{Binding, Trigger, TriggerError, TriggerKind, TriggerState};
+use crate::firing::{Dispatcher, Factory, Firing, TriggerStats};
+
+/// Fires once per [`ApiTrigger::trigger`] call, with the caller's payload.
+pub struct ApiTrigger {
+    factory: Option<Arc<dyn Factory>>,
+    state: TriggerState,
+    dispatcher: RwLock<Option<Arc<Dispatcher>>>,
+}
+
+impl ApiTrigger {
+    pub fn new(factory: Option<Arc<dyn Factory>>) -> Self {
+        Self {
+            factory,
+            state: TriggerState::default(),
+            dispatcher: RwLock::new(None),
+        }
+    }
+
+    /// Fires with `payload` and returns the trigger's fire count, once the
+    /// resulting events are published.
+    pub async fn trigger(&self, payload: Value) -> Result<u64, TriggerError> {
+        let dispatcher = self
+            .dispatcher
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .ok_or(TriggerError::NotRunning)?;
+        let firing = Firing {
+            trigger_id: dispatcher.trigger_id.clone(),
+            kind: TriggerKind::Api,
+            instant: Utc::now(),
+            payload: Some(payload),
+            source: None,
+        };
+        dispatcher.fire(firing).await?;
+        Ok(self.fire_count())
+    }
+}
+
+#[async_trait]
+impl Trigger for ApiTrigger {
+    fn kind(&self) -> TriggerKind {
+        TriggerKind::Api
+    }
+
+    async fn start(&self, binding: Binding) -> Result<(), TriggerError> {
+        self.state.begin()?;
+        let dispatcher = self.state.dispatcher(&binding, &self.factory);
+        *self.dispatcher.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(dispatcher));
+        Ok(())
+    }
+
+    async fn stop(&self) {
+        self.dispatcher
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        self.state.end();
+    }
+
+    fn is_running(&self) -> bool {
+        self.state.is_running()
+    }
+
+    fn stats(&self) -> TriggerStats {
+        self.state.counters.snapshot()
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}

@@ -1,0 +1,177 @@
+//! Event triggers: fire for broker events whose topic matches a pattern
+//! and that the filter (if any) accepts.
+
+use std::any::Any;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use chrono::Utc;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use super::{Binding, Trigger, TriggerError, TriggerKind, TriggerState};
+use crate::broker::{Delivery, SubscriberKind, Subscription};
+use crate::event::Event;
+use crate::firing::{Dispatcher, Factory, Filter, Firing, TriggerStats};
+use crate::topic::TopicPattern;
+
+/// Subscribes to `source` and fires for each accepted event.
+pub struct EventTrigger {
+    source: TopicPattern,
+    factory: Option<Arc<dyn Factory>>,
+    filter: Option<Arc<dyn Filter>>,
+    state: TriggerState,
+    active: Mutex<Option<Active>>,
+}
+
+struct Active {
+    stop: watch::Sender<bool>,
+    consumer: JoinHandle<()>,
+}
+
+impl EventTrigger {
+    pub fn new(
+        source: TopicPattern,
+        factory: Option<Arc<dyn Factory>>,
+        filter: Option<Arc<dyn Filter>>,
+    ) -> Self {
+        Self {
+            source,
+            factory,
+            filter,
+            state: TriggerState::default(),
+            active: Mutex::new(None),
+        }
+    }
+
+    pub fn source(&self) -> &TopicPattern {
+        &self.source
+    }
+}
+
+/// The consuming side of a running event trigger.
+struct Consumer {
+    dispatcher: Dispatcher,
+    filter: Option<Arc<dyn Filter>>,
+}
+
+impl Consumer {
+    async fn run(self, mut subscription: Subscription, mut stop: watch::Receiver<bool>) {
+        loop {
+            tokio::select! {
+                biased;
+                _ = stop.changed() => return,
+                delivery = subscription.next() => match delivery {
+                    Some(delivery) => self.handle(delivery).await,
+                    None => return,
+                },
+            }
+        }
+    }
+
+    /// Filters, fires, then acknowledges; a failure asks for redelivery.
+    async fn handle(&self, delivery: Delivery) {
+        let outcome = match self.accepts(&delivery.event) {
+            Ok(false) => Ok(()),
+            Ok(true) => {
+                let firing = Firing {
+                    trigger_id: self.dispatcher.trigger_id.clone(),
+                    kind: TriggerKind::Event,
+                    instant: Utc::now(),
+                    payload: None,
+                    source: Some(delivery.event.clone()),
+                };
+                self.dispatcher
+                    .fire(firing)
+                    .await
+                    .map(drop)
+                    .map_err(|e| e.to_string())
+            }
+            Err(error) => {
+                self.dispatcher
+                    .counters
+                    .errors
+                    .fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(trigger = %self.dispatcher.trigger_id, event = %delivery.event.id, "{error}");
+                Err(error)
+            }
+        };
+        let acknowledged = match outcome {
+            Ok(()) => delivery.ack().await,
+            Err(reason) => delivery.nack(&reason).await,
+        };
+        if let Err(error) = acknowledged {
+            tracing::warn!(trigger = %self.dispatcher.trigger_id, "acknowledging a delivery failed: {error}");
+        }
+    }
+
+    fn accepts(&self, event: &Event) -> Result<bool, String> {
+        let Some(filter) = &self.filter else {
+            return Ok(true);
+        };
+        let decision = match catch_unwind(AssertUnwindSafe(|| filter.accept(event))) {
+            Ok(Ok(decision)) => decision,
+            Ok(Err(error)) => return Err(format!("filter failed: {error}")),
+            Err(_) => return Err("filter panicked".to_owned()),
+        };
+        let counter = match decision {
+            true => &self.dispatcher.counters.filter_accepted,
+            false => &self.dispatcher.counters.filter_rejected,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        Ok(decision)
+    }
+}
+
+#[async_trait]
+impl Trigger for EventTrigger {
+    fn kind(&self) -> TriggerKind {
+        TriggerKind::Event
+    }
+
+    async fn start(&self, binding: Binding) -> Result<(), TriggerError> {
+        self.state.begin()?;
+        let kind = SubscriberKind::Trigger {
+            name: binding.trigger_id.clone(),
+        };
+        let subscription = match binding.broker.subscribe(&self.source, kind).await {
+            Ok(subscription) => subscription,
+            Err(error) => {
+                self.state.end();
+                return Err(error.into());
+            }
+        };
+        let consumer = Consumer {
+            dispatcher: self.state.dispatcher(&binding, &self.factory),
+            filter: self.filter.clone(),
+        };
+        let (stop, stop_receiver) = watch::channel(false);
+        let consumer = tokio::spawn(consumer.run(subscription, stop_receiver));
+        *self.active.lock().unwrap_or_else(|p| p.into_inner()) = Some(Active { stop, consumer });
+        Ok(())
+    }
+
+    async fn stop(&self) {
+        let active = self.active.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(active) = active {
+            let _ = active.stop.send(true);
+            // The event being handled, if any, finishes first.
+            let _ = active.consumer.await;
+        }
+        self.state.end();
+    }
+
+    fn is_running(&self) -> bool {
+        self.state.is_running()
+    }
+
+    fn stats(&self) -> TriggerStats {
+        self.state.counters.snapshot()
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}

@@ -1,0 +1,254 @@
+//! Triggers: what fires. One trait, three kinds (cron, api, event), and
+//! the seed's constructors.
+
+mod api;
+mod cron;
+mod event;
+
+use std::any::Any;
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+pub use self::api::ApiTrigger;
+pub use self::cron::CronTrigger;
+pub use self::event::EventTrigger;
+use crate::broker::{Broker, BrokerError};
+use crate::clock::Clock;
+use crate::cron::CronError;
+use crate::firing::{Dispatcher, Factory, Filter, TriggerCounters, TriggerStats};
+use crate::timer::TimerHandle;
+use crate::topic::{Topic, TopicError};
+
+/// The three kinds of trigger.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TriggerKind {
+    Cron,
+    Api,
+    Event,
+}
+
+impl TriggerKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TriggerKind::Cron => "cron",
+            TriggerKind::Api => "api",
+            TriggerKind::Event => "event",
+        }
+    }
+}
+
+impl fmt::Display for TriggerKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for TriggerKind {
+    type Err = TriggerError;
+
+    /// `cron`, `api` or `event`, in any case.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "cron" => Ok(TriggerKind::Cron),
+            "api" => Ok(TriggerKind::Api),
+            "event" => Ok(TriggerKind::Event),
+            _ => Err(TriggerError::UnknownKind(s.to_owned())),
+        }
+    }
+}
+
+/// Why a trigger could not be created, started or fired.
+#[derive(Debug, thiserror::Error)]
+pub enum TriggerError {
+    #[error("unknown trigger kind `{0}`; expected `cron`, `api` or `event`")]
+    UnknownKind(String),
+    #[error("{kind} trigger needs `{option}`")]
+    MissingOption {
+        kind: TriggerKind,
+        option: &'static str,
+    },
+    #[error(transparent)]
+    Cron(#[from] CronError),
+    #[error(transparent)]
+    Topic(#[from] TopicError),
+    #[error("trigger is not running")]
+    NotRunning,
+    #[error("trigger is already running")]
+    AlreadyRunning,
+    #[error(transparent)]
+    Broker(#[from] BrokerError),
+    #[error(transparent)]
+    Fire(#[from] crate::firing::FireError),
+}
+
+/// What the scheduler hands a trigger when it starts it.
+#[derive(Clone)]
+pub struct Binding {
+    pub trigger_id: String,
+    pub topic: Topic,
+    pub broker: Arc<dyn Broker>,
+    pub timer: TimerHandle,
+    pub clock: Clock,
+}
+
+/// The trigger port.
+#[async_trait]
+pub trait Trigger: Send + Sync + 'static {
+    fn kind(&self) -> TriggerKind;
+
+    /// Starts firing; events go to `binding.topic` through `binding.broker`.
+    async fn start(&self, binding: Binding) -> Result<(), TriggerError>;
+
+    /// Stops firing. Firings already under way finish first.
+    async fn stop(&self);
+
+    fn is_running(&self) -> bool;
+
+    /// Counters: fires, errors, events published, filter decisions.
+    fn stats(&self) -> TriggerStats;
+
+    /// How many times the trigger has fired.
+    fn fire_count(&self) -> u64 {
+        self.stats().fires
+    }
+
+    /// For downcasting to the concrete trigger (e.g. to call [`ApiTrigger::trigger`]).
+    fn as_any(&self) -> &dyn Any;
+}
+
+/// State every trigger kind keeps: running flag and counters.
+#[derive(Default)]
+struct TriggerState {
+    running: AtomicBool,
+    counters: Arc<TriggerCounters>,
+}
+
+impl TriggerState {
+    /// Marks the trigger running; fails if it already was.
+    fn begin(&self) -> Result<(), TriggerError> {
+        if self.running.swap(true, Ordering::SeqCst) {
+            return Err(TriggerError::AlreadyRunning);
+        }
+        Ok(())
+    }
+
+    fn end(&self) -> bool {
+        self.running.swap(false, Ordering::SeqCst)
+    }
+
+    fn is_running(&self) -> bool {
+        self.running.load(Ordering::SeqCst)
+    }
+
+    /// The dispatcher a trigger started with `binding` fires through.
+    fn dispatcher(&self, binding: &Binding, factory: &Option<Arc<dyn Factory>>) -> Dispatcher {
+        Dispatcher {
+            trigger_id: binding.trigger_id.clone(),
+            topic: binding.topic.clone(),
+            broker: binding.broker.clone(),
+            factory: factory.clone(),
+            counters: self.counters.clone(),
+        }
+    }
+}
+
+/// Everything any kind of trigger may need, for [`create_trigger`].
+#[derive(Default, Clone)]
+pub struct TriggerOptions {
+    /// cron: the crontab expression.
+    pub schedule: Option<String>,
+    /// cron: IANA time zone (default UTC).
+    pub timezone: Option<String>,
+    /// event: the source topic pattern.
+    pub source: Option<String>,
+    pub factory: Option<Arc<dyn Factory>>,
+    /// event: decides per event whether the trigger fires.
+    pub filter: Option<Arc<dyn Filter>>,
+}
+
+/// Creates a trigger of `kind` (the seed's `TriggerFactory::create_trigger`).
+pub fn create_trigger(
+    kind: TriggerKind,
+    options: TriggerOptions,
+) -> Result<Arc<dyn Trigger>, TriggerError> {
+    let missing = |option| TriggerError::MissingOption { kind, option };
+    Ok(match kind {
+        TriggerKind::Cron => {
+            let schedule = options.schedule.ok_or_else(|| missing("schedule"))?;
+            let zone = options.timezone.as_deref().unwrap_or("UTC");
+            let schedule = crate::cron::CronSchedule::with_zone_name(&schedule, zone)?;
+            Arc::new(CronTrigger::new(schedule, options.factory))
+        }
+        TriggerKind::Api => Arc::new(ApiTrigger::new(options.factory)),
+        TriggerKind::Event => {
+            let source = options.source.ok_or_else(|| missing("source"))?;
+            Arc::new(EventTrigger::new(
+                source.parse()?,
+                options.factory,
+                options.filter,
+            ))
+        }
+    })
+}
+
+/// A cron trigger in UTC (the seed's `create_cron_trigger`).
+pub fn create_cron_trigger(
+    expression: &str,
+    factory: Option<Arc<dyn Factory>>,
+) -> Result<Arc<CronTrigger>, TriggerError> {
+    let schedule = crate::cron::CronSchedule::utc(expression)?;
+    Ok(Arc::new(CronTrigger::new(schedule, factory)))
+}
+
+/// An api trigger (the seed's `create_api_trigger`).
+pub fn create_api_trigger(factory: Option<Arc<dyn Factory>>) -> Arc<ApiTrigger> {
+    Arc::new(ApiTrigger::new(factory))
+}
+
+/// An event trigger on `source` (the seed's `create_event_trigger`; the
+/// broker comes from the scheduler it is registered with).
+pub fn create_event_trigger(
+    source: &str,
+    factory: Option<Arc<dyn Factory>>,
+    filter: Option<Arc<dyn Filter>>,
+) -> Result<Arc<EventTrigger>, TriggerError> {
+    Ok(Arc::new(EventTrigger::new(
+        source.parse()?,
+        factory,
+        filter,
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_parse_case_insensitively() {
+        assert_eq!("CRON".parse::<TriggerKind>().unwrap(), TriggerKind::Cron);
+        assert_eq!("Api".parse::<TriggerKind>().unwrap(), TriggerKind::Api);
+        assert_eq!("event".parse::<TriggerKind>().unwrap(), TriggerKind::Event);
+        let err = "webhook".parse::<TriggerKind>().unwrap_err().to_string();
+        assert!(err.contains("`webhook`") && err.contains("`cron`"), "{err}");
+    }
+
+    #[test]
+    fn create_trigger_names_missing_options() {
+        let err = create_trigger(TriggerKind::Cron, TriggerOptions::default())
+            .err()
+            .unwrap()
+            .to_string();
+        assert_eq!(err, "cron trigger needs `schedule`");
+        let err = create_trigger(TriggerKind::Event, TriggerOptions::default())
+            .err()
+            .unwrap()
+            .to_string();
+        assert_eq!(err, "event trigger needs `source`");
+    }
+}
