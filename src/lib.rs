@@ -10,9 +10,13 @@
 
 pub mod broker;
 pub mod clock;
+pub mod config;
 pub mod cron;
 pub mod event;
 pub mod firing;
+pub mod host;
+pub mod http;
+pub mod plugin;
 pub mod scheduler;
 pub mod timer;
 pub mod topic;
@@ -23,6 +27,7 @@ pub use clock::Clock;
 pub use cron::{CronError, CronSchedule};
 pub use event::{Event, NewEvent};
 pub use firing::{BoxError, Factory, Filter, Firing, factory_fn, filter_fn};
+pub use plugin::{CallError, Plugin, PluginError, PluginRuntime};
 pub use scheduler::{Registration, Scheduler, SchedulerError};
 pub use topic::{Topic, TopicError, TopicPattern};
 pub use trigger::{

@@ -1,1 +1,158 @@
-fn main() {}
+//! The `wasmsched` command line.
+
+mod cli;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "wasmsched",
+    version,
+    about = "Schedule and route events; user logic runs as sandboxed WebAssembly components"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the scheduler, the broker and the HTTP API from a config file.
+    Run {
+        /// The configuration file.
+        #[arg(long, short, default_value = "wasmsched.toml")]
+        config: PathBuf,
+        /// Listen address; overrides `[server] listen`.
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+    },
+    /// Check a plugin: which worlds it implements and what it imports.
+    Check {
+        /// A compiled plugin (`.wasm` component).
+        file: PathBuf,
+    },
+    /// Inspect cron expressions.
+    #[command(subcommand)]
+    Cron(CronCommand),
+    /// Fire an api trigger of a running host.
+    Trigger {
+        /// The trigger id.
+        id: String,
+        /// The payload, a JSON object.
+        #[arg(long, default_value = "{}")]
+        data: String,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
+    /// Publish an event into a running host's broker.
+    Publish {
+        /// The topic, e.g. logs.app.error.
+        topic: String,
+        /// The event data as JSON, e.g. '{"level": "ERROR"}'.
+        data: String,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
+    /// Print events matching a pattern as they arrive.
+    Tail {
+        /// Topic pattern: `*` = one segment, `**` = any number.
+        #[arg(default_value = "**")]
+        pattern: String,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
+    /// Show a running host's triggers: state, next fires, counts.
+    Status {
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
+}
+
+#[derive(clap::Args)]
+struct RemoteArgs {
+    /// The host's HTTP address.
+    #[arg(long, env = "WASMSCHED_URL", default_value = "http://127.0.0.1:8080")]
+    url: String,
+}
+
+#[derive(Subcommand)]
+enum CronCommand {
+    /// Print the next fire instants, one RFC 3339 timestamp per line.
+    Next {
+        /// A 5-field crontab expression, e.g. "0 9 * * MON-FRI", or a macro like @daily.
+        expression: String,
+        /// IANA time zone, e.g. Asia/Seoul.
+        #[arg(long, default_value = "UTC")]
+        tz: String,
+        /// List fires strictly after this instant (RFC 3339); default now.
+        #[arg(long)]
+        from: Option<String>,
+        /// How many fires to print.
+        #[arg(short = 'n', default_value_t = 5)]
+        count: usize,
+    },
+    /// Describe an expression in plain English and show its next 5 fires.
+    Explain {
+        expression: String,
+        #[arg(long, default_value = "UTC")]
+        tz: String,
+    },
+}
+
+type ClientFuture<'a> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<()>> + 'a>>;
+
+/// Runs one client call against a running host.
+fn client(
+    remote: &RemoteArgs,
+    call: impl for<'a> FnOnce(&'a cli::client::Remote) -> ClientFuture<'a>,
+) -> anyhow::Result<()> {
+    let remote = cli::client::Remote::new(&remote.url);
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(call(&remote))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Cron(CronCommand::Next {
+            expression,
+            tz,
+            from,
+            count,
+        }) => cli::cron::next(&expression, &tz, from.as_deref(), count),
+        Command::Cron(CronCommand::Explain { expression, tz }) => {
+            cli::cron::explain(&expression, &tz)
+        }
+        Command::Check { file } => cli::check::run(&file),
+        Command::Run { config, listen } => cli::run::run(&config, listen),
+        Command::Trigger { id, data, remote } => client(&remote, |r| {
+            Box::pin(async move { r.trigger(&id, &data).await })
+        }),
+        Command::Publish {
+            topic,
+            data,
+            remote,
+        } => client(&remote, |r| {
+            Box::pin(async move { r.publish(&topic, &data).await })
+        }),
+        Command::Tail { pattern, remote } => {
+            client(&remote, |r| Box::pin(async move { r.tail(&pattern).await }))
+        }
+        Command::Status { remote } => {
+            client(&remote, |r| Box::pin(async move { r.status().await }))
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

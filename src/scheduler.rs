@@ -1,7 +1,7 @@
 //! The scheduler: a registry of triggers bound to topics, started and
 //! stopped together, changeable while running.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, OnceLock};
 
 use tokio::sync::Mutex;
@@ -48,6 +48,8 @@ pub struct Scheduler {
 struct State {
     running: bool,
     triggers: BTreeMap<String, Registration>,
+    /// Registered but held stopped until resumed.
+    paused: BTreeSet<String>,
 }
 
 impl Scheduler {
@@ -115,6 +117,7 @@ impl Scheduler {
             .triggers
             .remove(id)
             .ok_or_else(|| SchedulerError::UnknownId(id.to_owned()))?;
+        state.paused.remove(id);
         registration.trigger.stop().await;
         tracing::info!(trigger = %id, "unregistered trigger");
         Ok(registration)
@@ -127,7 +130,7 @@ impl Scheduler {
         state.running = true;
         let mut first_error = None;
         for (id, registration) in &state.triggers {
-            if registration.trigger.is_running() {
+            if registration.trigger.is_running() || state.paused.contains(id) {
                 continue;
             }
             if let Err(error) = self.start_one(id, registration).await {
@@ -145,6 +148,41 @@ impl Scheduler {
         for registration in state.triggers.values() {
             registration.trigger.stop().await;
         }
+    }
+
+    /// Stops a trigger without unregistering it; it stays stopped across
+    /// [`Self::start`] until [`Self::resume`].
+    pub async fn pause(&self, id: &str) -> Result<(), SchedulerError> {
+        let mut state = self.state.lock().await;
+        let registration = state
+            .triggers
+            .get(id)
+            .cloned()
+            .ok_or_else(|| SchedulerError::UnknownId(id.to_owned()))?;
+        registration.trigger.stop().await;
+        state.paused.insert(id.to_owned());
+        tracing::info!(trigger = %id, "paused trigger");
+        Ok(())
+    }
+
+    /// Resumes a paused trigger (it starts if the scheduler runs).
+    pub async fn resume(&self, id: &str) -> Result<(), SchedulerError> {
+        let mut state = self.state.lock().await;
+        let registration = state
+            .triggers
+            .get(id)
+            .cloned()
+            .ok_or_else(|| SchedulerError::UnknownId(id.to_owned()))?;
+        if state.paused.remove(id) && state.running && !registration.trigger.is_running() {
+            self.start_one(id, &registration).await?;
+        }
+        tracing::info!(trigger = %id, "resumed trigger");
+        Ok(())
+    }
+
+    /// Is the trigger paused?
+    pub async fn is_paused(&self, id: &str) -> bool {
+        self.state.lock().await.paused.contains(id)
     }
 
     pub async fn is_running(&self) -> bool {

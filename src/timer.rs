@@ -26,7 +26,7 @@ pub struct TimerKey(u64);
 enum Command {
     Add {
         key: TimerKey,
-        schedule: CronSchedule,
+        schedule: Box<CronSchedule>,
         callback: FireCallback,
     },
     Remove(TimerKey),
@@ -56,7 +56,7 @@ impl TimerHandle {
         // The task only stops once every handle (including this one) is gone.
         let _ = self.commands.send(Command::Add {
             key,
-            schedule,
+            schedule: Box::new(schedule),
             callback,
         });
         key
@@ -86,7 +86,7 @@ async fn run(clock: Clock, mut commands: mpsc::UnboundedReceiver<Command>) {
                 Some(Command::Add { key, schedule, callback }) => {
                     if let Some(next) = schedule.next_after(clock.now()) {
                         heap.push(Reverse((next, key.0)));
-                        entries.insert(key, Entry { schedule, callback, next });
+                        entries.insert(key, Entry { schedule: *schedule, callback, next });
                     }
                 }
                 Some(Command::Remove(key)) => {

@@ -68,6 +68,11 @@ impl Trigger for ApiTrigger {
         self.state.end();
     }
 
+    async fn run_now(&self, payload: Option<Value>) -> Result<u64, TriggerError> {
+        self.trigger(payload.unwrap_or_else(|| Value::Object(Default::default())))
+            .await
+    }
+
     fn is_running(&self) -> bool {
         self.state.is_running()
     }

@@ -46,12 +46,6 @@ impl CronTrigger {
         self.schedule.fires_after(Utc::now()).take(n).collect()
     }
 
-    /// Fires once now, outside the schedule ("run now").
-    pub async fn fire_now(&self) -> Result<usize, TriggerError> {
-        let dispatcher = self.dispatcher().ok_or(TriggerError::NotRunning)?;
-        Ok(dispatcher.fire(firing(&dispatcher, Utc::now())).await?)
-    }
-
     fn dispatcher(&self) -> Option<Arc<Dispatcher>> {
         let active = self.active.lock().unwrap_or_else(|p| p.into_inner());
         active.as_ref().map(|a| a.dispatcher.clone())
@@ -106,6 +100,12 @@ impl Trigger for CronTrigger {
             active.firings.wait().await;
         }
         self.state.end();
+    }
+
+    async fn run_now(&self, _payload: Option<serde_json::Value>) -> Result<u64, TriggerError> {
+        let dispatcher = self.dispatcher().ok_or(TriggerError::NotRunning)?;
+        dispatcher.fire(firing(&dispatcher, Utc::now())).await?;
+        Ok(self.fire_count())
     }
 
     fn is_running(&self) -> bool {

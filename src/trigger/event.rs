@@ -15,7 +15,8 @@ use super::{Binding, Trigger, TriggerError, TriggerKind, TriggerState};
 use crate::broker::{Delivery, SubscriberKind, Subscription};
 use crate::event::Event;
 use crate::firing::{Dispatcher, Factory, Filter, Firing, TriggerStats};
-use crate::topic::TopicPattern;
+use crate::topic::{Topic, TopicPattern};
+use serde_json::Value;
 
 /// Subscribes to `source` and fires for each accepted event.
 pub struct EventTrigger {
@@ -29,6 +30,7 @@ pub struct EventTrigger {
 struct Active {
     stop: watch::Sender<bool>,
     consumer: JoinHandle<()>,
+    dispatcher: Arc<Dispatcher>,
 }
 
 impl EventTrigger {
@@ -53,7 +55,7 @@ impl EventTrigger {
 
 /// The consuming side of a running event trigger.
 struct Consumer {
-    dispatcher: Dispatcher,
+    dispatcher: Arc<Dispatcher>,
     filter: Option<Arc<dyn Filter>>,
 }
 
@@ -143,13 +145,18 @@ impl Trigger for EventTrigger {
                 return Err(error.into());
             }
         };
+        let dispatcher = Arc::new(self.state.dispatcher(&binding, &self.factory));
         let consumer = Consumer {
-            dispatcher: self.state.dispatcher(&binding, &self.factory),
+            dispatcher: dispatcher.clone(),
             filter: self.filter.clone(),
         };
         let (stop, stop_receiver) = watch::channel(false);
         let consumer = tokio::spawn(consumer.run(subscription, stop_receiver));
-        *self.active.lock().unwrap_or_else(|p| p.into_inner()) = Some(Active { stop, consumer });
+        *self.active.lock().unwrap_or_else(|p| p.into_inner()) = Some(Active {
+            stop,
+            consumer,
+            dispatcher,
+        });
         Ok(())
     }
 
@@ -161,6 +168,35 @@ impl Trigger for EventTrigger {
             let _ = active.consumer.await;
         }
         self.state.end();
+    }
+
+    /// Fires with a source event made up on the spot: on the pattern's
+    /// literal prefix (or `manual`), carrying `payload` as its data. The
+    /// filter is not asked.
+    async fn run_now(&self, payload: Option<Value>) -> Result<u64, TriggerError> {
+        let dispatcher = {
+            let active = self.active.lock().unwrap_or_else(|p| p.into_inner());
+            active.as_ref().map(|a| a.dispatcher.clone())
+        }
+        .ok_or(TriggerError::NotRunning)?;
+        let prefix = self.source.literal_prefix().join(".");
+        let topic = Topic::new(if prefix.is_empty() {
+            "manual".to_owned()
+        } else {
+            prefix
+        })?;
+        let source = Event::new(topic, payload.unwrap_or(Value::Null))
+            .with_header("wasmsched-run-now", "true");
+        dispatcher
+            .fire(Firing {
+                trigger_id: dispatcher.trigger_id.clone(),
+                kind: TriggerKind::Event,
+                instant: Utc::now(),
+                payload: None,
+                source: Some(source),
+            })
+            .await?;
+        Ok(self.fire_count())
     }
 
     fn is_running(&self) -> bool {

@@ -26,7 +26,7 @@ use crate::topic::{Topic, TopicError};
 
 /// The three kinds of trigger.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "lowercase", try_from = "String")]
 pub enum TriggerKind {
     Cron,
     Api,
@@ -46,6 +46,13 @@ impl TriggerKind {
 impl fmt::Display for TriggerKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+impl TryFrom<String> for TriggerKind {
+    type Error = TriggerError;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
     }
 }
 
@@ -112,6 +119,11 @@ pub trait Trigger: Send + Sync + 'static {
 
     /// Counters: fires, errors, events published, filter decisions.
     fn stats(&self) -> TriggerStats;
+
+    /// Fires once now, whatever the schedule or filter says ("run now").
+    /// `payload` is the api payload, or the data of the source event an
+    /// event trigger is handed. Returns the fire count.
+    async fn run_now(&self, payload: Option<serde_json::Value>) -> Result<u64, TriggerError>;
 
     /// How many times the trigger has fired.
     fn fire_count(&self) -> u64 {

@@ -1,0 +1,167 @@
+//! Clients of a running host: `trigger`, `publish`, `tail`, `status`.
+
+use anyhow::{Context, Result, bail};
+use futures_util::StreamExt;
+use serde_json::Value;
+
+/// Where the host is and how to authenticate to its admin API.
+pub struct Remote {
+    base: String,
+    admin_token: Option<String>,
+    http: reqwest::Client,
+}
+
+impl Remote {
+    pub fn new(url: &str) -> Self {
+        Self {
+            base: url.trim_end_matches('/').to_owned(),
+            admin_token: std::env::var(wasmsched::http::ADMIN_TOKEN_ENV).ok(),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    fn admin(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match &self.admin_token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        }
+    }
+
+    /// Sends `request`; a non-2xx answer becomes an error carrying the
+    /// host's `{"error": ...}` message.
+    async fn send(&self, request: reqwest::RequestBuilder) -> Result<Value> {
+        let response = request.send().await.with_context(|| {
+            format!(
+                "cannot reach wasmsched at {} (is `wasmsched run` running?)",
+                self.base
+            )
+        })?;
+        let status = response.status();
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        if !status.is_success() {
+            let message = body["error"].as_str().unwrap_or("no details");
+            bail!("{status}: {message}");
+        }
+        Ok(body)
+    }
+
+    /// Fires api trigger `id` with `data` (a JSON object).
+    pub async fn trigger(&self, id: &str, data: &str) -> Result<()> {
+        let data: Value = serde_json::from_str(data).context("--data is not valid JSON")?;
+        let info = self
+            .send(
+                self.admin(
+                    self.http
+                        .get(format!("{}/api/admin/triggers/{id}", self.base)),
+                ),
+            )
+            .await?;
+        let path = info["path"].as_str().with_context(|| {
+            format!(
+                "trigger `{id}` is a {} trigger, not an api trigger",
+                info["kind"]
+            )
+        })?;
+        let answer = self
+            .send(
+                self.http
+                    .post(format!("{}{path}/trigger", self.base))
+                    .json(&serde_json::json!({ "data": data })),
+            )
+            .await?;
+        println!("{answer}");
+        Ok(())
+    }
+
+    /// Publishes `data` on `topic`.
+    pub async fn publish(&self, topic: &str, data: &str) -> Result<()> {
+        let data: Value = serde_json::from_str(data).context("the event data is not valid JSON")?;
+        let body = serde_json::json!({ "topic": topic, "data": data });
+        let answer = self
+            .send(
+                self.http
+                    .post(format!("{}/api/events", self.base))
+                    .json(&body),
+            )
+            .await?;
+        println!("{answer}");
+        Ok(())
+    }
+
+    /// Prints every event matching `pattern` as it arrives, one per line.
+    pub async fn tail(&self, pattern: &str) -> Result<()> {
+        let response = self
+            .http
+            .get(format!("{}/api/events/stream", self.base))
+            .query(&[("pattern", pattern)])
+            .send()
+            .await
+            .with_context(|| format!("cannot reach wasmsched at {}", self.base))?;
+        if !response.status().is_success() {
+            let status = response.status();
+            let body: Value = response.json().await.unwrap_or(Value::Null);
+            bail!(
+                "{status}: {}",
+                body["error"].as_str().unwrap_or("no details")
+            );
+        }
+        let mut stream = response.bytes_stream();
+        let mut buffer = String::new();
+        while let Some(chunk) = stream.next().await {
+            buffer.push_str(&String::from_utf8_lossy(&chunk?));
+            while let Some(end) = buffer.find('\n') {
+                let line: String = buffer.drain(..=end).collect();
+                if let Some(json) = line.trim_end().strip_prefix("data:") {
+                    print_event(json.trim_start());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A table of triggers with next fires and counts.
+    pub async fn status(&self) -> Result<()> {
+        let triggers = self
+            .send(self.admin(self.http.get(format!("{}/api/admin/triggers", self.base))))
+            .await?;
+        println!(
+            "{:<22} {:<6} {:<26} {:<8} {:>6} {:>6}  NEXT / SOURCE / PATH",
+            "TRIGGER", "KIND", "TOPIC", "STATE", "FIRES", "ERRORS"
+        );
+        for t in triggers.as_array().into_iter().flatten() {
+            let state = match (t["paused"].as_bool(), t["running"].as_bool()) {
+                (Some(true), _) => "paused",
+                (_, Some(true)) => "running",
+                _ => "stopped",
+            };
+            let detail = t["next_fires"][0]
+                .as_str()
+                .or(t["source"].as_str())
+                .or(t["path"].as_str())
+                .unwrap_or("");
+            println!(
+                "{:<22} {:<6} {:<26} {:<8} {:>6} {:>6}  {}",
+                t["id"].as_str().unwrap_or("?"),
+                t["kind"].as_str().unwrap_or("?"),
+                t["topic"].as_str().unwrap_or("?"),
+                state,
+                t["fire_count"],
+                t["error_count"],
+                detail
+            );
+        }
+        Ok(())
+    }
+}
+
+fn print_event(json: &str) {
+    match serde_json::from_str::<Value>(json) {
+        Ok(event) => println!(
+            "{} {} {}",
+            event["time"].as_str().unwrap_or(""),
+            event["topic"].as_str().unwrap_or(""),
+            event["data"]
+        ),
+        Err(_) => println!("{json}"),
+    }
+}

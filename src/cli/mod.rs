@@ -1,0 +1,6 @@
+//! The subcommands of the `wasmsched` binary.
+
+pub mod check;
+pub mod client;
+pub mod cron;
+pub mod run;

@@ -1,0 +1,84 @@
+//! `wasmsched run`: the host and its HTTP API on the embedded memory broker.
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use wasmsched::TopicPattern;
+use wasmsched::broker::SubscriberKind;
+use wasmsched::config::Config;
+use wasmsched::host::Host;
+use wasmsched::http::{self, AppState};
+
+pub fn run(config_path: &Path, listen: Option<SocketAddr>) -> Result<()> {
+    init_logging();
+    let mut config =
+        Config::load(config_path).with_context(|| format!("loading {}", config_path.display()))?;
+    if let Some(listen) = listen {
+        config.listen = listen;
+    }
+    tokio::runtime::Runtime::new()?.block_on(serve(config))
+}
+
+async fn serve(config: Config) -> Result<()> {
+    let listen = config.listen;
+    tracing::info!(config = %config.path.display(), plugins = %config.plugins_dir.display(), triggers = config.triggers.len(), "starting wasmsched");
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen} (in use? try --listen 127.0.0.1:0)"))?;
+    let host = Host::start(config).await?;
+    for (id, registration) in host.scheduler.registered_triggers().await {
+        tracing::info!(trigger = %id, kind = %registration.trigger.kind(), topic = %registration.topic, running = registration.trigger.is_running(), "trigger ready");
+    }
+    let problems = host.problems().len();
+    if problems > 0 {
+        tracing::warn!(
+            count = problems,
+            "started with problems (see errors above); the rest is running"
+        );
+    }
+    log_events(&host).await?;
+    tracing::info!("HTTP API on http://{}", listener.local_addr()?);
+    http::serve(listener, AppState::new(host.clone()), shutdown_signal()).await?;
+    tracing::info!("shutting down: letting firings in flight finish");
+    host.scheduler.stop().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Logs every published event (an observer: it never slows publishers).
+async fn log_events(host: &Host) -> Result<()> {
+    let all = TopicPattern::new("**").expect("valid pattern");
+    let mut events = host
+        .broker
+        .subscribe(&all, SubscriberKind::Observer)
+        .await?;
+    tokio::spawn(async move {
+        while let Some(delivery) = events.next().await {
+            let event = delivery.event;
+            tracing::info!(topic = %event.topic, id = %event.id, data = %event.data, "event");
+        }
+    });
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("installing the SIGTERM handler");
+    tokio::select! {
+        _ = interrupt => {},
+        _ = terminate.recv() => {},
+    }
+    tracing::info!("signal received: no longer accepting requests");
+}
+
+/// Logs to stderr; `RUST_LOG` overrides the default (`info`).
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}

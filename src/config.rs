@@ -1,0 +1,425 @@
+//! `wasmsched.toml` and plugin manifests (`plugins/NAME.toml`).
+//!
+//! ```toml
+//! [server]
+//! listen = "127.0.0.1:8080"
+//!
+//! [plugins]
+//! dir = "plugins"            # relative to this file
+//!
+//! [[trigger]]
+//! id = "nightly"
+//! kind = "cron"              # cron | api | event
+//! topic = "pipeline.collection"
+//! plugin = "pipeline_stage"  # plugins/pipeline_stage.wasm (optional)
+//! schedule = "0 3 * * *"     # cron only
+//! timezone = "Asia/Seoul"    # cron only, default UTC
+//! # path = "/webhooks/x"     # api only, default /api/triggers/<id>
+//! # source = "logs.**"       # event only
+//! [trigger.config]           # strings handed to the plugin
+//! stage = "collection"
+//! ```
+//!
+//! A manifest holds `[[trigger]]` tables only. Unknown keys, duplicate ids
+//! and missing fields are errors naming the file, the trigger and the key.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::topic::{Topic, TopicPattern};
+use crate::trigger::TriggerKind;
+
+/// The default listen address.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+
+/// Why a configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}: {message}", path.display())]
+    Syntax { path: PathBuf, message: String },
+    #[error("{}: trigger `{id}`: {message}", path.display())]
+    Trigger {
+        path: PathBuf,
+        id: String,
+        message: String,
+    },
+    #[error("trigger id `{id}` is declared twice: in {} and in {}", first.display(), second.display())]
+    DuplicateId {
+        id: String,
+        first: PathBuf,
+        second: PathBuf,
+    },
+}
+
+/// The whole configuration: the main file plus every manifest.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub path: PathBuf,
+    pub listen: SocketAddr,
+    pub admin_token: Option<String>,
+    /// The plugins directory, resolved against the config file's directory.
+    pub plugins_dir: PathBuf,
+    pub triggers: Vec<TriggerConfig>,
+}
+
+/// How an api trigger authenticates callers (`[trigger.auth]`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiAuth {
+    /// Callers send `Authorization: Bearer <token>`.
+    #[serde(default)]
+    pub bearer_token: Option<String>,
+    /// Callers sign the raw body: `<header>: sha256=<hex HMAC-SHA256>`.
+    #[serde(default)]
+    pub hmac_secret: Option<String>,
+    /// The signature header (default `X-Hub-Signature-256`, GitHub's).
+    #[serde(default = "default_signature_header")]
+    pub signature_header: String,
+}
+
+fn default_signature_header() -> String {
+    "X-Hub-Signature-256".to_owned()
+}
+
+/// One `[[trigger]]` table, validated for its kind.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TriggerConfig {
+    pub id: String,
+    pub kind: TriggerKind,
+    pub topic: Topic,
+    #[serde(default)]
+    pub plugin: Option<String>,
+    #[serde(default)]
+    pub schedule: Option<String>,
+    #[serde(default)]
+    pub timezone: Option<String>,
+    #[serde(default)]
+    pub path: Option<String>,
+    #[serde(default)]
+    pub source: Option<TopicPattern>,
+    #[serde(default)]
+    pub config: BTreeMap<String, String>,
+    /// api only: who may call it.
+    #[serde(default)]
+    pub auth: Option<ApiAuth>,
+    /// The file this trigger was declared in.
+    #[serde(skip)]
+    pub declared_in: PathBuf,
+}
+
+impl TriggerConfig {
+    /// The HTTP path of an api trigger.
+    pub fn api_path(&self) -> String {
+        self.path
+            .clone()
+            .unwrap_or_else(|| format!("/api/triggers/{}", self.id))
+    }
+
+    /// Parses one `[[trigger]]` table given as JSON (the admin API's input).
+    pub fn from_json(value: serde_json::Value) -> Result<Self, String> {
+        let config: Self = serde_json::from_value(value).map_err(|e| e.to_string())?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks the fields that depend on the kind.
+    fn validate(&self) -> Result<(), String> {
+        if self.id.trim().is_empty() {
+            return Err("`id` must not be empty".into());
+        }
+        let only_for = |key: &str, present: bool, kind: TriggerKind| -> Result<(), String> {
+            if present && self.kind != kind {
+                return Err(format!(
+                    "`{key}` is only for {kind} triggers, not {}",
+                    self.kind
+                ));
+            }
+            Ok(())
+        };
+        only_for("schedule", self.schedule.is_some(), TriggerKind::Cron)?;
+        only_for("timezone", self.timezone.is_some(), TriggerKind::Cron)?;
+        only_for("path", self.path.is_some(), TriggerKind::Api)?;
+        only_for("source", self.source.is_some(), TriggerKind::Event)?;
+        only_for("auth", self.auth.is_some(), TriggerKind::Api)?;
+        if let Some(auth) = &self.auth
+            && auth.bearer_token.is_some() == auth.hmac_secret.is_some()
+        {
+            return Err("`auth` needs exactly one of `bearer_token` and `hmac_secret`".into());
+        }
+        match self.kind {
+            TriggerKind::Cron if self.schedule.is_none() => {
+                Err("missing `schedule` (a cron trigger needs one)".into())
+            }
+            TriggerKind::Event if self.source.is_none() => {
+                Err("missing `source` (an event trigger needs a topic pattern)".into())
+            }
+            TriggerKind::Api => match &self.path {
+                Some(path) if !path.starts_with('/') => {
+                    Err(format!("`path` must start with `/`: `{path}`"))
+                }
+                _ => Ok(()),
+            },
+            _ => Ok(()),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MainFile {
+    #[serde(default)]
+    server: ServerSection,
+    #[serde(default)]
+    plugins: PluginsSection,
+    #[serde(default)]
+    trigger: Vec<toml::Value>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ServerSection {
+    listen: Option<SocketAddr>,
+    admin_token: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct PluginsSection {
+    dir: Option<PathBuf>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ManifestFile {
+    #[serde(default)]
+    trigger: Vec<toml::Value>,
+}
+
+impl Config {
+    /// Loads `path` and every `*.toml` manifest in its plugins directory.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let main: MainFile = parse_file(path)?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        let plugins_dir = base.join(main.plugins.dir.unwrap_or_else(|| "plugins".into()));
+        let mut triggers = parse_triggers(path, main.trigger)?;
+        for manifest in manifests_in(&plugins_dir)? {
+            triggers.extend(load_manifest(&manifest)?);
+        }
+        check_unique_ids(&triggers)?;
+        Ok(Self {
+            path: path.to_owned(),
+            listen: main
+                .server
+                .listen
+                .unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("valid default")),
+            admin_token: main.server.admin_token,
+            plugins_dir,
+            triggers,
+        })
+    }
+}
+
+/// Loads the triggers of one manifest file.
+pub fn load_manifest(path: &Path) -> Result<Vec<TriggerConfig>, ConfigError> {
+    let manifest: ManifestFile = parse_file(path)?;
+    parse_triggers(path, manifest.trigger)
+}
+
+/// The `*.toml` files directly in `dir`, sorted; none if `dir` is missing.
+pub fn manifests_in(dir: &Path) -> Result<Vec<PathBuf>, ConfigError> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(source) => {
+            return Err(ConfigError::Read {
+                path: dir.to_owned(),
+                source,
+            });
+        }
+    };
+    let mut manifests: Vec<PathBuf> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml") && p.is_file())
+        .collect();
+    manifests.sort();
+    Ok(manifests)
+}
+
+fn parse_file<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|e| ConfigError::Syntax {
+        path: path.to_owned(),
+        message: one_line(&e.to_string()),
+    })
+}
+
+fn parse_triggers(
+    path: &Path,
+    tables: Vec<toml::Value>,
+) -> Result<Vec<TriggerConfig>, ConfigError> {
+    tables
+        .into_iter()
+        .enumerate()
+        .map(|(index, table)| {
+            let id = table
+                .get("id")
+                .and_then(toml::Value::as_str)
+                .map_or_else(|| format!("#{}", index + 1), str::to_owned);
+            let error = |message: String| ConfigError::Trigger {
+                path: path.to_owned(),
+                id: id.clone(),
+                message,
+            };
+            let mut trigger: TriggerConfig = table
+                .try_into()
+                .map_err(|e: toml::de::Error| error(one_line(e.message())))?;
+            trigger.validate().map_err(error)?;
+            trigger.declared_in = path.to_owned();
+            Ok(trigger)
+        })
+        .collect()
+}
+
+fn check_unique_ids(triggers: &[TriggerConfig]) -> Result<(), ConfigError> {
+    let mut seen: BTreeMap<&str, &Path> = BTreeMap::new();
+    for trigger in triggers {
+        if let Some(first) = seen.insert(&trigger.id, &trigger.declared_in) {
+            return Err(ConfigError::DuplicateId {
+                id: trigger.id.clone(),
+                first: first.to_owned(),
+                second: trigger.declared_in.clone(),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn one_line(message: &str) -> String {
+    message
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    fn temp_dir(name: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("wasmsched-config-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("plugins")).unwrap();
+        dir
+    }
+
+    #[test]
+    fn loads_main_file_and_manifests() {
+        let dir = temp_dir("ok");
+        let main = write(
+            &dir,
+            "wasmsched.toml",
+            r#"
+            [server]
+            listen = "127.0.0.1:9999"
+            [[trigger]]
+            id = "hook"
+            kind = "API"
+            topic = "webhooks.x"
+            "#,
+        );
+        write(
+            &dir.join("plugins"),
+            "alerts.toml",
+            r#"
+            [[trigger]]
+            id = "alerts"
+            kind = "event"
+            source = "logs.**"
+            topic = "alerts.critical"
+            plugin = "error_alert"
+            [trigger.config]
+            level = "ERROR"
+            "#,
+        );
+        let config = Config::load(&main).unwrap();
+        assert_eq!(config.listen.port(), 9999);
+        assert_eq!(config.triggers.len(), 2);
+        assert_eq!(config.triggers[0].api_path(), "/api/triggers/hook");
+        assert_eq!(config.triggers[1].config["level"], "ERROR");
+        assert!(
+            config.triggers[1]
+                .declared_in
+                .ends_with("plugins/alerts.toml")
+        );
+    }
+
+    #[test]
+    fn errors_name_file_trigger_and_key() {
+        let dir = temp_dir("bad");
+        let cases = [
+            (
+                "[[trigger]]\nid = \"a\"\nkind = \"cron\"\ntopic = \"t\"\nshedule = \"* * * * *\"\n",
+                "trigger `a`: unknown field `shedule`",
+            ),
+            (
+                "[[trigger]]\nid = \"b\"\nkind = \"cron\"\ntopic = \"t\"\n",
+                "trigger `b`: missing `schedule`",
+            ),
+            (
+                "[[trigger]]\nid = \"c\"\nkind = \"event\"\n",
+                "trigger `c`: missing field `topic`",
+            ),
+            (
+                "[[trigger]]\nid = \"d\"\nkind = \"timer\"\ntopic = \"t\"\n",
+                "trigger `d`: unknown trigger kind `timer`",
+            ),
+            (
+                "[[trigger]]\nid = \"e\"\nkind = \"api\"\ntopic = \"t\"\nsource = \"x\"\n",
+                "trigger `e`: `source` is only for event triggers, not api",
+            ),
+            ("[serverr]\n", "unknown field `serverr`"),
+        ];
+        for (text, expected) in cases {
+            let path = write(&dir, "wasmsched.toml", text);
+            let err = Config::load(&path).unwrap_err().to_string();
+            assert!(err.contains("wasmsched.toml"), "{err}");
+            assert!(err.contains(expected), "expected `{expected}` in: {err}");
+        }
+    }
+
+    #[test]
+    fn duplicate_ids_across_files_name_both_files() {
+        let dir = temp_dir("dup");
+        let trigger = "[[trigger]]\nid = \"same\"\nkind = \"api\"\ntopic = \"t\"\n";
+        let main = write(&dir, "wasmsched.toml", trigger);
+        write(&dir.join("plugins"), "other.toml", trigger);
+        let err = Config::load(&main).unwrap_err().to_string();
+        assert!(
+            err.contains("`same`") && err.contains("wasmsched.toml") && err.contains("other.toml"),
+            "{err}"
+        );
+    }
+}

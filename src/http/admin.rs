@@ -1,0 +1,238 @@
+//! The admin API (`/api/admin/...`): list, inspect, add, remove, pause,
+//! resume and run triggers; list plugins.
+
+use axum::Json;
+use axum::extract::{Path, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::Response;
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use super::AppState;
+use super::api_triggers::{check_bearer, fire_error};
+use super::error::{ApiError, ApiResult, parse_json_object, read_body};
+use crate::config::TriggerConfig;
+use crate::firing::TriggerStats;
+use crate::host::HostError;
+use crate::scheduler::{Registration, SchedulerError};
+use crate::trigger::CronTrigger;
+
+/// Requires `Authorization: Bearer <admin token>` when one is configured.
+pub async fn require_token(
+    State(app): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    if let Some(token) = &app.admin_token {
+        check_bearer(request.headers(), token)?;
+    }
+    Ok(next.run(request).await)
+}
+
+/// One trigger as the admin API shows it.
+#[derive(Serialize)]
+pub struct TriggerView {
+    id: String,
+    kind: String,
+    topic: String,
+    plugin: Option<String>,
+    running: bool,
+    paused: bool,
+    fire_count: u64,
+    error_count: u64,
+    stats: TriggerStats,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    schedule: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    timezone: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    next_fires: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    path: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    source: Option<String>,
+    declared_in: String,
+}
+
+async fn view(
+    app: &AppState,
+    id: &str,
+    registration: &Registration,
+    config: &TriggerConfig,
+) -> TriggerView {
+    let trigger = &registration.trigger;
+    let stats = trigger.stats();
+    let next_fires = trigger
+        .as_any()
+        .downcast_ref::<CronTrigger>()
+        .map(|cron| cron.next_fires(3).iter().map(|t| t.to_rfc3339()).collect())
+        .unwrap_or_default();
+    TriggerView {
+        id: id.to_owned(),
+        kind: trigger.kind().to_string(),
+        topic: registration.topic.to_string(),
+        plugin: config.plugin.clone(),
+        running: trigger.is_running(),
+        paused: app.host.scheduler.is_paused(id).await,
+        fire_count: stats.fires,
+        error_count: stats.errors,
+        stats,
+        schedule: config.schedule.clone(),
+        timezone: config
+            .schedule
+            .as_ref()
+            .map(|_| config.timezone.clone().unwrap_or_else(|| "UTC".into())),
+        next_fires,
+        path: (config.kind == crate::trigger::TriggerKind::Api).then(|| config.api_path()),
+        source: config.source.as_ref().map(|s| s.to_string()),
+        declared_in: config.declared_in.display().to_string(),
+    }
+}
+
+pub async fn list_triggers(State(app): State<AppState>) -> Json<Vec<TriggerView>> {
+    let mut views = Vec::new();
+    for (id, registration) in app.host.scheduler.registered_triggers().await {
+        if let Some(config) = app.host.trigger_config(&id) {
+            views.push(view(&app, &id, &registration, &config).await);
+        }
+    }
+    Json(views)
+}
+
+pub async fn get_trigger(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<TriggerView>> {
+    let (registration, config) = app.host.trigger(&id).await.ok_or_else(|| unknown(&id))?;
+    Ok(Json(view(&app, &id, &registration, &config).await))
+}
+
+/// Registers a trigger from the same fields as a `[[trigger]]` table.
+pub async fn add_trigger(
+    State(app): State<AppState>,
+    request: Request,
+) -> ApiResult<(StatusCode, Json<TriggerView>)> {
+    let (parts, body) = request.into_parts();
+    let body = read_body(body, app.body_limit).await?;
+    let object = parse_json_object(&parts.headers, &body)?;
+    let mut config = TriggerConfig::from_json(Value::Object(object)).map_err(|e| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("invalid trigger: {e}"),
+        )
+    })?;
+    config.declared_in = "admin API".into();
+    let id = config.id.clone();
+    app.host.add_trigger(config).await.map_err(host_error)?;
+    get_trigger(State(app), Path(id))
+        .await
+        .map(|json| (StatusCode::CREATED, json))
+}
+
+pub async fn remove_trigger(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    app.host.remove_trigger(&id).await.map_err(host_error)?;
+    Ok(Json(json!({ "removed": id })))
+}
+
+pub async fn pause(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<TriggerView>> {
+    app.host
+        .scheduler
+        .pause(&id)
+        .await
+        .map_err(scheduler_error)?;
+    get_trigger(State(app), Path(id)).await
+}
+
+pub async fn resume(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<TriggerView>> {
+    app.host
+        .scheduler
+        .resume(&id)
+        .await
+        .map_err(scheduler_error)?;
+    get_trigger(State(app), Path(id)).await
+}
+
+/// Fires a trigger now, whatever its kind; an optional JSON body is the
+/// payload (api) or the source event's data (event).
+pub async fn run_now(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    request: Request,
+) -> ApiResult<Json<Value>> {
+    let (parts, body) = request.into_parts();
+    let body = read_body(body, app.body_limit).await?;
+    let payload = if body.is_empty() {
+        None
+    } else {
+        Some(Value::Object(parse_json_object(&parts.headers, &body)?))
+    };
+    let registration = app
+        .host
+        .scheduler
+        .trigger(&id)
+        .await
+        .ok_or_else(|| unknown(&id))?;
+    let count = registration
+        .trigger
+        .run_now(payload)
+        .await
+        .map_err(|e| fire_error(&id, e))?;
+    Ok(Json(json!({ "success": true, "trigger_count": count })))
+}
+
+/// Every loaded plugin with its counters.
+pub async fn list_plugins(State(app): State<AppState>) -> Json<Vec<Value>> {
+    let errors = app.host.plugin_errors();
+    let mut names: std::collections::BTreeSet<String> = app.host.plugins().into_keys().collect();
+    names.extend(errors.keys().cloned());
+    let plugins = app.host.plugins();
+    Json(
+        names
+            .into_iter()
+            .map(|name| {
+                let last_error = errors.get(&name);
+                match plugins.get(&name) {
+                    Some(plugin) => json!({
+                        "name": name,
+                        "hash": plugin.hash(),
+                        "loaded_at": plugin.loaded_at().to_rfc3339(),
+                        "worlds": plugin.worlds().names(),
+                        "imports": plugin.imports(),
+                        "last_error": last_error,
+                        "stats": plugin.stats(),
+                    }),
+                    None => json!({ "name": name, "loaded": false, "last_error": last_error }),
+                }
+            })
+            .collect(),
+    )
+}
+
+fn unknown(id: &str) -> ApiError {
+    ApiError::not_found(format!("no trigger with id `{id}`"))
+}
+
+fn scheduler_error(error: SchedulerError) -> ApiError {
+    match error {
+        SchedulerError::UnknownId(id) => unknown(&id),
+        other => ApiError::new(StatusCode::CONFLICT, other.to_string()),
+    }
+}
+
+fn host_error(error: HostError) -> ApiError {
+    match error {
+        HostError::Scheduler(e) => scheduler_error(e),
+        HostError::PathTaken { .. } => ApiError::new(StatusCode::CONFLICT, error.to_string()),
+        other => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, other.to_string()),
+    }
+}

@@ -1,0 +1,167 @@
+//! The seed's api trigger routes, served for every api trigger at its path:
+//! `POST {path}/trigger` and `GET {path}/status`.
+//!
+//! Paths are looked up per request, so triggers registered at run time are
+//! served at once.
+
+use axum::Json;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use hmac::{Hmac, Mac};
+use serde_json::{Value, json};
+use sha2::Sha256;
+use subtle::ConstantTimeEq;
+
+use super::AppState;
+use super::error::{ApiError, ApiResult, parse_json_object, read_body};
+use crate::config::{ApiAuth, TriggerConfig};
+use crate::trigger::{ApiTrigger, TriggerError};
+
+/// Fallback handler: routes `{path}/trigger` and `{path}/status`.
+pub async fn dispatch(State(app): State<AppState>, request: Request) -> Response {
+    let path = request.uri().path().to_owned();
+    let route = [("/trigger", Method::POST), ("/status", Method::GET)]
+        .into_iter()
+        .find_map(|(suffix, method)| Some((path.strip_suffix(suffix)?, suffix, method)));
+    let Some((base, action, method)) = route else {
+        return ApiError::not_found(format!("no route for `{path}`")).into_response();
+    };
+    let Some(config) = app.host.api_trigger_at(base) else {
+        return ApiError::not_found(format!("no api trigger is served at `{base}`"))
+            .into_response();
+    };
+    if request.method() != method {
+        return ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            format!("use {method} for `{path}`"),
+        )
+        .into_response();
+    }
+    let result = match action {
+        "/trigger" => trigger(&app, &config, request).await,
+        _ => status(&app, &config).await,
+    };
+    result.into_response()
+}
+
+async fn trigger(app: &AppState, config: &TriggerConfig, request: Request) -> ApiResult<Response> {
+    let (parts, body) = request.into_parts();
+    let body = read_body(body, app.body_limit).await?;
+    if let Some(auth) = &config.auth {
+        authenticate(auth, &parts.headers, &body)?;
+    }
+    let mut object = parse_json_object(&parts.headers, &body)?;
+    let data = match object.remove("data") {
+        Some(data @ Value::Object(_)) => data,
+        Some(_) => {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "`data` must be a JSON object",
+            ));
+        }
+        None => {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                r#"the body needs a `data` object: {"data": {...}}"#,
+            ));
+        }
+    };
+    let registration = app
+        .host
+        .scheduler
+        .trigger(&config.id)
+        .await
+        .ok_or_else(|| {
+            ApiError::not_found(format!("trigger `{}` is no longer registered", config.id))
+        })?;
+    let api = registration
+        .trigger
+        .as_any()
+        .downcast_ref::<ApiTrigger>()
+        .ok_or_else(|| {
+            ApiError::not_found(format!("trigger `{}` is not an api trigger", config.id))
+        })?;
+    let count = api
+        .trigger(data)
+        .await
+        .map_err(|e| fire_error(&config.id, e))?;
+    Ok(Json(json!({
+        "success": true,
+        "message": "Event triggered successfully",
+        "trigger_count": count,
+    }))
+    .into_response())
+}
+
+async fn status(app: &AppState, config: &TriggerConfig) -> ApiResult<Response> {
+    let registration = app
+        .host
+        .scheduler
+        .trigger(&config.id)
+        .await
+        .ok_or_else(|| {
+            ApiError::not_found(format!("trigger `{}` is no longer registered", config.id))
+        })?;
+    Ok(Json(json!({
+        "running": registration.trigger.is_running(),
+        "trigger_count": registration.trigger.fire_count(),
+    }))
+    .into_response())
+}
+
+/// Maps a failed firing to a status: paused triggers are a conflict, a
+/// broker outage is 503, a failing plugin is 500.
+pub fn fire_error(id: &str, error: TriggerError) -> ApiError {
+    let status = match &error {
+        TriggerError::NotRunning => StatusCode::CONFLICT,
+        TriggerError::Broker(_) | TriggerError::Fire(crate::firing::FireError::Publish { .. }) => {
+            StatusCode::SERVICE_UNAVAILABLE
+        }
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    let message = match error {
+        TriggerError::NotRunning => format!("trigger `{id}` is not running (paused or stopped)"),
+        other => other.to_string(),
+    };
+    ApiError::new(status, message)
+}
+
+/// Checks a bearer token or an HMAC-SHA256 signature of the raw body, in
+/// constant time.
+fn authenticate(auth: &ApiAuth, headers: &HeaderMap, body: &[u8]) -> ApiResult<()> {
+    if let Some(expected) = &auth.bearer_token {
+        return check_bearer(headers, expected);
+    }
+    let secret = auth.hmac_secret.as_deref().unwrap_or_default();
+    let header_name = auth.signature_header.as_str();
+    let signature = headers
+        .get(header_name)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| {
+            ApiError::unauthorized(format!("missing signature header `{header_name}`"))
+        })?;
+    let given = signature
+        .strip_prefix("sha256=")
+        .and_then(|h| hex::decode(h).ok())
+        .ok_or_else(|| ApiError::unauthorized(format!("`{header_name}` must be `sha256=<hex>`")))?;
+    let mut mac =
+        Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key length");
+    mac.update(body);
+    mac.verify_slice(&given)
+        .map_err(|_| ApiError::unauthorized("signature does not match the body"))
+}
+
+/// Checks `Authorization: Bearer <token>` in constant time.
+pub fn check_bearer(headers: &HeaderMap, expected: &str) -> ApiResult<()> {
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or_else(|| ApiError::unauthorized("missing `Authorization: Bearer <token>`"))?;
+    if bool::from(given.as_bytes().ct_eq(expected.as_bytes())) {
+        Ok(())
+    } else {
+        Err(ApiError::unauthorized("wrong bearer token"))
+    }
+}

@@ -1,0 +1,100 @@
+//! `POST /api/events` publishes into the broker; `GET /api/events/stream`
+//! streams matching events as Server-Sent Events.
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+
+use axum::Json;
+use axum::extract::{Query, Request, State};
+use axum::http::StatusCode;
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use futures_util::Stream;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::AppState;
+use super::error::{ApiError, ApiResult, parse_json_object, read_body};
+use crate::broker::SubscriberKind;
+use crate::event::Event;
+use crate::topic::{Topic, TopicPattern};
+
+/// `{"topic": "logs.app", "data": {...}, "headers": {...}}` → published.
+pub async fn publish(
+    State(app): State<AppState>,
+    request: Request,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let (parts, body) = request.into_parts();
+    let body = read_body(body, app.body_limit).await?;
+    let mut object = parse_json_object(&parts.headers, &body)?;
+    let topic = match object.remove("topic") {
+        Some(Value::String(topic)) => {
+            Topic::new(topic).map_err(|e| ApiError::bad_request(e.to_string()))?
+        }
+        _ => {
+            return Err(unprocessable(
+                r#"the body needs a `topic` string: {"topic": "logs.app", "data": {...}}"#,
+            ));
+        }
+    };
+    let data = object.remove("data").ok_or_else(|| {
+        unprocessable(r#"the body needs `data`: {"topic": "logs.app", "data": {...}}"#)
+    })?;
+    let headers: BTreeMap<String, String> = match object.remove("headers") {
+        None => BTreeMap::new(),
+        Some(headers) => serde_json::from_value(headers)
+            .map_err(|_| unprocessable("`headers` must be an object of strings"))?,
+    };
+    let mut event = Event::new(topic, data);
+    event.headers = headers;
+    let (id, topic) = (event.id, event.topic.clone());
+    app.host.broker.publish(event).await.map_err(|e| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("publishing failed: {e}"),
+        )
+    })?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "id": id, "topic": topic })),
+    ))
+}
+
+fn unprocessable(message: &str) -> ApiError {
+    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, message)
+}
+
+#[derive(Deserialize)]
+pub struct StreamQuery {
+    pattern: Option<String>,
+}
+
+/// Every event whose topic matches `?pattern=` (default `**`), as SSE
+/// messages whose `data:` is the event as JSON. A lagging client misses
+/// events rather than slowing publishers.
+pub async fn stream(
+    State(app): State<AppState>,
+    Query(query): Query<StreamQuery>,
+) -> ApiResult<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>> {
+    let pattern = query.pattern.as_deref().unwrap_or("**");
+    let pattern = TopicPattern::new(pattern).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let subscription = app
+        .host
+        .broker
+        .subscribe(&pattern, SubscriberKind::Observer)
+        .await
+        .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
+    let shutdown = app.shutdown.clone();
+    let events = futures_util::stream::unfold(subscription, move |mut subscription| {
+        let shutdown = shutdown.clone();
+        async move {
+            let delivery = tokio::select! {
+                _ = shutdown.cancelled() => return None,
+                delivery = subscription.next() => delivery?,
+            };
+            let json = serde_json::to_string(&delivery.event).expect("events serialize");
+            let message = SseEvent::default().data(json);
+            Some((Ok(message), subscription))
+        }
+    });
+    Ok(Sse::new(events).keep_alive(KeepAlive::default()))
+}

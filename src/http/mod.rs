@@ -1,0 +1,99 @@
+//! The HTTP API (axum): api triggers at their paths, admin, events (publish,
+//! SSE stream), health, metrics and the OpenAPI document.
+
+mod admin;
+mod api_triggers;
+mod error;
+mod events;
+mod ops;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::routing::{get, post};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub use error::ApiError;
+
+use crate::host::Host;
+
+/// Request bodies larger than this are refused with 413 (1 MiB).
+pub const DEFAULT_BODY_LIMIT: usize = 1 << 20;
+
+/// Environment variable that sets the admin token (overrides the config).
+pub const ADMIN_TOKEN_ENV: &str = "WASMSCHED_ADMIN_TOKEN";
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub host: Arc<Host>,
+    pub admin_token: Option<String>,
+    pub body_limit: usize,
+    /// Cancelled at shutdown: ends long-lived responses (SSE streams) so
+    /// the server can finish.
+    pub shutdown: CancellationToken,
+}
+
+impl AppState {
+    /// State for `host`, with the admin token from the environment or config.
+    pub fn new(host: Arc<Host>) -> Self {
+        let admin_token = std::env::var(ADMIN_TOKEN_ENV)
+            .ok()
+            .filter(|t| !t.is_empty())
+            .or_else(|| host.config.admin_token.clone());
+        Self {
+            host,
+            admin_token,
+            body_limit: DEFAULT_BODY_LIMIT,
+            shutdown: CancellationToken::new(),
+        }
+    }
+}
+
+/// Every route of the API.
+pub fn router(state: AppState) -> Router {
+    let admin = Router::new()
+        .route(
+            "/triggers",
+            get(admin::list_triggers).post(admin::add_trigger),
+        )
+        .route(
+            "/triggers/{id}",
+            get(admin::get_trigger).delete(admin::remove_trigger),
+        )
+        .route("/triggers/{id}/pause", post(admin::pause))
+        .route("/triggers/{id}/resume", post(admin::resume))
+        .route("/triggers/{id}/run", post(admin::run_now))
+        .route("/plugins", get(admin::list_plugins))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            admin::require_token,
+        ));
+    Router::new()
+        .nest("/api/admin", admin)
+        .route("/api/events", post(events::publish))
+        .route("/api/events/stream", get(events::stream))
+        .route("/healthz", get(ops::healthz))
+        .route("/metrics", get(ops::metrics))
+        .route("/openapi.json", get(ops::openapi))
+        .fallback(api_triggers::dispatch)
+        .with_state(state)
+}
+
+/// Serves the API on `listener` until `shutdown` completes: then stops
+/// accepting, ends event streams, and lets requests in flight finish.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let token = state.shutdown.clone();
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            token.cancel();
+        })
+        .await
+}

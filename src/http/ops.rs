@@ -1,0 +1,244 @@
+//! Operations endpoints: `/healthz`, `/metrics` (Prometheus text format)
+//! and `/openapi.json`.
+
+use std::fmt::Write as _;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use serde_json::{Value, json};
+
+use super::AppState;
+use crate::firing::TriggerStats;
+use crate::plugin::{LatencyHistogram, PluginStats};
+
+pub async fn healthz(State(app): State<AppState>) -> Json<Value> {
+    let triggers = app.host.scheduler.registered_triggers().await;
+    Json(json!({
+        "status": "ok",
+        "broker": { "kind": "memory", "connected": true },
+        "triggers": triggers.len(),
+        "plugins": app.host.plugins().len(),
+    }))
+}
+
+type TriggerCounter = (&'static str, &'static str, fn(&TriggerStats) -> u64);
+type PluginCounter = (&'static str, &'static str, fn(&PluginStats) -> u64);
+
+const TRIGGER_COUNTERS: [TriggerCounter; 5] = [
+    (
+        "wasmsched_trigger_firings_total",
+        "Firings per trigger.",
+        |s| s.fires,
+    ),
+    (
+        "wasmsched_trigger_errors_total",
+        "Failed firings (factory, filter or publish errors).",
+        |s| s.errors,
+    ),
+    (
+        "wasmsched_events_published_total",
+        "Events published per trigger.",
+        |s| s.events_published,
+    ),
+    (
+        "wasmsched_filter_accepted_total",
+        "Events a trigger's filter accepted.",
+        |s| s.filter_accepted,
+    ),
+    (
+        "wasmsched_filter_rejected_total",
+        "Events a trigger's filter rejected.",
+        |s| s.filter_rejected,
+    ),
+];
+
+const PLUGIN_COUNTERS: [PluginCounter; 6] = [
+    (
+        "wasmsched_plugin_calls_total",
+        "Calls into each plugin.",
+        |s| s.calls,
+    ),
+    (
+        "wasmsched_plugin_errors_total",
+        "Calls where the plugin returned an error.",
+        |s| s.errors,
+    ),
+    (
+        "wasmsched_plugin_traps_total",
+        "Calls that trapped (panic, unreachable, ...).",
+        |s| s.traps,
+    ),
+    (
+        "wasmsched_plugin_timeouts_total",
+        "Calls stopped at their deadline.",
+        |s| s.timeouts,
+    ),
+    (
+        "wasmsched_plugin_memory_exhausted_total",
+        "Calls stopped at their memory cap.",
+        |s| s.memory_exhausted,
+    ),
+    (
+        "wasmsched_plugin_bad_data_total",
+        "Calls that returned invalid JSON or topics.",
+        |s| s.bad_data,
+    ),
+];
+
+/// Counters per trigger and per plugin, and plugin call latency, in
+/// Prometheus text format.
+pub async fn metrics(State(app): State<AppState>) -> impl IntoResponse {
+    let mut out = String::new();
+    let triggers: Vec<(String, TriggerStats)> = app
+        .host
+        .scheduler
+        .registered_triggers()
+        .await
+        .into_iter()
+        .map(|(id, r)| {
+            (
+                format!("trigger=\"{}\",kind=\"{}\"", escape(&id), r.trigger.kind()),
+                r.trigger.stats(),
+            )
+        })
+        .collect();
+    for (name, help, value) in TRIGGER_COUNTERS {
+        family(
+            &mut out,
+            name,
+            help,
+            "counter",
+            triggers
+                .iter()
+                .map(|(labels, s)| (labels.as_str(), value(s))),
+        );
+    }
+    let plugins: Vec<(String, PluginStats, LatencyHistogram)> = app
+        .host
+        .plugins()
+        .into_iter()
+        .map(|(name, p)| {
+            (
+                format!("plugin=\"{}\"", escape(&name)),
+                p.stats(),
+                p.latency(),
+            )
+        })
+        .collect();
+    for (name, help, value) in PLUGIN_COUNTERS {
+        family(
+            &mut out,
+            name,
+            help,
+            "counter",
+            plugins
+                .iter()
+                .map(|(labels, s, _)| (labels.as_str(), value(s))),
+        );
+    }
+    let name = "wasmsched_plugin_call_seconds";
+    let _ = writeln!(
+        out,
+        "# HELP {name} Plugin call latency, instantiation included.\n# TYPE {name} histogram"
+    );
+    for (labels, _, latency) in &plugins {
+        for (bound, count) in &latency.buckets {
+            let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{bound}\"}} {count}");
+        }
+        let _ = writeln!(
+            out,
+            "{name}_bucket{{{labels},le=\"+Inf\"}} {}",
+            latency.count
+        );
+        let _ = writeln!(out, "{name}_sum{{{labels}}} {}", latency.sum_seconds);
+        let _ = writeln!(out, "{name}_count{{{labels}}} {}", latency.count);
+    }
+    family(
+        &mut out,
+        "wasmsched_plugin_loads_total",
+        "Plugin loads and reloads that succeeded.",
+        "counter",
+        [("", app.host.reload_count())],
+    );
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
+}
+
+/// Writes one metric family: HELP, TYPE and a sample per label set.
+fn family<'a>(
+    out: &mut String,
+    name: &str,
+    help: &str,
+    kind: &str,
+    samples: impl IntoIterator<Item = (&'a str, u64)>,
+) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+    for (labels, value) in samples {
+        match labels {
+            "" => writeln!(out, "{name} {value}"),
+            labels => writeln!(out, "{name}{{{labels}}} {value}"),
+        }
+        .expect("writing to a String");
+    }
+}
+
+/// Escapes a Prometheus label value.
+pub fn escape(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+pub async fn openapi() -> Json<Value> {
+    Json(openapi_document())
+}
+
+fn openapi_document() -> Value {
+    let error = json!({ "$ref": "#/components/schemas/Error" });
+    let errors =
+        json!({ "description": "error", "content": { "application/json": { "schema": error } } });
+    let ok = |description: &str| json!({ "200": { "description": description }, "4XX": errors });
+    json!({
+        "openapi": "3.0.3",
+        "info": { "title": "wasmsched", "version": env!("CARGO_PKG_VERSION") },
+        "paths": {
+            "/api/triggers/{id}/trigger": { "post": {
+                "summary": "Fire an api trigger (also served at the trigger's configured `path`)",
+                "parameters": [{ "name": "id", "in": "path", "required": true, "schema": { "type": "string" } }],
+                "requestBody": { "required": true, "content": { "application/json": { "schema": {
+                    "type": "object", "required": ["data"], "properties": { "data": { "type": "object" } } } } } },
+                "responses": ok("`{success, message, trigger_count}`") } },
+            "/api/triggers/{id}/status": { "get": {
+                "summary": "An api trigger's status: `{running, trigger_count}`",
+                "parameters": [{ "name": "id", "in": "path", "required": true, "schema": { "type": "string" } }],
+                "responses": ok("status") } },
+            "/api/events": { "post": {
+                "summary": "Publish an event: `{topic, data, headers?}`",
+                "requestBody": { "required": true, "content": { "application/json": { "schema": {
+                    "type": "object", "required": ["topic", "data"],
+                    "properties": { "topic": { "type": "string" }, "data": {}, "headers": { "type": "object" } } } } } },
+                "responses": { "202": { "description": "published: `{id, topic}`" }, "4XX": errors } } },
+            "/api/events/stream": { "get": {
+                "summary": "Server-Sent Events: every event whose topic matches `pattern` (default `**`)",
+                "parameters": [{ "name": "pattern", "in": "query", "schema": { "type": "string" } }],
+                "responses": ok("text/event-stream") } },
+            "/api/admin/triggers": {
+                "get": { "summary": "List triggers", "responses": ok("triggers") },
+                "post": { "summary": "Register a trigger (fields of a `[[trigger]]` table)", "responses": { "201": { "description": "created" }, "4XX": errors } } },
+            "/api/admin/triggers/{id}": {
+                "get": { "summary": "One trigger", "responses": ok("trigger") },
+                "delete": { "summary": "Unregister a trigger", "responses": ok("removed") } },
+            "/api/admin/triggers/{id}/pause": { "post": { "summary": "Pause a trigger", "responses": ok("trigger") } },
+            "/api/admin/triggers/{id}/resume": { "post": { "summary": "Resume a trigger", "responses": ok("trigger") } },
+            "/api/admin/triggers/{id}/run": { "post": { "summary": "Fire a trigger now (any kind)", "responses": ok("fired") } },
+            "/api/admin/plugins": { "get": { "summary": "Loaded plugins and their counters", "responses": ok("plugins") } },
+            "/healthz": { "get": { "summary": "Health, including the broker connection", "responses": ok("health") } },
+            "/metrics": { "get": { "summary": "Prometheus metrics", "responses": ok("text/plain") } },
+            "/openapi.json": { "get": { "summary": "This document", "responses": ok("OpenAPI 3") } }
+        },
+        "components": { "schemas": { "Error": {
+            "type": "object", "required": ["error"], "properties": { "error": { "type": "string" } } } } }
+    })
+}

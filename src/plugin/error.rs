@@ -1,0 +1,158 @@
+//! What can go wrong loading a plugin ([`PluginError`]) or calling one
+//! ([`CallError`]). Every message is one line and names the plugin.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Why a plugin could not be loaded or bound to a trigger.
+#[derive(Debug, thiserror::Error)]
+pub enum PluginError {
+    #[error("cannot read plugin file {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "plugin `{name}` is a core WebAssembly module, not a component; build for \
+         wasm32-wasip2 or run `wasm-tools component new`"
+    )]
+    NotAComponent { name: String },
+    #[error("plugin `{name}` is not a valid WebAssembly component: {message}")]
+    Compile { name: String, message: String },
+    #[error(
+        "plugin `{name}` imports `{import}`, which wasmsched does not grant \
+         (no files, sockets or network)"
+    )]
+    ImportNotGranted { name: String, import: String },
+    #[error(
+        "plugin `{name}` exports neither `wasmsched:plugin/factory` nor \
+         `wasmsched:plugin/filter` of wasmsched:plugin@0.1.x (it exports: {})",
+        list_or_nothing(found)
+    )]
+    MissingExports { name: String, found: Vec<String> },
+    #[error(
+        "plugin `{name}` was built for `{found}`, but this wasmsched speaks \
+         wasmsched:plugin@0.1.x; rebuild it against wit/plugin.wit"
+    )]
+    IncompatibleVersion { name: String, found: String },
+    #[error("plugin `{name}` does not fit the wasmsched:plugin@0.1 contract: {message}")]
+    Contract { name: String, message: String },
+    #[error("plugin `{name}` has invalid limits: {message}")]
+    InvalidLimits { name: String, message: String },
+    #[error("plugin `{name}` exports no `wasmsched:plugin/factory`, so it cannot make events")]
+    NoFactory { name: String },
+    #[error("plugin `{name}` exports no `wasmsched:plugin/filter`, so it cannot filter events")]
+    NoFilter { name: String },
+    #[error("plugin `{name}` is not loaded")]
+    NotLoaded { name: String },
+    #[error("the WebAssembly engine could not start: {0}")]
+    Engine(String),
+    /// The plugin failed while being instantiated at load time (its start
+    /// code trapped, ran out of time or memory).
+    #[error(transparent)]
+    Call(#[from] CallError),
+}
+
+/// Why one call into a plugin failed. The plugin instance is discarded
+/// either way; the next call gets a fresh one.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    /// The plugin returned `err(message)`.
+    #[error("plugin `{plugin}` failed: {message}")]
+    Failed { plugin: String, message: String },
+    /// The plugin trapped (a panic, `unreachable`, a bad memory access, ...).
+    #[error("plugin `{plugin}` trapped: {message}")]
+    Trap { plugin: String, message: String },
+    #[error("plugin `{plugin}` ran out of time (limit {limit:?})")]
+    Timeout { plugin: String, limit: Duration },
+    #[error("plugin `{plugin}` ran out of memory (limit {})", human_bytes(*limit_bytes))]
+    MemoryExhausted { plugin: String, limit_bytes: u64 },
+    /// The plugin returned something the host cannot use: event data that is
+    /// not JSON, or an invalid topic.
+    #[error("plugin `{plugin}` returned bad data: {message}")]
+    BadData { plugin: String, message: String },
+}
+
+impl CallError {
+    /// The plugin the call went to.
+    pub fn plugin(&self) -> &str {
+        match self {
+            CallError::Failed { plugin, .. }
+            | CallError::Trap { plugin, .. }
+            | CallError::Timeout { plugin, .. }
+            | CallError::MemoryExhausted { plugin, .. }
+            | CallError::BadData { plugin, .. } => plugin,
+        }
+    }
+}
+
+fn list_or_nothing(names: &[String]) -> String {
+    if names.is_empty() {
+        "nothing".to_owned()
+    } else {
+        names
+            .iter()
+            .map(|n| format!("`{n}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// `67108864` -> `64 MiB`; exact byte counts otherwise.
+pub(crate) fn human_bytes(bytes: u64) -> String {
+    const UNITS: [(u64, &str); 3] = [(1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")];
+    for (size, unit) in UNITS {
+        if bytes >= size && bytes.is_multiple_of(size) {
+            return format!("{} {unit}", bytes / size);
+        }
+    }
+    format!("{bytes} bytes")
+}
+
+/// A wasmtime error as one line: its chain of messages without the wasm
+/// backtrace (which is multi-line and for debugging only), never `{:?}`
+/// (which prints host backtraces when RUST_BACKTRACE is set).
+pub(crate) fn one_line(error: &wasmtime::Error) -> String {
+    if let Some(trap) = error.downcast_ref::<wasmtime::Trap>() {
+        return flatten(&trap.to_string());
+    }
+    let mut parts: Vec<String> = Vec::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if text.contains("wasm backtrace") {
+            continue;
+        }
+        let text = flatten(&text);
+        if !text.is_empty() && !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+    }
+    if parts.is_empty() {
+        flatten(&error.root_cause().to_string())
+    } else {
+        parts.join(": ")
+    }
+}
+
+fn flatten(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bytes_are_human() {
+        assert_eq!(human_bytes(64 << 20), "64 MiB");
+        assert_eq!(human_bytes(1 << 30), "1 GiB");
+        assert_eq!(human_bytes(1000), "1000 bytes");
+    }
+
+    #[test]
+    fn one_line_drops_newlines_and_backtraces() {
+        let error = wasmtime::Error::msg("inner\nline two").context("outer");
+        assert_eq!(one_line(&error), "outer: inner line two");
+    }
+}

@@ -1,0 +1,573 @@
+//! The HTTP API over a real loopback server: the seed's shapes, auth, bad
+//! input, SSE, runtime (un)registration, graceful shutdown.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use hmac::{Hmac, Mac};
+use serde_json::{Value, json};
+use sha2::Sha256;
+use wasmsched::config::{Config, TriggerConfig};
+use wasmsched::host::Host;
+use wasmsched::http::{self, AppState};
+use wasmsched::{NewEvent, TriggerOptions, factory_fn};
+
+/// A host with its HTTP API on a free loopback port.
+struct Server {
+    base: String,
+    host: Arc<Host>,
+    http: reqwest::Client,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    served: tokio::task::JoinHandle<std::io::Result<()>>,
+    _dir: tempfile::TempDir,
+}
+
+const CONFIG: &str = r#"
+[server]
+admin_token = "admin-secret"
+
+[[trigger]]
+id = "demo"
+kind = "api"
+topic = "demo.api"
+
+[[trigger]]
+id = "github"
+kind = "api"
+topic = "webhooks.github"
+path = "/webhooks/github"
+plugin = "github_webhook"
+[trigger.auth]
+hmac_secret = "hook-secret"
+
+[[trigger]]
+id = "private"
+kind = "api"
+topic = "private.api"
+[trigger.auth]
+bearer_token = "let-me-in"
+"#;
+
+impl Server {
+    async fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("plugins")).unwrap();
+        std::fs::copy(
+            concat!(env!("CARGO_MANIFEST_DIR"), "/plugins/github_webhook.wasm"),
+            dir.path().join("plugins/github_webhook.wasm"),
+        )
+        .expect("plugins/github_webhook.wasm is built by build.rs");
+        let path = dir.path().join("wasmsched.toml");
+        std::fs::write(&path, CONFIG).unwrap();
+        let host = Host::start(Config::load(&path).unwrap()).await.unwrap();
+        assert!(host.problems().is_empty(), "{:?}", host.problems());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let served = tokio::spawn(http::serve(
+            listener,
+            AppState::new(host.clone()),
+            async move {
+                let _ = stopped.await;
+            },
+        ));
+        Self {
+            base,
+            host,
+            http: reqwest::Client::new(),
+            stop: Some(stop),
+            served,
+            _dir: dir,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    async fn post_json(&self, path: &str, body: Value) -> (u16, Value) {
+        let response = self
+            .http
+            .post(self.url(path))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        (response.status().as_u16(), response.json().await.unwrap())
+    }
+
+    async fn get(&self, path: &str) -> (u16, Value) {
+        let response = self.http.get(self.url(path)).send().await.unwrap();
+        (response.status().as_u16(), response.json().await.unwrap())
+    }
+
+    async fn admin(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut request = self
+            .http
+            .request(method, self.url(path))
+            .bearer_auth("admin-secret");
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        (
+            response.status().as_u16(),
+            response.json().await.unwrap_or(Value::Null),
+        )
+    }
+
+    async fn shutdown(mut self) {
+        self.stop.take().unwrap().send(()).unwrap();
+        self.served.await.unwrap().unwrap();
+        self.host.scheduler.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seed_shapes_of_an_api_trigger() {
+    let server = Server::start().await;
+    let data = json!({"webhook_id": "wh_001", "user_id": 123, "action": "login"});
+    let (status, body) = server
+        .post_json("/api/triggers/demo/trigger", json!({ "data": data }))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        body,
+        json!({"success": true, "message": "Event triggered successfully", "trigger_count": 1})
+    );
+    let (_, body) = server
+        .post_json("/api/triggers/demo/trigger", json!({ "data": data }))
+        .await;
+    assert_eq!(body["trigger_count"], 2);
+    let (status, body) = server.get("/api/triggers/demo/status").await;
+    assert_eq!(status, 200);
+    assert_eq!(body, json!({"running": true, "trigger_count": 2}));
+    server.shutdown().await;
+}
+
+fn sign(secret: &str, body: &[u8]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hmac_and_bearer_auth() {
+    let server = Server::start().await;
+    let mut tail = sse(&server, "webhooks.**").await;
+    let body = serde_json::to_vec(
+        &json!({"data": {"action": "opened", "repository": {"full_name": "o/r"}}}),
+    )
+    .unwrap();
+    let post = |signature: Option<String>| {
+        let mut request = server
+            .http
+            .post(server.url("/webhooks/github/trigger"))
+            .header("content-type", "application/json")
+            .body(body.clone());
+        if let Some(signature) = signature {
+            request = request.header("X-Hub-Signature-256", signature);
+        }
+        request.send()
+    };
+    let missing = post(None).await.unwrap();
+    assert_eq!(missing.status(), 401);
+    let missing: Value = missing.json().await.unwrap();
+    assert!(
+        missing["error"]
+            .as_str()
+            .unwrap()
+            .contains("X-Hub-Signature-256"),
+        "{missing}"
+    );
+    assert_eq!(
+        post(Some(sign("wrong-secret", &body)))
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    assert_eq!(post(Some("sha256=zz".into())).await.unwrap().status(), 401);
+    let good = post(Some(sign("hook-secret", &body))).await.unwrap();
+    assert_eq!(good.status(), 200);
+    assert_eq!(
+        good.json::<Value>().await.unwrap()["trigger_count"],
+        1,
+        "rejected calls never fired"
+    );
+    // The wasm factory turned the webhook into an event.
+    let event = next_sse(&mut tail).await;
+    assert_eq!(event["topic"], "webhooks.github");
+    assert_eq!(event["data"]["repository"], "o/r");
+
+    let private = |token: Option<&str>| {
+        let mut request = server
+            .http
+            .post(server.url("/api/triggers/private/trigger"))
+            .json(&json!({"data": {}}));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request.send()
+    };
+    assert_eq!(private(None).await.unwrap().status(), 401);
+    assert_eq!(private(Some("nope")).await.unwrap().status(), 401);
+    assert_eq!(private(Some("let-me-in")).await.unwrap().status(), 200);
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_gets_a_json_4xx_and_never_fires() {
+    let server = Server::start().await;
+    let raw = |content_type: &'static str, body: Vec<u8>| {
+        server
+            .http
+            .post(server.url("/api/triggers/demo/trigger"))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+    };
+    let cases = [
+        (
+            raw("text/plain", br#"{"data": {}}"#.to_vec())
+                .await
+                .unwrap(),
+            415,
+            "application/json",
+        ),
+        (
+            raw("application/json", b"{not json".to_vec())
+                .await
+                .unwrap(),
+            400,
+            "malformed JSON",
+        ),
+        (
+            raw("application/json", br#"{"payload": {}}"#.to_vec())
+                .await
+                .unwrap(),
+            422,
+            "`data`",
+        ),
+        (
+            raw("application/json", br#"{"data": 42}"#.to_vec())
+                .await
+                .unwrap(),
+            422,
+            "`data` must be",
+        ),
+        (
+            raw("application/json", b"[1, 2]".to_vec()).await.unwrap(),
+            422,
+            "JSON object",
+        ),
+        (
+            raw(
+                "application/json",
+                format!(r#"{{"data": {{"x": "{}"}}}}"#, "a".repeat(2 << 20)).into_bytes(),
+            )
+            .await
+            .unwrap(),
+            413,
+            "limit",
+        ),
+    ];
+    for (response, status, needle) in cases {
+        assert_eq!(response.status().as_u16(), status);
+        let body: Value = response.json().await.unwrap();
+        let error = body["error"].as_str().unwrap_or_default();
+        assert!(
+            error.contains(needle),
+            "{status}: expected `{needle}` in {body}"
+        );
+    }
+    let (status, body) = server.get("/api/triggers/demo/status").await;
+    assert_eq!(
+        (status, body["trigger_count"].clone()),
+        (200, json!(0)),
+        "no rejected request fired"
+    );
+
+    let (status, body) = server
+        .post_json("/api/triggers/nope/trigger", json!({"data": {}}))
+        .await;
+    assert_eq!(status, 404);
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("/api/triggers/nope"),
+        "{body}"
+    );
+    let (status, _) = server.get("/api/triggers/demo/trigger").await;
+    assert_eq!(status, 405);
+    let (status, body) = server
+        .post_json("/api/events", json!({"topic": "bad..topic", "data": {}}))
+        .await;
+    assert_eq!(status, 400);
+    assert!(
+        body["error"].as_str().unwrap().contains("empty segment"),
+        "{body}"
+    );
+    let (status, _) = server
+        .post_json("/api/events", json!({"topic": "a.b"}))
+        .await;
+    assert_eq!(status, 422);
+    server.shutdown().await;
+}
+
+type SseStream =
+    std::pin::Pin<Box<dyn futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>;
+
+async fn sse(server: &Server, pattern: &str) -> SseStream {
+    let response = server
+        .http
+        .get(server.url("/api/events/stream"))
+        .query(&[("pattern", pattern)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    Box::pin(response.bytes_stream())
+}
+
+/// The next SSE `data:` message, as JSON.
+async fn next_sse(stream: &mut SseStream) -> Value {
+    let mut buffer = String::new();
+    tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            if let Some(start) = buffer.find("data:")
+                && let Some(end) = buffer[start..].find('\n')
+            {
+                return serde_json::from_str(buffer[start + 5..start + end].trim()).unwrap();
+            }
+            let chunk = stream.next().await.expect("stream ended").unwrap();
+            buffer.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    })
+    .await
+    .expect("no SSE event arrived")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn published_events_reach_matching_sse_streams_only() {
+    let server = Server::start().await;
+    let mut logs = sse(&server, "logs.**").await;
+    let mut everything = sse(&server, "**").await;
+    let (status, body) = server
+        .post_json(
+            "/api/events",
+            json!({"topic": "metrics.cpu", "data": {"load": 1}}),
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+    let (status, _) = server
+        .post_json(
+            "/api/events",
+            json!({"topic": "logs.app.error", "data": {"level": "ERROR"}}),
+        )
+        .await;
+    assert_eq!(status, 202);
+    let first_log = next_sse(&mut logs).await;
+    assert_eq!(first_log["topic"], "logs.app.error");
+    assert_eq!(first_log["data"]["level"], "ERROR");
+    assert_eq!(next_sse(&mut everything).await["topic"], "metrics.cpu");
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_registers_pauses_runs_and_unregisters_at_runtime() {
+    let server = Server::start().await;
+    let unauthorized = server
+        .http
+        .get(server.url("/api/admin/triggers"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unauthorized.status(), 401);
+
+    let new_trigger = json!({"id": "late", "kind": "api", "topic": "late.events"});
+    let (status, body) = server
+        .admin(
+            reqwest::Method::POST,
+            "/api/admin/triggers",
+            Some(new_trigger.clone()),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["path"], "/api/triggers/late");
+    let (status, _) = server
+        .admin(
+            reqwest::Method::POST,
+            "/api/admin/triggers",
+            Some(new_trigger),
+        )
+        .await;
+    assert_eq!(status, 409, "duplicate id");
+    let (status, body) = server
+        .admin(
+            reqwest::Method::POST,
+            "/api/admin/triggers",
+            Some(json!({"id": "x", "kind": "cron", "topic": "t"})),
+        )
+        .await;
+    assert_eq!(status, 422);
+    assert!(
+        body["error"].as_str().unwrap().contains("schedule"),
+        "{body}"
+    );
+
+    let (status, _) = server
+        .post_json("/api/triggers/late/trigger", json!({"data": {}}))
+        .await;
+    assert_eq!(status, 200, "served at once");
+    let (status, body) = server
+        .admin(
+            reqwest::Method::POST,
+            "/api/admin/triggers/late/pause",
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, body["paused"].clone(), body["running"].clone()),
+        (200, json!(true), json!(false))
+    );
+    let (status, _) = server
+        .post_json("/api/triggers/late/trigger", json!({"data": {}}))
+        .await;
+    assert_eq!(status, 409, "a paused trigger does not fire");
+    server
+        .admin(
+            reqwest::Method::POST,
+            "/api/admin/triggers/late/resume",
+            None,
+        )
+        .await;
+    let (status, body) = server
+        .admin(reqwest::Method::POST, "/api/admin/triggers/late/run", None)
+        .await;
+    assert_eq!((status, body["trigger_count"].clone()), (200, json!(2)));
+
+    let (status, list) = server
+        .admin(reqwest::Method::GET, "/api/admin/triggers", None)
+        .await;
+    assert_eq!(status, 200);
+    let ids: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["demo", "github", "late", "private"]);
+    let (status, plugins) = server
+        .admin(reqwest::Method::GET, "/api/admin/plugins", None)
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(plugins[0]["name"], "github_webhook");
+    assert_eq!(plugins[0]["worlds"], json!(["factory-plugin"]));
+
+    let (status, _) = server
+        .admin(reqwest::Method::DELETE, "/api/admin/triggers/late", None)
+        .await;
+    assert_eq!(status, 200);
+    let (status, _) = server
+        .post_json("/api/triggers/late/trigger", json!({"data": {}}))
+        .await;
+    assert_eq!(status, 404, "unregistered triggers are no longer served");
+    let (status, _) = server
+        .admin(reqwest::Method::DELETE, "/api/admin/triggers/late", None)
+        .await;
+    assert_eq!(status, 404);
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_metrics_and_openapi() {
+    let server = Server::start().await;
+    server
+        .post_json("/api/triggers/demo/trigger", json!({"data": {}}))
+        .await;
+    let (status, health) = server.get("/healthz").await;
+    assert_eq!((status, health["status"].clone()), (200, json!("ok")));
+    let metrics = server
+        .http
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(r#"wasmsched_trigger_firings_total{trigger="demo",kind="api"} 1"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("wasmsched_plugin_calls_total{plugin=\"github_webhook\"} 0"),
+        "{metrics}"
+    );
+    let (status, openapi) = server.get("/openapi.json").await;
+    assert_eq!(status, 200);
+    for path in [
+        "/api/events",
+        "/api/events/stream",
+        "/api/admin/triggers",
+        "/healthz",
+        "/metrics",
+    ] {
+        assert!(openapi["paths"][path].is_object(), "{path} undocumented");
+    }
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graceful_shutdown_lets_a_firing_in_flight_finish_and_publish() {
+    let server = Server::start().await;
+    let slow = factory_fn(|_| {
+        std::thread::sleep(Duration::from_millis(300));
+        Ok(vec![NewEvent::new(json!({"slow": true}))])
+    });
+    let config =
+        TriggerConfig::from_json(json!({"id": "slow", "kind": "api", "topic": "slow.done"}))
+            .unwrap();
+    server
+        .host
+        .add_trigger_with(
+            config,
+            TriggerOptions {
+                factory: Some(slow),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let pattern = wasmsched::TopicPattern::new("slow.*").unwrap();
+    let mut done = server
+        .host
+        .broker
+        .subscribe(&pattern, wasmsched::broker::SubscriberKind::Observer)
+        .await
+        .unwrap();
+    let request = {
+        let (http, url) = (
+            server.http.clone(),
+            server.url("/api/triggers/slow/trigger"),
+        );
+        tokio::spawn(async move { http.post(url).json(&json!({"data": {}})).send().await })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await; // the factory is running
+    server.shutdown().await;
+    let response = request
+        .await
+        .unwrap()
+        .expect("the request in flight was answered");
+    assert_eq!(response.status(), 200);
+    let event = done.next().await.expect("its event was published").event;
+    assert_eq!(event.data["slow"], true);
+}
