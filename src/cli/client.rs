@@ -145,8 +145,8 @@ impl Remote {
                 t["kind"].as_str().unwrap_or("?"),
                 t["topic"].as_str().unwrap_or("?"),
                 state,
-                t["fire_count"],
-                t["error_count"],
+                t["fire_count"].as_u64().unwrap_or(0),
+                t["error_count"].as_u64().unwrap_or(0),
                 detail
             );
         }

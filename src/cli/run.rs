@@ -1,5 +1,6 @@
 //! `wasmsched run`: the host and its HTTP API on the embedded memory broker.
 
+use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::Path;
 
@@ -27,9 +28,14 @@ async fn serve(config: Config) -> Result<()> {
         .await
         .with_context(|| format!("cannot listen on {listen} (in use? try --listen 127.0.0.1:0)"))?;
     let host = Host::start(config).await?;
-    for (id, registration) in host.scheduler.registered_triggers().await {
-        tracing::info!(trigger = %id, kind = %registration.trigger.kind(), topic = %registration.topic, running = registration.trigger.is_running(), "trigger ready");
-    }
+    let running = host
+        .scheduler
+        .registered_triggers()
+        .await
+        .values()
+        .filter(|r| r.trigger.is_running())
+        .count();
+    tracing::info!(running, "triggers running");
     let problems = host.problems().len();
     if problems > 0 {
         tracing::warn!(
@@ -79,6 +85,7 @@ fn init_logging() {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .init();
 }
