@@ -6,6 +6,8 @@
 //!
 //! [plugins]
 //! dir = "plugins"            # relative to this file
+//! watch = true               # follow changes to plugins/ while running
+//! cache = true               # keep compiled code in plugins/.cache
 //!
 //! [[trigger]]
 //! id = "nightly"
@@ -68,6 +70,12 @@ pub struct Config {
     pub admin_token: Option<String>,
     /// The plugins directory, resolved against the config file's directory.
     pub plugins_dir: PathBuf,
+    /// Follow changes to the plugins directory while running (hot reload;
+    /// `[plugins] watch`, default true).
+    pub watch: bool,
+    /// Where compiled plugins are kept across restarts (`[plugins] cache`,
+    /// default true: `<plugins dir>/.cache`); `None` compiles every time.
+    pub cache_dir: Option<PathBuf>,
     pub triggers: Vec<TriggerConfig>,
 }
 
@@ -196,6 +204,8 @@ struct ServerSection {
 #[serde(deny_unknown_fields)]
 struct PluginsSection {
     dir: Option<PathBuf>,
+    watch: Option<bool>,
+    cache: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -211,6 +221,11 @@ impl Config {
         let main: MainFile = parse_file(path)?;
         let base = path.parent().unwrap_or(Path::new("."));
         let plugins_dir = base.join(main.plugins.dir.unwrap_or_else(|| "plugins".into()));
+        let cache_dir = main
+            .plugins
+            .cache
+            .unwrap_or(true)
+            .then(|| plugins_dir.join(".cache"));
         let mut triggers = parse_triggers(path, main.trigger)?;
         for manifest in manifests_in(&plugins_dir)? {
             triggers.extend(load_manifest(&manifest)?);
@@ -224,6 +239,8 @@ impl Config {
                 .unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("valid default")),
             admin_token: main.server.admin_token,
             plugins_dir,
+            watch: main.plugins.watch.unwrap_or(true),
+            cache_dir,
             triggers,
         })
     }
@@ -231,8 +248,16 @@ impl Config {
 
 /// Loads the triggers of one manifest file.
 pub fn load_manifest(path: &Path) -> Result<Vec<TriggerConfig>, ConfigError> {
-    let manifest: ManifestFile = parse_file(path)?;
-    parse_triggers(path, manifest.trigger)
+    parse_manifest(path, &read_file(path)?)
+}
+
+/// Parses the triggers of the manifest `path` whose contents are `text`;
+/// an id declared twice in it is an error.
+pub fn parse_manifest(path: &Path, text: &str) -> Result<Vec<TriggerConfig>, ConfigError> {
+    let manifest: ManifestFile = parse_text(path, text)?;
+    let triggers = parse_triggers(path, manifest.trigger)?;
+    check_unique_ids(&triggers)?;
+    Ok(triggers)
 }
 
 /// The `*.toml` files directly in `dir`, sorted; none if `dir` is missing.
@@ -257,11 +282,18 @@ pub fn manifests_in(dir: &Path) -> Result<Vec<PathBuf>, ConfigError> {
 }
 
 fn parse_file<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+    parse_text(path, &read_file(path)?)
+}
+
+fn read_file(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
         path: path.to_owned(),
         source,
-    })?;
-    toml::from_str(&text).map_err(|e| ConfigError::Syntax {
+    })
+}
+
+fn parse_text<T: serde::de::DeserializeOwned>(path: &Path, text: &str) -> Result<T, ConfigError> {
+    toml::from_str(text).map_err(|e| ConfigError::Syntax {
         path: path.to_owned(),
         message: one_line(&e.to_string()),
     })

@@ -21,6 +21,7 @@ pub mod scheduler;
 pub mod timer;
 pub mod topic;
 pub mod trigger;
+pub mod watch;
 
 pub use broker::{Broker, BrokerError, MemoryBroker};
 pub use clock::Clock;

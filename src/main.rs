@@ -37,6 +37,17 @@ enum Command {
     /// Inspect cron expressions.
     #[command(subcommand)]
     Cron(CronCommand),
+    /// Create a plugin project (source, manifest, build script) that builds and runs as is.
+    New {
+        /// The plugin name: lowercase letters, digits and `_`, starting with a letter.
+        name: String,
+        /// The language of the plugin.
+        #[arg(long, value_enum)]
+        lang: cli::new::Lang,
+        /// The project directory (default ./NAME); must not exist, or be empty.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
     /// Fire an api trigger of a running host.
     Trigger {
         /// The trigger id.
@@ -117,6 +128,19 @@ fn client(
         .block_on(call(&remote))
 }
 
+/// The error and its causes on one line, skipping a cause whose text the
+/// message already includes.
+fn one_line(error: &anyhow::Error) -> String {
+    let mut message = error.to_string();
+    for cause in error.chain().skip(1) {
+        let cause = cause.to_string();
+        if !message.contains(&cause) {
+            message = format!("{message}: {cause}");
+        }
+    }
+    message
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
@@ -130,6 +154,7 @@ fn main() -> ExitCode {
             cli::cron::explain(&expression, &tz)
         }
         Command::Check { file } => cli::check::run(&file),
+        Command::New { name, lang, dir } => cli::new::run(&name, lang, dir.as_deref()),
         Command::Run { config, listen } => cli::run::run(&config, listen),
         Command::Trigger { id, data, remote } => client(&remote, |r| {
             Box::pin(async move { r.trigger(&id, &data).await })
@@ -151,7 +176,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            eprintln!("error: {}", one_line(&error));
             ExitCode::FAILURE
         }
     }

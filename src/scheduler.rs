@@ -44,6 +44,15 @@ pub struct Scheduler {
     state: Mutex<State>,
 }
 
+impl State {
+    fn registration(&self, id: &str) -> Result<Registration, SchedulerError> {
+        self.triggers
+            .get(id)
+            .cloned()
+            .ok_or_else(|| SchedulerError::UnknownId(id.to_owned()))
+    }
+}
+
 #[derive(Default)]
 struct State {
     running: bool,
@@ -154,11 +163,7 @@ impl Scheduler {
     /// [`Self::start`] until [`Self::resume`].
     pub async fn pause(&self, id: &str) -> Result<(), SchedulerError> {
         let mut state = self.state.lock().await;
-        let registration = state
-            .triggers
-            .get(id)
-            .cloned()
-            .ok_or_else(|| SchedulerError::UnknownId(id.to_owned()))?;
+        let registration = state.registration(id)?;
         registration.trigger.stop().await;
         state.paused.insert(id.to_owned());
         tracing::info!(trigger = %id, "paused trigger");
@@ -168,11 +173,7 @@ impl Scheduler {
     /// Resumes a paused trigger (it starts if the scheduler runs).
     pub async fn resume(&self, id: &str) -> Result<(), SchedulerError> {
         let mut state = self.state.lock().await;
-        let registration = state
-            .triggers
-            .get(id)
-            .cloned()
-            .ok_or_else(|| SchedulerError::UnknownId(id.to_owned()))?;
+        let registration = state.registration(id)?;
         if state.paused.remove(id) && state.running && !registration.trigger.is_running() {
             self.start_one(id, &registration).await?;
         }

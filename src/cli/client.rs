@@ -125,8 +125,8 @@ impl Remote {
             .send(self.admin(self.http.get(format!("{}/api/admin/triggers", self.base))))
             .await?;
         println!(
-            "{:<22} {:<6} {:<26} {:<8} {:>6} {:>6}  NEXT / SOURCE / PATH",
-            "TRIGGER", "KIND", "TOPIC", "STATE", "FIRES", "ERRORS"
+            "{:<22} {:<6} {:<26} {:<8} {:>6} {:>6} {:>8}  NEXT / SOURCE / PATH",
+            "TRIGGER", "KIND", "TOPIC", "STATE", "FIRES", "ERRORS", "REJECTED"
         );
         for t in triggers.as_array().into_iter().flatten() {
             let state = match (t["paused"].as_bool(), t["running"].as_bool()) {
@@ -140,13 +140,14 @@ impl Remote {
                 .or(t["path"].as_str())
                 .unwrap_or("");
             println!(
-                "{:<22} {:<6} {:<26} {:<8} {:>6} {:>6}  {}",
+                "{:<22} {:<6} {:<26} {:<8} {:>6} {:>6} {:>8}  {}",
                 t["id"].as_str().unwrap_or("?"),
                 t["kind"].as_str().unwrap_or("?"),
                 t["topic"].as_str().unwrap_or("?"),
                 state,
                 t["fire_count"].as_u64().unwrap_or(0),
                 t["error_count"].as_u64().unwrap_or(0),
+                t["stats"]["filter_rejected"].as_u64().unwrap_or(0),
                 detail
             );
         }

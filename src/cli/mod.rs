@@ -3,4 +3,5 @@
 pub mod check;
 pub mod client;
 pub mod cron;
+pub mod new;
 pub mod run;

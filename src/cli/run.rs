@@ -47,7 +47,7 @@ async fn serve(config: Config) -> Result<()> {
     tracing::info!("HTTP API on http://{}", listener.local_addr()?);
     http::serve(listener, AppState::new(host.clone()), shutdown_signal()).await?;
     tracing::info!("shutting down: letting firings in flight finish");
-    host.scheduler.stop().await;
+    host.stop().await;
     tracing::info!("stopped");
     Ok(())
 }

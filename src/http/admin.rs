@@ -190,6 +190,38 @@ pub async fn run_now(
     Ok(Json(json!({ "success": true, "trigger_count": count })))
 }
 
+#[derive(serde::Deserialize)]
+pub struct MatchQuery {
+    topic: String,
+}
+
+/// Which event triggers a topic would reach ("my event trigger gets
+/// nothing"): each with its source pattern and filter counters.
+pub async fn match_topic(
+    State(app): State<AppState>,
+    axum::extract::Query(query): axum::extract::Query<MatchQuery>,
+) -> ApiResult<Json<Value>> {
+    let topic =
+        crate::topic::Topic::new(query.topic).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let mut matching = Vec::new();
+    for (id, registration) in app.host.scheduler.registered_triggers().await {
+        let Some(source) = app.host.trigger_config(&id).and_then(|c| c.source) else {
+            continue;
+        };
+        if source.matches(&topic) {
+            let stats = registration.trigger.stats();
+            matching.push(json!({
+                "id": id,
+                "source": source.to_string(),
+                "running": registration.trigger.is_running(),
+                "filter_accepted": stats.filter_accepted,
+                "filter_rejected": stats.filter_rejected,
+            }));
+        }
+    }
+    Ok(Json(json!({ "topic": topic, "triggers": matching })))
+}
+
 /// Every loaded plugin with its counters.
 pub async fn list_plugins(State(app): State<AppState>) -> Json<Vec<Value>> {
     let errors = app.host.plugin_errors();

@@ -16,6 +16,7 @@ use subtle::ConstantTimeEq;
 use super::AppState;
 use super::error::{ApiError, ApiResult, parse_json_object, read_body};
 use crate::config::{ApiAuth, TriggerConfig};
+use crate::scheduler::Registration;
 use crate::trigger::{ApiTrigger, TriggerError};
 
 /// Fallback handler: routes `{path}/trigger` and `{path}/status`.
@@ -67,14 +68,7 @@ async fn trigger(app: &AppState, config: &TriggerConfig, request: Request) -> Ap
             ));
         }
     };
-    let registration = app
-        .host
-        .scheduler
-        .trigger(&config.id)
-        .await
-        .ok_or_else(|| {
-            ApiError::not_found(format!("trigger `{}` is no longer registered", config.id))
-        })?;
+    let registration = registered(app, &config.id).await?;
     let api = registration
         .trigger
         .as_any()
@@ -95,19 +89,20 @@ async fn trigger(app: &AppState, config: &TriggerConfig, request: Request) -> Ap
 }
 
 async fn status(app: &AppState, config: &TriggerConfig) -> ApiResult<Response> {
-    let registration = app
-        .host
-        .scheduler
-        .trigger(&config.id)
-        .await
-        .ok_or_else(|| {
-            ApiError::not_found(format!("trigger `{}` is no longer registered", config.id))
-        })?;
+    let registration = registered(app, &config.id).await?;
     Ok(Json(json!({
         "running": registration.trigger.is_running(),
         "trigger_count": registration.trigger.fire_count(),
     }))
     .into_response())
+}
+
+async fn registered(app: &AppState, id: &str) -> ApiResult<Registration> {
+    app.host
+        .scheduler
+        .trigger(id)
+        .await
+        .ok_or_else(|| ApiError::not_found(format!("trigger `{id}` is no longer registered")))
 }
 
 /// Maps a failed firing to a status: paused triggers are a conflict, a

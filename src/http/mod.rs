@@ -67,6 +67,7 @@ pub fn router(state: AppState) -> Router {
         .route("/triggers/{id}/resume", post(admin::resume))
         .route("/triggers/{id}/run", post(admin::run_now))
         .route("/plugins", get(admin::list_plugins))
+        .route("/match", get(admin::match_topic))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             admin::require_token,

@@ -234,6 +234,10 @@ fn openapi_document() -> Value {
             "/api/admin/triggers/{id}/resume": { "post": { "summary": "Resume a trigger", "responses": ok("trigger") } },
             "/api/admin/triggers/{id}/run": { "post": { "summary": "Fire a trigger now (any kind)", "responses": ok("fired") } },
             "/api/admin/plugins": { "get": { "summary": "Loaded plugins and their counters", "responses": ok("plugins") } },
+            "/api/admin/match": { "get": {
+                "summary": "Which event triggers a topic reaches, with their filter counters",
+                "parameters": [{ "name": "topic", "in": "query", "required": true, "schema": { "type": "string" } }],
+                "responses": ok("`{topic, triggers: [...]}`") } },
             "/healthz": { "get": { "summary": "Health, including the broker connection", "responses": ok("health") } },
             "/metrics": { "get": { "summary": "Prometheus metrics", "responses": ok("text/plain") } },
             "/openapi.json": { "get": { "summary": "This document", "responses": ok("OpenAPI 3") } }

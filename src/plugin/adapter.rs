@@ -1,13 +1,16 @@
-//! A plugin bound to a trigger, as the [`Factory`] and [`Filter`] ports the
-//! scheduler calls; and the conversions between the crate's events and
+//! A plugin slot bound to a trigger, as the [`Factory`] and [`Filter`] ports
+//! the scheduler calls; and the conversions between the crate's events and
 //! firings and the WIT records.
+//!
+//! Each call runs the version current in the slot when it starts (see
+//! [`super::PluginSlot`]).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use chrono::SecondsFormat;
 
-use super::Plugin;
+use super::PluginSlot;
 use super::host::bindings::wasmsched::plugin::types as wit;
 use crate::event::{Event, NewEvent};
 use crate::firing::{BoxError, Factory, Filter, Firing};
@@ -16,29 +19,29 @@ use crate::trigger::TriggerKind;
 
 /// A plugin's `make-events`, for one trigger.
 pub(crate) struct PluginFactory {
-    pub(crate) plugin: Arc<Plugin>,
+    pub(crate) slot: Arc<PluginSlot>,
     pub(crate) trigger: Arc<str>,
     pub(crate) config: Arc<BTreeMap<String, String>>,
 }
 
 impl Factory for PluginFactory {
     fn make_events(&self, firing: &Firing) -> Result<Vec<NewEvent>, BoxError> {
-        Ok(self
-            .plugin
-            .make_events(&self.trigger, &self.config, firing)?)
+        let plugin = self.slot.current();
+        Ok(plugin.make_events(&self.trigger, &self.config, firing)?)
     }
 }
 
 /// A plugin's `accept`, for one trigger.
 pub(crate) struct PluginFilter {
-    pub(crate) plugin: Arc<Plugin>,
+    pub(crate) slot: Arc<PluginSlot>,
     pub(crate) trigger: Arc<str>,
     pub(crate) config: Arc<BTreeMap<String, String>>,
 }
 
 impl Filter for PluginFilter {
     fn accept(&self, event: &Event) -> Result<bool, BoxError> {
-        Ok(self.plugin.accept(&self.trigger, &self.config, event)?)
+        let plugin = self.slot.current();
+        Ok(plugin.accept(&self.trigger, &self.config, event)?)
     }
 }
 

@@ -12,7 +12,7 @@ pub(crate) const FACTORY: &str = "wasmsched:plugin/factory";
 pub(crate) const FILTER: &str = "wasmsched:plugin/filter";
 
 /// Which exports of the contract a plugin has.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct Worlds {
     /// Exports `wasmsched:plugin/factory` (can make events).
     pub factory: bool,
@@ -35,6 +35,12 @@ impl Worlds {
             names.push("plugin");
         }
         names
+    }
+
+    /// Does a plugin with these exports have every export `needed` asks
+    /// for? (What a new version must keep for the triggers using the old.)
+    pub fn covers(&self, needed: Worlds) -> bool {
+        (self.factory || !needed.factory) && (self.filter || !needed.filter)
     }
 }
 
@@ -197,5 +203,6 @@ mod tests {
             filter: true,
         };
         assert_eq!(filter.names(), ["filter-plugin"]);
+        assert!(both.covers(filter) && !filter.covers(both) && filter.covers(filter));
     }
 }

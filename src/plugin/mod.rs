@@ -7,7 +7,10 @@
 //! `.../filter` at version 0.1.x, and import nothing beyond the `host`
 //! interface and WASI stdio (no files, sockets, clocks, random or network).
 //! A loaded [`Plugin`] is bound to a trigger with [`Plugin::factory`] or
-//! [`Plugin::filter`], which give the ports the scheduler calls.
+//! [`Plugin::filter`], which give the ports the scheduler calls; bound
+//! through a [`PluginSlot`] instead, the trigger follows the versions
+//! swapped into the slot (hot reload). A runtime made with
+//! [`PluginRuntime::with_code_cache`] keeps compiled code on disk.
 //!
 //! Every call runs in a fresh instance (~20 µs with the pooling allocator)
 //! under the plugin's [`Limits`]: a time budget enforced by epoch
@@ -15,18 +18,20 @@
 //! call is a [`CallError`]; the plugin serves the next call normally.
 
 mod adapter;
+mod cache;
 mod call;
 mod engine;
 mod error;
 mod host;
 mod inspect;
 mod limits;
+mod slot;
 mod stats;
 mod wasi_io;
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -34,13 +39,15 @@ use sha2::{Digest, Sha256};
 use wasmtime::Engine;
 use wasmtime::component::{Component, InstancePre, Linker};
 
+pub use self::cache::CacheStats;
 pub use self::engine::EPOCH_TICK;
 pub use self::error::{CallError, PluginError};
 pub use self::inspect::Worlds;
 pub use self::limits::{Limits, parse_bytes, parse_duration};
+pub use self::slot::PluginSlot;
 pub use self::stats::{LATENCY_BUCKETS, LatencyHistogram, PluginStats};
 
-use self::adapter::{PluginFactory, PluginFilter};
+use self::cache::CodeCache;
 use self::engine::{EpochTicker, MAX_MEMORY_BYTES, build_engine};
 use self::error::one_line;
 use self::host::CallState;
@@ -64,13 +71,25 @@ struct RuntimeInner {
     engine: Engine,
     linker: Linker<CallState>,
     options: RuntimeOptions,
+    cache: Option<CodeCache>,
     /// Stops when the runtime and every plugin it loaded are gone.
     _ticker: EpochTicker,
 }
 
 impl PluginRuntime {
-    /// Starts the engine and its epoch thread.
+    /// Starts the engine and its epoch thread; every load compiles.
     pub fn new(options: RuntimeOptions) -> Result<Self, PluginError> {
+        Self::build(options, None)
+    }
+
+    /// Like [`Self::new`], keeping compiled code in `cache_dir` (see
+    /// `cache.rs` for the format and the trust it needs). A directory that
+    /// cannot be used is logged and the runtime works without a cache.
+    pub fn with_code_cache(options: RuntimeOptions, cache_dir: &Path) -> Result<Self, PluginError> {
+        Self::build(options, Some(cache_dir))
+    }
+
+    fn build(options: RuntimeOptions, cache_dir: Option<&Path>) -> Result<Self, PluginError> {
         options
             .default_limits
             .validate(MAX_MEMORY_BYTES)
@@ -81,11 +100,19 @@ impl PluginRuntime {
         let engine = build_engine()?;
         let linker = host::linker(&engine).map_err(|e| PluginError::Engine(one_line(&e)))?;
         let ticker = EpochTicker::start(engine.clone())?;
+        let cache = cache_dir.and_then(|dir| match CodeCache::open(dir, &engine) {
+            Ok(cache) => Some(cache),
+            Err(error) => {
+                tracing::warn!(dir = %dir.display(), "compiled-code cache off: {error}");
+                None
+            }
+        });
         Ok(Self {
             inner: Arc::new(RuntimeInner {
                 engine,
                 linker,
                 options,
+                cache,
                 _ticker: ticker,
             }),
         })
@@ -93,6 +120,16 @@ impl PluginRuntime {
 
     pub fn options(&self) -> RuntimeOptions {
         self.inner.options
+    }
+
+    /// The compiled-code cache's directory, if it is on.
+    pub fn cache_dir(&self) -> Option<PathBuf> {
+        self.inner.cache.as_ref().map(|c| c.dir().to_owned())
+    }
+
+    /// What the compiled-code cache did, if it is on.
+    pub fn cache_stats(&self) -> Option<CacheStats> {
+        self.inner.cache.as_ref().map(CodeCache::stats)
     }
 
     /// Loads `path`; the plugin is named after the file stem. Compiles, so
@@ -129,10 +166,17 @@ impl PluginRuntime {
             })?;
         check_header(name, bytes)?;
         let engine = &self.inner.engine;
-        let component = Component::new(engine, bytes).map_err(|e| PluginError::Compile {
-            name: name.to_owned(),
-            message: one_line(&e),
-        })?;
+        let hash = content_hash(bytes);
+        let compile = || {
+            Component::new(engine, bytes).map_err(|e| PluginError::Compile {
+                name: name.to_owned(),
+                message: one_line(&e),
+            })
+        };
+        let component = match &self.inner.cache {
+            Some(cache) => cache.get_or_compile(engine, name, &hash, compile)?,
+            None => compile()?,
+        };
         let contract = inspect::exports(name, &component, engine)?;
         let imports = inspect::imports(name, &component, engine)?;
         let not_fit = |e: wasmtime::Error| PluginError::Contract {
@@ -154,7 +198,7 @@ impl PluginRuntime {
         };
         let plugin = Plugin {
             name: name.into(),
-            hash: sha256_hex(bytes),
+            hash,
             worlds: contract.worlds,
             imports,
             limits,
@@ -232,22 +276,14 @@ impl Plugin {
     }
 
     /// This plugin's `make-events` as the factory of trigger `trigger_id`,
-    /// which reads `config` through `host.config`.
+    /// which reads `config` through `host.config`. Bound to this version
+    /// for good; see [`PluginSlot::factory`] for one that follows reloads.
     pub fn factory(
         self: &Arc<Self>,
         trigger_id: &str,
         config: BTreeMap<String, String>,
     ) -> Result<Arc<dyn crate::firing::Factory>, PluginError> {
-        if self.factory.is_none() {
-            return Err(PluginError::NoFactory {
-                name: self.name().to_owned(),
-            });
-        }
-        Ok(Arc::new(PluginFactory {
-            plugin: self.clone(),
-            trigger: trigger_id.into(),
-            config: Arc::new(config),
-        }))
+        PluginSlot::new(self.clone()).factory(trigger_id, config)
     }
 
     /// This plugin's `accept` as the filter of trigger `trigger_id`.
@@ -256,16 +292,7 @@ impl Plugin {
         trigger_id: &str,
         config: BTreeMap<String, String>,
     ) -> Result<Arc<dyn crate::firing::Filter>, PluginError> {
-        if self.filter.is_none() {
-            return Err(PluginError::NoFilter {
-                name: self.name().to_owned(),
-            });
-        }
-        Ok(Arc::new(PluginFilter {
-            plugin: self.clone(),
-            trigger: trigger_id.into(),
-            config: Arc::new(config),
-        }))
+        PluginSlot::new(self.clone()).filter(trigger_id, config)
     }
 }
 
@@ -298,12 +325,8 @@ fn check_header(name: &str, bytes: &[u8]) -> Result<(), PluginError> {
     Ok(())
 }
 
-fn sha256_hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    Sha256::digest(bytes)
-        .iter()
-        .fold(String::with_capacity(64), |mut hex, byte| {
-            let _ = write!(hex, "{byte:02x}");
-            hex
-        })
+/// SHA-256 of a component's bytes in hex: [`Plugin::hash`], and the key
+/// of its compiled code.
+pub fn content_hash(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
 }

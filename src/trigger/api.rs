@@ -8,7 +8,7 @@ use chrono::Utc;
 use serde_json::Value;
 
 use super::{Binding, Trigger, TriggerError, TriggerKind, TriggerState};
-use crate::firing::{Dispatcher, Factory, Firing, TriggerStats};
+use crate::firing::{Dispatcher, Factory, Firing};
 
 /// Fires once per [`ApiTrigger::trigger`] call, with the caller's payload.
 pub struct ApiTrigger {
@@ -73,12 +73,8 @@ impl Trigger for ApiTrigger {
             .await
     }
 
-    fn is_running(&self) -> bool {
-        self.state.is_running()
-    }
-
-    fn stats(&self) -> TriggerStats {
-        self.state.counters.snapshot()
+    fn state(&self) -> &TriggerState {
+        &self.state
     }
 
     fn as_any(&self) -> &dyn Any {

@@ -9,7 +9,7 @@ use tokio_util::task::TaskTracker;
 
 use super::{Binding, Trigger, TriggerError, TriggerKind, TriggerState};
 use crate::cron::CronSchedule;
-use crate::firing::{Dispatcher, Factory, Firing, TriggerStats};
+use crate::firing::{Dispatcher, Factory, Firing};
 use crate::timer::{TimerHandle, TimerKey};
 
 /// Fires at every instant of its schedule, through the scheduler's shared timer.
@@ -108,12 +108,8 @@ impl Trigger for CronTrigger {
         Ok(self.fire_count())
     }
 
-    fn is_running(&self) -> bool {
-        self.state.is_running()
-    }
-
-    fn stats(&self) -> TriggerStats {
-        self.state.counters.snapshot()
+    fn state(&self) -> &TriggerState {
+        &self.state
     }
 
     fn as_any(&self) -> &dyn Any {

@@ -14,7 +14,7 @@ use tokio::task::JoinHandle;
 use super::{Binding, Trigger, TriggerError, TriggerKind, TriggerState};
 use crate::broker::{Delivery, SubscriberKind, Subscription};
 use crate::event::Event;
-use crate::firing::{Dispatcher, Factory, Filter, Firing, TriggerStats};
+use crate::firing::{Dispatcher, Factory, Filter, Firing};
 use crate::topic::{Topic, TopicPattern};
 use serde_json::Value;
 
@@ -199,12 +199,8 @@ impl Trigger for EventTrigger {
         Ok(self.fire_count())
     }
 
-    fn is_running(&self) -> bool {
-        self.state.is_running()
-    }
-
-    fn stats(&self) -> TriggerStats {
-        self.state.counters.snapshot()
+    fn state(&self) -> &TriggerState {
+        &self.state
     }
 
     fn as_any(&self) -> &dyn Any {

@@ -115,10 +115,17 @@ pub trait Trigger: Send + Sync + 'static {
     /// Stops firing. Firings already under way finish first.
     async fn stop(&self);
 
-    fn is_running(&self) -> bool;
+    /// The running flag and counters every trigger keeps.
+    fn state(&self) -> &TriggerState;
+
+    fn is_running(&self) -> bool {
+        self.state().is_running()
+    }
 
     /// Counters: fires, errors, events published, filter decisions.
-    fn stats(&self) -> TriggerStats;
+    fn stats(&self) -> TriggerStats {
+        self.state().counters.snapshot()
+    }
 
     /// Fires once now, whatever the schedule or filter says ("run now").
     /// `payload` is the api payload, or the data of the source event an
@@ -136,25 +143,26 @@ pub trait Trigger: Send + Sync + 'static {
 
 /// State every trigger kind keeps: running flag and counters.
 #[derive(Default)]
-struct TriggerState {
+pub struct TriggerState {
     running: AtomicBool,
-    counters: Arc<TriggerCounters>,
+    pub counters: Arc<TriggerCounters>,
 }
 
 impl TriggerState {
     /// Marks the trigger running; fails if it already was.
-    fn begin(&self) -> Result<(), TriggerError> {
+    pub fn begin(&self) -> Result<(), TriggerError> {
         if self.running.swap(true, Ordering::SeqCst) {
             return Err(TriggerError::AlreadyRunning);
         }
         Ok(())
     }
 
-    fn end(&self) -> bool {
+    /// Marks the trigger stopped; returns whether it was running.
+    pub fn end(&self) -> bool {
         self.running.swap(false, Ordering::SeqCst)
     }
 
-    fn is_running(&self) -> bool {
+    pub fn is_running(&self) -> bool {
         self.running.load(Ordering::SeqCst)
     }
 

@@ -1,0 +1,305 @@
+//! The host: a running scheduler assembled from a [`Config`], with the
+//! plugins its triggers name, changeable at run time (admin API, and hot
+//! reload of the plugins directory: see [`crate::watch`]).
+//!
+//! What it keeps: each plugin in a [`PluginSlot`] its triggers call
+//! through (so a new version is swapped in without touching them); each
+//! registered trigger with its `[[trigger]]` table and the plugin exports
+//! it uses; the *pending* triggers, declared but waiting for their plugin
+//! (missing, deleted, or lacking an export they need), registered as soon
+//! as it loads; and the last error of each plugin and manifest file.
+//!
+//! Every change (a trigger added or removed, a plugin loaded, swapped or
+//! deleted, a manifest applied) runs under one async lock, so a check and
+//! the change it guards cannot interleave with another change; reading
+//! never waits for it.
+
+mod manifests;
+mod plugins;
+mod triggers;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+pub use self::manifests::ManifestChanges;
+pub(crate) use self::plugins::Candidate;
+use self::triggers::Declared;
+use crate::broker::{Broker, MemoryBroker};
+use crate::config::{Config, ConfigError, TriggerConfig};
+use crate::plugin::{Plugin, PluginError, PluginRuntime, PluginSlot, RuntimeOptions, Worlds};
+use crate::scheduler::{Scheduler, SchedulerError};
+use crate::trigger::{TriggerError, TriggerKind};
+
+/// Why the host could not set up a trigger, plugin or manifest.
+#[derive(Debug, thiserror::Error)]
+pub enum HostError {
+    #[error(transparent)]
+    Plugin(#[from] PluginError),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("{}: trigger `{id}`: {source}", declared_in.display())]
+    Trigger {
+        id: String,
+        declared_in: PathBuf,
+        #[source]
+        source: TriggerError,
+    },
+    #[error(
+        "trigger `{id}`: plugin `{plugin}` is not loaded (is plugins/{plugin}.wasm there and valid?)"
+    )]
+    PluginNotLoaded { id: String, plugin: String },
+    #[error("trigger `{id}`: plugin `{plugin}` exports no factory, which a {kind} trigger needs")]
+    NeedsFactory {
+        id: String,
+        plugin: String,
+        kind: TriggerKind,
+    },
+    #[error("trigger `{id}`: path `{path}` is already served by trigger `{other}`")]
+    PathTaken {
+        id: String,
+        path: String,
+        other: String,
+    },
+    /// A plugin file the host will not (or did not) load; the version
+    /// loaded before, if any, keeps serving.
+    #[error("plugin `{plugin}`: {message}")]
+    Refused { plugin: String, message: String },
+    #[error(transparent)]
+    Scheduler(#[from] SchedulerError),
+}
+
+impl HostError {
+    /// Does the trigger wait for its plugin (to load, or to gain an
+    /// export), rather than being wrong in itself?
+    fn waits_for_plugin(&self) -> bool {
+        matches!(
+            self,
+            HostError::PluginNotLoaded { .. }
+                | HostError::NeedsFactory { .. }
+                | HostError::Plugin(PluginError::NoFactory { .. } | PluginError::NoFilter { .. })
+        )
+    }
+}
+
+/// A running wasmsched: scheduler, broker, plugin runtime, loaded plugins.
+pub struct Host {
+    pub config: Config,
+    pub scheduler: Arc<Scheduler>,
+    pub broker: Arc<dyn Broker>,
+    pub runtime: PluginRuntime,
+    state: RwLock<State>,
+    /// Held by every change: see [`Serial`].
+    changes: tokio::sync::Mutex<()>,
+    problems: Mutex<Vec<String>>,
+    reloads: AtomicU64,
+    watcher: Mutex<Option<crate::watch::Watcher>>,
+}
+
+#[derive(Default)]
+struct State {
+    plugins: BTreeMap<String, Arc<PluginSlot>>,
+    triggers: BTreeMap<String, Bound>,
+    /// Declared triggers waiting for their plugin, by id.
+    pending: BTreeMap<String, TriggerConfig>,
+    /// The last failed load of each plugin, cleared by a successful one.
+    failures: BTreeMap<String, Failure>,
+    /// What went wrong applying each manifest, the last time.
+    manifest_errors: BTreeMap<PathBuf, String>,
+}
+
+/// A registered trigger: its table, and the plugin exports it calls.
+struct Bound {
+    config: TriggerConfig,
+    uses: Worlds,
+}
+
+/// Why a plugin is not loaded, or not in the version its file holds.
+struct Failure {
+    error: String,
+    /// The bytes that failed, not compiled again until they change.
+    hash: Option<String>,
+    /// Not a load error: only which triggers wait for the missing file.
+    waiting_note: bool,
+}
+
+/// Proof that the caller holds the host's change lock, handed to the
+/// methods that change the host.
+struct Serial<'a> {
+    _guard: tokio::sync::MutexGuard<'a, ()>,
+}
+
+impl Host {
+    /// Loads the plugins the triggers name, registers every trigger it
+    /// can, starts them, and (if `config.watch`) follows the plugins
+    /// directory: the watcher's first rescan, in the background, loads the
+    /// other `*.wasm` files there. A broken plugin or trigger is logged,
+    /// listed in [`Host::problems`] and skipped; the rest runs.
+    pub async fn start(config: Config) -> Result<Arc<Self>, HostError> {
+        let broker: Arc<dyn Broker> = Arc::new(MemoryBroker::new());
+        let runtime = match &config.cache_dir {
+            Some(dir) => PluginRuntime::with_code_cache(RuntimeOptions::default(), dir)?,
+            None => PluginRuntime::new(RuntimeOptions::default())?,
+        };
+        let host = Arc::new(Self {
+            scheduler: Arc::new(Scheduler::new(broker.clone())),
+            broker,
+            runtime,
+            state: RwLock::default(),
+            changes: tokio::sync::Mutex::new(()),
+            problems: Mutex::new(Vec::new()),
+            reloads: AtomicU64::new(0),
+            watcher: Mutex::new(None),
+            config,
+        });
+        let names: BTreeSet<String> = host
+            .config
+            .triggers
+            .iter()
+            .filter_map(|t| t.plugin.clone())
+            .collect();
+        for name in names {
+            if let Err(error) = host.load_plugin(&name).await {
+                host.report(error.to_string());
+            }
+        }
+        {
+            let serial = host.serial().await;
+            for trigger in host.config.triggers.clone() {
+                match host.register_declared(&serial, trigger).await {
+                    Ok(Declared::Registered) => {}
+                    Ok(Declared::Waiting(error)) | Err(error) => host.report(error.to_string()),
+                }
+            }
+        }
+        host.scheduler.start().await?;
+        if host.config.watch {
+            let watcher = crate::watch::Watcher::start(&host);
+            *host.watcher.lock().unwrap_or_else(|p| p.into_inner()) = watcher;
+        }
+        Ok(host)
+    }
+
+    fn report(&self, problem: String) {
+        tracing::error!("{problem}");
+        self.problems
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(problem);
+    }
+
+    /// Problems met while starting (each also logged). Later ones (hot
+    /// reload) are in [`Self::plugin_errors`].
+    pub fn problems(&self) -> Vec<String> {
+        self.problems
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Stops following the plugins directory (once the change under way,
+    /// if any, is done), then stops every trigger, letting firings under
+    /// way finish.
+    pub async fn stop(&self) {
+        let watcher = self
+            .watcher
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        drop(watcher);
+        let _serial = self.serial().await;
+        self.scheduler.stop().await;
+    }
+
+    /// Is the plugins directory being followed?
+    pub fn is_watching(&self) -> bool {
+        self.watcher
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some()
+    }
+
+    fn state(&self) -> RwLockReadGuard<'_, State> {
+        self.state.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn state_mut(&self) -> RwLockWriteGuard<'_, State> {
+        self.state.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    async fn serial(&self) -> Serial<'_> {
+        Serial {
+            _guard: self.changes.lock().await,
+        }
+    }
+
+    /// Brings the host in line with the plugins directory now: every
+    /// `*.wasm` and `*.toml` in it, and every plugin or manifest the host
+    /// knows whose file is gone. The watcher does this when it starts (and
+    /// after losing events); call it when not watching.
+    pub async fn rescan(&self) {
+        crate::watch::rescan(self).await;
+    }
+
+    /// The plugins the host knows (loaded, failed, or waited for), and the
+    /// manifests in the plugins directory it applied.
+    pub(crate) fn known_files(&self) -> (BTreeSet<String>, BTreeSet<PathBuf>) {
+        let state = self.state();
+        let mut plugins: BTreeSet<String> = state.plugins.keys().cloned().collect();
+        plugins.extend(state.failures.keys().cloned());
+        plugins.extend(state.pending.values().filter_map(|t| t.plugin.clone()));
+        let declared = state.triggers.values().map(|b| &b.config);
+        let mut manifests: BTreeSet<PathBuf> = declared
+            .chain(state.pending.values())
+            .map(|t| t.declared_in.clone())
+            .filter(|file| file.parent() == Some(self.config.plugins_dir.as_path()))
+            .collect();
+        manifests.extend(state.manifest_errors.keys().cloned());
+        (plugins, manifests)
+    }
+
+    /// The last error of each plugin whose latest file failed to load (or
+    /// that triggers wait for), and of each manifest that failed to apply
+    /// (under its file stem, naming the file). Cleared once fixed.
+    pub fn plugin_errors(&self) -> BTreeMap<String, String> {
+        let state = self.state();
+        let mut errors: BTreeMap<String, String> = state
+            .failures
+            .iter()
+            .map(|(name, failure)| (name.clone(), failure.error.clone()))
+            .collect();
+        for (path, error) in &state.manifest_errors {
+            let stem = path.file_stem().unwrap_or_default().to_string_lossy();
+            errors
+                .entry(stem.into_owned())
+                .and_modify(|e| *e = format!("{e}; {error}"))
+                .or_insert_with(|| error.clone());
+        }
+        errors
+    }
+
+    /// What went wrong applying each manifest, the last time.
+    pub fn manifest_errors(&self) -> BTreeMap<PathBuf, String> {
+        self.state().manifest_errors.clone()
+    }
+
+    /// How many plugin loads succeeded (first loads and swaps).
+    pub fn reload_count(&self) -> u64 {
+        self.reloads.load(Ordering::Relaxed)
+    }
+
+    /// The current version of each loaded plugin, by name.
+    pub fn plugins(&self) -> BTreeMap<String, Arc<Plugin>> {
+        self.state()
+            .plugins
+            .iter()
+            .map(|(name, slot)| (name.clone(), slot.current()))
+            .collect()
+    }
+
+    /// Declared triggers waiting for their plugin, by id.
+    pub fn pending_triggers(&self) -> BTreeMap<String, TriggerConfig> {
+        self.state().pending.clone()
+    }
+}

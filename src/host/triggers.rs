@@ -1,0 +1,204 @@
+//! Registering and removing triggers: from the admin API or Rust code (an
+//! error if the plugin is not there), and from files (a trigger whose
+//! plugin is missing, or lacks an export it needs, waits pending for it).
+//! Each registered trigger is bound to its plugin's slot, and the host
+//! remembers which exports it calls, which a new version must keep.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use super::{Bound, Host, HostError, Serial};
+use crate::config::TriggerConfig;
+use crate::plugin::Worlds;
+use crate::scheduler::{Registration, SchedulerError};
+use crate::trigger::{Trigger, TriggerKind, TriggerOptions, create_trigger};
+
+/// How registering a declared trigger went, short of an error.
+pub(super) enum Declared {
+    Registered,
+    /// Kept pending until its plugin loads, for this reason.
+    Waiting(HostError),
+}
+
+impl Host {
+    /// Registers (and, the scheduler running, starts) the trigger a
+    /// `[[trigger]]` table describes.
+    pub async fn add_trigger(&self, config: TriggerConfig) -> Result<(), HostError> {
+        self.add_trigger_with(config, TriggerOptions::default())
+            .await
+    }
+
+    /// Like [`Self::add_trigger`], with native closures as factory and
+    /// filter (used when the table names no plugin): how Rust code serves
+    /// its own logic behind the HTTP API.
+    pub async fn add_trigger_with(
+        &self,
+        config: TriggerConfig,
+        native: TriggerOptions,
+    ) -> Result<(), HostError> {
+        let serial = self.serial().await;
+        self.add_locked(&serial, config, native).await
+    }
+
+    /// Stops and removes a trigger (or forgets a pending one).
+    pub async fn remove_trigger(&self, id: &str) -> Result<TriggerConfig, HostError> {
+        let serial = self.serial().await;
+        self.remove_locked(&serial, id).await
+    }
+
+    /// The table behind a registered trigger.
+    pub fn trigger_config(&self, id: &str) -> Option<TriggerConfig> {
+        self.state().triggers.get(id).map(|b| b.config.clone())
+    }
+
+    /// A registered trigger with its table.
+    pub async fn trigger(&self, id: &str) -> Option<(Registration, TriggerConfig)> {
+        let registration = self.scheduler.trigger(id).await?;
+        Some((registration, self.trigger_config(id)?))
+    }
+
+    /// The api trigger served at `path` (its `path` or `/api/triggers/<id>`).
+    pub fn api_trigger_at(&self, path: &str) -> Option<TriggerConfig> {
+        self.state()
+            .triggers
+            .values()
+            .map(|b| &b.config)
+            .find(|t| t.kind == TriggerKind::Api && t.api_path() == path)
+            .cloned()
+    }
+
+    pub(super) async fn add_locked(
+        &self,
+        _: &Serial<'_>,
+        config: TriggerConfig,
+        native: TriggerOptions,
+    ) -> Result<(), HostError> {
+        if self.state().pending.contains_key(&config.id) {
+            return Err(SchedulerError::DuplicateId(config.id).into());
+        }
+        if config.kind == TriggerKind::Api {
+            let path = config.api_path();
+            if let Some(other) = self.api_trigger_at(&path) {
+                return Err(HostError::PathTaken {
+                    id: config.id,
+                    path,
+                    other: other.id,
+                });
+            }
+        }
+        let (trigger, uses) = self.build_trigger(&config, native)?;
+        self.scheduler
+            .register(config.id.clone(), trigger, config.topic.clone())
+            .await?;
+        self.state_mut()
+            .triggers
+            .insert(config.id.clone(), Bound { config, uses });
+        Ok(())
+    }
+
+    pub(super) async fn remove_locked(
+        &self,
+        _: &Serial<'_>,
+        id: &str,
+    ) -> Result<TriggerConfig, HostError> {
+        let pending = self.state_mut().pending.remove(id);
+        if let Some(config) = pending {
+            if let Some(plugin) = &config.plugin {
+                self.note_waiting(plugin);
+            }
+            return Ok(config);
+        }
+        self.scheduler.unregister_trigger(id).await?;
+        let bound = self.state_mut().triggers.remove(id);
+        bound
+            .map(|b| b.config)
+            .ok_or_else(|| SchedulerError::UnknownId(id.to_owned()).into())
+    }
+
+    /// Registers a trigger declared in a file; one whose plugin is missing
+    /// or lacks an export it needs waits (pending) for the plugin to load.
+    pub(super) async fn register_declared(
+        &self,
+        serial: &Serial<'_>,
+        config: TriggerConfig,
+    ) -> Result<Declared, HostError> {
+        match self
+            .add_locked(serial, config.clone(), TriggerOptions::default())
+            .await
+        {
+            Ok(()) => Ok(Declared::Registered),
+            Err(error) if error.waits_for_plugin() => {
+                tracing::info!(trigger = %config.id, plugin = ?config.plugin, "trigger waits for its plugin: {error}");
+                let plugin = config.plugin.clone().unwrap_or_default();
+                self.state_mut().pending.insert(config.id.clone(), config);
+                self.note_waiting(&plugin);
+                Ok(Declared::Waiting(error))
+            }
+            Err(error) => Err(error),
+        }
+    }
+
+    /// The tables of the triggers (registered or pending) declared in `file`.
+    pub(super) fn declared_in(&self, file: &Path) -> BTreeMap<String, TriggerConfig> {
+        let state = self.state();
+        let registered = state.triggers.values().map(|b| &b.config);
+        registered
+            .chain(state.pending.values())
+            .filter(|t| t.declared_in == file)
+            .map(|t| (t.id.clone(), t.clone()))
+            .collect()
+    }
+
+    /// Builds the trigger a `[[trigger]]` table describes, and tells which
+    /// plugin exports it calls; its plugin, if it names one, replaces
+    /// `native`'s factory and filter.
+    pub(super) fn build_trigger(
+        &self,
+        config: &TriggerConfig,
+        native: TriggerOptions,
+    ) -> Result<(Arc<dyn Trigger>, Worlds), HostError> {
+        let mut options = TriggerOptions {
+            schedule: config.schedule.clone(),
+            timezone: config.timezone.clone(),
+            source: config.source.as_ref().map(|s| s.to_string()),
+            ..native
+        };
+        let mut uses = Worlds::default();
+        if let Some(name) = &config.plugin {
+            let slot = self.state().plugins.get(name).cloned().ok_or_else(|| {
+                HostError::PluginNotLoaded {
+                    id: config.id.clone(),
+                    plugin: name.clone(),
+                }
+            })?;
+            let worlds = slot.current().worlds();
+            uses = Worlds {
+                factory: worlds.factory,
+                filter: worlds.filter && config.kind == TriggerKind::Event,
+            };
+            if !uses.factory && config.kind != TriggerKind::Event {
+                return Err(HostError::NeedsFactory {
+                    id: config.id.clone(),
+                    plugin: name.clone(),
+                    kind: config.kind,
+                });
+            }
+            options.factory = match uses.factory {
+                true => Some(slot.factory(&config.id, config.config.clone())?),
+                false => None,
+            };
+            options.filter = match uses.filter {
+                true => Some(slot.filter(&config.id, config.config.clone())?),
+                false => None,
+            };
+        }
+        let trigger =
+            create_trigger(config.kind, options).map_err(|source| HostError::Trigger {
+                id: config.id.clone(),
+                declared_in: config.declared_in.clone(),
+                source,
+            })?;
+        Ok((trigger, uses))
+    }
+}
