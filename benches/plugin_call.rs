@@ -4,6 +4,12 @@
 //! Run: `cargo bench --bench plugin_call`. Method: for each contender,
 //! 7 rounds of N calls after a warm-up; report the median round as ns per
 //! call, and the ratio to the native baseline measured in the same run.
+//!
+//! Then, for the threshold filter in each language (Rust `large_dataset`,
+//! Python `py_threshold`, JavaScript `js_threshold`; the last two built by
+//! `plugins/build-python.sh` / `build-js.sh` into `WASMSCHED_POLYGLOT_DIR`,
+//! default `<target>/polyglot`): load time without the compiled-code cache,
+//! with a warm cache (median of 5), and the per-call cost of `accept`.
 
 use std::collections::BTreeMap;
 use std::hint::black_box;
@@ -108,4 +114,64 @@ fn main() {
     });
     report("factory, native closure", native, native);
     report("factory, wasm (fresh instance per call)", wasm, native);
+
+    println!();
+    println!(
+        "{:<14} {:>14} {:>14} {:>14}",
+        "filter", "load, no cache", "load, cached", "accept call"
+    );
+    let polyglot = polyglot_dir();
+    let languages = [
+        (
+            "rust",
+            std::path::PathBuf::from(plugin_path("large_dataset")),
+        ),
+        ("python", polyglot.join("py_threshold.wasm")),
+        ("javascript", polyglot.join("js_threshold.wasm")),
+    ];
+    for (language, path) in languages {
+        if !path.exists() {
+            println!(
+                "{language:<14} (missing {}: build it first)",
+                path.display()
+            );
+            continue;
+        }
+        let uncached = Instant::now();
+        let plugin = runtime.load_file(&path, None).unwrap();
+        let uncached = uncached.elapsed();
+        let cache = tempfile::tempdir().unwrap();
+        let cached_runtime =
+            PluginRuntime::with_code_cache(RuntimeOptions::default(), cache.path()).unwrap();
+        cached_runtime.load_file(&path, None).unwrap(); // fills the cache
+        let mut loads: Vec<f64> = (0..5)
+            .map(|_| {
+                let start = Instant::now();
+                cached_runtime.load_file(&path, None).unwrap();
+                start.elapsed().as_secs_f64()
+            })
+            .collect();
+        loads.sort_by(f64::total_cmp);
+        let filter = plugin.filter("bench", config.clone()).unwrap();
+        assert!(filter.accept(&event).unwrap());
+        let per_call = median_ns_per_call(500, || {
+            black_box(filter.accept(black_box(&event)).unwrap());
+        });
+        println!(
+            "{language:<14} {:>11.0} ms {:>11.1} ms {:>11.1} µs",
+            uncached.as_secs_f64() * 1e3,
+            loads[2] * 1e3,
+            per_call / 1e3
+        );
+    }
+}
+
+fn polyglot_dir() -> std::path::PathBuf {
+    if let Some(dir) = std::env::var_os("WASMSCHED_POLYGLOT_DIR") {
+        return dir.into();
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| format!("{}/target", env!("CARGO_MANIFEST_DIR")).into());
+    target.join("polyglot")
 }

@@ -363,7 +363,12 @@ fn a_loaded_plugin_describes_itself() {
     );
 }
 
-/// A `tracing` subscriber that writes into a buffer, for one thread.
+/// Runs `run` and returns everything logged so far by this test binary.
+///
+/// The subscriber is the process-wide default, installed once: a
+/// thread-local one (`with_default`) loses events when other tests hit the
+/// same callsites concurrently and cache their interest without it. The
+/// assertions look for lines tagged with this test's own trigger ids.
 fn capture_logs(run: impl FnOnce()) -> String {
     #[derive(Clone, Default)]
     struct Buffer(Arc<Mutex<Vec<u8>>>);
@@ -376,19 +381,19 @@ fn capture_logs(run: impl FnOnce()) -> String {
             Ok(())
         }
     }
-    let buffer = Buffer::default();
-    let writer = buffer.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::DEBUG)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    tracing::subscriber::with_default(subscriber, || {
-        // Other tests hit the same callsites concurrently, without a
-        // subscriber; recompute their cached interest now that one exists.
-        tracing::callsite::rebuild_interest_cache();
-        run()
+    static LOGS: std::sync::OnceLock<Buffer> = std::sync::OnceLock::new();
+    let buffer = LOGS.get_or_init(|| {
+        let buffer = Buffer::default();
+        let writer = buffer.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::DEBUG)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).expect("no other global subscriber");
+        buffer
     });
+    run();
     let bytes = buffer.0.lock().unwrap().clone();
     String::from_utf8(bytes).unwrap()
 }
@@ -406,7 +411,10 @@ fn guest_logs_and_stderr_reach_the_host_log_tagged() {
     });
     let line = logs
         .lines()
-        .find(|l| l.contains("pipeline stage heartbeat fired at 2026-11-26T03:00:00Z"))
+        .find(|l| {
+            l.contains("pipeline stage heartbeat fired at 2026-11-26T03:00:00Z")
+                && l.contains("trigger=\"heartbeat\"")
+        })
         .unwrap_or_else(|| panic!("no guest log line in:\n{logs}"));
     assert!(line.contains("INFO"), "{line}");
     assert!(line.contains("plugin=\"pipeline_stage\""), "{line}");
@@ -419,7 +427,7 @@ fn guest_logs_and_stderr_reach_the_host_log_tagged() {
     });
     let line = logs
         .lines()
-        .find(|l| l.contains("adv_panic: boom"))
+        .find(|l| l.contains("adv_panic: boom") && l.contains("trigger=\"doomed\""))
         .unwrap_or_else(|| panic!("no stderr line in:\n{logs}"));
     assert!(line.contains("WARN"), "{line}");
     assert!(line.contains("plugin=\"adv_panic\""), "{line}");
