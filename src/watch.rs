@@ -44,7 +44,7 @@ use crate::host::{Candidate, Host};
 /// Quiet time after a file's last event before it is looked at.
 pub const DEBOUNCE: Duration = Duration::from_millis(100);
 /// How long a file must stay unchanged to count as fully written.
-pub const SETTLE: Duration = Duration::from_millis(50);
+pub const SETTLE: Duration = Duration::from_millis(100);
 /// Longest wait for a file to settle; then it is read as it is.
 const MAX_SETTLE: Duration = Duration::from_secs(10);
 /// Loads of one file retried while it keeps changing.
