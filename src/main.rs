@@ -141,8 +141,24 @@ fn one_line(error: &anyhow::Error) -> String {
     message
 }
 
+/// Lets `wasmsched cron next ... | head` end quietly, as other Unix tools
+/// do, instead of panicking on a closed stdout: restore SIGPIPE's default
+/// (Rust ignores it).
+fn die_quietly_on_closed_pipes() {
+    #[cfg(unix)]
+    // SAFETY: called at the start of main, before any thread exists;
+    // SIG_DFL is a valid disposition for SIGPIPE.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Not for the server: it must survive clients that hang up mid-write.
+    if !matches!(cli.command, Command::Run { .. }) {
+        die_quietly_on_closed_pipes();
+    }
     let result = match cli.command {
         Command::Cron(CronCommand::Next {
             expression,
