@@ -104,7 +104,7 @@ fn main() {
         black_box(wasm_filter.accept(black_box(&event)).unwrap());
     });
     report("filter, native closure", native, native);
-    report("filter, wasm (fresh instance per call)", wasm, native);
+    report("filter, wasm (warm instance per trigger)", wasm, native);
 
     let native = median_ns_per_call(100_000, || {
         black_box(native_factory.make_events(black_box(&firing)).unwrap());
@@ -113,7 +113,7 @@ fn main() {
         black_box(wasm_factory.make_events(black_box(&firing)).unwrap());
     });
     report("factory, native closure", native, native);
-    report("factory, wasm (fresh instance per call)", wasm, native);
+    report("factory, wasm (warm instance per trigger)", wasm, native);
 
     println!();
     println!(

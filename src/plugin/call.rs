@@ -1,9 +1,18 @@
-//! One call into a plugin: a fresh store and instance from the cached
-//! `InstancePre`, the time and memory budget, and the failure classified
-//! (returned error, trap, timeout, out of memory, bad data) and counted.
+//! One call into a plugin: an instance (a warm one kept from an earlier
+//! call of the same trigger, or a fresh one from the cached `InstancePre`),
+//! the time and memory budget, and the failure classified (returned error,
+//! trap, timeout, out of memory, bad data) and counted.
+//!
+//! Instances are reused because instantiating dominates a call's cost
+//! (BENCHMARKS.md): after a successful call the instance goes back to its
+//! trigger's pool, at most [`WARM_PER_TRIGGER`] of them, and is retired
+//! after [`CALLS_PER_INSTANCE`] calls; any trap, timeout or memory refusal
+//! discards it. Reuse is per trigger and config (the store carries
+//! them) and per plugin version (a swap starts with fresh instances).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use wasmtime::component::Instance;
 use wasmtime::{Store, Trap};
@@ -18,6 +27,24 @@ use crate::firing::Firing;
 
 /// Characters of the guest's stderr quoted in a trap's message.
 const STDERR_IN_TRAP: usize = 300;
+
+/// Idle instances kept per trigger.
+pub(crate) const WARM_PER_TRIGGER: usize = 2;
+
+/// Calls an instance serves before it is retired (bounds heap growth of
+/// interpreters such as SpiderMonkey that never shrink).
+pub(crate) const CALLS_PER_INSTANCE: u32 = 1_000;
+
+/// Whose idle instances a pool holds: a trigger with its config (a
+/// reloaded manifest may give the same trigger id another config).
+pub(crate) type WarmKey = (Arc<str>, Arc<BTreeMap<String, String>>);
+
+/// An idle instance, ready for the next call of its trigger.
+pub(crate) struct Warm {
+    store: Store<CallState>,
+    instance: Instance,
+    calls: u32,
+}
 
 impl Plugin {
     /// Calls the plugin's `accept` for `trigger`, with its `config`.
@@ -99,15 +126,70 @@ impl Plugin {
     ) -> Result<R, CallError> {
         self.stats.call();
         let started = std::time::Instant::now();
-        let mut store = self.store(trigger, config);
-        let outcome = self
-            .pre
-            .instantiate(&mut store)
-            .and_then(|instance| call(&mut store, &instance));
+        let (mut store, warm_instance, calls) = match self.take_warm(trigger, config) {
+            Some(warm) => (warm.store, Some(warm.instance), warm.calls),
+            None => (self.store(trigger, config), None, 0),
+        };
+        store.set_epoch_deadline(deadline_ticks(self.limits.timeout));
+        store.data_mut().begin_call();
+        let outcome = match warm_instance {
+            Some(instance) => Ok(instance),
+            None => self.pre.instantiate(&mut store),
+        }
+        .and_then(|instance| call(&mut store, &instance).map(|returned| (returned, instance)));
         self.stats.observe(started.elapsed());
+        // Classify before forwarding the output: a trap quotes stderr.
         let outcome = outcome.map_err(|error| self.count(self.classify(&error, store.data())));
         store.data().forward_output();
-        outcome
+        let (returned, instance) = outcome?;
+        if !store.data().limiter.refused() {
+            self.put_warm(
+                trigger,
+                config,
+                Warm {
+                    store,
+                    instance,
+                    calls: calls + 1,
+                },
+            );
+        }
+        Ok(returned)
+    }
+
+    fn take_warm(
+        &self,
+        trigger: &Arc<str>,
+        config: &Arc<BTreeMap<String, String>>,
+    ) -> Option<Warm> {
+        let key = (trigger.clone(), config.clone());
+        let warm = self
+            .warm
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get_mut(&key)?
+            .pop()?;
+        self.runtime.warm_instances.fetch_sub(1, Ordering::Relaxed);
+        Some(warm)
+    }
+
+    /// Keeps `warm` for the trigger's next call, unless it has served its
+    /// calls or enough instances are idle already (per trigger, and across
+    /// the runtime, so idle instances never crowd out the pool).
+    fn put_warm(&self, trigger: &Arc<str>, config: &Arc<BTreeMap<String, String>>, warm: Warm) {
+        if warm.calls >= CALLS_PER_INSTANCE {
+            return;
+        }
+        let mut pools = self.warm.lock().unwrap_or_else(|p| p.into_inner());
+        let pool = pools.entry((trigger.clone(), config.clone())).or_default();
+        if pool.len() >= WARM_PER_TRIGGER {
+            return;
+        }
+        let idle = &self.runtime.warm_instances;
+        if idle.fetch_add(1, Ordering::Relaxed) >= super::engine::MAX_WARM_INSTANCES {
+            idle.fetch_sub(1, Ordering::Relaxed);
+            return;
+        }
+        pool.push(warm);
     }
 
     fn store(

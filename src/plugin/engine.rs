@@ -14,6 +14,10 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 
 /// Instances alive at once (one per call in flight, plus load-time checks).
 const MAX_INSTANCES: u32 = 64;
+
+/// Idle (warm) instances kept across the runtime: half the pool, so calls
+/// needing a fresh instance always find room.
+pub(crate) const MAX_WARM_INSTANCES: usize = MAX_INSTANCES as usize / 2;
 /// The most linear memory one instance may have (caps [`super::Limits`]).
 pub(crate) const MAX_MEMORY_BYTES: u64 = 1 << 30;
 

@@ -96,6 +96,11 @@ impl CallState {
     }
 
     /// Sends what the guest printed to the host log, tagged.
+    /// Resets what is counted per call, for an instance serving another.
+    pub(crate) fn begin_call(&mut self) {
+        self.log_lines = 0;
+    }
+
     pub(crate) fn forward_output(&self) {
         let (plugin, trigger) = (&*self.plugin, &*self.trigger);
         // One event per line, so every line carries the tags.

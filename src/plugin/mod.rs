@@ -12,10 +12,11 @@
 //! swapped into the slot (hot reload). A runtime made with
 //! [`PluginRuntime::with_code_cache`] keeps compiled code on disk.
 //!
-//! Every call runs in a fresh instance (~20 µs with the pooling allocator)
-//! under the plugin's [`Limits`]: a time budget enforced by epoch
-//! interruption and a memory budget enforced by a store limiter. A failed
-//! call is a [`CallError`]; the plugin serves the next call normally.
+//! A call runs on an instance kept warm for its trigger, or a fresh one
+//! (~20 µs with the pooling allocator), under the plugin's [`Limits`]: a
+//! time budget enforced by epoch interruption and a memory budget enforced
+//! by a store limiter. A failed call is a [`CallError`] and discards its
+//! instance; the plugin serves the next call normally. See `call.rs`.
 
 mod adapter;
 mod cache;
@@ -72,6 +73,9 @@ struct RuntimeInner {
     linker: Linker<CallState>,
     options: RuntimeOptions,
     cache: Option<CodeCache>,
+    /// Idle instances kept by all plugins (bounded by
+    /// `engine::MAX_WARM_INSTANCES`).
+    warm_instances: std::sync::atomic::AtomicUsize,
     /// Stops when the runtime and every plugin it loaded are gone.
     _ticker: EpochTicker,
 }
@@ -113,6 +117,7 @@ impl PluginRuntime {
                 linker,
                 options,
                 cache,
+                warm_instances: Default::default(),
                 _ticker: ticker,
             }),
         })
@@ -207,6 +212,7 @@ impl PluginRuntime {
             factory,
             filter,
             stats: StatsCounters::default(),
+            warm: Default::default(),
             runtime: self.inner.clone(),
         };
         plugin.probe()?;
@@ -234,8 +240,20 @@ pub struct Plugin {
     factory: Option<factory::GuestIndices>,
     filter: Option<filter::GuestIndices>,
     stats: StatsCounters,
+    /// Idle instances by trigger (see `call.rs`).
+    warm: std::sync::Mutex<std::collections::HashMap<call::WarmKey, Vec<call::Warm>>>,
     /// The engine and its epoch thread live as long as any plugin.
     runtime: Arc<RuntimeInner>,
+}
+
+impl Drop for Plugin {
+    fn drop(&mut self) {
+        let pools = self.warm.get_mut().unwrap_or_else(|p| p.into_inner());
+        let idle: usize = pools.values().map(Vec::len).sum();
+        self.runtime
+            .warm_instances
+            .fetch_sub(idle, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 impl Plugin {
