@@ -6,6 +6,9 @@
 //!
 //! The components are built by build.rs (plugins/rust, wasm32-wasip2).
 
+mod common;
+
+use common::{next_event_within, observe};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -14,14 +17,13 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use wasmsched::broker::{SubscriberKind, Subscription};
+use wasmsched::broker::Subscription;
 use wasmsched::plugin::{
     CallError, Limits, Plugin, PluginError, PluginRuntime, RuntimeOptions, Worlds,
 };
 use wasmsched::trigger::TriggerKind;
 use wasmsched::{
-    BoxError, Broker, Event, Firing, MemoryBroker, Scheduler, Topic, TopicPattern, Trigger,
-    create_event_trigger,
+    BoxError, Broker, Event, Firing, MemoryBroker, Scheduler, Topic, Trigger, create_event_trigger,
 };
 
 // ---------------------------------------------------------------- helpers
@@ -437,24 +439,10 @@ fn guest_logs_and_stderr_reach_the_host_log_tagged() {
 
 // ------------------------------------------------------------ end to end
 
-async fn observe(broker: &MemoryBroker, pattern: &str) -> Subscription {
-    broker
-        .subscribe(
-            &TopicPattern::new(pattern).unwrap(),
-            SubscriberKind::Observer,
-        )
-        .await
-        .unwrap()
-}
-
 /// The next event on `sub`; a generous real-time bound so a bug fails
 /// instead of hanging.
 async fn next_event(sub: &mut Subscription) -> Event {
-    tokio::time::timeout(Duration::from_secs(20), sub.next())
-        .await
-        .expect("no event arrived")
-        .expect("subscription closed")
-        .event
+    next_event_within(sub, Duration::from_secs(20)).await
 }
 
 /// Waits (yielding, with a generous real-time bound) until `done` holds.

@@ -18,6 +18,9 @@
 //! Each component (12–18 MB) takes ~13 s to compile, so each is loaded once
 //! per test binary, and there is one test per language.
 
+mod common;
+
+use common::{next_event_within, observe};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
@@ -25,13 +28,13 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
-use wasmsched::broker::{SubscriberKind, Subscription};
+use wasmsched::broker::Subscription;
 use wasmsched::clock::Clock;
 use wasmsched::plugin::{CallError, Plugin, PluginRuntime, RuntimeOptions, Worlds};
 use wasmsched::trigger::TriggerKind;
 use wasmsched::{
-    BoxError, Broker, Event, Firing, MemoryBroker, Scheduler, Topic, TopicPattern, Trigger,
-    create_api_trigger, create_cron_trigger, create_event_trigger,
+    BoxError, Broker, Event, Firing, MemoryBroker, Scheduler, Topic, Trigger, create_api_trigger,
+    create_cron_trigger, create_event_trigger,
 };
 
 // ---------------------------------------------------------------- loading
@@ -117,24 +120,10 @@ fn call_error(error: BoxError) -> CallError {
     }
 }
 
-async fn observe(broker: &MemoryBroker, pattern: &str) -> Subscription {
-    broker
-        .subscribe(
-            &TopicPattern::new(pattern).unwrap(),
-            SubscriberKind::Observer,
-        )
-        .await
-        .unwrap()
-}
-
 /// The next event on `sub`; a generous real-time bound so a bug fails
 /// instead of hanging.
 async fn next_event(sub: &mut Subscription) -> Event {
-    tokio::time::timeout(Duration::from_secs(30), sub.next())
-        .await
-        .expect("no event arrived")
-        .expect("subscription closed")
-        .event
+    next_event_within(sub, Duration::from_secs(30)).await
 }
 
 async fn wait_until(what: &str, done: impl Fn() -> bool) {

@@ -6,17 +6,19 @@
 //! milliseconds, through the same timer code as production. Every test runs
 //! paused, so a missing event fails at once instead of hanging.
 
+mod common;
+
+use common::{next_event_within, observe};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
-use wasmsched::broker::{SubscriberKind, Subscription};
+use wasmsched::broker::Subscription;
 use wasmsched::{
     Broker, Clock, CronSchedule, CronTrigger, Event, MemoryBroker, NewEvent, Scheduler, Topic,
-    TopicPattern, Trigger, create_api_trigger, create_cron_trigger, create_event_trigger,
-    factory_fn, filter_fn,
+    Trigger, create_api_trigger, create_cron_trigger, create_event_trigger, factory_fn, filter_fn,
 };
 
 fn topic(s: &str) -> Topic {
@@ -29,23 +31,9 @@ fn at(text: &str) -> DateTime<Utc> {
         .with_timezone(&Utc)
 }
 
-async fn observe(broker: &MemoryBroker, pattern: &str) -> Subscription {
-    broker
-        .subscribe(
-            &TopicPattern::new(pattern).unwrap(),
-            SubscriberKind::Observer,
-        )
-        .await
-        .unwrap()
-}
-
 /// The next event on `sub`, failing the test if none arrives in (virtual) 3 days.
 async fn next_event(sub: &mut Subscription) -> Event {
-    tokio::time::timeout(Duration::from_secs(3 * 86_400), sub.next())
-        .await
-        .expect("no event arrived")
-        .expect("subscription closed")
-        .event
+    next_event_within(sub, Duration::from_secs(3 * 86_400)).await
 }
 
 /// Asserts nothing arrives on `sub` within `wait` (virtual time).
