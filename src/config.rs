@@ -9,6 +9,10 @@
 //! watch = true               # follow changes to plugins/ while running
 //! cache = true               # keep compiled code in plugins/.cache
 //!
+//! [broker]
+//! kind = "memory"            # memory (default) | nats: see NatsOptions
+//! # url = "nats://127.0.0.1:4222"
+//!
 //! [[trigger]]
 //! id = "nightly"
 //! kind = "cron"              # cron | api | event
@@ -31,6 +35,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::broker::NatsOptions;
 use crate::topic::{Topic, TopicPattern};
 use crate::trigger::TriggerKind;
 
@@ -76,7 +81,20 @@ pub struct Config {
     /// Where compiled plugins are kept across restarts (`[plugins] cache`,
     /// default true: `<plugins dir>/.cache`); `None` compiles every time.
     pub cache_dir: Option<PathBuf>,
+    /// The broker (`[broker]`, default the embedded memory broker).
+    pub broker: BrokerConfig,
     pub triggers: Vec<TriggerConfig>,
+}
+
+/// Which broker carries the events (`[broker] kind`).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum BrokerConfig {
+    /// In this process only: no service needed.
+    #[default]
+    Memory,
+    /// A NATS JetStream stream, shared by several replicas.
+    Nats(NatsOptions),
 }
 
 /// How an api trigger authenticates callers (`[trigger.auth]`).
@@ -190,6 +208,8 @@ struct MainFile {
     #[serde(default)]
     plugins: PluginsSection,
     #[serde(default)]
+    broker: BrokerConfig,
+    #[serde(default)]
     trigger: Vec<toml::Value>,
 }
 
@@ -226,6 +246,12 @@ impl Config {
             .cache
             .unwrap_or(true)
             .then(|| plugins_dir.join(".cache"));
+        if let BrokerConfig::Nats(options) = &main.broker {
+            options.validate().map_err(|message| ConfigError::Syntax {
+                path: path.to_owned(),
+                message,
+            })?;
+        }
         let mut triggers = parse_triggers(path, main.trigger)?;
         for manifest in manifests_in(&plugins_dir)? {
             triggers.extend(load_manifest(&manifest)?);
@@ -241,6 +267,7 @@ impl Config {
             plugins_dir,
             watch: main.plugins.watch.unwrap_or(true),
             cache_dir,
+            broker: main.broker,
             triggers,
         })
     }
@@ -433,6 +460,15 @@ mod tests {
                 "trigger `e`: `source` is only for event triggers, not api",
             ),
             ("[serverr]\n", "unknown field `serverr`"),
+            ("[broker]\nkind = \"kafka\"\n", "unknown variant `kafka`"),
+            (
+                "[broker]\nkind = \"nats\"\nurll = \"x\"\n",
+                "unknown field `urll`",
+            ),
+            (
+                "[broker]\nkind = \"nats\"\nack_wait_secs = -1\n",
+                "[broker] ack_wait_secs = -1",
+            ),
         ];
         for (text, expected) in cases {
             let path = write(&dir, "wasmsched.toml", text);
@@ -440,6 +476,26 @@ mod tests {
             assert!(err.contains("wasmsched.toml"), "{err}");
             assert!(err.contains(expected), "expected `{expected}` in: {err}");
         }
+    }
+
+    #[test]
+    fn broker_defaults_to_memory_and_nats_fills_in_defaults() {
+        let dir = temp_dir("broker");
+        let memory = write(&dir, "wasmsched.toml", "");
+        assert_eq!(Config::load(&memory).unwrap().broker, BrokerConfig::Memory);
+        let nats = write(
+            &dir,
+            "wasmsched.toml",
+            "[broker]\nkind = \"nats\"\nurl = \"nats://10.0.0.5:4222\"\nack_wait_secs = 2.5\nmax_deliver = 3\n",
+        );
+        let BrokerConfig::Nats(options) = Config::load(&nats).unwrap().broker else {
+            panic!("expected the nats broker");
+        };
+        assert_eq!(options.url, "nats://10.0.0.5:4222");
+        assert_eq!(options.ack_wait_secs, 2.5);
+        assert_eq!(options.max_deliver, 3);
+        assert_eq!(options.stream, "WASMSCHED");
+        assert_eq!(options.subject_prefix, "ev");
     }
 
     #[test]

@@ -148,16 +148,17 @@ impl Dispatcher {
     async fn publish_firing(&self, firing: &Firing) -> Result<usize, FireError> {
         let drafts = self.make_events(firing)?;
         let count = drafts.len();
-        for draft in drafts {
+        for (index, draft) in drafts.into_iter().enumerate() {
             let event = draft.into_event(&self.topic);
             tracing::debug!(trigger = %self.trigger_id, topic = %event.topic, id = %event.id, "publishing");
-            self.broker
-                .publish(event)
-                .await
-                .map_err(|source| FireError::Publish {
-                    trigger: self.trigger_id.clone(),
-                    source,
-                })?;
+            let published = match publish_key(firing, index) {
+                Some(key) => self.broker.publish_once(event, key).await,
+                None => self.broker.publish(event).await,
+            };
+            published.map_err(|source| FireError::Publish {
+                trigger: self.trigger_id.clone(),
+                source,
+            })?;
             self.counters
                 .events_published
                 .fetch_add(1, Ordering::Relaxed);
@@ -180,6 +181,24 @@ impl Dispatcher {
             message,
         })
     }
+}
+
+/// The key that makes publishing the `index`th event of `firing` happen
+/// once however often it is repeated: by every replica firing the same
+/// cron instant (`<trigger id>:<scheduled instant>`), or by a replica
+/// handling a redelivered source event (`<trigger id>:<source event id>`).
+/// Later events of one firing add `/<index>`. Api calls have no key: two
+/// calls are two firings.
+fn publish_key(firing: &Firing, index: usize) -> Option<String> {
+    let base = match (&firing.kind, &firing.source) {
+        (TriggerKind::Cron, _) => format!("{}:{}", firing.trigger_id, firing.instant.to_rfc3339()),
+        (TriggerKind::Event, Some(source)) => format!("{}:{}", firing.trigger_id, source.id),
+        _ => return None,
+    };
+    Some(match index {
+        0 => base,
+        n => format!("{base}/{n}"),
+    })
 }
 
 /// What a trigger without a factory publishes: the api payload, the source

@@ -6,7 +6,7 @@ use std::sync::{Arc, RwLock, Weak};
 use async_trait::async_trait;
 use tokio::sync::mpsc;
 
-use super::{Broker, BrokerError, Delivery, DeliverySource, SubscriberKind, Subscription};
+use super::{Broker, BrokerError, BrokerHealth, Delivery, DeliverySource, SubscriberKind, Subscription};
 use crate::event::Event;
 use crate::topic::TopicPattern;
 
@@ -133,6 +133,16 @@ impl Broker for MemoryBroker {
             dropped,
             broker: Arc::downgrade(&self.shared),
         }))
+    }
+
+    fn health(&self) -> BrokerHealth {
+        BrokerHealth {
+            kind: "memory",
+            connected: true,
+            url: None,
+            stream: None,
+            duplicates: 0,
+        }
     }
 }
 

@@ -1,18 +1,21 @@
 //! The broker port: publish events, subscribe to topic patterns.
 //!
-//! [`memory::MemoryBroker`] is the embedded default. A networked adapter
-//! (NATS JetStream) implements the same trait: publishing is async and can
-//! fail, and a delivery to a trigger subscription is acknowledged once the
-//! trigger has dealt with it.
+//! [`memory::MemoryBroker`] is the embedded default; [`nats::NatsBroker`]
+//! keeps events in a NATS JetStream stream shared by several hosts.
+//! Publishing is async and can fail, and a delivery to a trigger
+//! subscription is acknowledged once the trigger has dealt with it.
 
 pub mod memory;
+pub mod nats;
 
 use async_trait::async_trait;
+use serde::Serialize;
 
 use crate::event::Event;
 use crate::topic::TopicPattern;
 
 pub use memory::MemoryBroker;
+pub use nats::{NatsBroker, NatsOptions};
 
 /// Why the broker refused an operation.
 #[derive(Debug, thiserror::Error)]
@@ -21,6 +24,9 @@ pub enum BrokerError {
     Closed,
     #[error("broker unavailable: {0}")]
     Unavailable(String),
+    /// The broker could not be set up as configured.
+    #[error("{0}")]
+    Setup(String),
 }
 
 /// Who is subscribing, which decides what happens when they fall behind.
@@ -40,6 +46,15 @@ pub trait Broker: Send + Sync + 'static {
     /// Publishes `event` to every subscription whose pattern matches its topic.
     async fn publish(&self, event: Event) -> Result<(), BrokerError>;
 
+    /// Publishes `event` unless an event with the same `key` was published
+    /// recently: hosts that fire the same cron instant, or handle the same
+    /// event again, publish once. A broker that cannot be shared by several
+    /// hosts just publishes.
+    async fn publish_once(&self, event: Event, key: String) -> Result<(), BrokerError> {
+        let _ = key;
+        self.publish(event).await
+    }
+
     /// Subscribes to events whose topic matches `pattern`. Dropping the
     /// subscription unsubscribes.
     async fn subscribe(
@@ -47,6 +62,22 @@ pub trait Broker: Send + Sync + 'static {
         pattern: &TopicPattern,
         kind: SubscriberKind,
     ) -> Result<Subscription, BrokerError>;
+
+    /// What `/healthz` reports about this broker.
+    fn health(&self) -> BrokerHealth;
+}
+
+/// The state of a broker's connection, as `/healthz` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct BrokerHealth {
+    pub kind: &'static str,
+    pub connected: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stream: Option<String>,
+    /// Publishes the broker dropped as duplicates of a recent one (by key).
+    pub duplicates: u64,
 }
 
 /// A stream of deliveries for one subscription.

@@ -26,8 +26,8 @@ use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 pub use self::manifests::ManifestChanges;
 pub(crate) use self::plugins::Candidate;
 use self::triggers::Declared;
-use crate::broker::{Broker, MemoryBroker};
-use crate::config::{Config, ConfigError, TriggerConfig};
+use crate::broker::{Broker, BrokerError, MemoryBroker, NatsBroker};
+use crate::config::{BrokerConfig, Config, ConfigError, TriggerConfig};
 use crate::plugin::{Plugin, PluginError, PluginRuntime, PluginSlot, RuntimeOptions, Worlds};
 use crate::scheduler::{Scheduler, SchedulerError};
 use crate::trigger::{TriggerError, TriggerKind};
@@ -68,6 +68,8 @@ pub enum HostError {
     Refused { plugin: String, message: String },
     #[error(transparent)]
     Scheduler(#[from] SchedulerError),
+    #[error(transparent)]
+    Broker(#[from] BrokerError),
 }
 
 impl HostError {
@@ -137,7 +139,10 @@ impl Host {
     /// other `*.wasm` files there. A broken plugin or trigger is logged,
     /// listed in [`Host::problems`] and skipped; the rest runs.
     pub async fn start(config: Config) -> Result<Arc<Self>, HostError> {
-        let broker: Arc<dyn Broker> = Arc::new(MemoryBroker::new());
+        let broker: Arc<dyn Broker> = match &config.broker {
+            BrokerConfig::Memory => Arc::new(MemoryBroker::new()),
+            BrokerConfig::Nats(options) => Arc::new(NatsBroker::connect(options.clone()).await?),
+        };
         let runtime = match &config.cache_dir {
             Some(dir) => PluginRuntime::with_code_cache(RuntimeOptions::default(), dir)?,
             None => PluginRuntime::new(RuntimeOptions::default())?,

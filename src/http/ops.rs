@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::header;
+use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use serde_json::{Value, json};
 
@@ -13,14 +13,22 @@ use super::AppState;
 use crate::firing::TriggerStats;
 use crate::plugin::{LatencyHistogram, PluginStats};
 
-pub async fn healthz(State(app): State<AppState>) -> Json<Value> {
+/// 200 `"ok"`, or 503 `"degraded"` while the broker is unreachable (the
+/// host keeps running and reconnects).
+pub async fn healthz(State(app): State<AppState>) -> impl IntoResponse {
     let triggers = app.host.scheduler.registered_triggers().await;
-    Json(json!({
-        "status": "ok",
-        "broker": { "kind": "memory", "connected": true },
+    let broker = app.host.broker.health();
+    let (status, code) = match broker.connected {
+        true => ("ok", StatusCode::OK),
+        false => ("degraded", StatusCode::SERVICE_UNAVAILABLE),
+    };
+    let body = json!({
+        "status": status,
+        "broker": broker,
         "triggers": triggers.len(),
         "plugins": app.host.plugins().len(),
-    }))
+    });
+    (code, Json(body))
 }
 
 type TriggerCounter = (&'static str, &'static str, fn(&TriggerStats) -> u64);

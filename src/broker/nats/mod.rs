@@ -1,0 +1,176 @@
+//! The NATS JetStream broker: events kept in one stream that several hosts
+//! (replicas) share.
+//!
+//! - Every event is a JSON message on `<prefix>.<topic>` in one stream
+//!   (created if missing, checked if present); publishing returns once
+//!   JetStream has stored it.
+//! - An event trigger consumes through durable pull consumers named after
+//!   its id, shared by every replica, so each event goes to one of them.
+//!   A delivery is acknowledged after the trigger published its events; a
+//!   failure asks for redelivery after a backoff, and after `max_deliver`
+//!   attempts the event goes to `deadletter.<trigger id>` with the error.
+//! - Publishes with a key (cron instants, a trigger's output for one source
+//!   event) carry it as `Nats-Msg-Id`, so the stream keeps one of several
+//!   identical publishes made within its duplicate window.
+//! - Observers (live tail, the event log) read through ordered consumers
+//!   that start at new events.
+//!
+//! Written for nats-server 2.9 (Debian's), which ignores configuration
+//! fields it does not know: what the server returns is compared with what
+//! was asked for.
+
+mod consume;
+mod options;
+mod setup;
+pub mod subjects;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use async_nats::connection::State;
+use async_nats::jetstream::{self, message::PublishMessage};
+use async_trait::async_trait;
+use tokio::sync::mpsc;
+
+use self::consume::{Feed, FeedSource, NatsSubscription};
+use self::subjects::Subjects;
+use super::{Broker, BrokerError, BrokerHealth, SubscriberKind, Subscription};
+use crate::event::Event;
+use crate::topic::TopicPattern;
+
+pub use self::options::NatsOptions;
+
+/// How many deliveries a subscription holds ready for its trigger.
+const SUBSCRIPTION_QUEUE: usize = 64;
+
+/// A broker on a NATS JetStream stream.
+#[derive(Clone)]
+pub struct NatsBroker {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    options: NatsOptions,
+    client: async_nats::Client,
+    jetstream: jetstream::Context,
+    stream: jetstream::stream::Stream,
+    subjects: Subjects,
+    duplicates: AtomicU64,
+}
+
+impl NatsBroker {
+    /// Connects to `options.url`, then creates the stream or checks the
+    /// one there. Fails with a message naming the server and the stream.
+    pub async fn connect(options: NatsOptions) -> Result<Self, BrokerError> {
+        options.validate().map_err(BrokerError::Setup)?;
+        let subjects = Subjects::new(&options.subject_prefix).map_err(BrokerError::Setup)?;
+        let client = setup::connect(&options.url).await?;
+        let jetstream = jetstream::new(client.clone());
+        let stream = setup::ensure_stream(&jetstream, &options, &subjects).await?;
+        tracing::info!(url = %options.url, stream = %options.stream, subjects = %subjects.stream_subject(), "using NATS JetStream");
+        Ok(Self {
+            shared: Arc::new(Shared {
+                options,
+                client,
+                jetstream,
+                stream,
+                subjects,
+                duplicates: AtomicU64::new(0),
+            }),
+        })
+    }
+
+    pub fn options(&self) -> &NatsOptions {
+        &self.shared.options
+    }
+}
+
+impl Shared {
+    /// Publishes `event`, with `key` as its `Nats-Msg-Id` if given, and
+    /// waits for JetStream to store it.
+    async fn send(&self, event: &Event, key: Option<String>) -> Result<(), BrokerError> {
+        let unavailable = |error: String| {
+            BrokerError::Unavailable(format!(
+                "publishing `{}` to NATS stream `{}` at {}: {error}",
+                event.topic, self.options.stream, self.options.url
+            ))
+        };
+        // While disconnected the client would buffer the publish and send
+        // it after reconnecting, possibly after we gave up on its ack:
+        // refuse at once instead, so an error means "not published".
+        if self.client.connection_state() != State::Connected {
+            return Err(unavailable("not connected".to_owned()));
+        }
+        let payload = serde_json::to_vec(event).map_err(|e| unavailable(e.to_string()))?;
+        let mut message = PublishMessage::build().payload(payload.into());
+        if let Some(key) = key {
+            message = message.message_id(key);
+        }
+        let subject = self.subjects.for_topic(&event.topic);
+        let pending = self
+            .jetstream
+            .send_publish(subject, message)
+            .await
+            .map_err(|e| unavailable(e.to_string()))?;
+        let ack = pending.await.map_err(|e| unavailable(e.to_string()))?;
+        if ack.duplicate {
+            self.duplicates.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(topic = %event.topic, "duplicate publish dropped by the stream");
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Broker for NatsBroker {
+    async fn publish(&self, event: Event) -> Result<(), BrokerError> {
+        self.shared.send(&event, None).await
+    }
+
+    async fn publish_once(&self, event: Event, key: String) -> Result<(), BrokerError> {
+        self.shared.send(&event, Some(key)).await
+    }
+
+    async fn subscribe(
+        &self,
+        pattern: &TopicPattern,
+        kind: SubscriberKind,
+    ) -> Result<Subscription, BrokerError> {
+        let filters = self.shared.subjects.filters(pattern);
+        let (sender, receiver) = mpsc::channel(SUBSCRIPTION_QUEUE);
+        let mut feeds = Vec::new();
+        for (index, filter) in filters.subjects.iter().enumerate() {
+            let source = match &kind {
+                SubscriberKind::Trigger { name } => {
+                    setup::durable_consumer(&self.shared.stream, &self.shared.options, name, index, filter)
+                        .await?;
+                    FeedSource::Durable {
+                        trigger: name.clone(),
+                        consumer: subjects::consumer_name(name, index),
+                    }
+                }
+                SubscriberKind::Observer => FeedSource::Ordered {
+                    filter: filter.clone(),
+                },
+            };
+            let feed = Feed {
+                shared: self.shared.clone(),
+                pattern: (!filters.exact).then(|| pattern.clone()),
+                source,
+                sender: sender.clone(),
+            };
+            feeds.push(tokio::spawn(feed.run()));
+        }
+        Ok(Subscription::new(NatsSubscription::new(receiver, feeds)))
+    }
+
+    fn health(&self) -> BrokerHealth {
+        BrokerHealth {
+            kind: "nats",
+            connected: self.shared.client.connection_state() == State::Connected,
+            url: Some(self.shared.options.url.clone()),
+            stream: Some(self.shared.options.stream.clone()),
+            duplicates: self.shared.duplicates.load(Ordering::Relaxed),
+        }
+    }
+}

@@ -1,0 +1,152 @@
+//! `[broker] kind = "nats"`: where the server is and how the stream and
+//! the trigger consumers are set up.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// The settings of the NATS JetStream broker, with their defaults.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NatsOptions {
+    /// The server, e.g. `nats://127.0.0.1:4222` (several: comma-separated).
+    pub url: String,
+    /// The JetStream stream holding the events (created if missing).
+    pub stream: String,
+    /// Topic `a.b` is the subject `<subject_prefix>.a.b`.
+    pub subject_prefix: String,
+    /// How long the stream remembers a publish key: replicas firing the
+    /// same cron instant within it publish once.
+    pub duplicate_window_secs: f64,
+    /// How long the stream keeps an event.
+    pub max_age_secs: f64,
+    /// How long a replica may hold an event unacknowledged before it is
+    /// delivered again (to any replica): the time a crashed replica's
+    /// events wait.
+    pub ack_wait_secs: f64,
+    /// Attempts per event and trigger before it goes to
+    /// `deadletter.<trigger id>`.
+    pub max_deliver: u32,
+    /// Wait before each retry after a failure; the last value repeats.
+    pub retry_backoff_secs: Vec<f64>,
+}
+
+impl Default for NatsOptions {
+    fn default() -> Self {
+        Self {
+            url: "nats://127.0.0.1:4222".to_owned(),
+            stream: "WASMSCHED".to_owned(),
+            subject_prefix: "ev".to_owned(),
+            duplicate_window_secs: 120.0,
+            max_age_secs: 7.0 * 24.0 * 3600.0,
+            ack_wait_secs: 30.0,
+            max_deliver: 5,
+            retry_backoff_secs: vec![1.0, 5.0, 30.0],
+        }
+    }
+}
+
+impl NatsOptions {
+    /// Checks values the server would refuse or misread; the message names
+    /// the `[broker]` key.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.stream.is_empty()
+            || self
+                .stream
+                .chars()
+                .any(|c| c.is_whitespace() || matches!(c, '.' | '*' | '>' | '/' | '\\'))
+        {
+            return Err(format!(
+                "[broker] stream = {:?}: a stream name is non-empty, without spaces, `.`, `*`, `>`, `/` or `\\`",
+                self.stream
+            ));
+        }
+        let positive = [
+            ("duplicate_window_secs", self.duplicate_window_secs),
+            ("max_age_secs", self.max_age_secs),
+            ("ack_wait_secs", self.ack_wait_secs),
+        ];
+        for (key, value) in positive {
+            if !(value.is_finite() && value > 0.0) {
+                return Err(format!("[broker] {key} = {value}: must be a positive number of seconds"));
+            }
+        }
+        if self.duplicate_window_secs > self.max_age_secs {
+            return Err(format!(
+                "[broker] duplicate_window_secs = {} is longer than max_age_secs = {}: the stream would forget events it still deduplicates",
+                self.duplicate_window_secs, self.max_age_secs
+            ));
+        }
+        if self.max_deliver == 0 {
+            return Err("[broker] max_deliver = 0: an event needs at least one attempt".to_owned());
+        }
+        if let Some(bad) = self
+            .retry_backoff_secs
+            .iter()
+            .find(|v| !(v.is_finite() && **v >= 0.0))
+        {
+            return Err(format!(
+                "[broker] retry_backoff_secs contains {bad}: each wait is zero or more seconds"
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn duplicate_window(&self) -> Duration {
+        Duration::from_secs_f64(self.duplicate_window_secs)
+    }
+
+    pub fn max_age(&self) -> Duration {
+        Duration::from_secs_f64(self.max_age_secs)
+    }
+
+    pub fn ack_wait(&self) -> Duration {
+        Duration::from_secs_f64(self.ack_wait_secs)
+    }
+
+    /// The wait before retrying an event that failed on its `delivered`th
+    /// attempt.
+    pub fn retry_delay(&self, delivered: u64) -> Duration {
+        let index = usize::try_from(delivered.saturating_sub(1)).unwrap_or(usize::MAX);
+        self.retry_backoff_secs
+            .get(index)
+            .or(self.retry_backoff_secs.last())
+            .map_or(Duration::ZERO, |s| Duration::from_secs_f64(*s))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_retry_delays_repeat_the_last() {
+        let options = NatsOptions::default();
+        options.validate().unwrap();
+        let delays: Vec<u64> = (1..=5).map(|n| options.retry_delay(n).as_secs()).collect();
+        assert_eq!(delays, [1, 5, 30, 30, 30]);
+        let none = NatsOptions {
+            retry_backoff_secs: vec![],
+            ..options
+        };
+        assert_eq!(none.retry_delay(3), Duration::ZERO);
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        let bad = |options: NatsOptions| options.validate().unwrap_err();
+        let base = NatsOptions::default();
+        assert!(bad(NatsOptions { stream: "a.b".into(), ..base.clone() }).contains("stream"));
+        assert!(
+            bad(NatsOptions { ack_wait_secs: 0.0, ..base.clone() }).contains("ack_wait_secs")
+        );
+        assert!(
+            bad(NatsOptions { duplicate_window_secs: 1e9, ..base.clone() })
+                .contains("duplicate_window_secs")
+        );
+        assert!(bad(NatsOptions { max_deliver: 0, ..base.clone() }).contains("max_deliver"));
+        assert!(
+            bad(NatsOptions { retry_backoff_secs: vec![-1.0], ..base }).contains("retry_backoff_secs")
+        );
+    }
+}

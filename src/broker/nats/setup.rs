@@ -1,0 +1,193 @@
+//! Connecting, and creating or checking the stream and the durable
+//! consumers, verifying what the server kept of what was asked.
+
+use std::time::Duration;
+
+use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, pull};
+use async_nats::jetstream::context::{ConsumerInfoErrorKind, GetStreamErrorKind};
+use async_nats::jetstream::stream::{self, StorageType};
+use async_nats::jetstream::{self, ErrorCode};
+
+use super::NatsOptions;
+use super::subjects::{Subjects, consumer_name};
+use crate::broker::BrokerError;
+
+/// Connects, logging each loss and recovery of the connection (the client
+/// reconnects on its own, for ever).
+pub async fn connect(url: &str) -> Result<async_nats::Client, BrokerError> {
+    let logged_url = url.to_owned();
+    async_nats::ConnectOptions::new()
+        .name("wasmsched")
+        .connection_timeout(Duration::from_secs(5))
+        .event_callback(move |event| {
+            let url = logged_url.clone();
+            async move {
+                match event {
+                    async_nats::Event::Connected => tracing::info!(%url, "connected to NATS"),
+                    async_nats::Event::Disconnected => {
+                        tracing::warn!(%url, "lost the connection to NATS; reconnecting")
+                    }
+                    other => tracing::warn!(%url, "NATS: {other}"),
+                }
+            }
+        })
+        .connect(url)
+        .await
+        .map_err(|e| {
+            BrokerError::Setup(format!(
+                "cannot connect to NATS at {url}: {e} (is `nats-server -js` running there? see [broker] url)"
+            ))
+        })
+}
+
+/// Creates the stream, or checks that the one already there captures our
+/// subjects; returns a handle to it.
+pub async fn ensure_stream(
+    jetstream: &jetstream::Context,
+    options: &NatsOptions,
+    subjects: &Subjects,
+) -> Result<stream::Stream, BrokerError> {
+    let name = &options.stream;
+    let wanted = stream::Config {
+        name: name.clone(),
+        subjects: vec![subjects.stream_subject()],
+        duplicate_window: options.duplicate_window(),
+        max_age: options.max_age(),
+        storage: StorageType::File,
+        ..Default::default()
+    };
+    let error = |what: &str, e: &dyn std::fmt::Display| {
+        BrokerError::Setup(format!("NATS stream `{name}` at {}: {what}: {e}", options.url))
+    };
+    match jetstream.get_stream(name).await {
+        Ok(mut existing) => {
+            let info = existing.info().await.map_err(|e| error("reading it", &e))?;
+            check_existing_stream(&info.config, &wanted)
+                .map_err(|e| error("cannot use it", &e))?;
+            Ok(existing)
+        }
+        Err(e)
+            if matches!(e.kind(), GetStreamErrorKind::JetStream(api)
+                if api.error_code() == ErrorCode::STREAM_NOT_FOUND) =>
+        {
+            let created = jetstream
+                .create_stream(wanted.clone())
+                .await
+                .map_err(|e| error("creating it", &e))?;
+            let kept = &created.cached_info().config;
+            verify(&[
+                ("subjects", format!("{:?}", wanted.subjects), format!("{:?}", kept.subjects)),
+                ("duplicate_window", secs(wanted.duplicate_window), secs(kept.duplicate_window)),
+                ("max_age", secs(wanted.max_age), secs(kept.max_age)),
+            ])
+            .map_err(|e| error("the server did not keep the configuration", &e))?;
+            tracing::info!(stream = %name, "created the NATS stream");
+            Ok(created)
+        }
+        Err(e) => Err(error(
+            "looking it up (is JetStream enabled: `nats-server -js`?)",
+            &e,
+        )),
+    }
+}
+
+/// A stream made by someone else is used as it is, if it captures our
+/// subjects and deduplicates; differences in retention are only logged.
+fn check_existing_stream(have: &stream::Config, wanted: &stream::Config) -> Result<(), String> {
+    if !have.subjects.iter().any(|s| wanted.subjects.contains(s)) {
+        return Err(format!(
+            "it captures {:?}, not {:?}: change [broker] stream or subject_prefix",
+            have.subjects, wanted.subjects
+        ));
+    }
+    if have.duplicate_window.is_zero() {
+        return Err("its duplicate_window is 0, so replicas would publish each cron instant twice".to_owned());
+    }
+    if have.duplicate_window != wanted.duplicate_window || have.max_age != wanted.max_age {
+        tracing::warn!(
+            stream = %wanted.name,
+            duplicate_window = %secs(have.duplicate_window),
+            max_age = %secs(have.max_age),
+            "the NATS stream exists with other settings than [broker] asks for; keeping them"
+        );
+    }
+    Ok(())
+}
+
+/// Gets or creates the durable consumer for filter `index` of `trigger`,
+/// replacing one left over with another filter (the trigger's pattern
+/// changed).
+pub async fn durable_consumer(
+    stream: &stream::Stream,
+    options: &NatsOptions,
+    trigger: &str,
+    index: usize,
+    filter: &str,
+) -> Result<pull::Config, BrokerError> {
+    let name = consumer_name(trigger, index);
+    let wanted = pull::Config {
+        durable_name: Some(name.clone()),
+        filter_subject: filter.to_owned(),
+        deliver_policy: DeliverPolicy::New,
+        ack_policy: AckPolicy::Explicit,
+        ack_wait: options.ack_wait(),
+        // Unlimited on the server: the host counts attempts itself and
+        // dead-letters, so an event is never silently dropped.
+        max_deliver: -1,
+        ..Default::default()
+    };
+    let error = |what: &str, e: &dyn std::fmt::Display| {
+        BrokerError::Setup(format!(
+            "trigger `{trigger}`: NATS consumer `{name}` on stream `{}`: {what}: {e}",
+            options.stream
+        ))
+    };
+    match stream.consumer_info(&name).await {
+        Ok(info) if info.config.filter_subject == filter => {
+            if info.config.ack_wait != wanted.ack_wait {
+                tracing::warn!(trigger, consumer = %name, ack_wait = %secs(info.config.ack_wait), "the consumer exists with another ack_wait; keeping it");
+            }
+            return Ok(wanted);
+        }
+        Ok(info) => {
+            tracing::warn!(trigger, consumer = %name, old = %info.config.filter_subject, new = filter, "the trigger's pattern changed: replacing its consumer");
+            stream
+                .delete_consumer(&name)
+                .await
+                .map_err(|e| error("deleting the old one", &e))?;
+        }
+        Err(e) if e.kind() == ConsumerInfoErrorKind::NotFound => {}
+        Err(e) => return Err(error("looking it up", &e)),
+    }
+    let created: jetstream::consumer::PullConsumer = stream
+        .create_consumer(wanted.clone())
+        .await
+        .map_err(|e| error("creating it", &e))?;
+    let kept = &created.cached_info().config;
+    verify(&[
+        ("filter_subject", wanted.filter_subject.clone(), kept.filter_subject.clone()),
+        ("ack_policy", format!("{:?}", wanted.ack_policy), format!("{:?}", kept.ack_policy)),
+        ("deliver_policy", format!("{:?}", wanted.deliver_policy), format!("{:?}", kept.deliver_policy)),
+        ("ack_wait", secs(wanted.ack_wait), secs(kept.ack_wait)),
+        ("max_deliver", wanted.max_deliver.to_string(), kept.max_deliver.to_string()),
+    ])
+    .map_err(|e| error("the server did not keep the configuration", &e))?;
+    Ok(wanted)
+}
+
+/// Fails naming every setting the server did not keep as asked.
+fn verify(settings: &[(&str, String, String)]) -> Result<(), String> {
+    let lost: Vec<String> = settings
+        .iter()
+        .filter(|(_, asked, kept)| asked != kept)
+        .map(|(key, asked, kept)| format!("{key}: asked {asked}, got {kept}"))
+        .collect();
+    match lost.is_empty() {
+        true => Ok(()),
+        false => Err(lost.join("; ")),
+    }
+}
+
+fn secs(duration: Duration) -> String {
+    format!("{}s", duration.as_secs_f64())
+}
