@@ -6,7 +6,9 @@ use std::sync::{Arc, RwLock, Weak};
 use async_trait::async_trait;
 use tokio::sync::mpsc;
 
-use super::{Broker, BrokerError, BrokerHealth, Delivery, DeliverySource, SubscriberKind, Subscription};
+use super::{
+    Broker, BrokerError, BrokerHealth, Delivery, DeliverySource, SubscriberKind, Subscription,
+};
 use crate::event::Event;
 use crate::topic::TopicPattern;
 

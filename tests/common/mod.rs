@@ -26,3 +26,4 @@ pub async fn next_event_within(sub: &mut Subscription, within: Duration) -> Even
         .expect("subscription closed")
         .event
 }
+pub mod nats_server;

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream::consumer::{DeliverPolicy, PullConsumer, pull};
-use async_nats::jetstream::message::{Acker, AckKind};
+use async_nats::jetstream::message::{AckKind, Acker};
 use async_trait::async_trait;
 use futures_util::{Stream, StreamExt};
 use serde_json::{Value, json};
@@ -50,15 +50,19 @@ pub struct Feed {
     pub sender: mpsc::Sender<Delivery>,
 }
 
-type Messages = std::pin::Pin<
-    Box<dyn Stream<Item = Result<async_nats::jetstream::Message, String>> + Send>,
->;
+pub type Messages =
+    std::pin::Pin<Box<dyn Stream<Item = Result<async_nats::jetstream::Message, String>> + Send>>;
 
 impl Feed {
-    pub async fn run(self) {
+    /// Forwards `first` (opened by the subscriber, so that a subscription
+    /// sees every event published after it was made), then reopens the
+    /// message stream whenever it fails, for as long as the subscription
+    /// exists.
+    pub async fn run(self, first: Messages) {
+        let mut opened = Ok(first);
         let mut attempt: u32 = 0;
         loop {
-            match self.open().await {
+            match opened {
                 Ok(mut messages) => {
                     while let Some(message) = messages.next().await {
                         match message {
@@ -68,7 +72,9 @@ impl Feed {
                                     return;
                                 }
                             }
-                            Err(error) => tracing::debug!(source = %self.describe(), "pulling: {error}"),
+                            Err(error) => {
+                                tracing::debug!(source = %self.describe(), "pulling: {error}")
+                            }
                         }
                     }
                 }
@@ -83,6 +89,7 @@ impl Feed {
             }
             attempt = attempt.saturating_add(1);
             tokio::time::sleep(Duration::from_millis(200) * attempt.min(10)).await;
+            opened = self.open().await;
         }
     }
 
@@ -95,12 +102,14 @@ impl Feed {
         }
     }
 
-    async fn open(&self) -> Result<Messages, String> {
+    pub async fn open(&self) -> Result<Messages, String> {
         let stream = &self.shared.stream;
         match &self.source {
             FeedSource::Durable { consumer, .. } => {
-                let consumer: PullConsumer =
-                    stream.get_consumer(consumer).await.map_err(|e| e.to_string())?;
+                let consumer: PullConsumer = stream
+                    .get_consumer(consumer)
+                    .await
+                    .map_err(|e| e.to_string())?;
                 let messages = consumer
                     .stream()
                     .max_messages_per_batch(PULL_BATCH)
@@ -129,7 +138,9 @@ impl Feed {
     /// Decodes, filters and queues one message; false once the
     /// subscription is gone.
     async fn forward(&self, message: async_nats::jetstream::Message) -> bool {
-        let delivered = message.info().map_or(1, |info| info.delivered.max(1) as u64);
+        let delivered = message
+            .info()
+            .map_or(1, |info| info.delivered.max(1) as u64);
         let (message, acker) = message.split();
         let event = decode(&self.shared, &message.subject, &message.payload);
         let wanted = event
@@ -214,7 +225,10 @@ impl Acknowledge for Retry {
         match self.shared.send(&letter, Some(key)).await {
             Ok(()) => {
                 tracing::warn!(trigger = %self.trigger, event = %self.event.id, deliveries = self.delivered, "gave up on an event ({reason}); published it to `{topic}`");
-                self.acker.ack_with(AckKind::Term).await.map_err(unavailable)
+                self.acker
+                    .ack_with(AckKind::Term)
+                    .await
+                    .map_err(unavailable)
             }
             Err(error) => {
                 tracing::warn!(trigger = %self.trigger, event = %self.event.id, "cannot dead-letter an event ({error}); it will be retried");
@@ -239,8 +253,15 @@ pub struct NatsSubscription {
 }
 
 impl NatsSubscription {
-    pub fn new(receiver: mpsc::Receiver<Delivery>, feeds: Vec<JoinHandle<()>>) -> Self {
-        Self { receiver, feeds }
+    pub fn new(receiver: mpsc::Receiver<Delivery>) -> Self {
+        Self {
+            receiver,
+            feeds: Vec::new(),
+        }
+    }
+
+    pub fn add_feed(&mut self, feed: JoinHandle<()>) {
+        self.feeds.push(feed);
     }
 }
 

@@ -138,12 +138,19 @@ impl Broker for NatsBroker {
     ) -> Result<Subscription, BrokerError> {
         let filters = self.shared.subjects.filters(pattern);
         let (sender, receiver) = mpsc::channel(SUBSCRIPTION_QUEUE);
-        let mut feeds = Vec::new();
+        // Made first, so that an error below stops the feeds started so far.
+        let mut subscription = NatsSubscription::new(receiver);
         for (index, filter) in filters.subjects.iter().enumerate() {
             let source = match &kind {
                 SubscriberKind::Trigger { name } => {
-                    setup::durable_consumer(&self.shared.stream, &self.shared.options, name, index, filter)
-                        .await?;
+                    setup::durable_consumer(
+                        &self.shared.stream,
+                        &self.shared.options,
+                        name,
+                        index,
+                        filter,
+                    )
+                    .await?;
                     FeedSource::Durable {
                         trigger: name.clone(),
                         consumer: subjects::consumer_name(name, index),
@@ -159,9 +166,15 @@ impl Broker for NatsBroker {
                 source,
                 sender: sender.clone(),
             };
-            feeds.push(tokio::spawn(feed.run()));
+            let first = feed.open().await.map_err(|error| {
+                BrokerError::Unavailable(format!(
+                    "subscribing to `{pattern}` on NATS stream `{}`: {error}",
+                    self.shared.options.stream
+                ))
+            })?;
+            subscription.add_feed(tokio::spawn(feed.run(first)));
         }
-        Ok(Subscription::new(NatsSubscription::new(receiver, feeds)))
+        Ok(Subscription::new(subscription))
     }
 
     fn health(&self) -> BrokerHealth {

@@ -68,7 +68,9 @@ impl NatsOptions {
         ];
         for (key, value) in positive {
             if !(value.is_finite() && value > 0.0) {
-                return Err(format!("[broker] {key} = {value}: must be a positive number of seconds"));
+                return Err(format!(
+                    "[broker] {key} = {value}: must be a positive number of seconds"
+                ));
             }
         }
         if self.duplicate_window_secs > self.max_age_secs {
@@ -136,17 +138,40 @@ mod tests {
     fn bad_values_name_their_key() {
         let bad = |options: NatsOptions| options.validate().unwrap_err();
         let base = NatsOptions::default();
-        assert!(bad(NatsOptions { stream: "a.b".into(), ..base.clone() }).contains("stream"));
         assert!(
-            bad(NatsOptions { ack_wait_secs: 0.0, ..base.clone() }).contains("ack_wait_secs")
+            bad(NatsOptions {
+                stream: "a.b".into(),
+                ..base.clone()
+            })
+            .contains("stream")
         );
         assert!(
-            bad(NatsOptions { duplicate_window_secs: 1e9, ..base.clone() })
-                .contains("duplicate_window_secs")
+            bad(NatsOptions {
+                ack_wait_secs: 0.0,
+                ..base.clone()
+            })
+            .contains("ack_wait_secs")
         );
-        assert!(bad(NatsOptions { max_deliver: 0, ..base.clone() }).contains("max_deliver"));
         assert!(
-            bad(NatsOptions { retry_backoff_secs: vec![-1.0], ..base }).contains("retry_backoff_secs")
+            bad(NatsOptions {
+                duplicate_window_secs: 1e9,
+                ..base.clone()
+            })
+            .contains("duplicate_window_secs")
+        );
+        assert!(
+            bad(NatsOptions {
+                max_deliver: 0,
+                ..base.clone()
+            })
+            .contains("max_deliver")
+        );
+        assert!(
+            bad(NatsOptions {
+                retry_backoff_secs: vec![-1.0],
+                ..base
+            })
+            .contains("retry_backoff_secs")
         );
     }
 }

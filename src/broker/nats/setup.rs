@@ -57,13 +57,15 @@ pub async fn ensure_stream(
         ..Default::default()
     };
     let error = |what: &str, e: &dyn std::fmt::Display| {
-        BrokerError::Setup(format!("NATS stream `{name}` at {}: {what}: {e}", options.url))
+        BrokerError::Setup(format!(
+            "NATS stream `{name}` at {}: {what}: {e}",
+            options.url
+        ))
     };
     match jetstream.get_stream(name).await {
         Ok(mut existing) => {
             let info = existing.info().await.map_err(|e| error("reading it", &e))?;
-            check_existing_stream(&info.config, &wanted)
-                .map_err(|e| error("cannot use it", &e))?;
+            check_existing_stream(&info.config, &wanted).map_err(|e| error("cannot use it", &e))?;
             Ok(existing)
         }
         Err(e)
@@ -76,8 +78,16 @@ pub async fn ensure_stream(
                 .map_err(|e| error("creating it", &e))?;
             let kept = &created.cached_info().config;
             verify(&[
-                ("subjects", format!("{:?}", wanted.subjects), format!("{:?}", kept.subjects)),
-                ("duplicate_window", secs(wanted.duplicate_window), secs(kept.duplicate_window)),
+                (
+                    "subjects",
+                    format!("{:?}", wanted.subjects),
+                    format!("{:?}", kept.subjects),
+                ),
+                (
+                    "duplicate_window",
+                    secs(wanted.duplicate_window),
+                    secs(kept.duplicate_window),
+                ),
                 ("max_age", secs(wanted.max_age), secs(kept.max_age)),
             ])
             .map_err(|e| error("the server did not keep the configuration", &e))?;
@@ -101,7 +111,10 @@ fn check_existing_stream(have: &stream::Config, wanted: &stream::Config) -> Resu
         ));
     }
     if have.duplicate_window.is_zero() {
-        return Err("its duplicate_window is 0, so replicas would publish each cron instant twice".to_owned());
+        return Err(
+            "its duplicate_window is 0, so replicas would publish each cron instant twice"
+                .to_owned(),
+        );
     }
     if have.duplicate_window != wanted.duplicate_window || have.max_age != wanted.max_age {
         tracing::warn!(
@@ -165,11 +178,27 @@ pub async fn durable_consumer(
         .map_err(|e| error("creating it", &e))?;
     let kept = &created.cached_info().config;
     verify(&[
-        ("filter_subject", wanted.filter_subject.clone(), kept.filter_subject.clone()),
-        ("ack_policy", format!("{:?}", wanted.ack_policy), format!("{:?}", kept.ack_policy)),
-        ("deliver_policy", format!("{:?}", wanted.deliver_policy), format!("{:?}", kept.deliver_policy)),
+        (
+            "filter_subject",
+            wanted.filter_subject.clone(),
+            kept.filter_subject.clone(),
+        ),
+        (
+            "ack_policy",
+            format!("{:?}", wanted.ack_policy),
+            format!("{:?}", kept.ack_policy),
+        ),
+        (
+            "deliver_policy",
+            format!("{:?}", wanted.deliver_policy),
+            format!("{:?}", kept.deliver_policy),
+        ),
         ("ack_wait", secs(wanted.ack_wait), secs(kept.ack_wait)),
-        ("max_deliver", wanted.max_deliver.to_string(), kept.max_deliver.to_string()),
+        (
+            "max_deliver",
+            wanted.max_deliver.to_string(),
+            kept.max_deliver.to_string(),
+        ),
     ])
     .map_err(|e| error("the server did not keep the configuration", &e))?;
     Ok(wanted)

@@ -168,7 +168,8 @@ mod tests {
     #[test]
     fn filters_select_a_superset_of_the_pattern() {
         fn nats_matches(filter: &str, subject: &str) -> bool {
-            let (f, s): (Vec<_>, Vec<_>) = (filter.split('.').collect(), subject.split('.').collect());
+            let (f, s): (Vec<_>, Vec<_>) =
+                (filter.split('.').collect(), subject.split('.').collect());
             for (i, token) in f.iter().enumerate() {
                 match *token {
                     ">" => return s.len() > i,
@@ -217,6 +218,9 @@ mod tests {
         assert_ne!(dotted, safe_name("orders_worker"));
         assert_ne!(safe_name("a.b"), safe_name("a*b"));
         assert_eq!(consumer_name("t", 1), "t-1");
-        assert_eq!(dead_letter_topic("a.b").as_str(), format!("deadletter.{}", safe_name("a.b")));
+        assert_eq!(
+            dead_letter_topic("a.b").as_str(),
+            format!("deadletter.{}", safe_name("a.b"))
+        );
     }
 }

@@ -1,0 +1,481 @@
+//! The NATS JetStream broker against a real `nats-server -js` started per
+//! test: pattern translation, replicas sharing cron and event triggers,
+//! retries and dead letters, a replica killed under load, NATS restarted.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use futures_util::StreamExt;
+use serde_json::{Value, json};
+use wasmsched::broker::{Broker, NatsBroker, NatsOptions, SubscriberKind, Subscription};
+use wasmsched::config::Config;
+use wasmsched::host::Host;
+use wasmsched::http::{self, AppState};
+use wasmsched::trigger::{create_cron_trigger, create_event_trigger};
+use wasmsched::{Clock, Event, NewEvent, Scheduler, Topic, TopicPattern, factory_fn};
+
+use common::nats_server::NatsServer;
+use common::{next_event_within, observe};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+fn options(server: &NatsServer) -> NatsOptions {
+    NatsOptions {
+        url: server.url(),
+        max_deliver: 3,
+        retry_backoff_secs: vec![0.05],
+        ..NatsOptions::default()
+    }
+}
+
+async fn connect(server: &NatsServer) -> Arc<NatsBroker> {
+    Arc::new(NatsBroker::connect(options(server)).await.unwrap())
+}
+
+fn topic(name: &str) -> Topic {
+    Topic::new(name).unwrap()
+}
+
+/// The events `sub` delivers until `count` arrived (acknowledging each),
+/// then any extra that arrives within a short while.
+async fn take(sub: &mut Subscription, count: usize) -> Vec<Event> {
+    let mut events = Vec::new();
+    while events.len() < count {
+        let delivery = tokio::time::timeout(WAIT, sub.next())
+            .await
+            .unwrap_or_else(|_| panic!("only {} of {count} events arrived", events.len()))
+            .expect("subscription open");
+        events.push(delivery.event.clone());
+        delivery.ack().await.unwrap();
+    }
+    if let Ok(Some(extra)) = tokio::time::timeout(Duration::from_millis(300), sub.next()).await {
+        events.push(extra.event);
+    }
+    events
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn patterns_select_exactly_the_topics_they_match() {
+    let server = NatsServer::start();
+    let broker = connect(&server).await;
+    let patterns = ["a.b", "a.*", "*.b", "logs.**", "a.**.z", "**.z", "**"];
+    let mut subscriptions = Vec::new();
+    for (index, text) in patterns.iter().enumerate() {
+        let pattern = TopicPattern::new(*text).unwrap();
+        let observer = broker
+            .subscribe(&pattern, SubscriberKind::Observer)
+            .await
+            .unwrap();
+        let trigger = SubscriberKind::Trigger {
+            name: format!("pattern.{index}"),
+        };
+        let durable = broker.subscribe(&pattern, trigger).await.unwrap();
+        subscriptions.push((pattern, observer, durable));
+    }
+    let topics = [
+        "a", "a.b", "a.z", "a.b.z", "a.b.c.z", "logs", "logs.x.y", "x.b", "z", "b.z.c",
+    ];
+    for name in topics {
+        let event = Event::new(topic(name), json!({ "topic": name }));
+        broker.publish(event).await.unwrap();
+    }
+    for (pattern, mut observer, mut durable) in subscriptions {
+        let expected: BTreeSet<&str> = topics
+            .into_iter()
+            .filter(|t| pattern.matches(&topic(t)))
+            .collect();
+        for (kind, sub) in [("observer", &mut observer), ("trigger", &mut durable)] {
+            let got = take(sub, expected.len()).await;
+            let got: Vec<&str> = got.iter().map(|e| e.topic.as_str()).collect();
+            let got_set: BTreeSet<&str> = got.iter().copied().collect();
+            assert_eq!(
+                got.len(),
+                got_set.len(),
+                "{kind} of `{pattern}` got duplicates: {got:?}"
+            );
+            assert_eq!(got_set, expected, "{kind} of `{pattern}`");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_publish_each_cron_instant_once() {
+    let server = NatsServer::start();
+    let watcher = connect(&server).await;
+    let mut reports = observe(watcher.as_ref(), "reports.daily").await;
+    // Both replicas' clocks read 08:59:58.5 now, so both fire 09:00 in 1.5 s.
+    let start: DateTime<Utc> = "2030-01-07T08:59:58.500Z".parse().unwrap();
+    let nine: DateTime<Utc> = "2030-01-07T09:00:00Z".parse().unwrap();
+    let mut replicas = Vec::new();
+    for name in ["a", "b"] {
+        let broker = connect(&server).await;
+        let scheduler = Scheduler::with_clock(broker.clone(), Clock::simulated(start));
+        let factory = factory_fn(move |firing| {
+            Ok(vec![
+                NewEvent::new(json!({ "part": 1, "scheduled": firing.instant, "by": name })),
+                NewEvent::new(json!({ "part": 2, "by": name })),
+            ])
+        });
+        let trigger = create_cron_trigger("0 9 * * MON-FRI", Some(factory)).unwrap();
+        scheduler
+            .register_trigger("daily-report", trigger, topic("reports.daily"))
+            .await
+            .unwrap();
+        replicas.push((scheduler, broker));
+    }
+    for (scheduler, _) in &replicas {
+        scheduler.start().await.unwrap();
+    }
+    let events = take(&mut reports, 2).await;
+    let parts: Vec<&Value> = events.iter().map(|e| &e.data["part"]).collect();
+    assert_eq!(parts, [&json!(1), &json!(2)], "{events:?}");
+    assert_eq!(events[0].data["scheduled"], json!(nine));
+    let mut duplicates = 0;
+    for (scheduler, broker) in &replicas {
+        let registered = scheduler.registered_triggers().await;
+        let stats = registered["daily-report"].trigger.stats();
+        assert_eq!(stats.fires, 1, "each replica fired 09:00");
+        assert_eq!(stats.errors, 0);
+        duplicates += broker.health().duplicates;
+        scheduler.stop().await;
+    }
+    assert_eq!(
+        duplicates, 2,
+        "the slower replica's two events were dropped"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_share_an_event_trigger_so_each_event_is_handled_once() {
+    const EVENTS: u64 = 300;
+    let server = NatsServer::start();
+    let publisher = connect(&server).await;
+    let mut done = observe(publisher.as_ref(), "jobs-done.out").await;
+    let mut replicas = Vec::new();
+    for _ in 0..2 {
+        let handled = Arc::new(Mutex::new(Vec::new()));
+        let log = handled.clone();
+        let factory = factory_fn(move |firing| {
+            let source = firing.source.as_ref().expect("an event firing");
+            log.lock().unwrap().push(source.data["n"].as_u64().unwrap());
+            Ok(vec![NewEvent::new(source.data.clone())])
+        });
+        let scheduler = Scheduler::new(connect(&server).await);
+        let trigger = create_event_trigger("jobs.**", Some(factory), None).unwrap();
+        scheduler
+            .register_trigger("worker", trigger, topic("jobs-done.out"))
+            .await
+            .unwrap();
+        scheduler.start().await.unwrap();
+        replicas.push((scheduler, handled));
+    }
+    for n in 0..EVENTS {
+        let event = Event::new(topic("jobs.batch"), json!({ "n": n }));
+        publisher.publish(event).await.unwrap();
+    }
+    let outputs = take(&mut done, EVENTS as usize).await;
+    let output_ns: BTreeSet<u64> = outputs
+        .iter()
+        .map(|e| e.data["n"].as_u64().unwrap())
+        .collect();
+    assert_eq!(outputs.len() as u64, EVENTS, "one output per event");
+    assert_eq!(output_ns, (0..EVENTS).collect());
+    let split: Vec<Vec<u64>> = replicas
+        .iter()
+        .map(|(_, handled)| handled.lock().unwrap().clone())
+        .collect();
+    let all: BTreeSet<u64> = split.iter().flatten().copied().collect();
+    assert_eq!(
+        split[0].len() + split[1].len(),
+        EVENTS as usize,
+        "each event handled once"
+    );
+    assert_eq!(all.len() as u64, EVENTS);
+    println!(
+        "handled by replica a: {}, b: {}",
+        split[0].len(),
+        split[1].len()
+    );
+    for (scheduler, _) in &replicas {
+        scheduler.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_factory_is_retried_then_the_event_is_dead_lettered() {
+    let server = NatsServer::start();
+    let broker = connect(&server).await;
+    let mut dead = observe(broker.as_ref(), "deadletter.**").await;
+    let mut out = observe(broker.as_ref(), "digested").await;
+    let attempts: Arc<Mutex<BTreeMap<String, u32>>> = Arc::default();
+    let counted = attempts.clone();
+    let factory = factory_fn(move |firing| {
+        let data = &firing.source.as_ref().unwrap().data;
+        let kind = data["kind"].as_str().unwrap().to_owned();
+        let attempt = {
+            let mut attempts = counted.lock().unwrap();
+            let n = attempts.entry(kind.clone()).or_default();
+            *n += 1;
+            *n
+        };
+        match kind.as_str() {
+            "poison" => Err("cannot digest poison".into()),
+            "flaky" if attempt < 3 => Err(format!("not yet (attempt {attempt})").into()),
+            _ => Ok(vec![NewEvent::new(data.clone())]),
+        }
+    });
+    let scheduler = Scheduler::new(broker.clone());
+    let trigger = create_event_trigger("meals.*", Some(factory), None).unwrap();
+    scheduler
+        .register_trigger("digest", trigger, topic("digested"))
+        .await
+        .unwrap();
+    scheduler.start().await.unwrap();
+    for kind in ["poison", "flaky"] {
+        let event = Event::new(topic("meals.lunch"), json!({ "kind": kind }));
+        broker.publish(event).await.unwrap();
+    }
+    let letter = next_event_within(&mut dead, WAIT).await;
+    assert_eq!(letter.topic.as_str(), "deadletter.digest");
+    assert_eq!(letter.data["trigger"], "digest");
+    assert_eq!(letter.data["deliveries"], 3);
+    assert_eq!(letter.data["event"]["data"]["kind"], "poison");
+    let error = letter.data["error"].as_str().unwrap();
+    assert!(error.contains("cannot digest poison"), "{error}");
+    let digested = take(&mut out, 1).await;
+    assert_eq!(digested.len(), 1, "{digested:?}");
+    assert_eq!(digested[0].data["kind"], "flaky");
+    // Given up on: not delivered again.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let attempts = attempts.lock().unwrap().clone();
+    assert_eq!(attempts["poison"], 3);
+    assert_eq!(attempts["flaky"], 3);
+    let stats = scheduler.registered_triggers().await["digest"]
+        .trigger
+        .stats();
+    assert_eq!(stats.errors, 5, "poison failed three times, flaky twice");
+    scheduler.stop().await;
+}
+
+/// A `wasmsched run` process.
+struct Replica {
+    child: Child,
+    base: String,
+}
+
+impl Replica {
+    async fn start(config: &Path) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .unwrap()
+            .port();
+        let child = Command::new(env!("CARGO_BIN_EXE_wasmsched"))
+            .args(["run", "--listen", &format!("127.0.0.1:{port}"), "--config"])
+            .arg(config)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let replica = Self {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+        };
+        let deadline = Instant::now() + WAIT;
+        while health(&replica.base).await.0 != 200 {
+            assert!(Instant::now() < deadline, "replica on {port} did not start");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        replica
+    }
+}
+
+impl Replica {
+    /// How often its `relay` trigger fired so far.
+    async fn fires(&self) -> u64 {
+        let url = format!("{}/api/admin/triggers/relay", self.base);
+        let view: Value = reqwest::get(url).await.unwrap().json().await.unwrap();
+        view["fire_count"].as_u64().unwrap()
+    }
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn health(base: &str) -> (u16, Value) {
+    match reqwest::get(format!("{base}/healthz")).await {
+        Ok(response) => (
+            response.status().as_u16(),
+            response.json().await.unwrap_or(Value::Null),
+        ),
+        Err(_) => (0, Value::Null),
+    }
+}
+
+fn write_config(dir: &Path, server: &NatsServer, triggers: &str) -> std::path::PathBuf {
+    std::fs::create_dir_all(dir.join("plugins")).unwrap();
+    let path = dir.join("wasmsched.toml");
+    let text = format!(
+        "[plugins]\nwatch = false\ncache = false\n\n[broker]\nkind = \"nats\"\nurl = \"{}\"\nack_wait_secs = 2\n\n{triggers}",
+        server.url()
+    );
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_a_replica_under_load_loses_no_acknowledged_event() {
+    const EVENTS: u64 = 1500;
+    let server = NatsServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        &server,
+        "[[trigger]]\nid = \"relay\"\nkind = \"event\"\nsource = \"load.**\"\ntopic = \"relayed\"\n",
+    );
+    let mut doomed = Replica::start(&config).await;
+    let _survivor = Replica::start(&config).await;
+    let publisher = connect(&server).await;
+    let mut relayed = observe(publisher.as_ref(), "relayed").await;
+    // 64 publishes in flight at a time: faster than two replicas relay, so
+    // each holds a full batch of unacknowledged deliveries.
+    let publishing = tokio::spawn({
+        let publisher = publisher.clone();
+        async move {
+            let published = futures_util::stream::iter(0..EVENTS)
+                .map(|n| {
+                    let publisher = publisher.clone();
+                    async move {
+                        let event = Event::new(topic("load.in"), json!({ "n": n }));
+                        publisher.publish(event).await.ok().map(|()| n)
+                    }
+                })
+                .buffer_unordered(64)
+                .collect::<Vec<_>>()
+                .await;
+            published.into_iter().flatten().collect::<BTreeSet<u64>>()
+        }
+    });
+    let deadline = Instant::now() + WAIT;
+    while doomed.fires().await < EVENTS / 5 {
+        assert!(
+            Instant::now() < deadline,
+            "the doomed replica never got busy"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    doomed.child.kill().unwrap(); // SIGKILL: no goodbye
+    let killed_at = Instant::now();
+    let acknowledged = publishing.await.unwrap();
+    assert_eq!(acknowledged.len() as u64, EVENTS, "NATS stayed up");
+    let mut seen = BTreeSet::new();
+    let mut outputs = 0;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while seen.len() < acknowledged.len() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let missing = acknowledged.len() - seen.len();
+        let delivery = tokio::time::timeout(left, relayed.next())
+            .await
+            .unwrap_or_else(|_| panic!("{missing} acknowledged events never relayed"))
+            .unwrap();
+        seen.insert(delivery.event.data["n"].as_u64().unwrap());
+        outputs += 1;
+    }
+    assert_eq!(seen, acknowledged);
+    println!(
+        "{outputs} outputs for {EVENTS} events; the last one {:?} after the kill (ack_wait 2 s)",
+        killed_at.elapsed()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_host_recovers_when_nats_restarts() {
+    let mut server = NatsServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        &server,
+        "[[trigger]]\nid = \"hook\"\nkind = \"api\"\ntopic = \"hooks.in\"\n\n\
+         [[trigger]]\nid = \"relay\"\nkind = \"event\"\nsource = \"hooks.*\"\ntopic = \"relayed\"\n",
+    );
+    let host = Host::start(Config::load(&config).unwrap()).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(http::serve(
+        listener,
+        AppState::new(host.clone()),
+        std::future::pending(),
+    ));
+    let client = reqwest::Client::new();
+    let fire = |n: u64| {
+        let request = client
+            .post(format!("{base}/api/triggers/hook/trigger"))
+            .json(&json!({ "data": { "n": n } }));
+        async move {
+            let response = request.send().await.unwrap();
+            (
+                response.status().as_u16(),
+                response.json::<Value>().await.unwrap(),
+            )
+        }
+    };
+    let relay_fires = || async {
+        let registered = host.scheduler.registered_triggers().await;
+        registered["relay"].trigger.stats().fires
+    };
+    let eventually = |what: &'static str, deadline: Duration| {
+        let until = Instant::now() + deadline;
+        move || assert!(Instant::now() < until, "timed out waiting: {what}")
+    };
+
+    assert_eq!(fire(1).await.0, 200);
+    let check = eventually("the first event relayed", WAIT);
+    while relay_fires().await < 1 {
+        check();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    server.kill();
+    let check = eventually("/healthz to report the broker down", WAIT);
+    loop {
+        let (status, body) = health(&base).await;
+        if status == 503 {
+            assert_eq!(body["status"], "degraded");
+            assert_eq!(body["broker"]["connected"], false);
+            assert_eq!(body["broker"]["kind"], "nats");
+            break;
+        }
+        check();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (status, body) = fire(2).await;
+    assert_eq!(status, 503, "{body}");
+    let error = body["error"].as_str().unwrap();
+    assert!(error.contains("not connected"), "{error}");
+
+    server.restart();
+    let check = eventually("the host to reconnect", Duration::from_secs(40));
+    while health(&base).await.0 != 200 {
+        check();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(fire(3).await.0, 200);
+    let check = eventually(
+        "the event trigger to consume again",
+        Duration::from_secs(40),
+    );
+    while relay_fires().await < 2 {
+        check();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    host.stop().await;
+}
