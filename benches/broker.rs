@@ -1,0 +1,192 @@
+//! Events/s and latency through an event trigger on NATS JetStream, side
+//! by side with the memory broker, same workload, same run.
+//!
+//! Run: `cargo bench --bench broker` (needs `nats-server`: `apt-get install
+//! nats-server`; the bench starts its own on a free port, file storage in a
+//! temporary directory).
+//!
+//! Workload: one event trigger `relay` (no plugin: it republishes the
+//! source event's data) from `bench.in` to `bench.out`, and a sink reading
+//! `bench.out` as a trigger does (acknowledging each). Each round, per broker:
+//! - throughput: 5 000 events published with 64 publishes in flight; events/s
+//!   = 5 000 / (first publish → last output observed);
+//! - latency: 1 000 events one every 2 ms (well under capacity); latency =
+//!   publish called → output observed, p50 and p99.
+//!
+//! 3 rounds alternating the brokers; the median round of each is reported.
+
+#[allow(dead_code)] // restart() is for the tests
+#[path = "../tests/common/nats_server.rs"]
+mod nats_server;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use serde_json::json;
+use wasmsched::broker::{Broker, MemoryBroker, NatsBroker, NatsOptions, SubscriberKind};
+use wasmsched::trigger::create_event_trigger;
+use wasmsched::{Event, Scheduler, Topic, TopicPattern};
+
+const BURST: usize = 5_000;
+const PACED: usize = 1_000;
+const PACE: Duration = Duration::from_millis(2);
+const ROUNDS: usize = 3;
+
+#[derive(Debug, Clone, Copy)]
+struct Sample {
+    events_per_second: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+}
+
+fn main() {
+    if std::process::Command::new("nats-server")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!(
+            "broker bench: `nats-server` not found; install it with `apt-get install nats-server`"
+        );
+        return;
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let server = nats_server::NatsServer::start();
+    let mut memory = Vec::new();
+    let mut jetstream = Vec::new();
+    for round in 0..ROUNDS {
+        let m = runtime.block_on(measure(Arc::new(MemoryBroker::new()), round));
+        println!("round {round} memory:    {m:?}");
+        memory.push(m);
+        let options = NatsOptions {
+            url: server.url(),
+            ..NatsOptions::default()
+        };
+        let nats =
+            runtime.block_on(async { Arc::new(NatsBroker::connect(options).await.unwrap()) });
+        let j = runtime.block_on(measure(nats, round));
+        println!("round {round} jetstream: {j:?}");
+        jetstream.push(j);
+    }
+    let (m, j) = (median(&memory), median(&jetstream));
+    println!("\n| broker | events/s (burst of {BURST}) | latency p50 | latency p99 |");
+    println!("|---|---|---|---|");
+    for (name, s) in [("memory", m), ("NATS JetStream (file storage)", j)] {
+        println!(
+            "| {name} | {:.0} | {:.2} ms | {:.2} ms |",
+            s.events_per_second, s.p50_ms, s.p99_ms
+        );
+    }
+    println!(
+        "\nJetStream / memory: throughput {:.2}x, p50 latency {:.1}x",
+        j.events_per_second / m.events_per_second,
+        j.p50_ms / m.p50_ms
+    );
+}
+
+fn median(samples: &[Sample]) -> Sample {
+    let mut sorted = samples.to_vec();
+    sorted.sort_by(|a, b| a.events_per_second.total_cmp(&b.events_per_second));
+    let mut p50: Vec<f64> = samples.iter().map(|s| s.p50_ms).collect();
+    let mut p99: Vec<f64> = samples.iter().map(|s| s.p99_ms).collect();
+    p50.sort_by(f64::total_cmp);
+    p99.sort_by(f64::total_cmp);
+    Sample {
+        events_per_second: sorted[sorted.len() / 2].events_per_second,
+        p50_ms: p50[p50.len() / 2],
+        p99_ms: p99[p99.len() / 2],
+    }
+}
+
+async fn measure(broker: Arc<dyn Broker>, round: usize) -> Sample {
+    let scheduler = Scheduler::new(broker.clone());
+    let trigger = create_event_trigger("bench.in", None, None).unwrap();
+    scheduler
+        .register_trigger(
+            format!("relay{round}"),
+            trigger,
+            Topic::new("bench.out").unwrap(),
+        )
+        .await
+        .unwrap();
+    scheduler.start().await.unwrap();
+    // A trigger-kind sink: never drops (an observer may, when it lags),
+    // and acknowledges each output as an event trigger would.
+    let sink = SubscriberKind::Trigger {
+        name: format!("sink{round}"),
+    };
+    let mut outputs = broker
+        .subscribe(&TopicPattern::new("bench.out").unwrap(), sink)
+        .await
+        .unwrap();
+    let input = Topic::new("bench.in").unwrap();
+
+    // Throughput: a burst, 64 publishes in flight.
+    let started = Instant::now();
+    let publishing = tokio::spawn({
+        let (broker, input) = (broker.clone(), input.clone());
+        async move {
+            futures_util::stream::iter(0..BURST)
+                .map(|n| {
+                    let (broker, input) = (broker.clone(), input.clone());
+                    async move {
+                        broker
+                            .publish(Event::new(input, json!({ "n": n })))
+                            .await
+                            .unwrap()
+                    }
+                })
+                .buffer_unordered(64)
+                .collect::<Vec<()>>()
+                .await;
+        }
+    });
+    for _ in 0..BURST {
+        outputs
+            .next()
+            .await
+            .expect("an output")
+            .ack()
+            .await
+            .unwrap();
+    }
+    let events_per_second = BURST as f64 / started.elapsed().as_secs_f64();
+    publishing.await.unwrap();
+
+    // Latency: paced, one event every PACE.
+    let origin = Instant::now();
+    let pacing = tokio::spawn({
+        let (broker, input) = (broker.clone(), input.clone());
+        async move {
+            let mut ticks = tokio::time::interval(PACE);
+            for _ in 0..PACED {
+                ticks.tick().await;
+                let sent_us = origin.elapsed().as_micros() as u64;
+                broker
+                    .publish(Event::new(input.clone(), json!({ "sent_us": sent_us })))
+                    .await
+                    .unwrap();
+            }
+        }
+    });
+    let mut latencies = Vec::with_capacity(PACED);
+    for _ in 0..PACED {
+        let output = outputs.next().await.expect("an output");
+        let sent_us = output.event.data["sent_us"].as_u64().unwrap();
+        output.ack().await.unwrap();
+        latencies.push((origin.elapsed().as_micros() as u64 - sent_us) as f64 / 1000.0);
+    }
+    pacing.await.unwrap();
+    scheduler.stop().await;
+    latencies.sort_by(f64::total_cmp);
+    Sample {
+        events_per_second,
+        p50_ms: latencies[latencies.len() / 2],
+        p99_ms: latencies[latencies.len() * 99 / 100],
+    }
+}
