@@ -13,7 +13,9 @@
 //! - latency: 1 000 events one every 2 ms (well under capacity); latency =
 //!   publish called → output observed, p50 and p99.
 //!
-//! 3 rounds alternating the brokers; the median round of each is reported.
+//! Contenders: the memory broker; JetStream as configured by default (16
+//! events in flight per trigger); JetStream handling one event at a time.
+//! 3 rounds alternating them; the median of each is reported.
 
 #[allow(dead_code)] // restart() is for the tests
 #[path = "../tests/common/nats_server.rs"]
@@ -57,35 +59,48 @@ fn main() {
         .build()
         .unwrap();
     let server = nats_server::NatsServer::start();
-    let mut memory = Vec::new();
-    let mut jetstream = Vec::new();
+    let nats = |in_flight_per_trigger| NatsOptions {
+        url: server.url(),
+        in_flight_per_trigger,
+        ..NatsOptions::default()
+    };
+    let contenders: [(&str, Option<NatsOptions>); 3] = [
+        ("memory", None),
+        (
+            "JetStream, 16 in flight per trigger (default)",
+            Some(nats(16)),
+        ),
+        ("JetStream, 1 in flight per trigger", Some(nats(1))),
+    ];
+    let mut samples = vec![Vec::new(); contenders.len()];
     for round in 0..ROUNDS {
-        let m = runtime.block_on(measure(Arc::new(MemoryBroker::new()), round));
-        println!("round {round} memory:    {m:?}");
-        memory.push(m);
-        let options = NatsOptions {
-            url: server.url(),
-            ..NatsOptions::default()
-        };
-        let nats =
-            runtime.block_on(async { Arc::new(NatsBroker::connect(options).await.unwrap()) });
-        let j = runtime.block_on(measure(nats, round));
-        println!("round {round} jetstream: {j:?}");
-        jetstream.push(j);
+        for (index, (name, options)) in contenders.iter().enumerate() {
+            let sample = runtime.block_on(async {
+                let broker: Arc<dyn Broker> = match options {
+                    None => Arc::new(MemoryBroker::new()),
+                    Some(options) => Arc::new(NatsBroker::connect(options.clone()).await.unwrap()),
+                };
+                measure(broker, &format!("{round}-{index}")).await
+            });
+            println!("round {round} {name}: {sample:?}");
+            samples[index].push(sample);
+        }
     }
-    let (m, j) = (median(&memory), median(&jetstream));
+    let medians: Vec<Sample> = samples.iter().map(|s| median(s)).collect();
     println!("\n| broker | events/s (burst of {BURST}) | latency p50 | latency p99 |");
     println!("|---|---|---|---|");
-    for (name, s) in [("memory", m), ("NATS JetStream (file storage)", j)] {
+    for ((name, _), s) in contenders.iter().zip(&medians) {
         println!(
             "| {name} | {:.0} | {:.2} ms | {:.2} ms |",
             s.events_per_second, s.p50_ms, s.p99_ms
         );
     }
+    let (memory, jetstream, sequential) = (medians[0], medians[1], medians[2]);
     println!(
-        "\nJetStream / memory: throughput {:.2}x, p50 latency {:.1}x",
-        j.events_per_second / m.events_per_second,
-        j.p50_ms / m.p50_ms
+        "\nJetStream (default) / memory: throughput {:.3}x, p50 latency {:.1}x; 16 vs 1 in flight: throughput {:.1}x",
+        jetstream.events_per_second / memory.events_per_second,
+        jetstream.p50_ms / memory.p50_ms,
+        jetstream.events_per_second / sequential.events_per_second,
     );
 }
 
@@ -103,12 +118,12 @@ fn median(samples: &[Sample]) -> Sample {
     }
 }
 
-async fn measure(broker: Arc<dyn Broker>, round: usize) -> Sample {
+async fn measure(broker: Arc<dyn Broker>, run: &str) -> Sample {
     let scheduler = Scheduler::new(broker.clone());
     let trigger = create_event_trigger("bench.in", None, None).unwrap();
     scheduler
         .register_trigger(
-            format!("relay{round}"),
+            format!("relay{run}"),
             trigger,
             Topic::new("bench.out").unwrap(),
         )
@@ -118,7 +133,7 @@ async fn measure(broker: Arc<dyn Broker>, round: usize) -> Sample {
     // A trigger-kind sink: never drops (an observer may, when it lags),
     // and acknowledges each output as an event trigger would.
     let sink = SubscriberKind::Trigger {
-        name: format!("sink{round}"),
+        name: format!("sink{run}"),
     };
     let mut outputs = broker
         .subscribe(&TopicPattern::new("bench.out").unwrap(), sink)

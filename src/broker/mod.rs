@@ -65,6 +65,12 @@ pub trait Broker: Send + Sync + 'static {
 
     /// What `/healthz` reports about this broker.
     fn health(&self) -> BrokerHealth;
+
+    /// How many deliveries an event trigger may handle at once. 1 (the
+    /// default) handles them one by one, in the order they arrive.
+    fn max_in_flight(&self) -> usize {
+        1
+    }
 }
 
 /// The state of a broker's connection, as `/healthz` shows it.

@@ -8,6 +8,8 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use chrono::Utc;
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -60,17 +62,27 @@ struct Consumer {
 }
 
 impl Consumer {
-    async fn run(self, mut subscription: Subscription, mut stop: watch::Receiver<bool>) {
+    /// Handles up to `in_flight` deliveries at once (the broker says how
+    /// many; 1 keeps publish order). On stop, those under way finish first.
+    async fn run(
+        self,
+        mut subscription: Subscription,
+        mut stop: watch::Receiver<bool>,
+        in_flight: usize,
+    ) {
+        let mut handling = FuturesUnordered::new();
         loop {
             tokio::select! {
                 biased;
-                _ = stop.changed() => return,
-                delivery = subscription.next() => match delivery {
-                    Some(delivery) => self.handle(delivery).await,
-                    None => return,
+                _ = stop.changed() => break,
+                Some(()) = handling.next(), if !handling.is_empty() => {}
+                delivery = subscription.next(), if handling.len() < in_flight => match delivery {
+                    Some(delivery) => handling.push(self.handle(delivery)),
+                    None => break,
                 },
             }
         }
+        while handling.next().await.is_some() {}
     }
 
     /// Filters, fires, then acknowledges; a failure asks for redelivery.
@@ -151,7 +163,8 @@ impl Trigger for EventTrigger {
             filter: self.filter.clone(),
         };
         let (stop, stop_receiver) = watch::channel(false);
-        let consumer = tokio::spawn(consumer.run(subscription, stop_receiver));
+        let in_flight = binding.broker.max_in_flight().max(1);
+        let consumer = tokio::spawn(consumer.run(subscription, stop_receiver, in_flight));
         *self.active.lock().unwrap_or_else(|p| p.into_inner()) = Some(Active {
             stop,
             consumer,

@@ -177,6 +177,10 @@ impl Broker for NatsBroker {
         Ok(Subscription::new(subscription))
     }
 
+    fn max_in_flight(&self) -> usize {
+        self.shared.options.in_flight_per_trigger
+    }
+
     fn health(&self) -> BrokerHealth {
         BrokerHealth {
             kind: "nats",

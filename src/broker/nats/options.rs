@@ -29,6 +29,10 @@ pub struct NatsOptions {
     pub max_deliver: u32,
     /// Wait before each retry after a failure; the last value repeats.
     pub retry_backoff_secs: Vec<f64>,
+    /// Events one event trigger handles at once on one replica, so that
+    /// waiting for JetStream to store its output overlaps; 1 handles them
+    /// one by one, in stream order.
+    pub in_flight_per_trigger: usize,
 }
 
 impl Default for NatsOptions {
@@ -42,6 +46,7 @@ impl Default for NatsOptions {
             ack_wait_secs: 30.0,
             max_deliver: 5,
             retry_backoff_secs: vec![1.0, 5.0, 30.0],
+            in_flight_per_trigger: 16,
         }
     }
 }
@@ -78,6 +83,9 @@ impl NatsOptions {
                 "[broker] duplicate_window_secs = {} is longer than max_age_secs = {}: the stream would forget events it still deduplicates",
                 self.duplicate_window_secs, self.max_age_secs
             ));
+        }
+        if self.in_flight_per_trigger == 0 {
+            return Err("[broker] in_flight_per_trigger = 0: a trigger handles at least one event at a time".to_owned());
         }
         if self.max_deliver == 0 {
             return Err("[broker] max_deliver = 0: an event needs at least one attempt".to_owned());
