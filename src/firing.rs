@@ -224,3 +224,36 @@ fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
         "(no message)".to_owned()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn firing(kind: TriggerKind, source: Option<Event>) -> Firing {
+        Firing {
+            trigger_id: "t".to_owned(),
+            kind,
+            instant: "2030-01-07T09:00:00Z".parse().unwrap(),
+            payload: None,
+            source,
+        }
+    }
+
+    #[test]
+    fn publish_keys_name_the_trigger_and_what_fired_it() {
+        let cron = firing(TriggerKind::Cron, None);
+        assert_eq!(
+            publish_key(&cron, 0).unwrap(),
+            "t:2030-01-07T09:00:00+00:00"
+        );
+        assert_eq!(
+            publish_key(&cron, 2).unwrap(),
+            "t:2030-01-07T09:00:00+00:00/2"
+        );
+        let source = Event::new(Topic::new("a").unwrap(), Value::Null);
+        let id = source.id;
+        let event = firing(TriggerKind::Event, Some(source));
+        assert_eq!(publish_key(&event, 0).unwrap(), format!("t:{id}"));
+        assert_eq!(publish_key(&firing(TriggerKind::Api, None), 0), None);
+    }
+}

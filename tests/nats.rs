@@ -311,6 +311,26 @@ impl Drop for Replica {
     }
 }
 
+/// What `wasmsched status` prints about the host at `base`.
+async fn wasmsched_status(base: &str) -> String {
+    let base = base.to_owned();
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_wasmsched"))
+            .args(["status", "--url", &base])
+            .output()
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    text
+}
+
 async fn health(base: &str) -> (u16, Value) {
     match reqwest::get(format!("{base}/healthz")).await {
         Ok(response) => (
@@ -457,6 +477,15 @@ async fn the_host_recovers_when_nats_restarts() {
         check();
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    let report = wasmsched_status(&base).await;
+    assert!(
+        report.contains("broker: nats nats://127.0.0.1:"),
+        "{report}"
+    );
+    assert!(
+        report.contains("(NOT CONNECTED)") && report.contains("relay"),
+        "{report}"
+    );
     let (status, body) = fire(2).await;
     assert_eq!(status, 503, "{body}");
     let error = body["error"].as_str().unwrap();
@@ -469,6 +498,8 @@ async fn the_host_recovers_when_nats_restarts() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(fire(3).await.0, 200);
+    let report = wasmsched_status(&base).await;
+    assert!(report.contains("stream WASMSCHED (connected)"), "{report}");
     let check = eventually(
         "the event trigger to consume again",
         Duration::from_secs(40),
@@ -478,4 +509,36 @@ async fn the_host_recovers_when_nats_restarts() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     host.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn setup_errors_name_the_server_the_stream_and_the_fix() {
+    let server = NatsServer::start();
+    let closed = NatsOptions {
+        url: "nats://127.0.0.1:1".to_owned(),
+        ..options(&server)
+    };
+    let error = NatsBroker::connect(closed).await.err().unwrap().to_string();
+    assert!(
+        error.contains("cannot connect to NATS at nats://127.0.0.1:1")
+            && error.contains("nats-server -js"),
+        "{error}"
+    );
+    // The stream exists (made by the first host) but captures other subjects.
+    connect(&server).await;
+    let other_prefix = NatsOptions {
+        subject_prefix: "other".to_owned(),
+        ..options(&server)
+    };
+    let error = NatsBroker::connect(other_prefix)
+        .await
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        error.contains("NATS stream `WASMSCHED`")
+            && error.contains("not [\"other.>\"]")
+            && error.contains("subject_prefix"),
+        "{error}"
+    );
 }

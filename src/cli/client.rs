@@ -119,11 +119,33 @@ impl Remote {
         Ok(())
     }
 
-    /// A table of triggers with next fires and counts.
+    /// The broker, then a table of triggers with next fires and counts.
     pub async fn status(&self) -> Result<()> {
         let triggers = self
             .send(self.admin(self.http.get(format!("{}/api/admin/triggers", self.base))))
             .await?;
+        // 503 while the broker is unreachable: still a health report.
+        let health: Value = self
+            .http
+            .get(format!("{}/healthz", self.base))
+            .send()
+            .await?
+            .json()
+            .await?;
+        let broker = &health["broker"];
+        let connection = match broker["connected"].as_bool() {
+            Some(true) => "connected",
+            _ => "NOT CONNECTED",
+        };
+        let place = [&broker["url"], &broker["stream"]]
+            .iter()
+            .filter_map(|v| v.as_str())
+            .collect::<Vec<_>>()
+            .join(" stream ");
+        println!(
+            "broker: {} {place} ({connection})\n",
+            broker["kind"].as_str().unwrap_or("?")
+        );
         println!(
             "{:<22} {:<6} {:<26} {:<8} {:>6} {:>6} {:>8}  NEXT / SOURCE / PATH",
             "TRIGGER", "KIND", "TOPIC", "STATE", "FIRES", "ERRORS", "REJECTED"

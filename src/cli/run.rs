@@ -1,4 +1,5 @@
-//! `wasmsched run`: the host and its HTTP API on the embedded memory broker.
+//! `wasmsched run`: the host and its HTTP API, on the broker `[broker]`
+//! names (the embedded memory broker unless told otherwise).
 
 use std::io::IsTerminal;
 use std::net::SocketAddr;

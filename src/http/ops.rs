@@ -246,7 +246,7 @@ fn openapi_document() -> Value {
                 "summary": "Which event triggers a topic reaches, with their filter counters",
                 "parameters": [{ "name": "topic", "in": "query", "required": true, "schema": { "type": "string" } }],
                 "responses": ok("`{topic, triggers: [...]}`") } },
-            "/healthz": { "get": { "summary": "Health, including the broker connection", "responses": ok("health") } },
+            "/healthz": { "get": { "summary": "Health, including the broker connection: 200 \"ok\", or 503 \"degraded\" while the broker is unreachable", "responses": ok("health") } },
             "/metrics": { "get": { "summary": "Prometheus metrics", "responses": ok("text/plain") } },
             "/openapi.json": { "get": { "summary": "This document", "responses": ok("OpenAPI 3") } }
         },
