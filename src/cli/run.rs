@@ -28,7 +28,10 @@ async fn serve(config: Config) -> Result<()> {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen} (in use? try --listen 127.0.0.1:0)"))?;
-    let host = Host::start(config).await?;
+    let config_path = config.path.clone();
+    let host = Host::start(config)
+        .await
+        .with_context(|| config_path.display().to_string())?;
     let running = host
         .scheduler
         .registered_triggers()
