@@ -521,6 +521,10 @@ async fn health_metrics_and_openapi() {
         metrics.contains("wasmsched_plugin_calls_total{plugin=\"github_webhook\"} 0"),
         "{metrics}"
     );
+    assert!(
+        metrics.contains("wasmsched_broker_connected{broker=\"memory\"} 1"),
+        "{metrics}"
+    );
     let (status, openapi) = server.get("/openapi.json").await;
     assert_eq!(status, 200);
     for path in [

@@ -477,6 +477,16 @@ async fn the_host_recovers_when_nats_restarts() {
         check();
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    let metrics = reqwest::get(format!("{base}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("wasmsched_broker_connected{broker=\"nats\"} 0"),
+        "{metrics}"
+    );
     let report = wasmsched_status(&base).await;
     assert!(
         report.contains("broker: nats nats://127.0.0.1:"),

@@ -170,6 +170,22 @@ pub async fn metrics(State(app): State<AppState>) -> impl IntoResponse {
         "counter",
         [("", app.host.reload_count())],
     );
+    let broker = app.host.broker.health();
+    let labels = format!("broker=\"{}\"", broker.kind);
+    family(
+        &mut out,
+        "wasmsched_broker_connected",
+        "1 while the broker is reachable.",
+        "gauge",
+        [(labels.as_str(), u64::from(broker.connected))],
+    );
+    family(
+        &mut out,
+        "wasmsched_broker_duplicates_total",
+        "Publishes dropped as duplicates of a recent one (another replica's cron firing, a redelivery).",
+        "counter",
+        [(labels.as_str(), broker.duplicates)],
+    );
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
 }
 
