@@ -210,19 +210,24 @@ async fn replicas_share_an_event_trigger_so_each_event_is_handled_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_factory_is_retried_then_the_event_is_dead_lettered() {
     let server = NatsServer::start();
-    let broker = connect(&server).await;
+    let backoff = [0.2, 0.4];
+    let options = NatsOptions {
+        retry_backoff_secs: backoff.to_vec(),
+        ..options(&server)
+    };
+    let broker = Arc::new(NatsBroker::connect(options).await.unwrap());
     let mut dead = observe(broker.as_ref(), "deadletter.**").await;
     let mut out = observe(broker.as_ref(), "digested").await;
-    let attempts: Arc<Mutex<BTreeMap<String, u32>>> = Arc::default();
+    let attempts: Arc<Mutex<BTreeMap<String, Vec<Instant>>>> = Arc::default();
     let counted = attempts.clone();
     let factory = factory_fn(move |firing| {
         let data = &firing.source.as_ref().unwrap().data;
         let kind = data["kind"].as_str().unwrap().to_owned();
         let attempt = {
             let mut attempts = counted.lock().unwrap();
-            let n = attempts.entry(kind.clone()).or_default();
-            *n += 1;
-            *n
+            let times = attempts.entry(kind.clone()).or_default();
+            times.push(Instant::now());
+            times.len()
         };
         match kind.as_str() {
             "poison" => Err("cannot digest poison".into()),
@@ -254,8 +259,17 @@ async fn a_failing_factory_is_retried_then_the_event_is_dead_lettered() {
     // Given up on: not delivered again.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let attempts = attempts.lock().unwrap().clone();
-    assert_eq!(attempts["poison"], 3);
-    assert_eq!(attempts["flaky"], 3);
+    assert_eq!(attempts["poison"].len(), 3);
+    assert_eq!(attempts["flaky"].len(), 3);
+    // Each retry waited (at least) its backoff.
+    for times in attempts.values() {
+        for (gap, wait) in times.windows(2).map(|w| w[1] - w[0]).zip(backoff) {
+            assert!(
+                gap.as_secs_f64() >= wait * 0.95,
+                "retried after {gap:?}, backoff {wait} s"
+            );
+        }
+    }
     let stats = scheduler.registered_triggers().await["digest"]
         .trigger
         .stats();
