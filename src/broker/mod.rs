@@ -154,6 +154,14 @@ impl Delivery {
             None => Ok(()),
         }
     }
+
+    /// Not handled (the subscriber is going away): deliver it again soon,
+    /// to anyone, without counting a failure.
+    pub async fn release(self) {
+        if let Some(a) = self.acknowledger {
+            a.release().await;
+        }
+    }
 }
 
 /// Broker-specific acknowledgement of one delivery.
@@ -161,4 +169,6 @@ impl Delivery {
 pub trait Acknowledge: Send {
     async fn ack(self: Box<Self>) -> Result<(), BrokerError>;
     async fn nack(self: Box<Self>, reason: &str) -> Result<(), BrokerError>;
+    /// See [`Delivery::release`].
+    async fn release(self: Box<Self>);
 }

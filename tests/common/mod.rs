@@ -8,7 +8,7 @@ use wasmsched::broker::{Broker, SubscriberKind, Subscription};
 use wasmsched::{Event, TopicPattern};
 
 /// Watches `pattern` on `broker` as an observer (never slows publishers).
-pub async fn observe(broker: &impl Broker, pattern: &str) -> Subscription {
+pub async fn observe(broker: &(impl Broker + ?Sized), pattern: &str) -> Subscription {
     broker
         .subscribe(
             &TopicPattern::new(pattern).unwrap(),

@@ -3,7 +3,6 @@
 //! Shared by the tests and the broker benchmark.
 
 use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
@@ -15,15 +14,12 @@ pub struct NatsServer {
 }
 
 impl NatsServer {
-    /// Starts a server with JetStream on a free port and waits until it is ready.
+    /// Starts a server with JetStream on a port it picks itself (no race
+    /// for a free port) and waits until it is ready.
     pub fn start() -> Self {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free loopback port")
-            .port();
         let mut server = Self {
             child: None,
-            port,
+            port: 0,
             store: tempfile::tempdir().expect("a temporary store directory"),
         };
         server.spawn();
@@ -48,16 +44,24 @@ impl NatsServer {
         self.spawn();
     }
 
+    /// Starts it again on the same port with its store wiped: streams and
+    /// consumers are gone, as on a new server.
+    pub fn restart_empty(&mut self) {
+        self.kill();
+        for entry in std::fs::read_dir(self.store.path()).unwrap() {
+            std::fs::remove_dir_all(entry.unwrap().path()).unwrap();
+        }
+        self.spawn();
+    }
+
     fn spawn(&mut self) {
+        // -1: a random free port, which the server logs.
+        let port = match self.port {
+            0 => "-1".to_owned(),
+            port => port.to_string(),
+        };
         let mut child = Command::new("nats-server")
-            .args([
-                "-js",
-                "-a",
-                "127.0.0.1",
-                "-p",
-                &self.port.to_string(),
-                "-sd",
-            ])
+            .args(["-js", "-a", "127.0.0.1", "-p", &port, "-sd"])
             .arg(self.store.path())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -65,19 +69,31 @@ impl NatsServer {
             .expect(
                 "cannot run nats-server: install it (`apt-get install nats-server`; .ci/run does)",
             );
-        // It logs to stderr; "Server is ready" comes once JetStream is up.
+        // It logs to stderr: its port, then "Server is ready" once
+        // JetStream is up.
         let (ready, is_ready) = mpsc::channel();
         let stderr = child.stderr.take().expect("piped stderr");
         std::thread::spawn(move || {
+            let mut port = None;
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some((_, address)) = line.split_once("Listening for client connections on ")
+                {
+                    port = address
+                        .rsplit(':')
+                        .next()
+                        .and_then(|p| p.trim().parse::<u16>().ok());
+                }
                 if line.contains("Server is ready") {
-                    let _ = ready.send(());
+                    let _ = ready.send(port);
                 }
             }
         });
-        if is_ready.recv_timeout(Duration::from_secs(20)).is_err() {
-            let _ = child.kill();
-            panic!("nats-server did not become ready on port {}", self.port);
+        match is_ready.recv_timeout(Duration::from_secs(20)) {
+            Ok(Some(port)) => self.port = port,
+            _ => {
+                let _ = child.kill();
+                panic!("nats-server did not become ready (port {port})");
+            }
         }
         self.child = Some(child);
     }

@@ -3,49 +3,58 @@
 //!
 //! Each filter subject of a subscription has a [`Feed`] task that pulls
 //! from its consumer and forwards deliveries to the subscription's queue.
-//! A feed outlives a lost connection: when its message stream fails or
-//! ends it opens it again, so a host carries on after NATS restarts.
+//! A feed outlives a lost connection, a NATS restart, even a lost stream
+//! or consumer: when its message stream fails it opens it again,
+//! recreating what is missing.
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use async_nats::jetstream::consumer::{DeliverPolicy, PullConsumer, pull};
+use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, PullConsumer, pull};
 use async_nats::jetstream::message::{AckKind, Acker};
 use async_trait::async_trait;
 use futures_util::{Stream, StreamExt};
 use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::Shared;
-use super::subjects::dead_letter_topic;
+use super::setup;
+use super::subjects::{DEAD_LETTER_PREFIX, dead_letter_topic};
 use crate::broker::{Acknowledge, BrokerError, Delivery, DeliverySource};
 use crate::event::Event;
 use crate::topic::TopicPattern;
 
-/// Messages a feed asks for at a time. A replica holds at most this many
-/// of a trigger's events it has not handled yet (another replica gets
-/// them after `ack_wait` if it dies).
-const PULL_BATCH: usize = 32;
 /// How long one pull request waits on the server, and how often the
 /// server proves it is alive meanwhile: a dead connection is noticed
 /// within a few heartbeats.
 const PULL_EXPIRES: Duration = Duration::from_secs(10);
 const PULL_HEARTBEAT: Duration = Duration::from_secs(3);
+/// An observer's consumer is removed this long after its host stopped
+/// reading (crashed, or the live stream was closed).
+const OBSERVER_INACTIVE: Duration = Duration::from_secs(30);
 
 /// Where a feed reads from.
 pub enum FeedSource {
-    /// A trigger's durable consumer: acknowledged deliveries.
-    Durable { trigger: String, consumer: String },
-    /// An ordered consumer starting at new events: no acknowledgements.
-    Ordered { filter: String },
+    /// A trigger's durable consumer: acknowledged deliveries. Should it
+    /// have to be made again, it resumes at `seen` (the publish time of
+    /// the last event forwarded, or when the feed started).
+    Durable {
+        trigger: String,
+        filter: String,
+        seen: Mutex<Option<time::OffsetDateTime>>,
+    },
+    /// An ephemeral consumer without acknowledgements, for observers; it
+    /// resumes after the last event it forwarded when it is recreated.
+    Observer { filter: String, next: AtomicU64 },
 }
 
 /// One filter subject of a subscription, forwarded to its queue.
 pub struct Feed {
     pub shared: Arc<Shared>,
-    /// Set when the filter selects more than the pattern (`a.**.z`).
-    pub pattern: Option<TopicPattern>,
+    pub pattern: TopicPattern,
     pub source: FeedSource,
     pub sender: mpsc::Sender<Delivery>,
 }
@@ -57,97 +66,160 @@ impl Feed {
     /// Forwards `first` (opened by the subscriber, so that a subscription
     /// sees every event published after it was made), then reopens the
     /// message stream whenever it fails, for as long as the subscription
-    /// exists.
+    /// exists. The first failure of a series is logged as a warning.
     pub async fn run(self, first: Messages) {
         let mut opened = Ok(first);
-        let mut attempt: u32 = 0;
+        let mut failures: u32 = 0;
         loop {
             match opened {
                 Ok(mut messages) => {
                     while let Some(message) = messages.next().await {
                         match message {
                             Ok(message) => {
-                                attempt = 0;
+                                failures = 0;
                                 if !self.forward(message).await {
                                     return;
                                 }
                             }
                             Err(error) => {
-                                tracing::debug!(source = %self.describe(), "pulling: {error}")
+                                if failures == 0 {
+                                    tracing::warn!(source = %self.describe(), "reading from NATS failed: {error}; reopening");
+                                }
+                                failures += 1;
+                                break;
                             }
                         }
                     }
                 }
                 Err(error) => {
-                    if attempt == 0 {
+                    if failures <= 1 {
                         tracing::warn!(source = %self.describe(), "cannot read from NATS: {error}; retrying");
                     }
+                    failures += 1;
                 }
             }
             if self.sender.is_closed() {
                 return;
             }
-            attempt = attempt.saturating_add(1);
-            tokio::time::sleep(Duration::from_millis(200) * attempt.min(10)).await;
+            tokio::time::sleep(Duration::from_millis(200) * failures.clamp(1, 10)).await;
             opened = self.open().await;
         }
     }
 
     fn describe(&self) -> String {
         match &self.source {
-            FeedSource::Durable { trigger, consumer } => {
-                format!("trigger `{trigger}` (consumer `{consumer}`)")
-            }
-            FeedSource::Ordered { filter } => format!("observer of `{filter}`"),
+            FeedSource::Durable {
+                trigger, filter, ..
+            } => format!("trigger `{trigger}` (consumer of `{filter}`)"),
+            FeedSource::Observer { filter, .. } => format!("observer of `{filter}`"),
         }
     }
 
+    /// Opens the message stream, recreating the stream or the consumer
+    /// if they are gone (a NATS server restarted with an empty store, a
+    /// consumer deleted by hand).
     pub async fn open(&self) -> Result<Messages, String> {
-        let stream = &self.shared.stream;
-        match &self.source {
-            FeedSource::Durable { consumer, .. } => {
-                let consumer: PullConsumer = stream
-                    .get_consumer(consumer)
+        match self.try_open().await {
+            Ok(messages) => Ok(messages),
+            Err(first) => {
+                self.shared
+                    .recover_stream()
                     .await
                     .map_err(|e| e.to_string())?;
-                let messages = consumer
-                    .stream()
-                    .max_messages_per_batch(PULL_BATCH)
-                    .expires(PULL_EXPIRES)
-                    .heartbeat(PULL_HEARTBEAT)
-                    .messages()
+                self.try_open()
                     .await
-                    .map_err(|e| e.to_string())?;
-                Ok(Box::pin(messages.map(|m| m.map_err(|e| e.to_string()))))
+                    .map_err(|again| format!("{first}; after checking the stream: {again}"))
             }
-            FeedSource::Ordered { filter } => {
-                let consumer = stream
-                    .create_consumer(pull::OrderedConfig {
+        }
+    }
+
+    async fn try_open(&self) -> Result<Messages, String> {
+        let shared = &self.shared;
+        let consumer: PullConsumer = match &self.source {
+            FeedSource::Durable {
+                trigger,
+                filter,
+                seen,
+            } => {
+                let resume_from = *seen.lock().unwrap_or_else(|p| p.into_inner());
+                let name = setup::durable_consumer(
+                    &shared.stream,
+                    &shared.options,
+                    trigger,
+                    filter,
+                    resume_from,
+                )
+                .await
+                .map_err(|e| e.to_string())?;
+                let consumer = shared
+                    .stream
+                    .get_consumer(&name)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                seen.lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .get_or_insert_with(time::OffsetDateTime::now_utc);
+                consumer
+            }
+            FeedSource::Observer { filter, next } => {
+                let last = shared
+                    .stream
+                    .get_info()
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .state
+                    .last_sequence;
+                // 0: just subscribed. Beyond the end: the stream was made anew.
+                let start = match next.load(Ordering::Relaxed) {
+                    n if n == 0 || n > last + 1 => last + 1,
+                    n => n,
+                };
+                next.store(start, Ordering::Relaxed);
+                shared
+                    .stream
+                    .create_consumer(pull::Config {
                         filter_subject: filter.clone(),
-                        deliver_policy: DeliverPolicy::New,
+                        deliver_policy: DeliverPolicy::ByStartSequence {
+                            start_sequence: start,
+                        },
+                        ack_policy: AckPolicy::None,
+                        inactive_threshold: OBSERVER_INACTIVE,
+                        memory_storage: true,
                         ..Default::default()
                     })
                     .await
-                    .map_err(|e| e.to_string())?;
-                let messages = consumer.messages().await.map_err(|e| e.to_string())?;
-                Ok(Box::pin(messages.map(|m| m.map_err(|e| e.to_string()))))
+                    .map_err(|e| e.to_string())?
             }
-        }
+        };
+        let batch = shared.options.in_flight_per_trigger.max(8);
+        let messages = consumer
+            .stream()
+            .max_messages_per_batch(batch)
+            .expires(PULL_EXPIRES)
+            .heartbeat(PULL_HEARTBEAT)
+            .messages()
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(Box::pin(messages.map(|m| m.map_err(|e| e.to_string()))))
     }
 
     /// Decodes, filters and queues one message; false once the
     /// subscription is gone.
     async fn forward(&self, message: async_nats::jetstream::Message) -> bool {
-        let delivered = message
-            .info()
-            .map_or(1, |info| info.delivered.max(1) as u64);
+        let Ok(info) = message.info() else {
+            tracing::warn!(subject = %message.subject, "skipping a message without JetStream metadata");
+            return true;
+        };
+        let (sequence, delivered, published) = (
+            info.stream_sequence,
+            info.delivered.max(1) as u64,
+            info.published,
+        );
         let (message, acker) = message.split();
-        let event = decode(&self.shared, &message.subject, &message.payload);
-        let wanted = event
-            .as_ref()
-            .is_some_and(|e| self.pattern.as_ref().is_none_or(|p| p.matches(&e.topic)));
+        let event = decode(&self.shared, &message.subject, &message.payload, sequence);
         let delivery = match (&self.source, event) {
-            (FeedSource::Durable { trigger, .. }, Some(event)) if wanted => {
+            (FeedSource::Durable { trigger, seen, .. }, Some(event)) if self.wants(&event) => {
+                *seen.lock().unwrap_or_else(|p| p.into_inner()) = Some(published);
                 let retry = Retry {
                     shared: self.shared.clone(),
                     acker,
@@ -157,32 +229,54 @@ impl Feed {
                 };
                 Delivery::with_acknowledger(event, Box::new(retry))
             }
-            (FeedSource::Ordered { .. }, Some(event)) if wanted => Delivery::unacknowledged(event),
-            (source, event) => {
+            (FeedSource::Observer { next, .. }, event) => {
+                next.store(sequence + 1, Ordering::Relaxed);
+                match event {
+                    Some(event) if self.wants(&event) => Delivery::unacknowledged(event),
+                    _ => return true,
+                }
+            }
+            (FeedSource::Durable { .. }, event) => {
                 if event.is_none() {
                     tracing::warn!(subject = %message.subject, "skipping a message whose subject is not a topic");
                 }
-                if let FeedSource::Durable { .. } = source {
-                    let _ = acker.ack().await;
-                }
+                let _ = acker.ack().await;
                 return true;
             }
         };
         self.sender.send(delivery).await.is_ok()
     }
+
+    /// Does the pattern match (a filter subject may select more)? Dead
+    /// letters reach only triggers whose pattern names them, so that a
+    /// `**` trigger failing on a dead letter does not feed on its own.
+    fn wants(&self, event: &Event) -> bool {
+        if !self.pattern.matches(&event.topic) {
+            return false;
+        }
+        let dead_letter = event.topic.segments().next() == Some(DEAD_LETTER_PREFIX);
+        let asked = self.pattern.literal_prefix().first() == Some(&DEAD_LETTER_PREFIX);
+        !dead_letter || asked || matches!(self.source, FeedSource::Observer { .. })
+    }
 }
 
 /// A message as an event: one wasmsched published, or a plain payload
 /// another NATS client published on a topic's subject (JSON, or else
-/// text), which gets a new id and the current time.
-fn decode(shared: &Shared, subject: &str, payload: &[u8]) -> Option<Event> {
+/// text), whose id is derived from its stream sequence so that every
+/// delivery of it has the same id.
+fn decode(shared: &Shared, subject: &str, payload: &[u8], sequence: u64) -> Option<Event> {
     if let Ok(event) = serde_json::from_slice::<Event>(payload) {
         return Some(event);
     }
     let topic = shared.subjects.topic_of(subject)?;
     let data = serde_json::from_slice(payload)
         .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(payload).into_owned()));
-    Some(Event::new(topic, data))
+    let seed = format!("{}:{sequence}", shared.options.stream);
+    let digest = Sha256::digest(seed.as_bytes());
+    let bytes: [u8; 16] = digest[..16].try_into().expect("16 bytes");
+    let mut event = Event::new(topic, data);
+    event.id = uuid::Builder::from_custom_bytes(bytes).into_uuid();
+    Some(event)
 }
 
 /// The acknowledgement of one delivery to a trigger: done, or retried
@@ -203,13 +297,9 @@ impl Acknowledge for Retry {
 
     async fn nack(self: Box<Self>, reason: &str) -> Result<(), BrokerError> {
         let options = &self.shared.options;
+        let retry = AckKind::Nak(Some(options.retry_delay(self.delivered)));
         if self.delivered < u64::from(options.max_deliver) {
-            let delay = options.retry_delay(self.delivered);
-            return self
-                .acker
-                .ack_with(AckKind::Nak(Some(delay)))
-                .await
-                .map_err(unavailable);
+            return self.acker.ack_with(retry).await.map_err(unavailable);
         }
         let topic = dead_letter_topic(&self.trigger);
         let letter = Event::new(
@@ -232,13 +322,13 @@ impl Acknowledge for Retry {
             }
             Err(error) => {
                 tracing::warn!(trigger = %self.trigger, event = %self.event.id, "cannot dead-letter an event ({error}); it will be retried");
-                let delay = options.retry_delay(self.delivered);
-                self.acker
-                    .ack_with(AckKind::Nak(Some(delay)))
-                    .await
-                    .map_err(unavailable)
+                self.acker.ack_with(retry).await.map_err(unavailable)
             }
         }
+    }
+
+    async fn release(self: Box<Self>) {
+        let _ = self.acker.ack_with(AckKind::Nak(None)).await;
     }
 }
 
@@ -246,7 +336,8 @@ fn unavailable(error: async_nats::Error) -> BrokerError {
     BrokerError::Unavailable(format!("acknowledging to NATS: {error}"))
 }
 
-/// The receiving end of a NATS subscription; dropping it stops its feeds.
+/// The receiving end of a NATS subscription; dropping it stops its feeds
+/// and hands the deliveries it had queued back to the server at once.
 pub struct NatsSubscription {
     receiver: mpsc::Receiver<Delivery>,
     feeds: Vec<JoinHandle<()>>,
@@ -269,6 +360,18 @@ impl Drop for NatsSubscription {
     fn drop(&mut self) {
         for feed in &self.feeds {
             feed.abort();
+        }
+        self.receiver.close();
+        let mut queued = Vec::new();
+        while let Ok(delivery) = self.receiver.try_recv() {
+            queued.push(delivery);
+        }
+        if let (false, Ok(runtime)) = (queued.is_empty(), tokio::runtime::Handle::try_current()) {
+            runtime.spawn(async move {
+                for delivery in queued {
+                    delivery.release().await;
+                }
+            });
         }
     }
 }

@@ -24,10 +24,11 @@ mod options;
 mod setup;
 pub mod subjects;
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use async_nats::connection::State;
+use async_nats::jetstream::context::PublishErrorKind;
 use async_nats::jetstream::{self, message::PublishMessage};
 use async_trait::async_trait;
 use tokio::sync::mpsc;
@@ -40,8 +41,8 @@ use crate::topic::TopicPattern;
 
 pub use self::options::NatsOptions;
 
-/// How many deliveries a subscription holds ready for its trigger.
-const SUBSCRIPTION_QUEUE: usize = 64;
+/// How many events an observer's subscription holds ready.
+const OBSERVER_QUEUE: usize = 64;
 
 /// A broker on a NATS JetStream stream.
 #[derive(Clone)]
@@ -86,6 +87,17 @@ impl NatsBroker {
 }
 
 impl Shared {
+    fn is_connected(&self) -> bool {
+        self.client.connection_state() == State::Connected
+    }
+
+    /// Creates the stream again if it is gone, or checks it.
+    async fn recover_stream(&self) -> Result<(), BrokerError> {
+        setup::ensure_stream(&self.jetstream, &self.options, &self.subjects)
+            .await
+            .map(drop)
+    }
+
     /// Publishes `event`, with `key` as its `Nats-Msg-Id` if given, and
     /// waits for JetStream to store it.
     async fn send(&self, event: &Event, key: Option<String>) -> Result<(), BrokerError> {
@@ -98,7 +110,7 @@ impl Shared {
         // While disconnected the client would buffer the publish and send
         // it after reconnecting, possibly after we gave up on its ack:
         // refuse at once instead, so an error means "not published".
-        if self.client.connection_state() != State::Connected {
+        if !self.is_connected() {
             return Err(unavailable("not connected".to_owned()));
         }
         let payload = serde_json::to_vec(event).map_err(|e| unavailable(e.to_string()))?;
@@ -107,12 +119,22 @@ impl Shared {
             message = message.message_id(key);
         }
         let subject = self.subjects.for_topic(&event.topic);
-        let pending = self
-            .jetstream
-            .send_publish(subject, message)
-            .await
-            .map_err(|e| unavailable(e.to_string()))?;
-        let ack = pending.await.map_err(|e| unavailable(e.to_string()))?;
+        let publish = || async {
+            let pending = self
+                .jetstream
+                .send_publish(subject.clone(), message.clone())
+                .await?;
+            pending.await
+        };
+        let ack = match publish().await {
+            // The server lost the stream (restarted with an empty store).
+            Err(e) if e.kind() == PublishErrorKind::StreamNotFound => {
+                self.recover_stream().await?;
+                publish().await
+            }
+            other => other,
+        }
+        .map_err(|e| unavailable(e.to_string()))?;
         if ack.duplicate {
             self.duplicates.fetch_add(1, Ordering::Relaxed);
             tracing::debug!(topic = %event.topic, "duplicate publish dropped by the stream");
@@ -136,41 +158,42 @@ impl Broker for NatsBroker {
         pattern: &TopicPattern,
         kind: SubscriberKind,
     ) -> Result<Subscription, BrokerError> {
-        let filters = self.shared.subjects.filters(pattern);
-        let (sender, receiver) = mpsc::channel(SUBSCRIPTION_QUEUE);
+        // A trigger's queue holds one delivery beyond those it handles: a
+        // delivery waiting here counts against `ack_wait` already.
+        let queue = match kind {
+            SubscriberKind::Trigger { .. } => 1,
+            SubscriberKind::Observer => OBSERVER_QUEUE,
+        };
+        let (sender, receiver) = mpsc::channel(queue);
         // Made first, so that an error below stops the feeds started so far.
         let mut subscription = NatsSubscription::new(receiver);
-        for (index, filter) in filters.subjects.iter().enumerate() {
+        for filter in self.shared.subjects.filters(pattern).subjects {
             let source = match &kind {
-                SubscriberKind::Trigger { name } => {
-                    setup::durable_consumer(
-                        &self.shared.stream,
-                        &self.shared.options,
-                        name,
-                        index,
-                        filter,
-                    )
-                    .await?;
-                    FeedSource::Durable {
-                        trigger: name.clone(),
-                        consumer: subjects::consumer_name(name, index),
-                    }
-                }
-                SubscriberKind::Observer => FeedSource::Ordered {
-                    filter: filter.clone(),
+                SubscriberKind::Trigger { name } => FeedSource::Durable {
+                    trigger: name.clone(),
+                    filter,
+                    seen: Mutex::new(None),
+                },
+                SubscriberKind::Observer => FeedSource::Observer {
+                    filter,
+                    next: AtomicU64::new(0),
                 },
             };
             let feed = Feed {
                 shared: self.shared.clone(),
-                pattern: (!filters.exact).then(|| pattern.clone()),
+                pattern: pattern.clone(),
                 source,
                 sender: sender.clone(),
             };
             let first = feed.open().await.map_err(|error| {
-                BrokerError::Unavailable(format!(
-                    "subscribing to `{pattern}` on NATS stream `{}`: {error}",
-                    self.shared.options.stream
-                ))
+                let message = format!(
+                    "subscribing to `{pattern}` on NATS stream `{}` at {}: {error}",
+                    self.shared.options.stream, self.shared.options.url
+                );
+                match self.shared.is_connected() {
+                    true => BrokerError::Setup(message),
+                    false => BrokerError::Unavailable(message),
+                }
             })?;
             subscription.add_feed(tokio::spawn(feed.run(first)));
         }
@@ -184,7 +207,7 @@ impl Broker for NatsBroker {
     fn health(&self) -> BrokerHealth {
         BrokerHealth {
             kind: "nats",
-            connected: self.shared.client.connection_state() == State::Connected,
+            connected: self.shared.is_connected(),
             url: Some(self.shared.options.url.clone()),
             stream: Some(self.shared.options.stream.clone()),
             duplicates: self.shared.duplicates.load(Ordering::Relaxed),

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, pull};
 use async_nats::jetstream::context::{ConsumerInfoErrorKind, GetStreamErrorKind};
-use async_nats::jetstream::stream::{self, StorageType};
+use async_nats::jetstream::stream::{self, RetentionPolicy, StorageType};
 use async_nats::jetstream::{self, ErrorCode};
 
 use super::NatsOptions;
@@ -110,6 +110,12 @@ fn check_existing_stream(have: &stream::Config, wanted: &stream::Config) -> Resu
             have.subjects, wanted.subjects
         ));
     }
+    if have.retention != RetentionPolicy::Limits {
+        return Err(format!(
+            "its retention is {:?}; replicas and live streams need `limits` retention",
+            have.retention
+        ));
+    }
     if have.duplicate_window.is_zero() {
         return Err(
             "its duplicate_window is 0, so replicas would publish each cron instant twice"
@@ -127,21 +133,30 @@ fn check_existing_stream(have: &stream::Config, wanted: &stream::Config) -> Resu
     Ok(())
 }
 
-/// Gets or creates the durable consumer for filter `index` of `trigger`,
-/// replacing one left over with another filter (the trigger's pattern
-/// changed).
+/// Gets or creates `trigger`'s durable consumer of `filter`, and returns
+/// its name. The name carries a hash of the filter, so a trigger whose
+/// pattern changed gets a new consumer instead of taking over (and
+/// emptying) the one that replicas still on the old pattern read.
+///
+/// A consumer made when the trigger starts begins at new events; one made
+/// again later (it was deleted, or the server lost its store) begins at
+/// `resume_from`, the time of the last event the feed saw.
 pub async fn durable_consumer(
     stream: &stream::Stream,
     options: &NatsOptions,
     trigger: &str,
-    index: usize,
     filter: &str,
-) -> Result<pull::Config, BrokerError> {
-    let name = consumer_name(trigger, index);
+    resume_from: Option<time::OffsetDateTime>,
+) -> Result<String, BrokerError> {
+    let name = consumer_name(trigger, filter);
+    let deliver_policy = match resume_from {
+        None => DeliverPolicy::New,
+        Some(start_time) => DeliverPolicy::ByStartTime { start_time },
+    };
     let wanted = pull::Config {
         durable_name: Some(name.clone()),
         filter_subject: filter.to_owned(),
-        deliver_policy: DeliverPolicy::New,
+        deliver_policy,
         ack_policy: AckPolicy::Explicit,
         ack_wait: options.ack_wait(),
         // Unlimited on the server: the host counts attempts itself and
@@ -155,28 +170,35 @@ pub async fn durable_consumer(
             options.stream
         ))
     };
-    match stream.consumer_info(&name).await {
-        Ok(info) if info.config.filter_subject == filter => {
+    let kept = match stream.consumer_info(&name).await {
+        Ok(info) => {
             if info.config.ack_wait != wanted.ack_wait {
                 tracing::warn!(trigger, consumer = %name, ack_wait = %secs(info.config.ack_wait), "the consumer exists with another ack_wait; keeping it");
             }
-            return Ok(wanted);
+            if info.config.deliver_subject.is_some() {
+                return Err(error(
+                    "cannot use it",
+                    &"it is a push consumer; delete it and the host creates a pull consumer",
+                ));
+            }
+            info.config
         }
-        Ok(info) => {
-            tracing::warn!(trigger, consumer = %name, old = %info.config.filter_subject, new = filter, "the trigger's pattern changed: replacing its consumer");
-            stream
-                .delete_consumer(&name)
+        Err(e) if e.kind() == ConsumerInfoErrorKind::NotFound => {
+            let created: jetstream::consumer::PullConsumer = stream
+                .create_consumer(wanted.clone())
                 .await
-                .map_err(|e| error("deleting the old one", &e))?;
+                .map_err(|e| error("creating it", &e))?;
+            let kept = created.cached_info().config.clone();
+            verify(&[("ack_wait", secs(wanted.ack_wait), secs(kept.ack_wait))])
+                .map_err(|e| error("the server did not keep the configuration", &e))?;
+            if resume_from.is_some() {
+                tracing::warn!(trigger, consumer = %name, "the trigger's consumer was gone: made it again, resuming at the last event seen");
+            }
+            kept
         }
-        Err(e) if e.kind() == ConsumerInfoErrorKind::NotFound => {}
         Err(e) => return Err(error("looking it up", &e)),
-    }
-    let created: jetstream::consumer::PullConsumer = stream
-        .create_consumer(wanted.clone())
-        .await
-        .map_err(|e| error("creating it", &e))?;
-    let kept = &created.cached_info().config;
+    };
+    // Whether made here or found: these decide that no event is lost.
     verify(&[
         (
             "filter_subject",
@@ -189,19 +211,13 @@ pub async fn durable_consumer(
             format!("{:?}", kept.ack_policy),
         ),
         (
-            "deliver_policy",
-            format!("{:?}", wanted.deliver_policy),
-            format!("{:?}", kept.deliver_policy),
-        ),
-        ("ack_wait", secs(wanted.ack_wait), secs(kept.ack_wait)),
-        (
             "max_deliver",
             wanted.max_deliver.to_string(),
             kept.max_deliver.to_string(),
         ),
     ])
-    .map_err(|e| error("the server did not keep the configuration", &e))?;
-    Ok(wanted)
+    .map_err(|e| error("its configuration would lose events", &e))?;
+    Ok(name)
 }
 
 /// Fails naming every setting the server did not keep as asked.

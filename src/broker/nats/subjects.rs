@@ -106,18 +106,20 @@ pub fn safe_name(text: &str) -> String {
     format!("{cleaned}_{}", &hex::encode(digest)[..8])
 }
 
-/// The durable consumer of filter subject number `index` of a trigger.
-pub fn consumer_name(trigger_id: &str, index: usize) -> String {
-    let base = safe_name(trigger_id);
-    match index {
-        0 => base,
-        n => format!("{base}-{n}"),
-    }
+/// The durable consumer of a trigger's filter subject:
+/// `<trigger id>-<hash of the filter>`.
+pub fn consumer_name(trigger_id: &str, filter: &str) -> String {
+    let digest = Sha256::digest(filter.as_bytes());
+    format!("{}-{}", safe_name(trigger_id), &hex::encode(digest)[..8])
 }
+
+/// The first segment of every dead-letter topic.
+pub const DEAD_LETTER_PREFIX: &str = "deadletter";
 
 /// Where events an event trigger gave up on are published.
 pub fn dead_letter_topic(trigger_id: &str) -> Topic {
-    Topic::new(format!("deadletter.{}", safe_name(trigger_id))).expect("safe names are segments")
+    Topic::new(format!("{DEAD_LETTER_PREFIX}.{}", safe_name(trigger_id)))
+        .expect("safe names are segments")
 }
 
 #[cfg(test)]
@@ -217,7 +219,11 @@ mod tests {
         assert!(dotted.starts_with("orders_worker_"), "{dotted}");
         assert_ne!(dotted, safe_name("orders_worker"));
         assert_ne!(safe_name("a.b"), safe_name("a*b"));
-        assert_eq!(consumer_name("t", 1), "t-1");
+        let (a, b) = (consumer_name("t", "ev.a.>"), consumer_name("t", "ev.a"));
+        assert!(
+            a.starts_with("t-") && b.starts_with("t-") && a != b,
+            "{a} {b}"
+        );
         assert_eq!(
             dead_letter_topic("a.b").as_str(),
             format!("deadletter.{}", safe_name("a.b"))
