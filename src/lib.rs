@@ -23,7 +23,7 @@ pub mod topic;
 pub mod trigger;
 pub mod watch;
 
-pub use broker::{Broker, BrokerError, MemoryBroker};
+pub use broker::{Broker, BrokerError, MemoryBroker, NatsBroker, NatsOptions};
 pub use clock::Clock;
 pub use cron::{CronError, CronSchedule};
 pub use event::{Event, NewEvent};

@@ -66,6 +66,10 @@ pub trait Broker: Send + Sync + 'static {
     /// What `/healthz` reports about this broker.
     fn health(&self) -> BrokerHealth;
 
+    /// Sends what is still buffered (acknowledgements above all) before
+    /// the process exits.
+    async fn flush(&self) {}
+
     /// How many deliveries an event trigger may handle at once. 1 (the
     /// default) handles them one by one, in the order they arrive.
     fn max_in_flight(&self) -> usize {

@@ -86,7 +86,9 @@ async fn shutdown_signal() {
 /// Logs to stderr; `RUST_LOG` overrides the default (`info`).
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        // async-nats logs every reconnect attempt at info; the broker
+        // adapter reports the connection's state itself.
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,async_nats=warn"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::stderr().is_terminal())

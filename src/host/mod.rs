@@ -205,7 +205,7 @@ impl Host {
 
     /// Stops following the plugins directory (once the change under way,
     /// if any, is done), then stops every trigger, letting firings under
-    /// way finish.
+    /// way finish, and flushes the broker.
     pub async fn stop(&self) {
         let watcher = self
             .watcher
@@ -215,6 +215,7 @@ impl Host {
         drop(watcher);
         let _serial = self.serial().await;
         self.scheduler.stop().await;
+        self.broker.flush().await;
     }
 
     /// Is the plugins directory being followed?

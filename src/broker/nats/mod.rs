@@ -41,6 +41,9 @@ use crate::topic::TopicPattern;
 
 pub use self::options::NatsOptions;
 
+/// How long stopping waits for buffered messages to reach NATS.
+const FLUSH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// How many events an observer's subscription holds ready.
 const OBSERVER_QUEUE: usize = 64;
 
@@ -198,6 +201,17 @@ impl Broker for NatsBroker {
             subscription.add_feed(tokio::spawn(feed.run(first)));
         }
         Ok(Subscription::new(subscription))
+    }
+
+    async fn flush(&self) {
+        // Bounded: with NATS unreachable, stopping must not wait for it.
+        let flushed = tokio::time::timeout(FLUSH_TIMEOUT, self.shared.client.flush()).await;
+        if let Err(error) = flushed
+            .map_err(|e| e.to_string())
+            .and_then(|r| r.map_err(|e| e.to_string()))
+        {
+            tracing::warn!(url = %self.shared.options.url, "flushing to NATS before stopping: {error}");
+        }
     }
 
     fn max_in_flight(&self) -> usize {

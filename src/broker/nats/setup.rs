@@ -27,6 +27,8 @@ pub async fn connect(url: &str) -> Result<async_nats::Client, BrokerError> {
                     async_nats::Event::Disconnected => {
                         tracing::warn!(%url, "lost the connection to NATS; reconnecting")
                     }
+                    // Each failed reconnect attempt: the warning above says it all.
+                    async_nats::Event::ClientError(error) => tracing::debug!(%url, "NATS: {error}"),
                     other => tracing::warn!(%url, "NATS: {other}"),
                 }
             }
