@@ -170,13 +170,18 @@ impl Scheduler {
         Ok(())
     }
 
-    /// Resumes a paused trigger (it starts if the scheduler runs).
+    /// Resumes a paused trigger, or one that failed to start: it starts if
+    /// the scheduler runs.
     pub async fn resume(&self, id: &str) -> Result<(), SchedulerError> {
         let mut state = self.state.lock().await;
         let registration = state.registration(id)?;
-        if state.paused.remove(id) && state.running && !registration.trigger.is_running() {
+        // Starts any stopped trigger, not only a paused one (one whose start
+        // failed, say while the broker was unreachable); a paused trigger
+        // that fails to start stays paused.
+        if state.running && !registration.trigger.is_running() {
             self.start_one(id, &registration).await?;
         }
+        state.paused.remove(id);
         tracing::info!(trigger = %id, "resumed trigger");
         Ok(())
     }

@@ -523,6 +523,21 @@ async fn the_host_recovers_when_nats_restarts() {
         report.contains("(NOT CONNECTED)") && report.contains("relay"),
         "{report}"
     );
+    // Pausing needs no broker; resuming does, and says to try later.
+    let admin = |action: &'static str| {
+        let request = client.post(format!("{base}/api/admin/triggers/relay/{action}"));
+        async move {
+            let response = request.send().await.unwrap();
+            (
+                response.status().as_u16(),
+                response.json::<Value>().await.unwrap(),
+            )
+        }
+    };
+    assert_eq!(admin("pause").await.0, 200);
+    let (status, body) = admin("resume").await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("relay"), "{body}");
     let (status, body) = fire(2).await;
     assert_eq!(status, 503, "{body}");
     let error = body["error"].as_str().unwrap();
@@ -534,6 +549,8 @@ async fn the_host_recovers_when_nats_restarts() {
         check();
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    let (status, body) = admin("resume").await;
+    assert_eq!(status, 200, "{body}");
     assert_eq!(fire(3).await.0, 200);
     let report = wasmsched_status(&base).await;
     assert!(report.contains("stream WASMSCHED (connected)"), "{report}");

@@ -12,11 +12,12 @@ use serde_json::{Value, json};
 use super::AppState;
 use super::api_triggers::{check_bearer, fire_error};
 use super::error::{ApiError, ApiResult, parse_json_object, read_body};
+use crate::broker::BrokerError;
 use crate::config::TriggerConfig;
 use crate::firing::TriggerStats;
 use crate::host::HostError;
 use crate::scheduler::{Registration, SchedulerError};
-use crate::trigger::CronTrigger;
+use crate::trigger::{CronTrigger, TriggerError};
 
 /// Requires `Authorization: Bearer <admin token>` when one is configured.
 pub async fn require_token(
@@ -257,6 +258,9 @@ fn unknown(id: &str) -> ApiError {
 fn scheduler_error(error: SchedulerError) -> ApiError {
     match error {
         SchedulerError::UnknownId(id) => unknown(&id),
+        other if broker_unavailable(&other) => {
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, other.to_string())
+        }
         other => ApiError::new(StatusCode::CONFLICT, other.to_string()),
     }
 }
@@ -265,6 +269,29 @@ fn host_error(error: HostError) -> ApiError {
     match error {
         HostError::Scheduler(e) => scheduler_error(e),
         HostError::PathTaken { .. } => ApiError::new(StatusCode::CONFLICT, error.to_string()),
+        other if broker_unavailable(&other) => {
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, other.to_string())
+        }
         other => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, other.to_string()),
     }
+}
+
+/// Did `error` come from a broker that is unreachable right now (so that
+/// trying again later may work: 503, not 4xx)?
+fn broker_unavailable(error: &(dyn std::error::Error + 'static)) -> bool {
+    // `TriggerError::Broker` is transparent: its source is the broker
+    // error's source, so look at it rather than for the broker error.
+    let mut cause = Some(error);
+    while let Some(error) = cause {
+        let unavailable = matches!(
+            (error.downcast_ref(), error.downcast_ref()),
+            (Some(BrokerError::Unavailable(_)), _)
+                | (_, Some(TriggerError::Broker(BrokerError::Unavailable(_))))
+        );
+        if unavailable {
+            return true;
+        }
+        cause = error.source();
+    }
+    false
 }

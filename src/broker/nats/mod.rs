@@ -161,6 +161,12 @@ impl Broker for NatsBroker {
         pattern: &TopicPattern,
         kind: SubscriberKind,
     ) -> Result<Subscription, BrokerError> {
+        if !self.shared.is_connected() {
+            return Err(BrokerError::Unavailable(format!(
+                "subscribing to `{pattern}`: not connected to NATS at {}",
+                self.shared.options.url
+            )));
+        }
         // A trigger's queue holds one delivery beyond those it handles: a
         // delivery waiting here counts against `ack_wait` already.
         let queue = match kind {
