@@ -596,8 +596,14 @@ async fn setup_errors_name_the_server_the_stream_and_the_fix() {
             && error.contains("nats-server -js"),
         "{error}"
     );
-    // The stream exists (made by the first host) but captures other subjects.
-    connect(&server).await;
+    // Several servers, comma-separated: the live one is found.
+    let several = NatsOptions {
+        url: format!("nats://127.0.0.1:1, {}", server.url()),
+        ..options(&server)
+    };
+    let broker = NatsBroker::connect(several).await.unwrap();
+    assert!(broker.health().connected);
+    // The stream exists (made above) but captures other subjects.
     let other_prefix = NatsOptions {
         subject_prefix: "other".to_owned(),
         ..options(&server)

@@ -33,13 +33,22 @@ pub async fn connect(url: &str) -> Result<async_nats::Client, BrokerError> {
                 }
             }
         })
-        .connect(url)
+        .connect(servers(url))
         .await
         .map_err(|e| {
             BrokerError::Setup(format!(
                 "cannot connect to NATS at {url}: {e} (is `nats-server -js` running there? see [broker] url)"
             ))
         })
+}
+
+/// The servers in `url`: one, or several separated by commas (the client
+/// tries them in turn when connecting and reconnecting).
+fn servers(url: &str) -> Vec<&str> {
+    url.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect()
 }
 
 /// Creates the stream, or checks that the one already there captures our
