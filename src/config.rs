@@ -498,6 +498,17 @@ mod tests {
         assert_eq!(options.subject_prefix, "ev");
     }
 
+    /// The shipped config files parse: the README's commands use them.
+    #[test]
+    fn shipped_configs_load() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let single = Config::load(&root.join("wasmsched.toml")).unwrap();
+        assert_eq!(single.broker, BrokerConfig::Memory);
+        let replicas = Config::load(&root.join("wasmsched-replicas.toml")).unwrap();
+        assert!(matches!(replicas.broker, BrokerConfig::Nats(_)));
+        assert_eq!(replicas.triggers.len(), single.triggers.len());
+    }
+
     #[test]
     fn duplicate_ids_across_files_name_both_files() {
         let dir = temp_dir("dup");
