@@ -5,8 +5,6 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -21,6 +19,7 @@ use wasmsched::trigger::{create_cron_trigger, create_event_trigger};
 use wasmsched::{Clock, Event, NewEvent, Scheduler, Topic, TopicPattern, factory_fn};
 
 use common::nats_server::NatsServer;
+use common::replica::{Replica, health, wasmsched_status, write_config};
 use common::{next_event_within, observe};
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -285,95 +284,6 @@ async fn a_failing_factory_is_retried_then_the_event_is_dead_lettered() {
         .stats();
     assert_eq!(stats.errors, 5, "poison failed three times, flaky twice");
     scheduler.stop().await;
-}
-
-/// A `wasmsched run` process.
-struct Replica {
-    child: Child,
-    base: String,
-}
-
-impl Replica {
-    async fn start(config: &Path) -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .unwrap()
-            .port();
-        let child = Command::new(env!("CARGO_BIN_EXE_wasmsched"))
-            .args(["run", "--listen", &format!("127.0.0.1:{port}"), "--config"])
-            .arg(config)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
-        let replica = Self {
-            child,
-            base: format!("http://127.0.0.1:{port}"),
-        };
-        let deadline = Instant::now() + WAIT;
-        while health(&replica.base).await.0 != 200 {
-            assert!(Instant::now() < deadline, "replica on {port} did not start");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        replica
-    }
-}
-
-impl Replica {
-    /// How often its `relay` trigger fired so far.
-    async fn fires(&self) -> u64 {
-        let url = format!("{}/api/admin/triggers/relay", self.base);
-        let view: Value = reqwest::get(url).await.unwrap().json().await.unwrap();
-        view["fire_count"].as_u64().unwrap()
-    }
-}
-
-impl Drop for Replica {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// What `wasmsched status` prints about the host at `base`.
-async fn wasmsched_status(base: &str) -> String {
-    let base = base.to_owned();
-    let output = tokio::task::spawn_blocking(move || {
-        Command::new(env!("CARGO_BIN_EXE_wasmsched"))
-            .args(["status", "--url", &base])
-            .output()
-    })
-    .await
-    .unwrap()
-    .unwrap();
-    let text = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(
-        output.status.success(),
-        "{text}{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    text
-}
-
-async fn health(base: &str) -> (u16, Value) {
-    match reqwest::get(format!("{base}/healthz")).await {
-        Ok(response) => (
-            response.status().as_u16(),
-            response.json().await.unwrap_or(Value::Null),
-        ),
-        Err(_) => (0, Value::Null),
-    }
-}
-
-fn write_config(dir: &Path, server: &NatsServer, triggers: &str) -> std::path::PathBuf {
-    std::fs::create_dir_all(dir.join("plugins")).unwrap();
-    let path = dir.join("wasmsched.toml");
-    let text = format!(
-        "[plugins]\nwatch = false\ncache = false\n\n[broker]\nkind = \"nats\"\nurl = \"{}\"\nack_wait_secs = 2\n\n{triggers}",
-        server.url()
-    );
-    std::fs::write(&path, text).unwrap();
-    path
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -27,3 +27,4 @@ pub async fn next_event_within(sub: &mut Subscription, within: Duration) -> Even
         .event
 }
 pub mod nats_server;
+pub mod replica;
