@@ -250,6 +250,20 @@ async fn a_failing_factory_is_retried_then_the_event_is_dead_lettered() {
         .register_trigger("digest", trigger, topic("digested"))
         .await
         .unwrap();
+    // A trigger on every topic sees no dead letters (only patterns that
+    // start with `deadletter` do), so it cannot feed on them.
+    let everything: Arc<Mutex<Vec<String>>> = Arc::default();
+    let seen = everything.clone();
+    let audit = factory_fn(move |firing| {
+        let source = firing.source.as_ref().unwrap();
+        seen.lock().unwrap().push(source.topic.as_str().to_owned());
+        Ok(vec![])
+    });
+    let trigger = create_event_trigger("**", Some(audit), None).unwrap();
+    scheduler
+        .register_trigger("audit", trigger, topic("audited"))
+        .await
+        .unwrap();
     scheduler.start().await.unwrap();
     for kind in ["poison", "flaky"] {
         let event = Event::new(topic("meals.lunch"), json!({ "kind": kind }));
@@ -279,6 +293,12 @@ async fn a_failing_factory_is_retried_then_the_event_is_dead_lettered() {
             );
         }
     }
+    let audited = everything.lock().unwrap().clone();
+    assert!(audited.contains(&"meals.lunch".to_owned()), "{audited:?}");
+    assert!(
+        !audited.iter().any(|t| t.starts_with("deadletter")),
+        "{audited:?}"
+    );
     let stats = scheduler.registered_triggers().await["digest"]
         .trigger
         .stats();
@@ -529,4 +549,33 @@ async fn setup_errors_name_the_server_the_stream_and_the_fix() {
             && error.contains("subject_prefix"),
         "{error}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_from_other_nats_clients_are_events_too() {
+    let server = NatsServer::start();
+    let broker = connect(&server).await;
+    let mut first = observe(broker.as_ref(), "sensors.**").await;
+    let mut second = observe(broker.as_ref(), "sensors.*").await;
+    // Another program publishes plain JSON, and plain text, on our subjects.
+    let client = async_nats::connect(server.url()).await.unwrap();
+    let jetstream = async_nats::jetstream::new(client);
+    for (subject, payload) in [
+        ("ev.sensors.kitchen", r#"{"celsius": 21.5}"#),
+        ("ev.sensors.door", "open"),
+    ] {
+        let ack = jetstream.publish(subject, payload.into()).await.unwrap();
+        ack.await.unwrap();
+    }
+    let kitchen = next_event_within(&mut first, WAIT).await;
+    assert_eq!(kitchen.topic.as_str(), "sensors.kitchen");
+    assert_eq!(kitchen.data, json!({ "celsius": 21.5 }));
+    let door = next_event_within(&mut first, WAIT).await;
+    assert_eq!(door.topic.as_str(), "sensors.door");
+    assert_eq!(door.data, json!("open"));
+    // Ids come from the stream sequence: every delivery of a message has
+    // the same one (so a trigger's outputs for it deduplicate).
+    assert_ne!(kitchen.id, door.id);
+    assert_eq!(next_event_within(&mut second, WAIT).await.id, kitchen.id);
+    assert_eq!(next_event_within(&mut second, WAIT).await.id, door.id);
 }
