@@ -2,8 +2,17 @@
 //! logic as a native closure, side by side in one run.
 //!
 //! Run: `cargo bench --bench plugin_call`. Method: for each contender,
-//! 7 rounds of N calls after a warm-up; report the median round as ns per
-//! call, and the ratio to the native baseline measured in the same run.
+//! 7 rounds of N calls after a warm-up, awaited one after another on a
+//! current-thread tokio runtime; report the median round as ns per call,
+//! and the ratio to the native baseline measured in the same run.
+//!
+//! Two ways of keeping a slow plugin off the async runtime's workers are
+//! compared (issue "A slow plugin never stalls the host"): (a) the call as
+//! a future on the caller's runtime, yielding at every epoch tick (what
+//! wasmsched does), and (b) the same call handed to a dedicated pool of two
+//! threads (a second tokio runtime) and awaited. The second table gives
+//! how late a task scheduled every 2 ms starts on a 2-worker runtime while
+//! N calls of a plugin that loops until its 100 ms deadline are in flight.
 //!
 //! Then, for the threshold filter in each language (Rust `large_dataset`,
 //! Python `py_threshold`, JavaScript `js_threshold`; the last two built by
@@ -12,9 +21,12 @@
 //! with a warm cache (median of 5), and the per-call cost of `accept`.
 
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::hint::black_box;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+use tokio::runtime::{Builder, Runtime};
 
 use serde_json::{Value, json};
 use wasmsched::plugin::{PluginRuntime, RuntimeOptions};
@@ -23,21 +35,28 @@ use wasmsched::{Event, Factory, Filter, Firing, NewEvent, Topic, factory_fn, fil
 
 const ROUNDS: usize = 7;
 
-fn median_ns_per_call(calls: usize, mut body: impl FnMut()) -> f64 {
-    for _ in 0..calls / 10 {
-        body();
-    }
-    let mut rounds: Vec<f64> = (0..ROUNDS)
-        .map(|_| {
+/// Median over [`ROUNDS`] of the ns per call of `calls` calls of `body`,
+/// each awaited in turn on `runtime`.
+fn median_ns_per_call<F, Fut>(runtime: &Runtime, calls: usize, mut body: F) -> f64
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = ()>,
+{
+    runtime.block_on(async {
+        for _ in 0..calls / 10 {
+            body().await;
+        }
+        let mut rounds = Vec::with_capacity(ROUNDS);
+        for _ in 0..ROUNDS {
             let start = Instant::now();
             for _ in 0..calls {
-                body();
+                body().await;
             }
-            start.elapsed().as_nanos() as f64 / calls as f64
-        })
-        .collect();
-    rounds.sort_by(f64::total_cmp);
-    rounds[ROUNDS / 2]
+            rounds.push(start.elapsed().as_nanos() as f64 / calls as f64);
+        }
+        rounds.sort_by(f64::total_cmp);
+        rounds[ROUNDS / 2]
+    })
 }
 
 fn plugin_path(name: &str) -> String {
@@ -68,7 +87,18 @@ fn main() {
         .expect("large_dataset.wasm (built by build.rs)")
         .filter("bench", config.clone())
         .unwrap();
-    assert!(native_filter.accept(&event).unwrap() && wasm_filter.accept(&event).unwrap());
+    let rt = Builder::new_current_thread().enable_all().build().unwrap();
+    // (b): a dedicated pool of two plugin threads, awaited.
+    let pool = Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("plugin-pool")
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        assert!(native_filter.accept(&event).await.unwrap());
+        assert!(wasm_filter.accept(&event).await.unwrap());
+    });
 
     // Factory: the github_webhook plugin vs the same mapping as a closure.
     let payload =
@@ -97,23 +127,62 @@ fn main() {
         .unwrap();
 
     println!("wasmsched plugin call benchmark: median of {ROUNDS} rounds");
-    let native = median_ns_per_call(200_000, || {
-        black_box(native_filter.accept(black_box(&event)).unwrap());
+    let native = median_ns_per_call(&rt, 200_000, || async {
+        black_box(native_filter.accept(black_box(&event)).await.unwrap());
     });
-    let wasm = median_ns_per_call(5_000, || {
-        black_box(wasm_filter.accept(black_box(&event)).unwrap());
+    let wasm = median_ns_per_call(&rt, 5_000, || async {
+        black_box(wasm_filter.accept(black_box(&event)).await.unwrap());
+    });
+    let pooled = median_ns_per_call(&rt, 5_000, || {
+        let (filter, event) = (wasm_filter.clone(), event.clone());
+        let call = pool.spawn(async move { filter.accept(&event).await.unwrap() });
+        async move {
+            black_box(call.await.unwrap());
+        }
     });
     report("filter, native closure", native, native);
-    report("filter, wasm (warm instance per trigger)", wasm, native);
+    report(
+        "filter, wasm, (a) async on the caller's runtime",
+        wasm,
+        native,
+    );
+    report(
+        "filter, wasm, (b) on a 2-thread pool, awaited",
+        pooled,
+        native,
+    );
 
-    let native = median_ns_per_call(100_000, || {
-        black_box(native_factory.make_events(black_box(&firing)).unwrap());
+    let native = median_ns_per_call(&rt, 100_000, || async {
+        black_box(
+            native_factory
+                .make_events(black_box(&firing))
+                .await
+                .unwrap(),
+        );
     });
-    let wasm = median_ns_per_call(5_000, || {
-        black_box(wasm_factory.make_events(black_box(&firing)).unwrap());
+    let wasm = median_ns_per_call(&rt, 5_000, || async {
+        black_box(wasm_factory.make_events(black_box(&firing)).await.unwrap());
+    });
+    let pooled = median_ns_per_call(&rt, 5_000, || {
+        let (factory, firing) = (wasm_factory.clone(), firing.clone());
+        let call = pool.spawn(async move { factory.make_events(&firing).await.unwrap() });
+        async move {
+            black_box(call.await.unwrap());
+        }
     });
     report("factory, native closure", native, native);
-    report("factory, wasm (warm instance per trigger)", wasm, native);
+    report(
+        "factory, wasm, (a) async on the caller's runtime",
+        wasm,
+        native,
+    );
+    report(
+        "factory, wasm, (b) on a 2-thread pool, awaited",
+        pooled,
+        native,
+    );
+
+    responsiveness(&runtime, &pool);
 
     println!();
     println!(
@@ -153,9 +222,9 @@ fn main() {
             .collect();
         loads.sort_by(f64::total_cmp);
         let filter = plugin.filter("bench", config.clone()).unwrap();
-        assert!(filter.accept(&event).unwrap());
-        let per_call = median_ns_per_call(500, || {
-            black_box(filter.accept(black_box(&event)).unwrap());
+        assert!(rt.block_on(filter.accept(&event)).unwrap());
+        let per_call = median_ns_per_call(&rt, 500, || async {
+            black_box(filter.accept(black_box(&event)).await.unwrap());
         });
         println!(
             "{language:<14} {:>11.0} ms {:>11.1} ms {:>11.1} µs",
@@ -163,6 +232,90 @@ fn main() {
             loads[2] * 1e3,
             per_call / 1e3
         );
+    }
+}
+
+/// How late a task scheduled every 2 ms starts on a 2-worker runtime (the
+/// host's on this machine) while `spinning` calls of `adv_loop` (a filter
+/// that loops until its 100 ms deadline) are in flight: (a) on that
+/// runtime, (b) on `pool`. Concurrency limits are lifted so that all
+/// `spinning` calls run at once.
+fn responsiveness(runtime: &PluginRuntime, pool: &Runtime) {
+    let _ = runtime;
+    let guest = format!("{}/adv_loop.wasm", env!("WASMSCHED_GUEST_DIR"));
+    let spinners = PluginRuntime::new(RuntimeOptions::default().with_max_calls(64, 64))
+        .unwrap()
+        .load_file(guest.as_ref(), None)
+        .expect("adv_loop.wasm (built by build.rs)");
+    println!();
+    println!("task start delay while plugins spin (2 workers, a task every 2 ms for 2 s)");
+    println!(
+        "{:<46} {:>9} {:>9} {:>9} {:>9}",
+        "contender", "p50", "p95", "p99", "max"
+    );
+    for spinning in [0usize, 4, 16] {
+        for pooled in [false, true] {
+            if spinning == 0 && pooled {
+                continue;
+            }
+            let host = Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
+            let filter = spinners.filter("spin", BTreeMap::new()).unwrap();
+            let pool_handle = pool.handle().clone();
+            let delays = host.block_on(async move {
+                let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+                let event = Event::new(Topic::new("storm").unwrap(), json!({}));
+                for _ in 0..spinning {
+                    let (filter, stop, event) = (filter.clone(), stop.clone(), event.clone());
+                    let pool_handle = pool_handle.clone();
+                    tokio::spawn(async move {
+                        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                            if pooled {
+                                let (filter, event) = (filter.clone(), event.clone());
+                                let call = pool_handle.spawn(async move {
+                                    let _ = filter.accept(&event).await;
+                                });
+                                let _ = call.await;
+                            } else {
+                                let _ = filter.accept(&event).await;
+                            }
+                        }
+                    });
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                let mut delays = Vec::new();
+                let deadline = Instant::now() + Duration::from_secs(2);
+                while Instant::now() < deadline {
+                    let spawned = Instant::now();
+                    let started = tokio::spawn(async move { spawned.elapsed() })
+                        .await
+                        .unwrap();
+                    delays.push(started.as_secs_f64() * 1e3);
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                }
+                stop.store(true, std::sync::atomic::Ordering::Relaxed);
+                delays
+            });
+            host.shutdown_timeout(Duration::from_secs(1));
+            let mut delays = delays;
+            delays.sort_by(f64::total_cmp);
+            let at = |q: f64| delays[((delays.len() - 1) as f64 * q) as usize];
+            let name = match (spinning, pooled) {
+                (0, _) => "no plugin spinning".to_owned(),
+                (n, false) => format!("{n} spinning, (a) async on the runtime"),
+                (n, true) => format!("{n} spinning, (b) on a 2-thread pool"),
+            };
+            println!(
+                "{name:<46} {:>6.2} ms {:>6.2} ms {:>6.2} ms {:>6.2} ms",
+                at(0.5),
+                at(0.95),
+                at(0.99),
+                delays[delays.len() - 1]
+            );
+        }
     }
 }
 

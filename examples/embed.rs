@@ -1,13 +1,14 @@
 //! Embedding wasmsched in a Rust program, with native closures as factory
-//! and filter. Run: `cargo run --example embed`.
+//! and filter: an async factory that awaits (a stand-in for a database
+//! lookup) and a plain synchronous filter. Run: `cargo run --example embed`.
 
 use std::sync::Arc;
 
 use serde_json::json;
 use wasmsched::broker::SubscriberKind;
 use wasmsched::{
-    Broker, Event, MemoryBroker, NewEvent, Scheduler, Topic, TopicPattern, create_api_trigger,
-    create_event_trigger, factory_fn, filter_fn,
+    Broker, Event, MemoryBroker, NewEvent, Scheduler, Topic, TopicPattern, async_factory_fn,
+    create_api_trigger, create_event_trigger, filter_fn,
 };
 
 #[tokio::main]
@@ -15,15 +16,20 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let broker = MemoryBroker::new();
     let scheduler = Scheduler::new(Arc::new(broker.clone()));
 
-    // Error logs anywhere under `logs.` become alerts naming the service.
+    // Error logs anywhere under `logs.` become alerts naming the service
+    // and who is on call for it. The factory awaits its lookup: only this
+    // firing waits, never the scheduler.
     let alerts = create_event_trigger(
         "logs.**",
-        Some(factory_fn(|firing| {
+        Some(async_factory_fn(|firing| async move {
             let log = &firing.source.as_ref().expect("an event trigger").data;
-            Ok(vec![NewEvent::new(
-                json!({ "alert": format!("ERROR in {}", log["service"]) }),
-            )])
+            let on_call = on_call_for(log["service"].as_str().unwrap_or("?")).await;
+            Ok(vec![NewEvent::new(json!({
+                "alert": format!("ERROR in {}", log["service"]),
+                "page": on_call,
+            }))])
         })),
+        // A plain closure: runs inline, so keep it quick.
         Some(filter_fn(|event: &Event| event.data["level"] == "ERROR")),
     )?;
     scheduler
@@ -51,4 +57,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     scheduler.stop().await;
     Ok(())
+}
+
+/// Stands in for a database or HTTP lookup.
+async fn on_call_for(service: &str) -> String {
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    format!("{service}-oncall@example.com")
 }

@@ -8,6 +8,15 @@
 //! dir = "plugins"            # relative to this file
 //! watch = true               # follow changes to plugins/ while running
 //! cache = true               # keep compiled code in plugins/.cache
+//! max_calls = 8              # plugin calls at once, host-wide (default 4 per core)
+//! max_calls_per_trigger = 2  # plugin calls at once, per trigger (default 2)
+//! [plugins.limits]           # per call, for every plugin
+//! timeout = "100ms"          # default 100 ms, instantiation included
+//! memory_bytes = "64MiB"     # default 64 MiB
+//!
+//! [events]
+//! max_bytes = "1MiB"         # data + headers of one event (default 1 MiB)
+//! max_per_firing = 10000     # events one firing may publish (default 10 000)
 //!
 //! [broker]
 //! kind = "memory"            # memory (default) | nats: see NatsOptions
@@ -35,7 +44,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::bounded::EventLimits;
 use crate::broker::NatsOptions;
+use crate::plugin::{Limits, RuntimeOptions};
 use crate::topic::{Topic, TopicPattern};
 use crate::trigger::TriggerKind;
 
@@ -81,8 +92,14 @@ pub struct Config {
     /// Where compiled plugins are kept across restarts (`[plugins] cache`,
     /// default true: `<plugins dir>/.cache`); `None` compiles every time.
     pub cache_dir: Option<PathBuf>,
+    /// Concurrency limits of plugin calls (`[plugins] max_calls`,
+    /// `max_calls_per_trigger`) and the time and memory of one call
+    /// (`[plugins.limits]`).
+    pub runtime: RuntimeOptions,
     /// The broker (`[broker]`, default the embedded memory broker).
     pub broker: BrokerConfig,
+    /// What one event and one firing may carry (`[events]`).
+    pub events: EventLimits,
     pub triggers: Vec<TriggerConfig>,
 }
 
@@ -210,6 +227,8 @@ struct MainFile {
     #[serde(default)]
     broker: BrokerConfig,
     #[serde(default)]
+    events: EventLimits,
+    #[serde(default)]
     trigger: Vec<toml::Value>,
 }
 
@@ -226,6 +245,9 @@ struct PluginsSection {
     dir: Option<PathBuf>,
     watch: Option<bool>,
     cache: Option<bool>,
+    max_calls: Option<usize>,
+    max_calls_per_trigger: Option<usize>,
+    limits: Option<Limits>,
 }
 
 #[derive(Deserialize)]
@@ -252,6 +274,27 @@ impl Config {
                 message,
             })?;
         }
+        let defaults = RuntimeOptions::default();
+        let runtime = defaults
+            .with_default_limits(main.plugins.limits.unwrap_or_default())
+            .with_max_calls(
+                main.plugins.max_calls.unwrap_or(defaults.max_calls),
+                main.plugins
+                    .max_calls_per_trigger
+                    .unwrap_or(defaults.max_calls_per_trigger),
+            );
+        if runtime.max_calls == 0 || runtime.max_calls_per_trigger == 0 {
+            return Err(ConfigError::Syntax {
+                path: path.to_owned(),
+                message: "[plugins] max_calls and max_calls_per_trigger must be at least 1".into(),
+            });
+        }
+        if main.events.max_bytes == 0 || main.events.max_per_firing == 0 {
+            return Err(ConfigError::Syntax {
+                path: path.to_owned(),
+                message: "[events] max_bytes and max_per_firing must be at least 1".into(),
+            });
+        }
         let mut triggers = parse_triggers(path, main.trigger)?;
         for manifest in manifests_in(&plugins_dir)? {
             triggers.extend(load_manifest(&manifest)?);
@@ -267,7 +310,9 @@ impl Config {
             plugins_dir,
             watch: main.plugins.watch.unwrap_or(true),
             cache_dir,
+            runtime,
             broker: main.broker,
+            events: main.events,
             triggers,
         })
     }

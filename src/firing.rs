@@ -4,14 +4,18 @@
 //! trigger's factory, which returns the events to publish. Native closures
 //! and WebAssembly plugins are two adapters of the same ports.
 
-use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use futures_util::FutureExt;
 use serde::Serialize;
 use serde_json::{Value, json};
 
+use crate::bounded::{self, EventLimits, LimitError};
 use crate::broker::{Broker, BrokerError};
 use crate::event::{Event, NewEvent};
 use crate::topic::Topic;
@@ -34,34 +38,56 @@ pub struct Firing {
 }
 
 /// Turns a firing into events.
+///
+/// Implement it with `#[async_trait]` for a type of your own, or wrap a
+/// closure: [`factory_fn`] takes a plain synchronous closure (it runs on
+/// the async runtime, so keep it quick), [`async_factory_fn`] one that
+/// awaits (a database, an HTTP call). WebAssembly plugins are another
+/// implementation (`wasmsched::plugin`).
+#[async_trait]
 pub trait Factory: Send + Sync {
-    fn make_events(&self, firing: &Firing) -> Result<Vec<NewEvent>, BoxError>;
+    /// The events to publish for `firing`; an error fails the firing,
+    /// which then publishes nothing.
+    async fn make_events(&self, firing: &Firing) -> Result<Vec<NewEvent>, BoxError>;
+
+    /// The plugin behind this factory, if it is one (named in errors).
+    fn plugin(&self) -> Option<String> {
+        None
+    }
 }
 
+#[async_trait]
 impl<F> Factory for F
 where
     F: Fn(&Firing) -> Result<Vec<NewEvent>, BoxError> + Send + Sync,
 {
-    fn make_events(&self, firing: &Firing) -> Result<Vec<NewEvent>, BoxError> {
+    async fn make_events(&self, firing: &Firing) -> Result<Vec<NewEvent>, BoxError> {
         self(firing)
     }
 }
 
-/// Decides whether an event fires an event trigger.
+/// Decides whether an event fires an event trigger. Implement it like
+/// [`Factory`], or wrap a closure with [`filter_fn`] / [`async_filter_fn`].
+#[async_trait]
 pub trait Filter: Send + Sync {
-    fn accept(&self, event: &Event) -> Result<bool, BoxError>;
+    /// `true` fires the trigger; an error counts as a failure, and the
+    /// broker may deliver the event again.
+    async fn accept(&self, event: &Event) -> Result<bool, BoxError>;
 }
 
+#[async_trait]
 impl<F> Filter for F
 where
     F: Fn(&Event) -> bool + Send + Sync,
 {
-    fn accept(&self, event: &Event) -> Result<bool, BoxError> {
+    async fn accept(&self, event: &Event) -> Result<bool, BoxError> {
         Ok(self(event))
     }
 }
 
-/// Wraps a closure as a shareable factory (helps type inference).
+/// Wraps a synchronous closure as a shareable factory (helps type
+/// inference). It runs on the async runtime's worker: keep it quick, or
+/// use [`async_factory_fn`] and `tokio::task::spawn_blocking` inside.
 pub fn factory_fn<F>(f: F) -> Arc<dyn Factory>
 where
     F: Fn(&Firing) -> Result<Vec<NewEvent>, BoxError> + Send + Sync + 'static,
@@ -69,12 +95,68 @@ where
     Arc::new(f)
 }
 
-/// Wraps a closure as a shareable filter (helps type inference).
+/// Wraps an async closure as a shareable factory. It gets its own copy of
+/// the firing, so the future it returns may outlive the call.
+///
+/// ```
+/// use wasmsched::{NewEvent, async_factory_fn};
+/// let factory = async_factory_fn(|firing| async move {
+///     tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+///     Ok(vec![NewEvent::new(serde_json::json!({"trigger": firing.trigger_id}))])
+/// });
+/// # drop(factory);
+/// ```
+pub fn async_factory_fn<F, Fut>(f: F) -> Arc<dyn Factory>
+where
+    F: Fn(Firing) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<Vec<NewEvent>, BoxError>> + Send + 'static,
+{
+    Arc::new(AsyncFactory(f))
+}
+
+struct AsyncFactory<F>(F);
+
+#[async_trait]
+impl<F, Fut> Factory for AsyncFactory<F>
+where
+    F: Fn(Firing) -> Fut + Send + Sync,
+    Fut: Future<Output = Result<Vec<NewEvent>, BoxError>> + Send,
+{
+    async fn make_events(&self, firing: &Firing) -> Result<Vec<NewEvent>, BoxError> {
+        (self.0)(firing.clone()).await
+    }
+}
+
+/// Wraps a synchronous closure as a shareable filter (helps type
+/// inference). Like [`factory_fn`], it runs on the async runtime's worker.
 pub fn filter_fn<F>(f: F) -> Arc<dyn Filter>
 where
     F: Fn(&Event) -> bool + Send + Sync + 'static,
 {
     Arc::new(f)
+}
+
+/// Wraps an async closure as a shareable filter; it gets its own copy of
+/// the event.
+pub fn async_filter_fn<F, Fut>(f: F) -> Arc<dyn Filter>
+where
+    F: Fn(Event) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<bool, BoxError>> + Send + 'static,
+{
+    Arc::new(AsyncFilter(f))
+}
+
+struct AsyncFilter<F>(F);
+
+#[async_trait]
+impl<F, Fut> Filter for AsyncFilter<F>
+where
+    F: Fn(Event) -> Fut + Send + Sync,
+    Fut: Future<Output = Result<bool, BoxError>> + Send,
+{
+    async fn accept(&self, event: &Event) -> Result<bool, BoxError> {
+        (self.0)(event.clone()).await
+    }
 }
 
 /// Counters kept per trigger.
@@ -121,6 +203,22 @@ pub enum FireError {
         #[source]
         source: BrokerError,
     },
+    /// The events broke [`EventLimits`]; none was published.
+    #[error("trigger `{trigger}` published nothing{}: {source}", made_by(plugin))]
+    Limit {
+        trigger: String,
+        /// The plugin that made the events, if a plugin did.
+        plugin: Option<String>,
+        #[source]
+        source: Box<LimitError>,
+    },
+}
+
+fn made_by(plugin: &Option<String>) -> String {
+    match plugin {
+        Some(plugin) => format!(" (events from plugin `{plugin}`)"),
+        None => String::new(),
+    }
 }
 
 /// Everything a started trigger needs to turn a firing into published events.
@@ -130,6 +228,8 @@ pub struct Dispatcher {
     pub broker: Arc<dyn Broker>,
     pub factory: Option<Arc<dyn Factory>>,
     pub counters: Arc<TriggerCounters>,
+    /// Checked before anything of a firing is published.
+    pub limits: EventLimits,
 }
 
 impl Dispatcher {
@@ -146,7 +246,14 @@ impl Dispatcher {
     }
 
     async fn publish_firing(&self, firing: &Firing) -> Result<usize, FireError> {
-        let drafts = self.make_events(firing)?;
+        let drafts = self.make_events(firing).await?;
+        self.limits
+            .check_firing(&drafts)
+            .map_err(|source| FireError::Limit {
+                trigger: self.trigger_id.clone(),
+                plugin: self.factory.as_ref().and_then(|f| f.plugin()),
+                source: Box::new(source),
+            })?;
         let count = drafts.len();
         for (index, draft) in drafts.into_iter().enumerate() {
             let event = draft.into_event(&self.topic);
@@ -166,15 +273,19 @@ impl Dispatcher {
         Ok(count)
     }
 
-    fn make_events(&self, firing: &Firing) -> Result<Vec<NewEvent>, FireError> {
+    /// The factory's events; a panic or error (its message cut to
+    /// [`bounded::MAX_ERROR_BYTES`]) fails the firing.
+    async fn make_events(&self, firing: &Firing) -> Result<Vec<NewEvent>, FireError> {
         let Some(factory) = &self.factory else {
             return Ok(vec![default_event(firing)]);
         };
-        let outcome = catch_unwind(AssertUnwindSafe(|| factory.make_events(firing)));
+        let outcome = AssertUnwindSafe(factory.make_events(firing))
+            .catch_unwind()
+            .await;
         let message = match outcome {
             Ok(Ok(events)) => return Ok(events),
-            Ok(Err(error)) => error.to_string(),
-            Err(panic) => format!("panicked: {}", panic_message(&panic)),
+            Ok(Err(error)) => bounded::error(error.to_string()),
+            Err(panic) => format!("panicked: {}", bounded::error(panic_message(&panic))),
         };
         Err(FireError::Factory {
             trigger: self.trigger_id.clone(),
@@ -215,7 +326,8 @@ fn default_event(firing: &Firing) -> NewEvent {
     NewEvent::new(data)
 }
 
-fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
+/// The message of a caught panic.
+pub(crate) fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
     if let Some(s) = panic.downcast_ref::<&str>() {
         (*s).to_owned()
     } else if let Some(s) = panic.downcast_ref::<String>() {

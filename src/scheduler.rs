@@ -6,6 +6,7 @@ use std::sync::{Arc, OnceLock};
 
 use tokio::sync::Mutex;
 
+use crate::bounded::EventLimits;
 use crate::broker::Broker;
 use crate::clock::Clock;
 use crate::timer::TimerHandle;
@@ -41,6 +42,7 @@ pub struct Scheduler {
     broker: Arc<dyn Broker>,
     clock: Clock,
     timer: OnceLock<TimerHandle>,
+    limits: EventLimits,
     state: Mutex<State>,
 }
 
@@ -73,8 +75,26 @@ impl Scheduler {
             broker,
             clock,
             timer: OnceLock::new(),
+            limits: EventLimits::default(),
             state: Mutex::new(State::default()),
         }
+        .with_event_limits(EventLimits::default())
+    }
+
+    /// Sets what one event and one firing may carry (default
+    /// [`EventLimits::default`]: 1 MiB, 10 000 events). `max_bytes` is
+    /// lowered to what the broker can carry ([`Broker::max_event_bytes`]).
+    pub fn with_event_limits(mut self, mut limits: EventLimits) -> Self {
+        if let Some(most) = self.broker.max_event_bytes() {
+            limits.max_bytes = limits.max_bytes.min(most);
+        }
+        self.limits = limits;
+        self
+    }
+
+    /// What one event and one firing may carry.
+    pub fn event_limits(&self) -> EventLimits {
+        self.limits
     }
 
     pub fn broker(&self) -> &Arc<dyn Broker> {
@@ -212,6 +232,7 @@ impl Scheduler {
             broker: self.broker.clone(),
             timer: self.timer().clone(),
             clock: self.clock,
+            limits: self.limits,
         };
         registration
             .trigger

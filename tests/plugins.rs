@@ -97,14 +97,14 @@ fn call_error(error: BoxError) -> CallError {
 }
 
 /// The same runtime still runs a well-behaved plugin correctly.
-fn assert_runtime_serves() {
+async fn assert_runtime_serves() {
     let filter = example("large_dataset")
         .filter("check", config(&[("threshold", "1000")]))
         .unwrap();
     let big = event("pipeline.collection.completed", json!({"rows_count": 5000}));
     let small = event("pipeline.collection.completed", json!({"rows_count": 10}));
-    assert!(filter.accept(&big).unwrap());
-    assert!(!filter.accept(&small).unwrap());
+    assert!(filter.accept(&big).await.unwrap());
+    assert!(!filter.accept(&small).await.unwrap());
 }
 
 fn one_line(message: &str) {
@@ -114,8 +114,8 @@ fn one_line(message: &str) {
 
 // ------------------------------------------------------- example plugins
 
-#[test]
-fn large_dataset_filter_applies_the_threshold() {
+#[tokio::test]
+async fn large_dataset_filter_applies_the_threshold() {
     let plugin = example("large_dataset");
     assert_eq!(
         plugin.worlds(),
@@ -128,30 +128,30 @@ fn large_dataset_filter_applies_the_threshold() {
         .filter("large", config(&[("threshold", "1000")]))
         .unwrap();
     let rows = |n: Value| event("pipeline.collection.completed", json!({ "rows_count": n }));
-    assert!(filter.accept(&rows(json!(5000))).unwrap());
-    assert!(filter.accept(&rows(json!(1000.5))).unwrap());
-    assert!(!filter.accept(&rows(json!(1000))).unwrap());
-    assert!(!filter.accept(&rows(json!(10))).unwrap());
+    assert!(filter.accept(&rows(json!(5000))).await.unwrap());
+    assert!(filter.accept(&rows(json!(1000.5))).await.unwrap());
+    assert!(!filter.accept(&rows(json!(1000))).await.unwrap());
+    assert!(!filter.accept(&rows(json!(10))).await.unwrap());
     assert!(
-        !filter.accept(&rows(json!("many"))).unwrap(),
+        !filter.accept(&rows(json!("many"))).await.unwrap(),
         "non-numeric rows_count is skipped"
     );
     let none = event("pipeline.collection.completed", json!({"table": "orders"}));
-    assert!(!filter.accept(&none).unwrap());
+    assert!(!filter.accept(&none).await.unwrap());
 
     // Each trigger has its own config; absent means the default (1000).
     let strict = plugin
         .filter("strict", config(&[("threshold", "10000")]))
         .unwrap();
-    assert!(!strict.accept(&rows(json!(5000))).unwrap());
+    assert!(!strict.accept(&rows(json!(5000))).await.unwrap());
     let default = plugin.filter("default", BTreeMap::new()).unwrap();
-    assert!(default.accept(&rows(json!(1001))).unwrap());
+    assert!(default.accept(&rows(json!(1001))).await.unwrap());
 
     let before = plugin.stats();
     let broken = plugin
         .filter("broken", config(&[("threshold", "abc")]))
         .unwrap();
-    let error = call_error(broken.accept(&rows(json!(5000))).unwrap_err());
+    let error = call_error(broken.accept(&rows(json!(5000))).await.unwrap_err());
     match &error {
         CallError::Failed { plugin, message } => {
             assert_eq!(plugin, "large_dataset");
@@ -175,8 +175,8 @@ fn large_dataset_filter_applies_the_threshold() {
     );
 }
 
-#[test]
-fn error_alert_filters_by_level_and_makes_an_alert() {
+#[tokio::test]
+async fn error_alert_filters_by_level_and_makes_an_alert() {
     let plugin = example("error_alert");
     assert_eq!(
         plugin.worlds().names(),
@@ -190,27 +190,29 @@ fn error_alert_filters_by_level_and_makes_an_alert() {
             json!({"level": level, "service": "db", "message": "disk full"}),
         )
     };
-    assert!(filter.accept(&log("ERROR")).unwrap());
+    assert!(filter.accept(&log("ERROR")).await.unwrap());
     assert!(
-        filter.accept(&log("error")).unwrap(),
+        filter.accept(&log("error")).await.unwrap(),
         "level is compared ignoring case"
     );
-    assert!(!filter.accept(&log("INFO")).unwrap());
+    assert!(!filter.accept(&log("INFO")).await.unwrap());
     assert!(
         !filter
             .accept(&event("logs.db", json!({"message": "no level"})))
+            .await
             .unwrap()
     );
     let warnings = plugin
         .filter("warnings", config(&[("level", "WARN")]))
         .unwrap();
-    assert!(warnings.accept(&log("warn")).unwrap());
-    assert!(!warnings.accept(&log("ERROR")).unwrap());
+    assert!(warnings.accept(&log("warn")).await.unwrap());
+    assert!(!warnings.accept(&log("ERROR")).await.unwrap());
 
     let factory = plugin.factory("alerts", BTreeMap::new()).unwrap();
     let source = log("ERROR");
     let events = factory
         .make_events(&firing(TriggerKind::Event, None, Some(source.clone())))
+        .await
         .unwrap();
     assert_eq!(events.len(), 1);
     assert_eq!(events[0].topic, None, "goes to the trigger's topic");
@@ -228,6 +230,7 @@ fn error_alert_filters_by_level_and_makes_an_alert() {
     let error = call_error(
         factory
             .make_events(&firing(TriggerKind::Cron, None, None))
+            .await
             .unwrap_err(),
     );
     assert!(
@@ -236,8 +239,8 @@ fn error_alert_filters_by_level_and_makes_an_alert() {
     );
 }
 
-#[test]
-fn github_webhook_turns_a_payload_into_an_event() {
+#[tokio::test]
+async fn github_webhook_turns_a_payload_into_an_event() {
     let plugin = example("github_webhook");
     assert_eq!(plugin.worlds().names(), ["factory-plugin"]);
     let payload = json!({
@@ -249,6 +252,7 @@ fn github_webhook_turns_a_payload_into_an_event() {
     let factory = plugin.factory("github", BTreeMap::new()).unwrap();
     let events = factory
         .make_events(&firing(TriggerKind::Api, Some(payload.clone()), None))
+        .await
         .unwrap();
     assert_eq!(events.len(), 1);
     assert_eq!(events[0].topic, None);
@@ -269,6 +273,7 @@ fn github_webhook_turns_a_payload_into_an_event() {
         .unwrap();
     let events = custom
         .make_events(&firing(TriggerKind::Api, Some(json!({"zen": "hi"})), None))
+        .await
         .unwrap();
     assert_eq!(
         events[0].topic.as_ref().unwrap().as_str(),
@@ -284,6 +289,7 @@ fn github_webhook_turns_a_payload_into_an_event() {
     let before = plugin.stats().bad_data;
     let error = call_error(
         bad.make_events(&firing(TriggerKind::Api, Some(json!({})), None))
+            .await
             .unwrap_err(),
     );
     match &error {
@@ -303,14 +309,15 @@ fn github_webhook_turns_a_payload_into_an_event() {
     assert!(matches!(&no_filter, PluginError::NoFilter { name } if name == "github_webhook"));
 }
 
-#[test]
-fn pipeline_stage_announces_the_scheduled_stage() {
+#[tokio::test]
+async fn pipeline_stage_announces_the_scheduled_stage() {
     let plugin = example("pipeline_stage");
     let factory = plugin
         .factory("nightly-collection", BTreeMap::new())
         .unwrap();
     let events = factory
         .make_events(&firing(TriggerKind::Cron, None, None))
+        .await
         .unwrap();
     assert_eq!(events.len(), 1);
     assert_eq!(
@@ -322,6 +329,7 @@ fn pipeline_stage_announces_the_scheduled_stage() {
         .unwrap();
     let events = heartbeat
         .make_events(&firing(TriggerKind::Cron, None, None))
+        .await
         .unwrap();
     assert_eq!(events[0].data["stage"], "heartbeat");
 }
@@ -371,7 +379,7 @@ fn a_loaded_plugin_describes_itself() {
 /// thread-local one (`with_default`) loses events when other tests hit the
 /// same callsites concurrently and cache their interest without it. The
 /// assertions look for lines tagged with this test's own trigger ids.
-fn capture_logs(run: impl FnOnce()) -> String {
+async fn capture_logs(run: impl std::future::Future<Output = ()>) -> String {
     #[derive(Clone, Default)]
     struct Buffer(Arc<Mutex<Vec<u8>>>);
     impl std::io::Write for Buffer {
@@ -395,22 +403,24 @@ fn capture_logs(run: impl FnOnce()) -> String {
         tracing::subscriber::set_global_default(subscriber).expect("no other global subscriber");
         buffer
     });
-    run();
+    run.await;
     let bytes = buffer.0.lock().unwrap().clone();
     String::from_utf8(bytes).unwrap()
 }
 
-#[test]
-fn guest_logs_and_stderr_reach_the_host_log_tagged() {
+#[tokio::test]
+async fn guest_logs_and_stderr_reach_the_host_log_tagged() {
     let stage = example("pipeline_stage");
     let factory = stage
         .factory("heartbeat", config(&[("stage", "heartbeat")]))
         .unwrap();
-    let logs = capture_logs(|| {
+    let logs = capture_logs(async {
         factory
             .make_events(&firing(TriggerKind::Cron, None, None))
+            .await
             .unwrap();
-    });
+    })
+    .await;
     let line = logs
         .lines()
         .find(|l| {
@@ -424,9 +434,10 @@ fn guest_logs_and_stderr_reach_the_host_log_tagged() {
 
     let panicky = load_guest("adv_panic", None).unwrap();
     let filter = panicky.filter("doomed", BTreeMap::new()).unwrap();
-    let logs = capture_logs(|| {
-        filter.accept(&event("a.b", json!({}))).unwrap_err();
-    });
+    let logs = capture_logs(async {
+        filter.accept(&event("a.b", json!({}))).await.unwrap_err();
+    })
+    .await;
     let line = logs
         .lines()
         .find(|l| l.contains("adv_panic: boom") && l.contains("trigger=\"doomed\""))
@@ -601,7 +612,7 @@ async fn scheduler_routes_through_wasm_filters_and_factories() {
 async fn a_guest_writing_to_stderr_inside_an_async_task_is_contained() {
     let plugin = load_guest("adv_panic", None).unwrap();
     let filter = plugin.filter("async", BTreeMap::new()).unwrap();
-    let error = call_error(filter.accept(&event("a.b", json!({}))).unwrap_err());
+    let error = call_error(filter.accept(&event("a.b", json!({}))).await.unwrap_err());
     assert!(
         matches!(&error, CallError::Trap { message, .. } if message.contains("adv_panic: boom")),
         "{error}"
@@ -610,8 +621,8 @@ async fn a_guest_writing_to_stderr_inside_an_async_task_is_contained() {
 
 // ---------------------------------------------------- adversarial plugins
 
-#[test]
-fn an_endless_loop_times_out_and_the_runtime_carries_on() {
+#[tokio::test]
+async fn an_endless_loop_times_out_and_the_runtime_carries_on() {
     let limits = Limits {
         timeout: Duration::from_millis(50),
         ..Limits::default()
@@ -619,7 +630,7 @@ fn an_endless_loop_times_out_and_the_runtime_carries_on() {
     let plugin = load_guest("adv_loop", Some(limits)).unwrap();
     let filter = plugin.filter("loop", BTreeMap::new()).unwrap();
     let started = Instant::now();
-    let error = call_error(filter.accept(&event("a.b", json!({}))).unwrap_err());
+    let error = call_error(filter.accept(&event("a.b", json!({}))).await.unwrap_err());
     let took = started.elapsed();
     match &error {
         CallError::Timeout { plugin, limit } => {
@@ -636,18 +647,18 @@ fn an_endless_loop_times_out_and_the_runtime_carries_on() {
     assert_eq!(plugin.stats().timeouts, 1);
     assert_eq!(plugin.stats().calls, 1);
 
-    assert_runtime_serves();
+    assert_runtime_serves().await;
     // Not poisoned: the next call gets a fresh instance (and times out again).
-    let again = call_error(filter.accept(&event("a.b", json!({}))).unwrap_err());
+    let again = call_error(filter.accept(&event("a.b", json!({}))).await.unwrap_err());
     assert!(matches!(again, CallError::Timeout { .. }), "{again:?}");
     assert_eq!(plugin.stats().timeouts, 2);
 }
 
-#[test]
-fn a_gigabyte_allocation_hits_the_memory_limit() {
+#[tokio::test]
+async fn a_gigabyte_allocation_hits_the_memory_limit() {
     let plugin = load_guest("adv_alloc", None).unwrap();
     let filter = plugin.filter("alloc", BTreeMap::new()).unwrap();
-    let error = call_error(filter.accept(&event("a.b", json!({}))).unwrap_err());
+    let error = call_error(filter.accept(&event("a.b", json!({}))).await.unwrap_err());
     match &error {
         CallError::MemoryExhausted {
             plugin,
@@ -668,19 +679,19 @@ fn a_gigabyte_allocation_hits_the_memory_limit() {
         (1, 1, 0)
     );
 
-    assert_runtime_serves();
-    let again = call_error(filter.accept(&event("a.b", json!({}))).unwrap_err());
+    assert_runtime_serves().await;
+    let again = call_error(filter.accept(&event("a.b", json!({}))).await.unwrap_err());
     assert!(
         matches!(again, CallError::MemoryExhausted { .. }),
         "{again:?}"
     );
 }
 
-#[test]
-fn a_panic_is_a_trap_that_quotes_the_guest() {
+#[tokio::test]
+async fn a_panic_is_a_trap_that_quotes_the_guest() {
     let plugin = load_guest("adv_panic", None).unwrap();
     let filter = plugin.filter("panic", BTreeMap::new()).unwrap();
-    let error = call_error(filter.accept(&event("a.b", json!({}))).unwrap_err());
+    let error = call_error(filter.accept(&event("a.b", json!({}))).await.unwrap_err());
     match &error {
         CallError::Trap { plugin, message } => {
             assert_eq!(plugin, "adv_panic");
@@ -694,10 +705,10 @@ fn a_panic_is_a_trap_that_quotes_the_guest() {
     one_line(&text);
     assert_eq!(plugin.stats().traps, 1);
 
-    assert_runtime_serves();
+    assert_runtime_serves().await;
     // A fresh instance per call: the next call traps the same way, it does
     // not fail on a poisoned instance.
-    let again = call_error(filter.accept(&event("a.b", json!({}))).unwrap_err());
+    let again = call_error(filter.accept(&event("a.b", json!({}))).await.unwrap_err());
     assert!(
         matches!(&again, CallError::Trap { message, .. } if message.contains("adv_panic: boom")),
         "{again:?}"
@@ -705,8 +716,8 @@ fn a_panic_is_a_trap_that_quotes_the_guest() {
     assert_eq!(plugin.stats().traps, 2);
 }
 
-#[test]
-fn file_system_and_network_imports_are_refused_at_load() {
+#[tokio::test]
+async fn file_system_and_network_imports_are_refused_at_load() {
     let error = load_guest("adv_fs", None).unwrap_err();
     match &error {
         PluginError::ImportNotGranted { name, import } => {
@@ -722,7 +733,7 @@ fn file_system_and_network_imports_are_refused_at_load() {
         }
         other => panic!("expected ImportNotGranted, got {other:?}"),
     }
-    assert_runtime_serves();
+    assert_runtime_serves().await;
 
     let error = load_guest("adv_net", None).unwrap_err();
     match &error {
@@ -732,11 +743,11 @@ fn file_system_and_network_imports_are_refused_at_load() {
         }
         other => panic!("expected ImportNotGranted, got {other:?}"),
     }
-    assert_runtime_serves();
+    assert_runtime_serves().await;
 }
 
-#[test]
-fn a_component_for_another_contract_is_refused() {
+#[tokio::test]
+async fn a_component_for_another_contract_is_refused() {
     let error = load_guest("adv_other_world", None).unwrap_err();
     match &error {
         PluginError::MissingExports { name, found } => {
@@ -750,11 +761,11 @@ fn a_component_for_another_contract_is_refused() {
         "plugin `adv_other_world` exports neither `wasmsched:plugin/factory` nor \
          `wasmsched:plugin/filter` of wasmsched:plugin@0.1.x (it exports: `greet`)"
     );
-    assert_runtime_serves();
+    assert_runtime_serves().await;
 }
 
-#[test]
-fn broken_files_are_refused_at_load() {
+#[tokio::test]
+async fn broken_files_are_refused_at_load() {
     let good = std::fs::read(example_path("large_dataset")).unwrap();
     let error = runtime()
         .load_bytes("truncated", &good[..good.len() / 2], None)
@@ -819,11 +830,11 @@ fn broken_files_are_refused_at_load() {
         "{error:?}"
     );
 
-    assert_runtime_serves();
+    assert_runtime_serves().await;
 }
 
-#[test]
-fn concurrent_calls_each_get_their_own_instance() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_calls_each_get_their_own_instance() {
     let plugin = runtime()
         .load_file(&example_path("large_dataset"), None)
         .unwrap();
@@ -833,18 +844,21 @@ fn concurrent_calls_each_get_their_own_instance() {
     let threads = 4;
     let calls = 50;
     let started = Instant::now();
-    std::thread::scope(|scope| {
-        for t in 0..threads {
+    let tasks: Vec<_> = (0..threads)
+        .map(|t| {
             let filter = filter.clone();
-            scope.spawn(move || {
+            tokio::spawn(async move {
                 for i in 0..calls {
                     let rows = (t * calls + i) as u64 * 7 % 200;
                     let e = event("a.b", json!({ "rows_count": rows }));
-                    assert_eq!(filter.accept(&e).unwrap(), rows > 100);
+                    assert_eq!(filter.accept(&e).await.unwrap(), rows > 100);
                 }
-            });
-        }
-    });
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
     let elapsed = started.elapsed();
     let stats = plugin.stats();
     assert_eq!(stats.calls, (threads * calls) as u64);

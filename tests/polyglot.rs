@@ -151,7 +151,7 @@ async fn python_plugins_filter_and_make_events() {
         threshold: py_threshold(),
         enrich: py_enrich(),
     };
-    check_ports(&pair);
+    check_ports(&pair).await;
     check_through_the_scheduler(&pair).await;
 }
 
@@ -162,12 +162,12 @@ async fn js_plugins_filter_and_make_events() {
         threshold: js_threshold(),
         enrich: js_enrich(),
     };
-    check_ports(&pair);
+    check_ports(&pair).await;
     check_through_the_scheduler(&pair).await;
 }
 
 /// The plugins called directly through the Filter and Factory ports.
-fn check_ports(pair: &Pair) {
+async fn check_ports(pair: &Pair) {
     let threshold = &pair.threshold;
     let name = threshold.name().to_owned();
     assert_eq!(
@@ -196,36 +196,36 @@ fn check_ports(pair: &Pair) {
         .filter("large", config(&[("threshold", "1000")]))
         .unwrap();
     let rows = |n: Value| event("pipeline.collection.completed", json!({ "rows_count": n }));
-    assert!(filter.accept(&rows(json!(5000))).unwrap(), "{name}");
-    assert!(filter.accept(&rows(json!(1000.5))).unwrap(), "{name}");
-    assert!(!filter.accept(&rows(json!(1000))).unwrap(), "{name}");
-    assert!(!filter.accept(&rows(json!(10))).unwrap(), "{name}");
+    assert!(filter.accept(&rows(json!(5000))).await.unwrap(), "{name}");
+    assert!(filter.accept(&rows(json!(1000.5))).await.unwrap(), "{name}");
+    assert!(!filter.accept(&rows(json!(1000))).await.unwrap(), "{name}");
+    assert!(!filter.accept(&rows(json!(10))).await.unwrap(), "{name}");
     assert!(
-        !filter.accept(&rows(json!("many"))).unwrap(),
+        !filter.accept(&rows(json!("many"))).await.unwrap(),
         "{name}: a non-numeric rows_count is skipped"
     );
     assert!(
-        !filter.accept(&rows(json!(true))).unwrap(),
+        !filter.accept(&rows(json!(true))).await.unwrap(),
         "{name}: a boolean is not a number"
     );
     let no_rows = event("pipeline.collection.completed", json!({"table": "orders"}));
-    assert!(!filter.accept(&no_rows).unwrap(), "{name}");
+    assert!(!filter.accept(&no_rows).await.unwrap(), "{name}");
 
     // Each trigger has its own config; absent means the default (1000).
     let strict = threshold
         .filter("strict", config(&[("threshold", " 10000 ")]))
         .unwrap();
-    assert!(!strict.accept(&rows(json!(5000))).unwrap(), "{name}");
+    assert!(!strict.accept(&rows(json!(5000))).await.unwrap(), "{name}");
     let default = threshold.filter("default", BTreeMap::new()).unwrap();
-    assert!(default.accept(&rows(json!(1001))).unwrap(), "{name}");
-    assert!(!default.accept(&rows(json!(999))).unwrap(), "{name}");
+    assert!(default.accept(&rows(json!(1001))).await.unwrap(), "{name}");
+    assert!(!default.accept(&rows(json!(999))).await.unwrap(), "{name}");
 
     // A malformed config is the plugin's err(...), counted as an error.
     let before = threshold.stats();
     let broken = threshold
         .filter("broken", config(&[("threshold", "abc")]))
         .unwrap();
-    match call_error(broken.accept(&rows(json!(5000))).unwrap_err()) {
+    match call_error(broken.accept(&rows(json!(5000))).await.unwrap_err()) {
         CallError::Failed { plugin, message } => {
             assert_eq!(plugin, name);
             assert_eq!(message, r#"config `threshold` must be a number, got "abc""#);
@@ -248,7 +248,7 @@ fn check_ports(pair: &Pair) {
         payload: Some(json!({"order": 7, "note": "ünïcode"})),
         source: None,
     };
-    let events = factory.make_events(&firing).unwrap();
+    let events = factory.make_events(&firing).await.unwrap();
     assert_eq!(events.len(), 1, "{name}");
     assert_eq!(events[0].topic, None, "goes to the trigger's topic");
     assert_eq!(

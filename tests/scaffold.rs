@@ -164,7 +164,7 @@ fn at(text: &str) -> DateTime<Utc> {
 
 /// Loads the installed `plugins/NAME.wasm` and calls its factory once per
 /// trigger of the installed `plugins/NAME.toml`, with that trigger's config.
-fn check_installed(plugins: &Path, project: &Path, name: &str, only_host_imports: bool) {
+async fn check_installed(plugins: &Path, project: &Path, name: &str, only_host_imports: bool) {
     let manifest = plugins.join(format!("{name}.toml"));
     assert_eq!(
         std::fs::read_to_string(&manifest).unwrap(),
@@ -208,7 +208,7 @@ fn check_installed(plugins: &Path, project: &Path, name: &str, only_host_imports
             payload: (trigger.kind == TriggerKind::Api).then(|| json!({"x": 1})),
             source: None,
         };
-        let events = factory.make_events(&firing).unwrap();
+        let events = factory.make_events(&firing).await.unwrap();
         assert_eq!(events.len(), 1, "{name}");
         assert_eq!(events[0].topic, None, "{name}: the trigger's own topic");
         assert_eq!(
@@ -233,7 +233,7 @@ fn check_installed(plugins: &Path, project: &Path, name: &str, only_host_imports
         payload: None,
         source: Some(source),
     };
-    let events = factory.make_events(&firing).unwrap();
+    let events = factory.make_events(&firing).await.unwrap();
     assert_eq!(
         events[0].data,
         json!({"hello": "world", "trigger": "bare", "kind": "event", "at": "2026-11-26T03:00:00Z"})
@@ -305,8 +305,8 @@ impl Drop for Host {
 
 /// The README's three commands: `wasmsched new`, `bash NAME/build.sh`,
 /// `wasmsched run` (then an api call, to see the plugin fire at once).
-#[test]
-fn a_rust_project_builds_installs_and_runs() {
+#[tokio::test]
+async fn a_rust_project_builds_installs_and_runs() {
     let tmp = tempfile::tempdir().unwrap();
     let project = create(tmp.path(), "hello_rs", "rust", None);
     assert!(project.join("src/lib.rs").is_file());
@@ -331,7 +331,7 @@ fn a_rust_project_builds_installs_and_runs() {
         "{}",
         text(&stdout_and_err.stdout)
     );
-    check_installed(&plugins, &project, "hello_rs", false);
+    check_installed(&plugins, &project, "hello_rs", false).await;
 
     // `wasmsched run` with an empty wasmsched.toml (what `new` suggests).
     std::fs::write(tmp.path().join("wasmsched.toml"), "").unwrap();
@@ -357,8 +357,8 @@ fn a_rust_project_builds_installs_and_runs() {
     assert!(line.contains(r#""trigger":"hello_rs""#), "{line}");
 }
 
-#[test]
-fn a_python_project_builds_and_makes_events() {
+#[tokio::test]
+async fn a_python_project_builds_and_makes_events() {
     let tmp = tempfile::tempdir().unwrap();
     let project = create(tmp.path(), "hello_py", "python", None);
     assert!(project.join("app.py").is_file());
@@ -371,11 +371,11 @@ fn a_python_project_builds_and_makes_events() {
         build.env("COMPONENTIZE_PY", tool);
     }
     succeed(&mut build);
-    check_installed(&plugins, &project, "hello_py", true);
+    check_installed(&plugins, &project, "hello_py", true).await;
 }
 
-#[test]
-fn a_js_project_builds_and_makes_events() {
+#[tokio::test]
+async fn a_js_project_builds_and_makes_events() {
     let tmp = tempfile::tempdir().unwrap();
     let project = create(tmp.path(), "hello_js", "js", Some("src/hello"));
     assert!(project.join("app.js").is_file());
@@ -386,7 +386,7 @@ fn a_js_project_builds_and_makes_events() {
         build.env("COMPONENTIZE_JS", tool);
     }
     succeed(&mut build);
-    check_installed(&tmp.path().join("out"), &project, "hello_js", true);
+    check_installed(&tmp.path().join("out"), &project, "hello_js", true).await;
 }
 
 #[test]

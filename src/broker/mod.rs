@@ -70,6 +70,13 @@ pub trait Broker: Send + Sync + 'static {
     /// the process exits.
     async fn flush(&self) {}
 
+    /// The largest event (data plus headers, in bytes) this broker can
+    /// carry, if it has a limit of its own; [`crate::EventLimits`] is
+    /// lowered to it.
+    fn max_event_bytes(&self) -> Option<u64> {
+        None
+    }
+
     /// How many deliveries an event trigger may handle at once. 1 (the
     /// default) handles them one by one, in the order they arrive.
     fn max_in_flight(&self) -> usize {

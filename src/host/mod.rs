@@ -26,9 +26,10 @@ use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 pub use self::manifests::ManifestChanges;
 pub(crate) use self::plugins::Candidate;
 use self::triggers::Declared;
+use crate::bounded::EventLimits;
 use crate::broker::{Broker, BrokerError, MemoryBroker, NatsBroker};
 use crate::config::{BrokerConfig, Config, ConfigError, TriggerConfig};
-use crate::plugin::{Plugin, PluginError, PluginRuntime, PluginSlot, RuntimeOptions, Worlds};
+use crate::plugin::{Plugin, PluginError, PluginRuntime, PluginSlot, Worlds};
 use crate::scheduler::{Scheduler, SchedulerError};
 use crate::trigger::{TriggerError, TriggerKind};
 
@@ -144,11 +145,20 @@ impl Host {
             BrokerConfig::Nats(options) => Arc::new(NatsBroker::connect(options.clone()).await?),
         };
         let runtime = match &config.cache_dir {
-            Some(dir) => PluginRuntime::with_code_cache(RuntimeOptions::default(), dir)?,
-            None => PluginRuntime::new(RuntimeOptions::default())?,
+            Some(dir) => PluginRuntime::with_code_cache(config.runtime, dir)?,
+            None => PluginRuntime::new(config.runtime)?,
         };
+        let scheduler = Scheduler::new(broker.clone()).with_event_limits(config.events);
+        let configured = config.events.max_bytes;
+        let carried = scheduler.event_limits().max_bytes;
+        if carried < configured && configured != EventLimits::default().max_bytes {
+            tracing::warn!(
+                "[events] max_bytes = {configured} is more than the broker carries; using \
+                 {carried} bytes (raise the NATS server's max_payload to allow more)"
+            );
+        }
         let host = Arc::new(Self {
-            scheduler: Arc::new(Scheduler::new(broker.clone())),
+            scheduler: Arc::new(scheduler),
             broker,
             runtime,
             state: RwLock::default(),
@@ -184,6 +194,12 @@ impl Host {
             *host.watcher.lock().unwrap_or_else(|p| p.into_inner()) = watcher;
         }
         Ok(host)
+    }
+
+    /// What one event and one firing may carry: `[events]`, lowered to
+    /// what the broker can carry.
+    pub fn event_limits(&self) -> EventLimits {
+        self.scheduler.event_limits()
     }
 
     fn report(&self, problem: String) {

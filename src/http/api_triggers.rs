@@ -106,13 +106,16 @@ async fn registered(app: &AppState, id: &str) -> ApiResult<Registration> {
 }
 
 /// Maps a failed firing to a status: paused triggers are a conflict, a
-/// broker outage is 503, a failing plugin is 500.
+/// broker outage is 503, events over the limits 413 (the payload itself
+/// without a plugin) or 500 (what a plugin made of it), a failing plugin 500.
 pub fn fire_error(id: &str, error: TriggerError) -> ApiError {
+    use crate::firing::FireError;
     let status = match &error {
         TriggerError::NotRunning => StatusCode::CONFLICT,
-        TriggerError::Broker(_) | TriggerError::Fire(crate::firing::FireError::Publish { .. }) => {
+        TriggerError::Broker(_) | TriggerError::Fire(FireError::Publish { .. }) => {
             StatusCode::SERVICE_UNAVAILABLE
         }
+        TriggerError::Fire(FireError::Limit { plugin: None, .. }) => StatusCode::PAYLOAD_TOO_LARGE,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     };
     let message = match error {

@@ -44,6 +44,10 @@ pub async fn publish(
         Some(headers) => serde_json::from_value(headers)
             .map_err(|_| unprocessable("`headers` must be an object of strings"))?,
     };
+    app.host
+        .event_limits()
+        .check_event(0, &data, &headers)
+        .map_err(|e| ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, format!("not published: {e}")))?;
     let mut event = Event::new(topic, data);
     event.headers = headers;
     let (id, topic) = (event.id, event.topic.clone());

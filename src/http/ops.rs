@@ -170,6 +170,28 @@ pub async fn metrics(State(app): State<AppState>) -> impl IntoResponse {
         "counter",
         [("", app.host.reload_count())],
     );
+    let admission = app.host.runtime.admission();
+    family(
+        &mut out,
+        "wasmsched_plugin_calls_in_flight",
+        "Plugin calls running now (at most [plugins] max_calls).",
+        "gauge",
+        [("", admission.in_flight as u64)],
+    );
+    family(
+        &mut out,
+        "wasmsched_plugin_calls_waiting",
+        "Plugin calls waiting for a slot now (per-trigger or host-wide limit).",
+        "gauge",
+        [("", admission.waiting)],
+    );
+    family(
+        &mut out,
+        "wasmsched_plugin_calls_queued_total",
+        "Plugin calls that had to wait for a slot.",
+        "counter",
+        [("", admission.queued_total)],
+    );
     let broker = app.host.broker.health();
     let labels = format!("broker=\"{}\"", broker.kind);
     family(

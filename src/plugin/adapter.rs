@@ -2,15 +2,18 @@
 //! the scheduler calls; and the conversions between the crate's events and
 //! firings and the WIT records.
 //!
-//! Each call runs the version current in the slot when it starts (see
+//! Each call waits for its trigger's turn (see `admission.rs`), then runs
+//! the version current in the slot when it starts (see
 //! [`super::PluginSlot`]).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use async_trait::async_trait;
 use chrono::SecondsFormat;
 
 use super::PluginSlot;
+use super::admission::Lane;
 use super::host::bindings::wasmsched::plugin::types as wit;
 use crate::event::{Event, NewEvent};
 use crate::firing::{BoxError, Factory, Filter, Firing};
@@ -22,12 +25,22 @@ pub(crate) struct PluginFactory {
     pub(crate) slot: Arc<PluginSlot>,
     pub(crate) trigger: Arc<str>,
     pub(crate) config: Arc<BTreeMap<String, String>>,
+    /// The trigger's way past the concurrency limits (see `admission.rs`).
+    pub(crate) lane: Lane,
 }
 
+#[async_trait]
 impl Factory for PluginFactory {
-    fn make_events(&self, firing: &Firing) -> Result<Vec<NewEvent>, BoxError> {
+    async fn make_events(&self, firing: &Firing) -> Result<Vec<NewEvent>, BoxError> {
+        let _admitted = self.lane.admit().await;
         let plugin = self.slot.current();
-        Ok(plugin.make_events(&self.trigger, &self.config, firing)?)
+        Ok(plugin
+            .make_events(&self.trigger, &self.config, firing)
+            .await?)
+    }
+
+    fn plugin(&self) -> Option<String> {
+        Some(self.slot.current().name().to_owned())
     }
 }
 
@@ -36,12 +49,15 @@ pub(crate) struct PluginFilter {
     pub(crate) slot: Arc<PluginSlot>,
     pub(crate) trigger: Arc<str>,
     pub(crate) config: Arc<BTreeMap<String, String>>,
+    pub(crate) lane: Lane,
 }
 
+#[async_trait]
 impl Filter for PluginFilter {
-    fn accept(&self, event: &Event) -> Result<bool, BoxError> {
+    async fn accept(&self, event: &Event) -> Result<bool, BoxError> {
+        let _admitted = self.lane.admit().await;
         let plugin = self.slot.current();
-        Ok(plugin.accept(&self.trigger, &self.config, event)?)
+        Ok(plugin.accept(&self.trigger, &self.config, event).await?)
     }
 }
 

@@ -298,22 +298,24 @@ mod tests {
         PathBuf::from(env!("WASMSCHED_GUEST_DIR")).join(format!("{name}.wasm"))
     }
 
-    #[test]
-    fn compiled_code_cache_is_reused_and_survives_corruption() {
+    #[tokio::test]
+    async fn compiled_code_cache_is_reused_and_survives_corruption() {
         let cache = tempfile::tempdir().unwrap();
         let even = std::fs::read(guest("accept_even")).unwrap();
-        let load = || {
+        let load = async || {
             let runtime =
                 PluginRuntime::with_code_cache(RuntimeOptions::default(), cache.path()).unwrap();
             let plugin = runtime.load_bytes("parity", &even, None).unwrap();
             let filter = plugin.filter("t", Default::default()).unwrap();
             let event = |n: u64| Event::new(Topic::new("numbers.in").unwrap(), json!({ "n": n }));
-            assert!(filter.accept(&event(2)).unwrap() && !filter.accept(&event(3)).unwrap());
+            assert!(
+                filter.accept(&event(2)).await.unwrap() && !filter.accept(&event(3)).await.unwrap()
+            );
             runtime.cache_stats().unwrap()
         };
-        let cold = load();
+        let cold = load().await;
         assert_eq!((cold.hits, cold.misses, cold.discarded), (0, 1, 0));
-        let warm = load();
+        let warm = load().await;
         assert_eq!((warm.hits, warm.misses, warm.discarded), (1, 0, 0));
 
         let entries: Vec<PathBuf> = std::fs::read_dir(cache.path())
@@ -326,12 +328,12 @@ mod tests {
         let middle = corrupt.len() / 2;
         corrupt[middle] ^= 0xff;
         std::fs::write(&entries[0], corrupt).unwrap();
-        let recovered = load();
+        let recovered = load().await;
         assert_eq!(
             (recovered.hits, recovered.misses, recovered.discarded),
             (0, 1, 1)
         );
-        let again = load();
+        let again = load().await;
         assert_eq!((again.hits, again.misses, again.discarded), (1, 0, 0));
     }
 

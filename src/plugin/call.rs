@@ -1,7 +1,9 @@
 //! One call into a plugin: an instance (a warm one kept from an earlier
 //! call of the same trigger, or a fresh one from the cached `InstancePre`),
 //! the time and memory budget, and the failure classified (returned error,
-//! trap, timeout, out of memory, bad data) and counted.
+//! trap, timeout, out of memory, bad data) and counted. Calls are futures
+//! that yield at every epoch tick (see `engine.rs`); what the guest says
+//! (errors, traps) is cut to [`bounded::MAX_MESSAGE_BYTES`].
 //!
 //! Instances are reused because instantiating dominates a call's cost
 //! (BENCHMARKS.md): after a successful call the instance goes back to its
@@ -13,15 +15,17 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Instant;
 
 use wasmtime::component::Instance;
 use wasmtime::{Store, Trap};
 
 use super::adapter::{event_to_wit, firing_to_wit, new_events_from_wit};
-use super::engine::deadline_ticks;
+use super::engine::Ticking;
 use super::error::{CallError, one_line};
 use super::host::{self, CallState};
 use super::{Plugin, PluginError};
+use crate::bounded;
 use crate::event::{Event, NewEvent};
 use crate::firing::Firing;
 
@@ -46,9 +50,22 @@ pub(crate) struct Warm {
     calls: u32,
 }
 
+/// A call under way: its instance and store, the trigger and config whose
+/// pool the instance returns to, its place in the epoch ticker, and when
+/// it began.
+struct Session<'a> {
+    store: Store<CallState>,
+    instance: Instance,
+    trigger: &'a Arc<str>,
+    config: &'a Arc<BTreeMap<String, String>>,
+    calls: u32,
+    started: Instant,
+    _ticking: Ticking,
+}
+
 impl Plugin {
     /// Calls the plugin's `accept` for `trigger`, with its `config`.
-    pub(crate) fn accept(
+    pub(crate) async fn accept(
         &self,
         trigger: &Arc<str>,
         config: &Arc<BTreeMap<String, String>>,
@@ -58,16 +75,18 @@ impl Plugin {
             return Err(self.trap("this plugin exports no filter".into()));
         };
         let event = event_to_wit(event);
-        let returned = self.run(trigger, config, |store, instance| {
-            filter
-                .load(&mut *store, instance)?
-                .call_accept(&mut *store, &event)
-        })?;
+        let mut session = self.enter(trigger, config).await?;
+        let (store, instance) = (&mut session.store, session.instance);
+        let outcome = match filter.load(&mut *store, &instance) {
+            Ok(guest) => guest.call_accept(store, &event).await,
+            Err(error) => Err(error),
+        };
+        let returned = self.leave(session, outcome)?;
         returned.map_err(|message| self.failed(message))
     }
 
     /// Calls the plugin's `make-events` for `trigger`, with its `config`.
-    pub(crate) fn make_events(
+    pub(crate) async fn make_events(
         &self,
         trigger: &Arc<str>,
         config: &Arc<BTreeMap<String, String>>,
@@ -77,25 +96,32 @@ impl Plugin {
             return Err(self.trap("this plugin exports no factory".into()));
         };
         let firing = firing_to_wit(firing);
-        let returned = self.run(trigger, config, |store, instance| {
-            factory
-                .load(&mut *store, instance)?
-                .call_make_events(&mut *store, &firing)
-        })?;
-        let drafts = returned.map_err(|message| self.failed(message))?;
+        let mut session = self.enter(trigger, config).await?;
+        let (store, instance) = (&mut session.store, session.instance);
+        let outcome = match factory.load(&mut *store, &instance) {
+            Ok(guest) => guest.call_make_events(store, &firing).await,
+            Err(error) => Err(error),
+        };
+        let drafts = self
+            .leave(session, outcome)?
+            .map_err(|message| self.failed(message))?;
         new_events_from_wit(drafts).map_err(|message| {
             self.count(CallError::BadData {
                 plugin: self.name().to_owned(),
-                message,
+                message: bounded::message(message),
             })
         })
     }
 
     /// Instantiates once at load: start code runs within the limits, and
-    /// the exports are type-checked against the contract.
+    /// the exports are type-checked against the contract. Blocks the
+    /// calling thread (loading compiles anyway: call it off the runtime).
     pub(crate) fn probe(&self) -> Result<(), PluginError> {
+        let _ticking = self.runtime.ticker.busy();
         let mut store = self.store(&Arc::from("(load)"), &Arc::default());
-        let instance = match self.pre.instantiate(&mut store) {
+        store.data_mut().begin_call(self.limits.timeout);
+        let instance = match super::wasi_io::block_on_local(self.pre.instantiate_async(&mut store))
+        {
             Ok(instance) => instance,
             Err(error) => {
                 let error = self.classify(&error, store.data());
@@ -117,43 +143,71 @@ impl Plugin {
         Ok(())
     }
 
-    /// Runs `call` on a fresh instance; counts the call and any failure.
-    fn run<R>(
+    /// Starts a call: a warm instance of the trigger's, or a fresh one
+    /// instantiated within the call's time and memory budget (a failure
+    /// there is counted and classified like a failed call).
+    async fn enter<'a>(
         &self,
-        trigger: &Arc<str>,
-        config: &Arc<BTreeMap<String, String>>,
-        call: impl FnOnce(&mut Store<CallState>, &Instance) -> wasmtime::Result<R>,
-    ) -> Result<R, CallError> {
+        trigger: &'a Arc<str>,
+        config: &'a Arc<BTreeMap<String, String>>,
+    ) -> Result<Session<'a>, CallError> {
         self.stats.call();
-        let started = std::time::Instant::now();
-        let (mut store, warm_instance, calls) = match self.take_warm(trigger, config) {
+        let ticking = self.runtime.ticker.busy();
+        let started = Instant::now();
+        let (mut store, warm, calls) = match self.take_warm(trigger, config) {
             Some(warm) => (warm.store, Some(warm.instance), warm.calls),
             None => (self.store(trigger, config), None, 0),
         };
-        store.set_epoch_deadline(deadline_ticks(self.limits.timeout));
-        store.data_mut().begin_call();
-        let outcome = match warm_instance {
-            Some(instance) => Ok(instance),
-            None => self.pre.instantiate(&mut store),
-        }
-        .and_then(|instance| call(&mut store, &instance).map(|returned| (returned, instance)));
-        self.stats.observe(started.elapsed());
-        // Classify before forwarding the output: a trap quotes stderr.
-        let outcome = outcome.map_err(|error| self.count(self.classify(&error, store.data())));
+        store.data_mut().begin_call(self.limits.timeout);
+        store.set_epoch_deadline(1);
+        let instance = match warm {
+            Some(instance) => instance,
+            None => match self.pre.instantiate_async(&mut store).await {
+                Ok(instance) => instance,
+                Err(error) => {
+                    self.stats.observe(started.elapsed());
+                    return Err(self.fail(&store, &error));
+                }
+            },
+        };
+        Ok(Session {
+            store,
+            instance,
+            trigger,
+            config,
+            calls,
+            started,
+            _ticking: ticking,
+        })
+    }
+
+    /// Ends a call: counts it and any failure, forwards the guest's
+    /// output, and keeps the instance warm if the call went well.
+    fn leave<R>(&self, session: Session<'_>, outcome: wasmtime::Result<R>) -> Result<R, CallError> {
+        self.stats.observe(session.started.elapsed());
+        let store = session.store;
+        let returned = match outcome {
+            Ok(returned) => returned,
+            Err(error) => return Err(self.fail(&store, &error)),
+        };
         store.data().forward_output();
-        let (returned, instance) = outcome?;
         if !store.data().limiter.refused() {
-            self.put_warm(
-                trigger,
-                config,
-                Warm {
-                    store,
-                    instance,
-                    calls: calls + 1,
-                },
-            );
+            let warm = Warm {
+                store,
+                instance: session.instance,
+                calls: session.calls + 1,
+            };
+            self.put_warm(session.trigger, session.config, warm);
         }
         Ok(returned)
+    }
+
+    /// A failed call or instantiation, classified and counted; the guest's
+    /// output is forwarded after classifying (a trap quotes stderr).
+    fn fail(&self, store: &Store<CallState>, error: &wasmtime::Error) -> CallError {
+        let error = self.count(self.classify(error, store.data()));
+        store.data().forward_output();
+        error
     }
 
     fn take_warm(
@@ -203,9 +257,7 @@ impl Plugin {
             config.clone(),
             self.limits.memory_bytes,
         );
-        let mut store = host::store(&self.runtime.engine, state);
-        store.set_epoch_deadline(deadline_ticks(self.limits.timeout));
-        store
+        host::store(&self.runtime.engine, state)
     }
 
     /// Out of memory if the limiter refused a growth during the call (the
@@ -225,7 +277,7 @@ impl Plugin {
                 limit: self.limits.timeout,
             };
         }
-        let mut message = one_line(error);
+        let mut message = bounded::message(one_line(error));
         let stderr = state.stderr.tail(STDERR_IN_TRAP);
         if !stderr.is_empty() {
             message = format!("{message} (stderr: {stderr})");
@@ -233,10 +285,12 @@ impl Plugin {
         CallError::Trap { plugin, message }
     }
 
+    /// The plugin returned `err(message)`; the message is cut to
+    /// [`bounded::MAX_MESSAGE_BYTES`] for logs, `last_error` and dead letters.
     fn failed(&self, message: String) -> CallError {
         self.count(CallError::Failed {
             plugin: self.name().to_owned(),
-            message,
+            message: bounded::message(message),
         })
     }
 

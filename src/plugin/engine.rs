@@ -1,7 +1,15 @@
 //! The process-wide wasmtime [`Engine`]: component model, pooling
-//! allocator, epoch interruption, and the thread that ticks the epoch.
+//! allocator, async calls, epoch interruption, and the thread that ticks
+//! the epoch while calls are in flight.
+//!
+//! Guests run as futures on the caller's async runtime (`call_async`). At
+//! every epoch tick a running guest's store calls back (see
+//! `host::store`): past the call's deadline the guest is interrupted,
+//! otherwise it yields to the runtime and resumes when polled again. So
+//! no call holds a runtime worker for more than one [`EPOCH_TICK`], however
+//! long it runs, and its time limit holds exactly as before.
 
-use std::sync::mpsc;
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -9,8 +17,11 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConf
 
 use super::error::{PluginError, one_line};
 
-/// How often the epoch advances: the granularity of call timeouts.
-pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+/// How often the epoch advances while calls are in flight: the longest a
+/// guest runs before it yields to the async runtime, and the granularity
+/// of call timeouts. 1 ms keeps an api trigger answering within a few ms
+/// while plugins spin (BENCHMARKS.md); the thread sleeps when no call runs.
+pub const EPOCH_TICK: Duration = Duration::from_millis(1);
 
 /// Instances alive at once (one per call in flight, plus load-time checks).
 const MAX_INSTANCES: u32 = 64;
@@ -50,56 +61,87 @@ pub(crate) fn build_engine() -> Result<Engine, PluginError> {
     Engine::new(&config).map_err(|e| PluginError::Engine(one_line(&e)))
 }
 
-/// Advances the engine's epoch every [`EPOCH_TICK`] on a thread of its own,
-/// until dropped.
+/// Advances the engine's epoch every [`EPOCH_TICK`] on a thread of its own
+/// while at least one call is in flight ([`EpochTicker::busy`]), and sleeps
+/// otherwise: an idle host pays nothing for it. Stops when dropped.
 pub(crate) struct EpochTicker {
-    stop: Option<mpsc::Sender<()>>,
+    shared: Arc<TickerShared>,
     thread: Option<JoinHandle<()>>,
+}
+
+#[derive(Default)]
+struct TickerShared {
+    state: Mutex<TickerState>,
+    wake: Condvar,
+}
+
+#[derive(Default)]
+struct TickerState {
+    /// Calls in flight (and load-time checks).
+    busy: usize,
+    stop: bool,
+}
+
+/// Keeps the epoch ticking until dropped (one per call in flight).
+pub(crate) struct Ticking(Arc<TickerShared>);
+
+impl Drop for Ticking {
+    fn drop(&mut self) {
+        let mut state = self.0.state.lock().unwrap_or_else(|p| p.into_inner());
+        state.busy -= 1;
+    }
 }
 
 impl EpochTicker {
     pub(crate) fn start(engine: Engine) -> Result<Self, PluginError> {
-        let (stop, stopped) = mpsc::channel::<()>();
+        let shared = Arc::new(TickerShared::default());
+        let ticker = shared.clone();
         let thread = std::thread::Builder::new()
             .name("wasmsched-epoch".into())
             .spawn(move || {
-                // Returns (and ends the thread) once the sender is dropped.
-                while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(EPOCH_TICK) {
+                loop {
+                    {
+                        let state = ticker.state.lock().unwrap_or_else(|p| p.into_inner());
+                        let state = ticker
+                            .wake
+                            .wait_while(state, |s| s.busy == 0 && !s.stop)
+                            .unwrap_or_else(|p| p.into_inner());
+                        if state.stop {
+                            return;
+                        }
+                    }
+                    std::thread::sleep(EPOCH_TICK);
                     engine.increment_epoch();
                 }
             })
             .map_err(|e| PluginError::Engine(format!("starting the epoch thread: {e}")))?;
         Ok(Self {
-            stop: Some(stop),
+            shared,
             thread: Some(thread),
         })
+    }
+
+    /// Ticks until the returned guard is dropped.
+    pub(crate) fn busy(&self) -> Ticking {
+        let mut state = self.shared.state.lock().unwrap_or_else(|p| p.into_inner());
+        state.busy += 1;
+        if state.busy == 1 {
+            self.shared.wake.notify_one();
+        }
+        Ticking(self.shared.clone())
     }
 }
 
 impl Drop for EpochTicker {
     fn drop(&mut self) {
-        drop(self.stop.take());
+        self.shared
+            .state
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .stop = true;
+        self.shared.wake.notify_one();
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
-    }
-}
-
-/// Epoch ticks for a call of at most `timeout`: one more than the quotient,
-/// since the first tick may come at once.
-pub(crate) fn deadline_ticks(timeout: Duration) -> u64 {
-    let ticks = timeout.as_nanos().div_ceil(EPOCH_TICK.as_nanos()).max(1);
-    u64::try_from(ticks).unwrap_or(u64::MAX / 2) + 1
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ticks_cover_the_timeout() {
-        assert_eq!(deadline_ticks(Duration::from_millis(100)), 11);
-        assert_eq!(deadline_ticks(Duration::from_millis(1)), 2);
-        assert_eq!(deadline_ticks(Duration::from_millis(15)), 3);
     }
 }

@@ -6,9 +6,10 @@ use std::collections::BTreeMap;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use wasmtime::component::{HasSelf, Linker, ResourceTable};
-use wasmtime::{Engine, Store};
+use wasmtime::{Engine, Store, UpdateDeadline};
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
@@ -21,6 +22,9 @@ pub(crate) mod bindings {
     wasmtime::component::bindgen!({
         path: "wit",
         world: "plugin",
+        // Guests are called as futures (see `engine.rs`); what they import
+        // from the host answers at once, so imports stay synchronous.
+        exports: { default: async },
     });
 }
 
@@ -48,7 +52,7 @@ pub(crate) const GRANTED: &[&str] = &[
 
 /// Guest log lines kept per call, and bytes per line.
 const MAX_LOG_LINES: u32 = 100;
-const MAX_LOG_LINE: usize = 4096;
+const MAX_LOG_LINE: usize = crate::bounded::MAX_MESSAGE_BYTES;
 /// Bytes of stdout / stderr kept per call (the rest is counted, not kept).
 pub(crate) const MAX_CAPTURE: usize = 4096;
 
@@ -63,6 +67,8 @@ pub(crate) struct CallState {
     pub(crate) stdout: Capture,
     pub(crate) stderr: Capture,
     log_lines: u32,
+    /// When the call under way must end (its time limit from its start).
+    deadline: Instant,
 }
 
 impl CallState {
@@ -92,15 +98,18 @@ impl CallState {
             stdout,
             stderr,
             log_lines: 0,
+            deadline: Instant::now(),
         }
     }
 
-    /// Sends what the guest printed to the host log, tagged.
-    /// Resets what is counted per call, for an instance serving another.
-    pub(crate) fn begin_call(&mut self) {
+    /// Starts a call that may run for `timeout` (instantiation included);
+    /// resets what is counted per call, for an instance serving another.
+    pub(crate) fn begin_call(&mut self, timeout: Duration) {
         self.log_lines = 0;
+        self.deadline = Instant::now() + timeout;
     }
 
+    /// Sends what the guest printed to the host log, tagged.
     pub(crate) fn forward_output(&self) {
         let (plugin, trigger) = (&*self.plugin, &*self.trigger);
         // One event per line, so every line carries the tags.
@@ -148,7 +157,7 @@ impl host::Host for CallState {
         if self.log_lines > MAX_LOG_LINES {
             return;
         }
-        let message = truncate(&message, MAX_LOG_LINE);
+        let message = crate::bounded::cut(&message, MAX_LOG_LINE);
         let (plugin, trigger) = (&*self.plugin, &*self.trigger);
         match level {
             host::Level::Trace => tracing::trace!(plugin, trigger, "{message}"),
@@ -191,10 +200,21 @@ pub(crate) fn linker(engine: &Engine) -> wasmtime::Result<Linker<CallState>> {
     Ok(linker)
 }
 
-/// A store for one call, with the memory limiter installed.
+/// A store for calls of one trigger, with the memory limiter installed and
+/// the time limit enforced at each epoch tick: past the call's deadline the
+/// guest is interrupted (a timeout), otherwise it yields to the async
+/// runtime for one tick, so other tasks run while it works.
 pub(crate) fn store(engine: &Engine, state: CallState) -> Store<CallState> {
     let mut store = Store::new(engine, state);
     store.limiter(|s| &mut s.limiter);
+    store.epoch_deadline_callback(|store| {
+        Ok(if Instant::now() >= store.data().deadline {
+            UpdateDeadline::Interrupt
+        } else {
+            UpdateDeadline::Yield(1)
+        })
+    });
+    store.set_epoch_deadline(1);
     store
 }
 
@@ -304,16 +324,4 @@ impl tokio::io::AsyncWrite for Capture {
     fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Poll::Ready(Ok(()))
     }
-}
-
-/// At most `max` bytes of `text`, cut at a character boundary.
-fn truncate(text: &str, max: usize) -> std::borrow::Cow<'_, str> {
-    if text.len() <= max {
-        return text.into();
-    }
-    let end = (0..=max)
-        .rev()
-        .find(|&i| text.is_char_boundary(i))
-        .unwrap_or(0);
-    format!("{}… ({} bytes)", &text[..end], text.len()).into()
 }

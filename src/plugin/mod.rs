@@ -12,13 +12,18 @@
 //! swapped into the slot (hot reload). A runtime made with
 //! [`PluginRuntime::with_code_cache`] keeps compiled code on disk.
 //!
-//! A call runs on an instance kept warm for its trigger, or a fresh one
-//! (~20 µs with the pooling allocator), under the plugin's [`Limits`]: a
-//! time budget enforced by epoch interruption and a memory budget enforced
-//! by a store limiter. A failed call is a [`CallError`] and discards its
-//! instance; the plugin serves the next call normally. See `call.rs`.
+//! A call is a future: it waits for a slot (at most
+//! [`RuntimeOptions::max_calls`] in flight, [`RuntimeOptions::max_calls_per_trigger`]
+//! per trigger), then runs on an instance kept warm for its trigger, or a
+//! fresh one (~20 µs with the pooling allocator), under the plugin's
+//! [`Limits`]: a time budget checked at every epoch tick, where the guest
+//! also yields to the async runtime (so it never holds a worker thread for
+//! more than [`EPOCH_TICK`]), and a memory budget enforced by a store
+//! limiter. A failed call is a [`CallError`] and discards its instance; the
+//! plugin serves the next call normally. See `call.rs` and `engine.rs`.
 
 mod adapter;
+mod admission;
 mod cache;
 mod call;
 mod engine;
@@ -40,14 +45,17 @@ use sha2::{Digest, Sha256};
 use wasmtime::Engine;
 use wasmtime::component::{Component, InstancePre, Linker};
 
+pub use self::admission::AdmissionStats;
 pub use self::cache::CacheStats;
 pub use self::engine::EPOCH_TICK;
 pub use self::error::{CallError, PluginError};
 pub use self::inspect::Worlds;
-pub use self::limits::{Limits, parse_bytes, parse_duration};
+pub use self::limits::Limits;
 pub use self::slot::PluginSlot;
 pub use self::stats::{LATENCY_BUCKETS, LatencyHistogram, PluginStats};
+pub use crate::units::{parse_bytes, parse_duration};
 
+use self::admission::Admission;
 use self::cache::CodeCache;
 use self::engine::{EpochTicker, MAX_MEMORY_BYTES, build_engine};
 use self::error::one_line;
@@ -56,10 +64,43 @@ use self::host::bindings::exports::wasmsched::plugin::{factory, filter};
 use self::stats::StatsCounters;
 
 /// Settings of a [`PluginRuntime`].
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
 pub struct RuntimeOptions {
     /// Limits of plugins loaded without limits of their own.
     pub default_limits: Limits,
+    /// Plugin calls that may run at once across the runtime (`[plugins]
+    /// max_calls`); more wait their turn. Default: 4 per CPU core.
+    pub max_calls: usize,
+    /// Plugin calls that may run at once for one trigger (`[plugins]
+    /// max_calls_per_trigger`), filter and factory together. Default 2.
+    pub max_calls_per_trigger: usize,
+}
+
+impl Default for RuntimeOptions {
+    fn default() -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        Self {
+            default_limits: Limits::default(),
+            max_calls: 4 * cores,
+            max_calls_per_trigger: 2,
+        }
+    }
+}
+
+impl RuntimeOptions {
+    /// Options with `limits` as the default limits of plugins.
+    pub fn with_default_limits(mut self, limits: Limits) -> Self {
+        self.default_limits = limits;
+        self
+    }
+
+    /// Options with these concurrency limits (both at least 1).
+    pub fn with_max_calls(mut self, max_calls: usize, per_trigger: usize) -> Self {
+        self.max_calls = max_calls;
+        self.max_calls_per_trigger = per_trigger;
+        self
+    }
 }
 
 /// Compiles and runs plugins. One per process; cheap to clone.
@@ -76,8 +117,10 @@ struct RuntimeInner {
     /// Idle instances kept by all plugins (bounded by
     /// `engine::MAX_WARM_INSTANCES`).
     warm_instances: std::sync::atomic::AtomicUsize,
+    /// Who may call now (see `admission.rs`).
+    admission: Arc<Admission>,
     /// Stops when the runtime and every plugin it loaded are gone.
-    _ticker: EpochTicker,
+    ticker: EpochTicker,
 }
 
 impl PluginRuntime {
@@ -94,6 +137,11 @@ impl PluginRuntime {
     }
 
     fn build(options: RuntimeOptions, cache_dir: Option<&Path>) -> Result<Self, PluginError> {
+        if options.max_calls == 0 || options.max_calls_per_trigger == 0 {
+            return Err(PluginError::Engine(
+                "max_calls and max_calls_per_trigger must be at least 1".into(),
+            ));
+        }
         options
             .default_limits
             .validate(MAX_MEMORY_BYTES)
@@ -118,7 +166,11 @@ impl PluginRuntime {
                 options,
                 cache,
                 warm_instances: Default::default(),
-                _ticker: ticker,
+                admission: Arc::new(Admission::new(
+                    options.max_calls,
+                    options.max_calls_per_trigger,
+                )),
+                ticker,
             }),
         })
     }
@@ -130,6 +182,11 @@ impl PluginRuntime {
     /// The compiled-code cache's directory, if it is on.
     pub fn cache_dir(&self) -> Option<PathBuf> {
         self.inner.cache.as_ref().map(|c| c.dir().to_owned())
+    }
+
+    /// Calls in flight and waiting, against the concurrency limits.
+    pub fn admission(&self) -> AdmissionStats {
+        self.inner.admission.stats()
     }
 
     /// What the compiled-code cache did, if it is on.

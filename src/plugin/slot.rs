@@ -55,9 +55,11 @@ impl PluginSlot {
                 name: plugin.name().to_owned(),
             });
         }
+        let trigger: Arc<str> = trigger_id.into();
         Ok(Arc::new(PluginFactory {
+            lane: plugin.runtime.admission.lane(&trigger),
             slot: self.clone(),
-            trigger: trigger_id.into(),
+            trigger,
             config: Arc::new(config),
         }))
     }
@@ -76,9 +78,11 @@ impl PluginSlot {
                 name: plugin.name().to_owned(),
             });
         }
+        let trigger: Arc<str> = trigger_id.into();
         Ok(Arc::new(PluginFilter {
+            lane: plugin.runtime.admission.lane(&trigger),
             slot: self.clone(),
-            trigger: trigger_id.into(),
+            trigger,
             config: Arc::new(config),
         }))
     }

@@ -50,6 +50,20 @@ pub(crate) fn add_to_linker<T: TableOf + 'static>(linker: &mut Linker<T>) -> was
 /// Runs `future` to completion on this thread. The futures here are ready
 /// at once; one that is not gets [`MAX_BLOCK`] before the call traps.
 fn block_on<F: Future>(future: F) -> wasmtime::Result<F::Output> {
+    let deadline = Instant::now() + MAX_BLOCK;
+    poll_on_this_thread(future, Some(deadline))
+        .ok_or_else(|| wasmtime::format_err!("blocked on I/O for more than {MAX_BLOCK:?}"))
+}
+
+/// Runs `future` to completion on this thread, parking it while the
+/// future waits (for a plugin's load-time instantiation, which yields at
+/// every epoch tick and ends at its time limit).
+pub(crate) fn block_on_local<F: Future>(future: F) -> F::Output {
+    poll_on_this_thread(future, None).expect("no deadline")
+}
+
+/// Polls `future` until it is ready, or `None` once `deadline` passes.
+fn poll_on_this_thread<F: Future>(future: F, deadline: Option<Instant>) -> Option<F::Output> {
     struct Unpark(std::thread::Thread);
     impl Wake for Unpark {
         fn wake(self: Arc<Self>) {
@@ -59,16 +73,20 @@ fn block_on<F: Future>(future: F) -> wasmtime::Result<F::Output> {
     let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
     let mut cx = Context::from_waker(&waker);
     let mut future = std::pin::pin!(future);
-    let deadline = Instant::now() + MAX_BLOCK;
     loop {
         if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
-            return Ok(output);
+            return Some(output);
         }
-        let now = Instant::now();
-        if now >= deadline {
-            wasmtime::bail!("blocked on I/O for more than {MAX_BLOCK:?}");
+        match deadline {
+            None => std::thread::park(),
+            Some(deadline) => {
+                let now = Instant::now();
+                if now >= deadline {
+                    return None;
+                }
+                std::thread::park_timeout(deadline - now);
+            }
         }
-        std::thread::park_timeout(deadline - now);
     }
 }
 

@@ -2,21 +2,22 @@
 //! and that the filter (if any) accepts.
 
 use std::any::Any;
-use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use chrono::Utc;
-use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
+use futures_util::{FutureExt, StreamExt};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::{Binding, Trigger, TriggerError, TriggerKind, TriggerState};
+use crate::bounded;
 use crate::broker::{Delivery, SubscriberKind, Subscription};
 use crate::event::Event;
-use crate::firing::{Dispatcher, Factory, Filter, Firing};
+use crate::firing::{Dispatcher, Factory, Filter, Firing, panic_message};
 use crate::topic::{Topic, TopicPattern};
 use serde_json::Value;
 
@@ -87,7 +88,7 @@ impl Consumer {
 
     /// Filters, fires, then acknowledges; a failure asks for redelivery.
     async fn handle(&self, delivery: Delivery) {
-        let outcome = match self.accepts(&delivery.event) {
+        let outcome = match self.accepts(&delivery.event).await {
             Ok(false) => Ok(()),
             Ok(true) => {
                 let firing = Firing {
@@ -121,14 +122,24 @@ impl Consumer {
         }
     }
 
-    fn accepts(&self, event: &Event) -> Result<bool, String> {
+    /// The filter's decision; a panic or error (its message cut to
+    /// [`bounded::MAX_ERROR_BYTES`]) is a failure.
+    async fn accepts(&self, event: &Event) -> Result<bool, String> {
         let Some(filter) = &self.filter else {
             return Ok(true);
         };
-        let decision = match catch_unwind(AssertUnwindSafe(|| filter.accept(event))) {
+        let decision = match AssertUnwindSafe(filter.accept(event)).catch_unwind().await {
             Ok(Ok(decision)) => decision,
-            Ok(Err(error)) => return Err(format!("filter failed: {error}")),
-            Err(_) => return Err("filter panicked".to_owned()),
+            Ok(Err(error)) => {
+                return Err(format!(
+                    "filter failed: {}",
+                    bounded::error(error.to_string())
+                ));
+            }
+            Err(panic) => {
+                let message = bounded::error(panic_message(&panic));
+                return Err(format!("filter panicked: {message}"));
+            }
         };
         let counter = match decision {
             true => &self.dispatcher.counters.filter_accepted,

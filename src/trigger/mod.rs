@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 pub use self::api::ApiTrigger;
 pub use self::cron::CronTrigger;
 pub use self::event::EventTrigger;
+use crate::bounded::EventLimits;
 use crate::broker::{Broker, BrokerError};
 use crate::clock::Clock;
 use crate::cron::CronError;
@@ -102,6 +103,8 @@ pub struct Binding {
     pub broker: Arc<dyn Broker>,
     pub timer: TimerHandle,
     pub clock: Clock,
+    /// What one event and one firing may carry.
+    pub limits: EventLimits,
 }
 
 /// The trigger port.
@@ -174,6 +177,7 @@ impl TriggerState {
             broker: binding.broker.clone(),
             factory: factory.clone(),
             counters: self.counters.clone(),
+            limits: binding.limits,
         }
     }
 }

@@ -44,6 +44,10 @@ pub use self::options::NatsOptions;
 /// How long stopping waits for buffered messages to reach NATS.
 const FLUSH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
+/// Bytes of a message kept for what an event carries besides its data and
+/// headers (id, topic, time, JSON framing and escapes).
+const ENVELOPE_RESERVE: u64 = 8 << 10;
+
 /// How many events an observer's subscription holds ready.
 const OBSERVER_QUEUE: usize = 64;
 
@@ -218,6 +222,13 @@ impl Broker for NatsBroker {
         {
             tracing::warn!(url = %self.shared.options.url, "flushing to NATS before stopping: {error}");
         }
+    }
+
+    /// The server's `max_payload` less [`ENVELOPE_RESERVE`] for the rest of
+    /// the message (id, topic, time, JSON framing).
+    fn max_event_bytes(&self) -> Option<u64> {
+        let max_payload = self.shared.client.server_info().max_payload as u64;
+        Some(max_payload.saturating_sub(ENVELOPE_RESERVE))
     }
 
     fn max_in_flight(&self) -> usize {
