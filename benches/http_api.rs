@@ -43,7 +43,8 @@ fn main() {
         eprintln!("http_api bench: `wrk` not found; install it with `apt-get install wrk`");
         return;
     }
-    let runtime = tokio::runtime::Runtime::new().unwrap();
+    // The runtime `wasmsched run` serves on (both contenders share it).
+    let runtime = wasmsched::host::runtime().unwrap();
     let (host_addr, bare_addr) = runtime.block_on(start_servers());
     let script = std::env::temp_dir().join("wasmsched-bench-post.lua");
     std::fs::write(

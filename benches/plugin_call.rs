@@ -258,8 +258,10 @@ fn responsiveness(runtime: &PluginRuntime, pool: &Runtime) {
             if spinning == 0 && pooled {
                 continue;
             }
+            // Like the host's runtime (`wasmsched::host::runtime`).
             let host = Builder::new_multi_thread()
                 .worker_threads(2)
+                .event_interval(wasmsched::host::EVENT_INTERVAL)
                 .enable_all()
                 .build()
                 .unwrap();

@@ -19,7 +19,7 @@ pub fn run(config_path: &Path, listen: Option<SocketAddr>) -> Result<()> {
     if let Some(listen) = listen {
         config.listen = listen;
     }
-    tokio::runtime::Runtime::new()?.block_on(serve(config))
+    wasmsched::host::runtime()?.block_on(serve(config))
 }
 
 async fn serve(config: Config) -> Result<()> {

@@ -9,6 +9,7 @@
 //! no call holds a runtime worker for more than one [`EPOCH_TICK`], however
 //! long it runs, and its time limit holds exactly as before.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -71,15 +72,11 @@ pub(crate) struct EpochTicker {
 
 #[derive(Default)]
 struct TickerShared {
-    state: Mutex<TickerState>,
+    /// Calls in flight (and load-time checks): counted without the lock;
+    /// the lock is taken only to wake the thread when this leaves 0.
+    busy: AtomicUsize,
+    stop: Mutex<bool>,
     wake: Condvar,
-}
-
-#[derive(Default)]
-struct TickerState {
-    /// Calls in flight (and load-time checks).
-    busy: usize,
-    stop: bool,
 }
 
 /// Keeps the epoch ticking until dropped (one per call in flight).
@@ -87,8 +84,7 @@ pub(crate) struct Ticking(Arc<TickerShared>);
 
 impl Drop for Ticking {
     fn drop(&mut self) {
-        let mut state = self.0.state.lock().unwrap_or_else(|p| p.into_inner());
-        state.busy -= 1;
+        self.0.busy.fetch_sub(1, Ordering::Release);
     }
 }
 
@@ -101,12 +97,14 @@ impl EpochTicker {
             .spawn(move || {
                 loop {
                     {
-                        let state = ticker.state.lock().unwrap_or_else(|p| p.into_inner());
-                        let state = ticker
+                        let stop = ticker.stop.lock().unwrap_or_else(|p| p.into_inner());
+                        let stop = ticker
                             .wake
-                            .wait_while(state, |s| s.busy == 0 && !s.stop)
+                            .wait_while(stop, |stop| {
+                                !*stop && ticker.busy.load(Ordering::Acquire) == 0
+                            })
                             .unwrap_or_else(|p| p.into_inner());
-                        if state.stop {
+                        if *stop {
                             return;
                         }
                     }
@@ -123,9 +121,10 @@ impl EpochTicker {
 
     /// Ticks until the returned guard is dropped.
     pub(crate) fn busy(&self) -> Ticking {
-        let mut state = self.shared.state.lock().unwrap_or_else(|p| p.into_inner());
-        state.busy += 1;
-        if state.busy == 1 {
+        if self.shared.busy.fetch_add(1, Ordering::AcqRel) == 0 {
+            // Under the lock, so the thread cannot miss it between its
+            // check and its wait.
+            let _stop = self.shared.stop.lock().unwrap_or_else(|p| p.into_inner());
             self.shared.wake.notify_one();
         }
         Ticking(self.shared.clone())
@@ -134,11 +133,7 @@ impl EpochTicker {
 
 impl Drop for EpochTicker {
     fn drop(&mut self) {
-        self.shared
-            .state
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .stop = true;
+        *self.shared.stop.lock().unwrap_or_else(|p| p.into_inner()) = true;
         self.shared.wake.notify_one();
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
