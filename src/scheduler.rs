@@ -1,10 +1,15 @@
 //! The scheduler: a registry of triggers bound to topics, started and
-//! stopped together, changeable while running.
+//! stopped together, changeable while running. It owns what runs: which
+//! triggers are registered, paused, and started.
+//!
+//! Two locks: `state` (a plain mutex, never held across an `.await`)
+//! guards the registry, so reading it (`/healthz`, `/metrics`, the admin
+//! API) never waits; `changes` (async) puts changes in a row, and is held
+//! while a trigger starts or stops, which on JetStream creates or drains a
+//! durable consumer over the network.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, OnceLock};
-
-use tokio::sync::Mutex;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use crate::bounded::EventLimits;
 use crate::broker::Broker;
@@ -44,6 +49,8 @@ pub struct Scheduler {
     timer: OnceLock<TimerHandle>,
     limits: EventLimits,
     state: Mutex<State>,
+    /// Held by every change, across the starts and stops it awaits.
+    changes: tokio::sync::Mutex<()>,
 }
 
 impl State {
@@ -77,6 +84,7 @@ impl Scheduler {
             timer: OnceLock::new(),
             limits: EventLimits::default(),
             state: Mutex::new(State::default()),
+            changes: tokio::sync::Mutex::new(()),
         }
         .with_event_limits(EventLimits::default())
     }
@@ -126,42 +134,69 @@ impl Scheduler {
         if id.is_empty() {
             return Err(SchedulerError::EmptyId);
         }
-        let mut state = self.state.lock().await;
-        if state.triggers.contains_key(&id) {
-            return Err(SchedulerError::DuplicateId(id));
-        }
+        let _change = self.changes.lock().await;
+        let (running, paused) = {
+            let state = self.state();
+            if state.triggers.contains_key(&id) {
+                return Err(SchedulerError::DuplicateId(id));
+            }
+            (state.running, state.paused.contains(&id))
+        };
         let registration = Registration { trigger, topic };
-        if state.running {
+        if running && !paused {
             self.start_one(&id, &registration).await?;
         }
-        tracing::info!(trigger = %id, kind = %registration.trigger.kind(), topic = %registration.topic, "registered trigger");
-        state.triggers.insert(id, registration);
+        tracing::info!(trigger = %id, kind = %registration.trigger.kind(), topic = %registration.topic, paused, "registered trigger");
+        self.state().triggers.insert(id, registration);
         Ok(())
     }
 
-    /// Stops and removes a trigger; returns it.
+    /// Stops and removes a trigger, and forgets whether it was paused;
+    /// returns it.
     pub async fn unregister_trigger(&self, id: &str) -> Result<Registration, SchedulerError> {
-        let mut state = self.state.lock().await;
-        let registration = state
+        let registration = self.withdraw(id).await?;
+        self.forget_pause(id).await;
+        Ok(registration)
+    }
+
+    /// Stops and removes a trigger that is being replaced (a new table or
+    /// plugin version on its way): a pause stays, and holds the trigger
+    /// registered next under the same id. Returns the trigger.
+    pub async fn withdraw(&self, id: &str) -> Result<Registration, SchedulerError> {
+        let _change = self.changes.lock().await;
+        let registration = self
+            .state()
             .triggers
             .remove(id)
             .ok_or_else(|| SchedulerError::UnknownId(id.to_owned()))?;
-        state.paused.remove(id);
         registration.trigger.stop().await;
         tracing::info!(trigger = %id, "unregistered trigger");
         Ok(registration)
     }
 
+    /// Forgets a pause kept for trigger `id` (see [`Self::withdraw`]).
+    pub async fn forget_pause(&self, id: &str) {
+        let _change = self.changes.lock().await;
+        self.state().paused.remove(id);
+    }
+
     /// Starts every registered trigger. A trigger that fails to start is
     /// reported; the others still start.
     pub async fn start(&self) -> Result<(), SchedulerError> {
-        let mut state = self.state.lock().await;
-        state.running = true;
+        let _change = self.changes.lock().await;
+        let to_start: Vec<(String, Registration)> = {
+            let mut state = self.state();
+            state.running = true;
+            let state = &*state;
+            state
+                .triggers
+                .iter()
+                .filter(|(id, r)| !r.trigger.is_running() && !state.paused.contains(*id))
+                .map(|(id, r)| (id.clone(), r.clone()))
+                .collect()
+        };
         let mut first_error = None;
-        for (id, registration) in &state.triggers {
-            if registration.trigger.is_running() || state.paused.contains(id) {
-                continue;
-            }
+        for (id, registration) in &to_start {
             if let Err(error) = self.start_one(id, registration).await {
                 tracing::error!("{error}");
                 first_error.get_or_insert(error);
@@ -172,9 +207,13 @@ impl Scheduler {
 
     /// Stops every trigger, letting firings under way finish.
     pub async fn stop(&self) {
-        let mut state = self.state.lock().await;
-        state.running = false;
-        for registration in state.triggers.values() {
+        let _change = self.changes.lock().await;
+        let registrations: Vec<Registration> = {
+            let mut state = self.state();
+            state.running = false;
+            state.triggers.values().cloned().collect()
+        };
+        for registration in registrations {
             registration.trigger.stop().await;
         }
     }
@@ -182,10 +221,10 @@ impl Scheduler {
     /// Stops a trigger without unregistering it; it stays stopped across
     /// [`Self::start`] until [`Self::resume`].
     pub async fn pause(&self, id: &str) -> Result<(), SchedulerError> {
-        let mut state = self.state.lock().await;
-        let registration = state.registration(id)?;
+        let _change = self.changes.lock().await;
+        let registration = self.state().registration(id)?;
         registration.trigger.stop().await;
-        state.paused.insert(id.to_owned());
+        self.state().paused.insert(id.to_owned());
         tracing::info!(trigger = %id, "paused trigger");
         Ok(())
     }
@@ -193,36 +232,44 @@ impl Scheduler {
     /// Resumes a paused trigger, or one that failed to start: it starts if
     /// the scheduler runs.
     pub async fn resume(&self, id: &str) -> Result<(), SchedulerError> {
-        let mut state = self.state.lock().await;
-        let registration = state.registration(id)?;
+        let _change = self.changes.lock().await;
+        let (registration, running) = {
+            let state = self.state();
+            (state.registration(id)?, state.running)
+        };
         // Starts any stopped trigger, not only a paused one (one whose start
         // failed, say while the broker was unreachable); a paused trigger
         // that fails to start stays paused.
-        if state.running && !registration.trigger.is_running() {
+        if running && !registration.trigger.is_running() {
             self.start_one(id, &registration).await?;
         }
-        state.paused.remove(id);
+        self.state().paused.remove(id);
         tracing::info!(trigger = %id, "resumed trigger");
         Ok(())
     }
 
-    /// Is the trigger paused?
+    /// Is the trigger paused (or, withdrawn, held paused for its return)?
     pub async fn is_paused(&self, id: &str) -> bool {
-        self.state.lock().await.paused.contains(id)
+        self.state().paused.contains(id)
     }
 
+    /// Has [`Self::start`] been called (and not [`Self::stop`] since)?
     pub async fn is_running(&self) -> bool {
-        self.state.lock().await.running
+        self.state().running
     }
 
-    /// Trigger id -> (trigger, topic).
+    /// Trigger id -> (trigger, topic). Never waits for a change under way.
     pub async fn registered_triggers(&self) -> BTreeMap<String, Registration> {
-        self.state.lock().await.triggers.clone()
+        self.state().triggers.clone()
     }
 
-    /// One registered trigger.
+    /// One registered trigger. Never waits for a change under way.
     pub async fn trigger(&self, id: &str) -> Option<Registration> {
-        self.state.lock().await.triggers.get(id).cloned()
+        self.state().triggers.get(id).cloned()
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     async fn start_one(&self, id: &str, registration: &Registration) -> Result<(), SchedulerError> {

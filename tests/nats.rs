@@ -579,3 +579,57 @@ async fn events_from_other_nats_clients_are_events_too() {
     assert_eq!(next_event_within(&mut second, WAIT).await.id, kitchen.id);
     assert_eq!(next_event_within(&mut second, WAIT).await.id, door.id);
 }
+
+/// The scheduler takes no lock that readers wait for while a change awaits
+/// the network: with the NATS server frozen (SIGSTOP) in the middle of
+/// registering an event trigger (its durable consumer is being created),
+/// `/healthz`, `/metrics` and the admin API still answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn healthz_answers_while_a_registration_waits_on_a_frozen_nats() {
+    let server = NatsServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        &server,
+        "[[trigger]]\nid = \"hook\"\nkind = \"api\"\ntopic = \"hooks.in\"\n",
+    );
+    let host = Host::start(Config::load(&config).unwrap()).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(http::serve(
+        listener,
+        AppState::new(host.clone()),
+        std::future::pending(),
+    ));
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+
+    server.freeze();
+    let adding = tokio::spawn({
+        let host = host.clone();
+        async move {
+            let table =
+                json!({"id": "relay", "kind": "event", "source": "hooks.*", "topic": "relayed"});
+            let table = wasmsched::config::TriggerConfig::from_json(table).unwrap();
+            host.add_trigger(table).await
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!adding.is_finished(), "the registration waits on NATS");
+    for path in ["/healthz", "/metrics", "/api/admin/triggers"] {
+        let response = client.get(format!("{base}{path}")).send().await;
+        let response = response.unwrap_or_else(|e| panic!("{path} did not answer: {e}"));
+        assert!(
+            [200, 503].contains(&response.status().as_u16()),
+            "{path}: {}",
+            response.status()
+        );
+    }
+    server.thaw();
+    let added = tokio::time::timeout(WAIT, adding).await.unwrap().unwrap();
+    added.unwrap();
+    assert!(host.scheduler.trigger("relay").await.is_some());
+    host.stop().await;
+}

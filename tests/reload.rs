@@ -463,3 +463,57 @@ async fn a_file_written_slowly_is_loaded_once_complete() {
     assert!(fx.decide(9).await);
     fx.host.stop().await;
 }
+
+/// A pause is the user's: it holds while the plugin is swapped, the
+/// trigger's table is edited, and the plugin file is deleted and put back;
+/// removing the trigger forgets it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_trigger_stays_paused_across_reloads() {
+    let fx = Fixture::start(
+        &[("parity.toml", PARITY)],
+        &[("parity", &guest("accept_even"))],
+    )
+    .await;
+    let held = || async {
+        let registration = fx.host.scheduler.trigger("parity").await;
+        let running = registration.is_some_and(|r| r.trigger.is_running());
+        fx.host.scheduler.is_paused("parity").await && !running
+    };
+    fx.host.pause_trigger("parity").await.unwrap();
+    assert!(held().await);
+
+    let odd = bytes(&guest("accept_odd"));
+    fx.replace("parity.wasm", &odd);
+    eventually("swapped", || {
+        fx.plugin_hash("parity") == Some(content_hash(&odd))
+    })
+    .await;
+    assert!(held().await, "paused after a plugin swap");
+
+    let edited = PARITY.replace("numbers.accepted", "numbers.kept");
+    fx.replace("parity.toml", edited.as_bytes());
+    eventually("edited", || {
+        fx.host
+            .trigger_config("parity")
+            .is_some_and(|t| t.topic.as_str() == "numbers.kept")
+    })
+    .await;
+    assert!(fx.registered("parity"));
+    assert!(held().await, "paused after a manifest edit");
+
+    std::fs::remove_file(fx.file("parity.wasm")).unwrap();
+    eventually("unregistered", || !fx.registered("parity")).await;
+    fx.replace("parity.wasm", &odd);
+    eventually("back", || fx.registered("parity")).await;
+    assert!(held().await, "paused after the plugin came back");
+
+    fx.host.resume_trigger("parity").await.unwrap();
+    assert!(fx.decide(3).await, "resumed: the odd filter decides again");
+
+    fx.host.pause_trigger("parity").await.unwrap();
+    let table = fx.host.remove_trigger("parity").await.unwrap();
+    fx.host.add_trigger(table).await.unwrap();
+    assert!(!fx.host.scheduler.is_paused("parity").await);
+    assert!(fx.decide(5).await, "removed and added again: not paused");
+    fx.host.stop().await;
+}

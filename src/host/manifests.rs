@@ -16,7 +16,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{Host, HostError};
+use super::{Host, HostError, Removal};
 use crate::config::{self, ConfigError, TriggerConfig};
 use crate::trigger::TriggerOptions;
 
@@ -85,7 +85,7 @@ impl Host {
             if declared.iter().any(|t| &t.id == id) {
                 continue;
             }
-            match self.remove_locked(&serial, id).await {
+            match self.remove_locked(&serial, id, Removal::Forget).await {
                 Ok(_) => changes.removed.push(id.clone()),
                 Err(error) => errors.push(error.to_string()),
             }
@@ -102,7 +102,7 @@ impl Host {
                         errors.push(format!("{error} (the trigger keeps its previous table)"));
                         continue;
                     }
-                    if let Err(error) = self.remove_locked(&serial, &id).await {
+                    if let Err(error) = self.remove_locked(&serial, &id, Removal::Replace).await {
                         errors.push(error.to_string());
                         continue;
                     }

@@ -25,7 +25,7 @@ use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 pub use self::manifests::ManifestChanges;
 pub(crate) use self::plugins::Candidate;
-use self::triggers::Declared;
+use self::triggers::{Declared, Removal};
 use crate::bounded::EventLimits;
 use crate::broker::{Broker, BrokerError, MemoryBroker, NatsBroker};
 use crate::config::{BrokerConfig, Config, ConfigError, TriggerConfig};

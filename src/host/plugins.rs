@@ -15,7 +15,7 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use super::{Declared, Failure, Host, HostError, Serial};
+use super::{Declared, Failure, Host, HostError, Removal, Serial};
 use crate::config::TriggerConfig;
 use crate::plugin::{Plugin, PluginError, PluginSlot, content_hash};
 
@@ -235,7 +235,7 @@ impl Host {
         let serial = self.serial().await;
         let file = self.plugin_path(name);
         for id in self.users(name) {
-            match self.remove_locked(&serial, &id).await {
+            match self.remove_locked(&serial, &id, Removal::Replace).await {
                 Ok(config) => {
                     tracing::warn!(trigger = %id, plugin = %name, file = %file.display(), "unregistered the trigger: its plugin file was deleted (it comes back with the file)");
                     self.state_mut().pending.insert(id, config);

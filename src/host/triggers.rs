@@ -14,6 +14,16 @@ use crate::plugin::Worlds;
 use crate::scheduler::{Registration, SchedulerError};
 use crate::trigger::{Trigger, TriggerKind, TriggerOptions, create_trigger};
 
+/// What removing a trigger does to its pause.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Removal {
+    /// The trigger is gone (admin API, or its table left its manifest).
+    Forget,
+    /// The trigger comes back (a changed table, its plugin file restored):
+    /// a paused one stays paused.
+    Replace,
+}
+
 /// How registering a declared trigger went, short of an error.
 pub(super) enum Declared {
     Registered,
@@ -41,10 +51,25 @@ impl Host {
         self.add_locked(&serial, config, native).await
     }
 
-    /// Stops and removes a trigger (or forgets a pending one).
+    /// Stops and removes a trigger (or forgets a pending one), and
+    /// whether it was paused.
     pub async fn remove_trigger(&self, id: &str) -> Result<TriggerConfig, HostError> {
         let serial = self.serial().await;
-        self.remove_locked(&serial, id).await
+        self.remove_locked(&serial, id, Removal::Forget).await
+    }
+
+    /// Stops a trigger until [`Self::resume_trigger`]; the pause holds
+    /// across restarts of the scheduler, a changed manifest table and a
+    /// plugin file deleted and put back.
+    pub async fn pause_trigger(&self, id: &str) -> Result<(), HostError> {
+        let _serial = self.serial().await;
+        Ok(self.scheduler.pause(id).await?)
+    }
+
+    /// Starts a paused trigger again (or one whose start failed).
+    pub async fn resume_trigger(&self, id: &str) -> Result<(), HostError> {
+        let _serial = self.serial().await;
+        Ok(self.scheduler.resume(id).await?)
     }
 
     /// The table behind a registered trigger.
@@ -101,7 +126,11 @@ impl Host {
         &self,
         _: &Serial<'_>,
         id: &str,
+        removal: Removal,
     ) -> Result<TriggerConfig, HostError> {
+        if removal == Removal::Forget {
+            self.scheduler.forget_pause(id).await;
+        }
         let pending = self.state_mut().pending.remove(id);
         if let Some(config) = pending {
             if let Some(plugin) = &config.plugin {
@@ -109,7 +138,7 @@ impl Host {
             }
             return Ok(config);
         }
-        self.scheduler.unregister_trigger(id).await?;
+        self.scheduler.withdraw(id).await?;
         let bound = self.state_mut().triggers.remove(id);
         bound
             .map(|b| b.config)

@@ -143,11 +143,7 @@ pub async fn pause(
     State(app): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<TriggerView>> {
-    app.host
-        .scheduler
-        .pause(&id)
-        .await
-        .map_err(scheduler_error)?;
+    app.host.pause_trigger(&id).await.map_err(host_error)?;
     get_trigger(State(app), Path(id)).await
 }
 
@@ -155,11 +151,7 @@ pub async fn resume(
     State(app): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<TriggerView>> {
-    app.host
-        .scheduler
-        .resume(&id)
-        .await
-        .map_err(scheduler_error)?;
+    app.host.resume_trigger(&id).await.map_err(host_error)?;
     get_trigger(State(app), Path(id)).await
 }
 

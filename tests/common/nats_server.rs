@@ -38,6 +38,23 @@ impl NatsServer {
         }
     }
 
+    /// Stops the process (SIGSTOP): connections stay open, nothing answers.
+    pub fn freeze(&self) {
+        self.signal(libc::SIGSTOP);
+    }
+
+    /// Lets a frozen server run again (SIGCONT).
+    pub fn thaw(&self) {
+        self.signal(libc::SIGCONT);
+    }
+
+    fn signal(&self, signal: libc::c_int) {
+        let child = self.child.as_ref().expect("the server is running");
+        let pid = libc::pid_t::try_from(child.id()).expect("a pid");
+        // SAFETY: kill(2) with our own child's pid and a valid signal.
+        assert_eq!(unsafe { libc::kill(pid, signal) }, 0);
+    }
+
     /// Starts it again on the same port with the same store.
     pub fn restart(&mut self) {
         self.kill();
