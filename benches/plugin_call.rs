@@ -30,8 +30,7 @@ use tokio::runtime::{Builder, Runtime};
 
 use serde_json::{Value, json};
 use wasmsched::plugin::{PluginRuntime, RuntimeOptions};
-use wasmsched::trigger::TriggerKind;
-use wasmsched::{Event, Factory, Filter, Firing, NewEvent, Topic, factory_fn, filter_fn};
+use wasmsched::{Cause, Event, Factory, Filter, Firing, NewEvent, Topic, factory_fn, filter_fn};
 
 const ROUNDS: usize = 7;
 
@@ -103,15 +102,9 @@ fn main() {
     // Factory: the github_webhook plugin vs the same mapping as a closure.
     let payload =
         json!({"action": "opened", "repository": {"full_name": "o/r"}, "sender": {"login": "u"}});
-    let firing = Firing {
-        trigger_id: "bench".into(),
-        kind: TriggerKind::Api,
-        instant: chrono::Utc::now(),
-        payload: Some(payload),
-        source: None,
-    };
+    let firing = Firing::new("bench", chrono::Utc::now(), Cause::Api { payload });
     let native_factory = factory_fn(|f: &Firing| {
-        let p = f.payload.clone().unwrap_or(Value::Null);
+        let p = f.payload().cloned().unwrap_or(Value::Null);
         Ok(vec![NewEvent::new(json!({
             "kind": "github",
             "action": p["action"],

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use serde_json::json;
 use wasmsched::broker::SubscriberKind;
 use wasmsched::{
-    Broker, Event, MemoryBroker, NewEvent, Scheduler, Topic, TopicPattern, async_factory_fn,
+    Broker, Cause, Event, MemoryBroker, NewEvent, Scheduler, Topic, TopicPattern, async_factory_fn,
     create_api_trigger, create_event_trigger, filter_fn,
 };
 
@@ -22,10 +22,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let alerts = create_event_trigger(
         "logs.**",
         Some(async_factory_fn(|firing| async move {
-            let log = &firing.source.as_ref().expect("an event trigger").data;
-            let on_call = on_call_for(log["service"].as_str().unwrap_or("?")).await;
+            let Cause::Event { source: log } = &firing.cause else {
+                return Ok(vec![]); // only events fire this trigger
+            };
+            let service = log.data["service"].as_str().unwrap_or("?");
+            let on_call = on_call_for(service).await;
             Ok(vec![NewEvent::new(json!({
-                "alert": format!("ERROR in {}", log["service"]),
+                "alert": format!("ERROR in {service}"),
                 "page": on_call,
             }))])
         })),

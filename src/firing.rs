@@ -17,6 +17,7 @@ use serde_json::{Value, json};
 
 use crate::bounded::{self, EventLimits, LimitError};
 use crate::broker::{Broker, BrokerError};
+use crate::clock::Clock;
 use crate::event::{Event, NewEvent};
 use crate::topic::Topic;
 use crate::trigger::TriggerKind;
@@ -24,17 +25,76 @@ use crate::trigger::TriggerKind;
 /// Errors returned by user logic (closures, plugins).
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// One firing of a trigger.
-#[derive(Debug, Clone, Serialize)]
+/// One firing of a trigger: which trigger, when, and what fired it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Firing {
     pub trigger_id: String,
-    pub kind: TriggerKind,
     /// The scheduled instant (cron) or the instant the firing was received.
     pub instant: DateTime<Utc>,
-    /// The payload of an api call.
-    pub payload: Option<Value>,
-    /// The event that fired an event trigger.
-    pub source: Option<Event>,
+    /// What fired the trigger, with what it carries.
+    pub cause: Cause,
+}
+
+/// What fired a trigger: one variant per [`TriggerKind`].
+///
+/// ```
+/// use wasmsched::{Cause, Firing};
+/// fn describe(firing: &Firing) -> String {
+///     match &firing.cause {
+///         Cause::Cron => format!("scheduled for {}", firing.instant),
+///         Cause::Api { payload } => format!("called with {payload}"),
+///         Cause::Event { source } => format!("event {} on {}", source.id, source.topic),
+///         _ => "something new".to_owned(),
+///     }
+/// }
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum Cause {
+    /// The schedule came due; [`Firing::instant`] is the scheduled instant.
+    Cron,
+    /// An api call (HTTP or [`crate::ApiTrigger::trigger`]) with its payload.
+    Api { payload: Value },
+    /// An event on the trigger's source pattern (that its filter accepted,
+    /// or made up by "run now").
+    Event { source: Event },
+}
+
+impl Firing {
+    /// A firing of `trigger_id` at `instant`, caused by `cause`.
+    pub fn new(trigger_id: impl Into<String>, instant: DateTime<Utc>, cause: Cause) -> Self {
+        Self {
+            trigger_id: trigger_id.into(),
+            instant,
+            cause,
+        }
+    }
+
+    /// The kind of trigger that fired.
+    pub fn kind(&self) -> TriggerKind {
+        match self.cause {
+            Cause::Cron => TriggerKind::Cron,
+            Cause::Api { .. } => TriggerKind::Api,
+            Cause::Event { .. } => TriggerKind::Event,
+        }
+    }
+
+    /// The api payload, for an api firing.
+    pub fn payload(&self) -> Option<&Value> {
+        match &self.cause {
+            Cause::Api { payload } => Some(payload),
+            _ => None,
+        }
+    }
+
+    /// The source event, for an event firing.
+    pub fn source(&self) -> Option<&Event> {
+        match &self.cause {
+            Cause::Event { source } => Some(source),
+            _ => None,
+        }
+    }
 }
 
 /// Turns a firing into events.
@@ -230,9 +290,16 @@ pub struct Dispatcher {
     pub counters: Arc<TriggerCounters>,
     /// Checked before anything of a firing is published.
     pub limits: EventLimits,
+    /// Stamps api and event firings.
+    pub clock: Clock,
 }
 
 impl Dispatcher {
+    /// A firing of this trigger now (by the scheduler's clock).
+    pub fn firing(&self, cause: Cause) -> Firing {
+        Firing::new(self.trigger_id.clone(), self.clock.now(), cause)
+    }
+
     /// Runs the factory (or the default) and publishes what it returns.
     /// Failures are counted and logged with the trigger id.
     pub async fn fire(&self, firing: Firing) -> Result<usize, FireError> {
@@ -301,10 +368,10 @@ impl Dispatcher {
 /// Later events of one firing add `/<index>`. Api calls have no key: two
 /// calls are two firings.
 fn publish_key(firing: &Firing, index: usize) -> Option<String> {
-    let base = match (&firing.kind, &firing.source) {
-        (TriggerKind::Cron, _) => format!("{}:{}", firing.trigger_id, firing.instant.to_rfc3339()),
-        (TriggerKind::Event, Some(source)) => format!("{}:{}", firing.trigger_id, source.id),
-        _ => return None,
+    let base = match &firing.cause {
+        Cause::Cron => format!("{}:{}", firing.trigger_id, firing.instant.to_rfc3339()),
+        Cause::Event { source } => format!("{}:{}", firing.trigger_id, source.id),
+        Cause::Api { .. } => return None,
     };
     Some(match index {
         0 => base,
@@ -315,10 +382,10 @@ fn publish_key(firing: &Firing, index: usize) -> Option<String> {
 /// What a trigger without a factory publishes: the api payload, the source
 /// event's data, or the scheduled instant.
 fn default_event(firing: &Firing) -> NewEvent {
-    let data = match (&firing.payload, &firing.source) {
-        (Some(payload), _) => payload.clone(),
-        (None, Some(source)) => source.data.clone(),
-        (None, None) => json!({
+    let data = match &firing.cause {
+        Cause::Api { payload } => payload.clone(),
+        Cause::Event { source } => source.data.clone(),
+        Cause::Cron => json!({
             "trigger_id": firing.trigger_id,
             "scheduled": firing.instant.to_rfc3339(),
         }),
@@ -341,19 +408,13 @@ pub(crate) fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
 mod tests {
     use super::*;
 
-    fn firing(kind: TriggerKind, source: Option<Event>) -> Firing {
-        Firing {
-            trigger_id: "t".to_owned(),
-            kind,
-            instant: "2030-01-07T09:00:00Z".parse().unwrap(),
-            payload: None,
-            source,
-        }
+    fn firing(cause: Cause) -> Firing {
+        Firing::new("t", "2030-01-07T09:00:00Z".parse().unwrap(), cause)
     }
 
     #[test]
     fn publish_keys_name_the_trigger_and_what_fired_it() {
-        let cron = firing(TriggerKind::Cron, None);
+        let cron = firing(Cause::Cron);
         assert_eq!(
             publish_key(&cron, 0).unwrap(),
             "t:2030-01-07T09:00:00+00:00"
@@ -364,8 +425,11 @@ mod tests {
         );
         let source = Event::new(Topic::new("a").unwrap(), Value::Null);
         let id = source.id;
-        let event = firing(TriggerKind::Event, Some(source));
+        let event = firing(Cause::Event { source });
         assert_eq!(publish_key(&event, 0).unwrap(), format!("t:{id}"));
-        assert_eq!(publish_key(&firing(TriggerKind::Api, None), 0), None);
+        let api = firing(Cause::Api {
+            payload: Value::Null,
+        });
+        assert_eq!(publish_key(&api, 0), None);
     }
 }

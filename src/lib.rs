@@ -22,7 +22,7 @@
 //! let scheduler = Scheduler::new(Arc::new(MemoryBroker::new()));
 //! let hook = create_api_trigger(Some(async_factory_fn(|firing| async move {
 //!     tokio::time::sleep(std::time::Duration::from_millis(1)).await; // a lookup, say
-//!     Ok(vec![NewEvent::new(firing.payload.unwrap_or_default())])
+//!     Ok(vec![NewEvent::new(firing.payload().cloned().unwrap_or_default())])
 //! })));
 //! scheduler.register_trigger("hook", hook.clone(), Topic::new("hooks.in")?).await?;
 //! scheduler.start().await?;
@@ -55,7 +55,8 @@ pub use clock::Clock;
 pub use cron::{CronError, CronSchedule};
 pub use event::{Event, NewEvent};
 pub use firing::{
-    BoxError, Factory, Filter, Firing, async_factory_fn, async_filter_fn, factory_fn, filter_fn,
+    BoxError, Cause, Factory, Filter, Firing, async_factory_fn, async_filter_fn, factory_fn,
+    filter_fn,
 };
 pub use plugin::{CallError, Plugin, PluginError, PluginRuntime};
 pub use scheduler::{Registration, Scheduler, SchedulerError};

@@ -171,7 +171,7 @@ async fn replicas_share_an_event_trigger_so_each_event_is_handled_once() {
         let handled = Arc::new(Mutex::new(Vec::new()));
         let log = handled.clone();
         let factory = factory_fn(move |firing| {
-            let source = firing.source.as_ref().expect("an event firing");
+            let source = firing.source().expect("an event firing");
             log.lock().unwrap().push(source.data["n"].as_u64().unwrap());
             Ok(vec![NewEvent::new(source.data.clone())])
         });
@@ -230,7 +230,7 @@ async fn a_failing_factory_is_retried_then_the_event_is_dead_lettered() {
     let attempts: Arc<Mutex<BTreeMap<String, Vec<Instant>>>> = Arc::default();
     let counted = attempts.clone();
     let factory = factory_fn(move |firing| {
-        let data = &firing.source.as_ref().unwrap().data;
+        let data = &firing.source().unwrap().data;
         let kind = data["kind"].as_str().unwrap().to_owned();
         let attempt = {
             let mut attempts = counted.lock().unwrap();
@@ -255,7 +255,7 @@ async fn a_failing_factory_is_retried_then_the_event_is_dead_lettered() {
     let everything: Arc<Mutex<Vec<String>>> = Arc::default();
     let seen = everything.clone();
     let audit = factory_fn(move |firing| {
-        let source = firing.source.as_ref().unwrap();
+        let source = firing.source().unwrap();
         seen.lock().unwrap().push(source.topic.as_str().to_owned());
         Ok(vec![])
     });

@@ -21,9 +21,9 @@ use wasmsched::broker::Subscription;
 use wasmsched::plugin::{
     CallError, Limits, Plugin, PluginError, PluginRuntime, RuntimeOptions, Worlds,
 };
-use wasmsched::trigger::TriggerKind;
 use wasmsched::{
-    BoxError, Broker, Event, Firing, MemoryBroker, Scheduler, Topic, Trigger, create_event_trigger,
+    BoxError, Broker, Cause, Event, Firing, MemoryBroker, Scheduler, Topic, Trigger,
+    create_event_trigger,
 };
 
 // ---------------------------------------------------------------- helpers
@@ -78,14 +78,8 @@ fn at(text: &str) -> DateTime<Utc> {
         .with_timezone(&Utc)
 }
 
-fn firing(kind: TriggerKind, payload: Option<Value>, source: Option<Event>) -> Firing {
-    Firing {
-        trigger_id: "t1".into(),
-        kind,
-        instant: at("2026-11-26T03:00:00Z"),
-        payload,
-        source,
-    }
+fn firing(cause: Cause) -> Firing {
+    Firing::new("t1", at("2026-11-26T03:00:00Z"), cause)
 }
 
 /// The CallError behind a port's BoxError.
@@ -211,7 +205,9 @@ async fn error_alert_filters_by_level_and_makes_an_alert() {
     let factory = plugin.factory("alerts", BTreeMap::new()).unwrap();
     let source = log("ERROR");
     let events = factory
-        .make_events(&firing(TriggerKind::Event, None, Some(source.clone())))
+        .make_events(&firing(Cause::Event {
+            source: source.clone(),
+        }))
         .await
         .unwrap();
     assert_eq!(events.len(), 1);
@@ -227,12 +223,7 @@ async fn error_alert_filters_by_level_and_makes_an_alert() {
         })
     );
 
-    let error = call_error(
-        factory
-            .make_events(&firing(TriggerKind::Cron, None, None))
-            .await
-            .unwrap_err(),
-    );
+    let error = call_error(factory.make_events(&firing(Cause::Cron)).await.unwrap_err());
     assert!(
         matches!(&error, CallError::Failed { message, .. } if message == "error_alert expects an event trigger"),
         "{error:?}"
@@ -251,7 +242,9 @@ async fn github_webhook_turns_a_payload_into_an_event() {
     });
     let factory = plugin.factory("github", BTreeMap::new()).unwrap();
     let events = factory
-        .make_events(&firing(TriggerKind::Api, Some(payload.clone()), None))
+        .make_events(&firing(Cause::Api {
+            payload: payload.clone(),
+        }))
         .await
         .unwrap();
     assert_eq!(events.len(), 1);
@@ -272,7 +265,9 @@ async fn github_webhook_turns_a_payload_into_an_event() {
         .factory("github", config(&[("topic", "webhooks.github.custom")]))
         .unwrap();
     let events = custom
-        .make_events(&firing(TriggerKind::Api, Some(json!({"zen": "hi"})), None))
+        .make_events(&firing(Cause::Api {
+            payload: json!({"zen": "hi"}),
+        }))
         .await
         .unwrap();
     assert_eq!(
@@ -288,7 +283,7 @@ async fn github_webhook_turns_a_payload_into_an_event() {
         .unwrap();
     let before = plugin.stats().bad_data;
     let error = call_error(
-        bad.make_events(&firing(TriggerKind::Api, Some(json!({})), None))
+        bad.make_events(&firing(Cause::Api { payload: json!({}) }))
             .await
             .unwrap_err(),
     );
@@ -315,10 +310,7 @@ async fn pipeline_stage_announces_the_scheduled_stage() {
     let factory = plugin
         .factory("nightly-collection", BTreeMap::new())
         .unwrap();
-    let events = factory
-        .make_events(&firing(TriggerKind::Cron, None, None))
-        .await
-        .unwrap();
+    let events = factory.make_events(&firing(Cause::Cron)).await.unwrap();
     assert_eq!(events.len(), 1);
     assert_eq!(
         events[0].data,
@@ -327,10 +319,7 @@ async fn pipeline_stage_announces_the_scheduled_stage() {
     let heartbeat = plugin
         .factory("heartbeat", config(&[("stage", "heartbeat")]))
         .unwrap();
-    let events = heartbeat
-        .make_events(&firing(TriggerKind::Cron, None, None))
-        .await
-        .unwrap();
+    let events = heartbeat.make_events(&firing(Cause::Cron)).await.unwrap();
     assert_eq!(events[0].data["stage"], "heartbeat");
 }
 
@@ -415,10 +404,7 @@ async fn guest_logs_and_stderr_reach_the_host_log_tagged() {
         .factory("heartbeat", config(&[("stage", "heartbeat")]))
         .unwrap();
     let logs = capture_logs(async {
-        factory
-            .make_events(&firing(TriggerKind::Cron, None, None))
-            .await
-            .unwrap();
+        factory.make_events(&firing(Cause::Cron)).await.unwrap();
     })
     .await;
     let line = logs

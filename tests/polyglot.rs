@@ -31,10 +31,9 @@ use serde_json::{Value, json};
 use wasmsched::broker::Subscription;
 use wasmsched::clock::Clock;
 use wasmsched::plugin::{CallError, Plugin, PluginRuntime, RuntimeOptions, Worlds};
-use wasmsched::trigger::TriggerKind;
 use wasmsched::{
-    BoxError, Broker, Event, Firing, MemoryBroker, Scheduler, Topic, Trigger, create_api_trigger,
-    create_cron_trigger, create_event_trigger,
+    BoxError, Broker, Cause, Event, Firing, MemoryBroker, Scheduler, Topic, Trigger,
+    create_api_trigger, create_cron_trigger, create_event_trigger,
 };
 
 // ---------------------------------------------------------------- loading
@@ -241,13 +240,8 @@ async fn check_ports(pair: &Pair) {
         .enrich
         .factory("direct", config(&[("label", "direct")]))
         .unwrap();
-    let firing = Firing {
-        trigger_id: "direct".into(),
-        kind: TriggerKind::Api,
-        instant: at("2026-11-26T03:00:00Z"),
-        payload: Some(json!({"order": 7, "note": "ünïcode"})),
-        source: None,
-    };
+    let payload = json!({"order": 7, "note": "ünïcode"});
+    let firing = Firing::new("direct", at("2026-11-26T03:00:00Z"), Cause::Api { payload });
     let events = factory.make_events(&firing).await.unwrap();
     assert_eq!(events.len(), 1, "{name}");
     assert_eq!(events[0].topic, None, "goes to the trigger's topic");

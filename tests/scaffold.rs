@@ -25,7 +25,7 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 use wasmsched::plugin::{PluginRuntime, RuntimeOptions};
 use wasmsched::trigger::TriggerKind;
-use wasmsched::{Event, Firing, Topic};
+use wasmsched::{Cause, Event, Firing, Topic};
 
 const REPO: &str = env!("CARGO_MANIFEST_DIR");
 const BIN: &str = env!("CARGO_BIN_EXE_wasmsched");
@@ -201,13 +201,16 @@ async fn check_installed(plugins: &Path, project: &Path, name: &str, only_host_i
         assert_eq!(trigger.plugin.as_deref(), Some(name));
         assert_eq!(trigger.topic.as_str(), format!("{name}.events"));
         let factory = plugin.factory(&trigger.id, trigger.config.clone()).unwrap();
-        let firing = Firing {
-            trigger_id: trigger.id.clone(),
-            kind: trigger.kind,
-            instant: at("2026-11-26T03:00:00Z"),
-            payload: (trigger.kind == TriggerKind::Api).then(|| json!({"x": 1})),
-            source: None,
+        let cause = match trigger.kind {
+            TriggerKind::Api => Cause::Api {
+                payload: json!({"x": 1}),
+            },
+            TriggerKind::Cron => Cause::Cron,
+            TriggerKind::Event => Cause::Event {
+                source: Event::new(Topic::new("a.b").unwrap(), json!({})),
+            },
         };
+        let firing = Firing::new(trigger.id.clone(), at("2026-11-26T03:00:00Z"), cause);
         let events = factory.make_events(&firing).await.unwrap();
         assert_eq!(events.len(), 1, "{name}");
         assert_eq!(events[0].topic, None, "{name}: the trigger's own topic");
@@ -226,13 +229,7 @@ async fn check_installed(plugins: &Path, project: &Path, name: &str, only_host_i
     // Without a `greeting` config: the default.
     let factory = plugin.factory("bare", BTreeMap::new()).unwrap();
     let source = Event::new(Topic::new("a.b").unwrap(), json!({}));
-    let firing = Firing {
-        trigger_id: "bare".into(),
-        kind: TriggerKind::Event,
-        instant: at("2026-11-26T03:00:00Z"),
-        payload: None,
-        source: Some(source),
-    };
+    let firing = Firing::new("bare", at("2026-11-26T03:00:00Z"), Cause::Event { source });
     let events = factory.make_events(&firing).await.unwrap();
     assert_eq!(
         events[0].data,

@@ -78,7 +78,7 @@ async fn seed_scenario_data_pipeline_cron_then_event_then_event() {
     let process = create_event_trigger(
         "pipeline.collection.completed",
         Some(factory_fn(|f| {
-            let rows = &f.source.as_ref().unwrap().data["rows_count"];
+            let rows = &f.source().unwrap().data["rows_count"];
             Ok(vec![NewEvent::new(json!({ "rows": rows }))])
         })),
         None,
@@ -138,7 +138,7 @@ async fn seed_scenario_error_alerting_on_logs_with_a_level_filter() {
     let alert = create_event_trigger(
         "logs.**",
         Some(factory_fn(|f| {
-            let source = f.source.as_ref().unwrap();
+            let source = f.source().unwrap();
             let service = source.data["service"].as_str().unwrap_or("unknown");
             Ok(vec![NewEvent::new(json!({
                 "message": format!("ERROR in {service}: {}", source.data["message"].as_str().unwrap_or("")),
@@ -191,7 +191,7 @@ async fn seed_scenario_webhook_to_event() {
     let broker = MemoryBroker::new();
     let scheduler = Scheduler::new(Arc::new(broker.clone()));
     let github = create_api_trigger(Some(factory_fn(|f| {
-        let payload = f.payload.clone().unwrap_or(Value::Null);
+        let payload = f.payload().cloned().unwrap_or(Value::Null);
         Ok(vec![NewEvent::new(
             json!({ "source": "github", "payload": payload }),
         )])

@@ -85,14 +85,14 @@ pub(crate) fn event_to_wit(event: &Event) -> wit::Event {
 pub(crate) fn firing_to_wit(firing: &Firing) -> wit::Firing {
     wit::Firing {
         trigger_id: firing.trigger_id.clone(),
-        kind: match firing.kind {
+        kind: match firing.kind() {
             TriggerKind::Cron => wit::TriggerKind::Cron,
             TriggerKind::Api => wit::TriggerKind::Api,
             TriggerKind::Event => wit::TriggerKind::Event,
         },
         instant: time(&firing.instant),
-        payload: firing.payload.as_ref().map(|p| p.to_string()),
-        source: firing.source.as_ref().map(event_to_wit),
+        payload: firing.payload().map(|p| p.to_string()),
+        source: firing.source().map(event_to_wit),
     }
 }
 

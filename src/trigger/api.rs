@@ -4,11 +4,10 @@ use std::any::Any;
 use std::sync::{Arc, RwLock};
 
 use async_trait::async_trait;
-use chrono::Utc;
 use serde_json::Value;
 
 use super::{Binding, Trigger, TriggerError, TriggerKind, TriggerState};
-use crate::firing::{Dispatcher, Factory, Firing};
+use crate::firing::{Cause, Dispatcher, Factory};
 
 /// Fires once per [`ApiTrigger::trigger`] call, with the caller's payload.
 pub struct ApiTrigger {
@@ -35,13 +34,7 @@ impl ApiTrigger {
             .unwrap_or_else(|p| p.into_inner())
             .clone()
             .ok_or(TriggerError::NotRunning)?;
-        let firing = Firing {
-            trigger_id: dispatcher.trigger_id.clone(),
-            kind: TriggerKind::Api,
-            instant: Utc::now(),
-            payload: Some(payload),
-            source: None,
-        };
+        let firing = dispatcher.firing(Cause::Api { payload });
         dispatcher.fire(firing).await?;
         Ok(self.fire_count())
     }

@@ -9,7 +9,7 @@ use tokio_util::task::TaskTracker;
 
 use super::{Binding, Trigger, TriggerError, TriggerKind, TriggerState};
 use crate::cron::CronSchedule;
-use crate::firing::{Dispatcher, Factory, Firing};
+use crate::firing::{Cause, Dispatcher, Factory, Firing};
 use crate::timer::{TimerHandle, TimerKey};
 
 /// Fires at every instant of its schedule, through the scheduler's shared timer.
@@ -53,13 +53,7 @@ impl CronTrigger {
 }
 
 fn firing(dispatcher: &Dispatcher, instant: DateTime<Utc>) -> Firing {
-    Firing {
-        trigger_id: dispatcher.trigger_id.clone(),
-        kind: TriggerKind::Cron,
-        instant,
-        payload: None,
-        source: None,
-    }
+    Firing::new(dispatcher.trigger_id.clone(), instant, Cause::Cron)
 }
 
 #[async_trait]

@@ -7,7 +7,6 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use chrono::Utc;
 use futures_util::stream::FuturesUnordered;
 use futures_util::{FutureExt, StreamExt};
 use tokio::sync::watch;
@@ -17,7 +16,7 @@ use super::{Binding, Trigger, TriggerError, TriggerKind, TriggerState};
 use crate::bounded;
 use crate::broker::{Delivery, SubscriberKind, Subscription};
 use crate::event::Event;
-use crate::firing::{Dispatcher, Factory, Filter, Firing, panic_message};
+use crate::firing::{Cause, Dispatcher, Factory, Filter, panic_message};
 use crate::topic::{Topic, TopicPattern};
 use serde_json::Value;
 
@@ -91,13 +90,9 @@ impl Consumer {
         let outcome = match self.accepts(&delivery.event).await {
             Ok(false) => Ok(()),
             Ok(true) => {
-                let firing = Firing {
-                    trigger_id: self.dispatcher.trigger_id.clone(),
-                    kind: TriggerKind::Event,
-                    instant: Utc::now(),
-                    payload: None,
-                    source: Some(delivery.event.clone()),
-                };
+                let firing = self.dispatcher.firing(Cause::Event {
+                    source: delivery.event.clone(),
+                });
                 self.dispatcher
                     .fire(firing)
                     .await
@@ -212,13 +207,7 @@ impl Trigger for EventTrigger {
         let source = Event::new(topic, payload.unwrap_or(Value::Null))
             .with_header("wasmsched-run-now", "true");
         dispatcher
-            .fire(Firing {
-                trigger_id: dispatcher.trigger_id.clone(),
-                kind: TriggerKind::Event,
-                instant: Utc::now(),
-                payload: None,
-                source: Some(source),
-            })
+            .fire(dispatcher.firing(Cause::Event { source }))
             .await?;
         Ok(self.fire_count())
     }

@@ -178,6 +178,7 @@ impl TriggerState {
             factory: factory.clone(),
             counters: self.counters.clone(),
             limits: binding.limits,
+            clock: binding.clock,
         }
     }
 }
