@@ -25,7 +25,9 @@ fn main() {
     let target_dir = guest_target_dir(&manifest_dir);
     let out = target_dir.join("wasm32-wasip2/release");
     println!("cargo:rustc-env=WASMSCHED_GUEST_DIR={}", out.display());
-    if std::env::var_os("WASMSCHED_SKIP_GUESTS").is_some() || !workspace.exists() {
+    // The core alone (`--no-default-features`) runs no plugin.
+    let plugins = std::env::var_os("CARGO_FEATURE_PLUGINS").is_some();
+    if !plugins || std::env::var_os("WASMSCHED_SKIP_GUESTS").is_some() || !workspace.exists() {
         return;
     }
     watch(&workspace);

@@ -90,7 +90,7 @@ async fn first_acceptance(host: &Host, trigger: &Arc<dyn Trigger>, odd: bool) ->
     loop {
         let before = trigger.stats();
         let decided =
-            |s: wasmsched::firing::TriggerStats| s.filter_accepted + s.filter_rejected + s.errors;
+            |s: wasmsched::trigger::TriggerStats| s.filter_accepted + s.filter_rejected + s.errors;
         host.broker
             .publish(Event::new(topic.clone(), json!({ "n": n })))
             .await

@@ -10,8 +10,13 @@
 //!
 //! Factories and filters are async ([`Factory`], [`Filter`]): a native one
 //! may await (a database, an HTTP call) and only its own firing waits;
-//! WebAssembly plugins yield to the runtime every millisecond, so a slow
-//! one never holds a worker thread ([`plugin`]).
+//! WebAssembly plugins (feature `plugins`) yield to the runtime every
+//! millisecond, so a slow one never holds a worker thread.
+//!
+//! Cargo features, all on by default: `plugins` (the WebAssembly runtime),
+//! `nats` (the JetStream broker), `host` (config files, hot reload, the
+//! HTTP API) and `cli` (the `wasmsched` binary). Embedding with native
+//! closures needs none of them: `cargo build --no-default-features`.
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
@@ -32,25 +37,33 @@
 //! # }
 //! ```
 
+// The core: builds with `--no-default-features`.
 pub mod bounded;
 pub mod broker;
 pub mod clock;
-pub mod config;
 pub mod cron;
 pub mod event;
 pub mod firing;
-pub mod host;
-pub mod http;
-pub mod plugin;
 pub mod scheduler;
 pub mod timer;
 pub mod topic;
 pub mod trigger;
 pub mod units;
-pub mod watch;
+
+// Behind Cargo features (all on by default): see Cargo.toml.
+#[cfg(feature = "host")]
+pub mod config;
+#[cfg(feature = "host")]
+pub mod host;
+#[cfg(feature = "host")]
+pub mod http;
+#[cfg(feature = "plugins")]
+pub mod plugin;
 
 pub use bounded::EventLimits;
-pub use broker::{Broker, BrokerError, MemoryBroker, NatsBroker, NatsOptions};
+pub use broker::{Broker, BrokerError, MemoryBroker};
+#[cfg(feature = "nats")]
+pub use broker::{NatsBroker, NatsOptions};
 pub use clock::Clock;
 pub use cron::{CronError, CronSchedule};
 pub use event::{Event, NewEvent};
@@ -58,6 +71,7 @@ pub use firing::{
     BoxError, Cause, Factory, Filter, Firing, async_factory_fn, async_filter_fn, factory_fn,
     filter_fn,
 };
+#[cfg(feature = "plugins")]
 pub use plugin::{CallError, Plugin, PluginError, PluginRuntime};
 pub use scheduler::{Registration, Scheduler, SchedulerError};
 pub use topic::{Topic, TopicError, TopicPattern};

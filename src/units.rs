@@ -8,7 +8,7 @@ use serde::de::{self, Deserializer, Visitor};
 
 /// Serde adapter: a duration string (see [`parse_duration`]) or a number
 /// of milliseconds.
-pub(crate) fn deserialize_duration<'de, D: Deserializer<'de>>(
+pub fn deserialize_duration<'de, D: Deserializer<'de>>(
     deserializer: D,
 ) -> Result<Duration, D::Error> {
     struct V;
@@ -33,9 +33,7 @@ pub(crate) fn deserialize_duration<'de, D: Deserializer<'de>>(
 }
 
 /// Serde adapter: a size string (see [`parse_bytes`]) or a number of bytes.
-pub(crate) fn deserialize_bytes<'de, D: Deserializer<'de>>(
-    deserializer: D,
-) -> Result<u64, D::Error> {
+pub fn deserialize_bytes<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
     struct V;
     impl Visitor<'_> for V {
         type Value = u64;

@@ -19,9 +19,9 @@ use serde_json::json;
 use tempfile::TempDir;
 use wasmsched::broker::{SubscriberKind, Subscription};
 use wasmsched::config::Config;
-use wasmsched::firing::TriggerStats;
 use wasmsched::host::Host;
 use wasmsched::plugin::content_hash;
+use wasmsched::trigger::TriggerStats;
 use wasmsched::{Event, Topic, TopicPattern};
 
 // ---------------------------------------------------------------- helpers

@@ -6,6 +6,7 @@
 //! subscription is acknowledged once the trigger has dealt with it.
 
 pub mod memory;
+#[cfg(feature = "nats")]
 pub mod nats;
 
 use async_trait::async_trait;
@@ -15,6 +16,7 @@ use crate::event::Event;
 use crate::topic::TopicPattern;
 
 pub use memory::MemoryBroker;
+#[cfg(feature = "nats")]
 pub use nats::{NatsBroker, NatsOptions};
 
 /// Why the broker refused an operation.

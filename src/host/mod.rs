@@ -1,6 +1,6 @@
 //! The host: a running scheduler assembled from a [`Config`], with the
 //! plugins its triggers name, changeable at run time (admin API, and hot
-//! reload of the plugins directory: see [`crate::watch`]).
+//! reload of the plugins directory, followed by its helper `watch.rs`).
 //!
 //! What it keeps: each plugin in a [`PluginSlot`] its triggers call
 //! through (so a new version is swapped in without touching them); each
@@ -17,6 +17,7 @@
 mod manifests;
 mod plugins;
 mod triggers;
+mod watch;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -24,7 +25,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 pub use self::manifests::ManifestChanges;
-pub(crate) use self::plugins::Candidate;
+use self::plugins::Candidate;
 use self::triggers::{Declared, Removal};
 use crate::bounded::EventLimits;
 use crate::broker::{Broker, BrokerError, MemoryBroker, NatsBroker};
@@ -114,7 +115,7 @@ pub struct Host {
     changes: tokio::sync::Mutex<()>,
     problems: Mutex<Vec<String>>,
     reloads: AtomicU64,
-    watcher: Mutex<Option<crate::watch::Watcher>>,
+    watcher: Mutex<Option<watch::Watcher>>,
 }
 
 #[derive(Default)]
@@ -207,7 +208,7 @@ impl Host {
         }
         host.scheduler.start().await?;
         if host.config.watch {
-            let watcher = crate::watch::Watcher::start(&host);
+            let watcher = watch::Watcher::start(&host);
             *host.watcher.lock().unwrap_or_else(|p| p.into_inner()) = watcher;
         }
         Ok(host)
@@ -278,7 +279,7 @@ impl Host {
     /// knows whose file is gone. The watcher does this when it starts (and
     /// after losing events); call it when not watching.
     pub async fn rescan(&self) {
-        crate::watch::rescan(self).await;
+        watch::rescan(self).await;
     }
 
     /// The plugins the host knows (loaded, failed, or waited for), and the

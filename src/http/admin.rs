@@ -14,9 +14,9 @@ use super::api_triggers::{check_bearer, fire_error};
 use super::error::{ApiError, ApiResult, parse_json_object, read_body};
 use crate::broker::BrokerError;
 use crate::config::TriggerConfig;
-use crate::firing::TriggerStats;
 use crate::host::HostError;
 use crate::scheduler::{Registration, SchedulerError};
+use crate::trigger::TriggerStats;
 use crate::trigger::{CronTrigger, TriggerError};
 
 /// Requires `Authorization: Bearer <admin token>` when one is configured.

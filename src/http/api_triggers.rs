@@ -109,7 +109,7 @@ async fn registered(app: &AppState, id: &str) -> ApiResult<Registration> {
 /// broker outage is 503, events over the limits 413 (the payload itself
 /// without a plugin) or 500 (what a plugin made of it), a failing plugin 500.
 pub fn fire_error(id: &str, error: TriggerError) -> ApiError {
-    use crate::firing::FireError;
+    use crate::trigger::FireError;
     let status = match &error {
         TriggerError::NotRunning => StatusCode::CONFLICT,
         TriggerError::Broker(_) | TriggerError::Fire(FireError::Publish { .. }) => {

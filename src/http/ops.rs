@@ -10,8 +10,8 @@ use axum::response::IntoResponse;
 use serde_json::{Value, json};
 
 use super::AppState;
-use crate::firing::TriggerStats;
 use crate::plugin::{LatencyHistogram, PluginStats};
+use crate::trigger::TriggerStats;
 
 /// 200 `"ok"`, or 503 `"degraded"` while the broker is unreachable (the
 /// host keeps running and reconnects).

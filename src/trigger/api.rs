@@ -6,8 +6,9 @@ use std::sync::{Arc, RwLock};
 use async_trait::async_trait;
 use serde_json::Value;
 
+use super::Dispatcher;
 use super::{Binding, Trigger, TriggerError, TriggerKind, TriggerState};
-use crate::firing::{Cause, Dispatcher, Factory};
+use crate::firing::{Cause, Factory};
 
 /// Fires once per [`ApiTrigger::trigger`] call, with the caller's payload.
 pub struct ApiTrigger {

@@ -7,9 +7,10 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use tokio_util::task::TaskTracker;
 
+use super::Dispatcher;
 use super::{Binding, Trigger, TriggerError, TriggerKind, TriggerState};
 use crate::cron::CronSchedule;
-use crate::firing::{Cause, Dispatcher, Factory, Firing};
+use crate::firing::{Cause, Factory, Firing};
 use crate::timer::{TimerHandle, TimerKey};
 
 /// Fires at every instant of its schedule, through the scheduler's shared timer.

@@ -12,11 +12,12 @@ use futures_util::{FutureExt, StreamExt};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use super::Dispatcher;
 use super::{Binding, Trigger, TriggerError, TriggerKind, TriggerState};
 use crate::bounded;
 use crate::broker::{Delivery, SubscriberKind, Subscription};
 use crate::event::Event;
-use crate::firing::{Cause, Dispatcher, Factory, Filter, panic_message};
+use crate::firing::{Cause, Factory, Filter, panic_message};
 use crate::topic::{Topic, TopicPattern};
 use serde_json::Value;
 

@@ -3,79 +3,33 @@
 
 mod api;
 mod cron;
+mod dispatch;
 mod event;
 
 use std::any::Any;
-use std::fmt;
-use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
-use serde::{Deserialize, Serialize};
 
 pub use self::api::ApiTrigger;
 pub use self::cron::CronTrigger;
+pub use self::dispatch::{Dispatcher, FireError, TriggerCounters, TriggerStats};
 pub use self::event::EventTrigger;
 use crate::bounded::EventLimits;
 use crate::broker::{Broker, BrokerError};
 use crate::clock::Clock;
 use crate::cron::CronError;
-use crate::firing::{Dispatcher, Factory, Filter, TriggerCounters, TriggerStats};
+use crate::firing::{Factory, Filter};
+pub use crate::firing::{TriggerKind, UnknownKind};
 use crate::timer::TimerHandle;
 use crate::topic::{Topic, TopicError};
-
-/// The three kinds of trigger.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase", try_from = "String")]
-pub enum TriggerKind {
-    Cron,
-    Api,
-    Event,
-}
-
-impl TriggerKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TriggerKind::Cron => "cron",
-            TriggerKind::Api => "api",
-            TriggerKind::Event => "event",
-        }
-    }
-}
-
-impl fmt::Display for TriggerKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl TryFrom<String> for TriggerKind {
-    type Error = TriggerError;
-    fn try_from(s: String) -> Result<Self, Self::Error> {
-        s.parse()
-    }
-}
-
-impl FromStr for TriggerKind {
-    type Err = TriggerError;
-
-    /// `cron`, `api` or `event`, in any case.
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.to_ascii_lowercase().as_str() {
-            "cron" => Ok(TriggerKind::Cron),
-            "api" => Ok(TriggerKind::Api),
-            "event" => Ok(TriggerKind::Event),
-            _ => Err(TriggerError::UnknownKind(s.to_owned())),
-        }
-    }
-}
 
 /// Why a trigger could not be created, started or fired.
 #[derive(Debug, thiserror::Error)]
 pub enum TriggerError {
-    #[error("unknown trigger kind `{0}`; expected `cron`, `api` or `event`")]
-    UnknownKind(String),
+    #[error(transparent)]
+    UnknownKind(#[from] UnknownKind),
     #[error("{kind} trigger needs `{option}`")]
     MissingOption {
         kind: TriggerKind,
@@ -92,7 +46,7 @@ pub enum TriggerError {
     #[error(transparent)]
     Broker(#[from] BrokerError),
     #[error(transparent)]
-    Fire(#[from] crate::firing::FireError),
+    Fire(#[from] FireError),
 }
 
 /// What the scheduler hands a trigger when it starts it.

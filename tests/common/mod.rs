@@ -26,5 +26,7 @@ pub async fn next_event_within(sub: &mut Subscription, within: Duration) -> Even
         .expect("subscription closed")
         .event
 }
+#[cfg(feature = "cli")]
 pub mod nats_server;
+#[cfg(feature = "cli")]
 pub mod replica;

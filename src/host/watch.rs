@@ -38,8 +38,8 @@ use notify_debouncer_mini::{
 };
 use tokio::sync::mpsc;
 
+use super::{Candidate, Host};
 use crate::config::{self, ConfigError};
-use crate::host::{Candidate, Host};
 
 /// Quiet time after a file's last event before it is looked at.
 pub const DEBOUNCE: Duration = Duration::from_millis(100);

@@ -1,0 +1,225 @@
+//! Dispatch: what a started trigger does with a firing. The factory (or
+//! the default event) makes the events, [`EventLimits`] checks them, and
+//! the broker publishes them, once per key where the firing has one; the
+//! trigger's counters count it all.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use futures_util::FutureExt;
+use serde::Serialize;
+use serde_json::json;
+
+use crate::bounded::{self, EventLimits, LimitError};
+use crate::broker::{Broker, BrokerError};
+use crate::clock::Clock;
+use crate::event::NewEvent;
+use crate::firing::{Cause, Factory, Firing, panic_message};
+use crate::topic::Topic;
+
+/// Counters kept per trigger.
+#[derive(Debug, Default)]
+pub struct TriggerCounters {
+    pub fires: AtomicU64,
+    pub errors: AtomicU64,
+    pub events_published: AtomicU64,
+    pub filter_accepted: AtomicU64,
+    pub filter_rejected: AtomicU64,
+}
+
+/// A snapshot of [`TriggerCounters`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct TriggerStats {
+    pub fires: u64,
+    pub errors: u64,
+    pub events_published: u64,
+    pub filter_accepted: u64,
+    pub filter_rejected: u64,
+}
+
+impl TriggerCounters {
+    pub fn snapshot(&self) -> TriggerStats {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        TriggerStats {
+            fires: get(&self.fires),
+            errors: get(&self.errors),
+            events_published: get(&self.events_published),
+            filter_accepted: get(&self.filter_accepted),
+            filter_rejected: get(&self.filter_rejected),
+        }
+    }
+}
+
+/// Why a firing published nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum FireError {
+    #[error("factory of trigger `{trigger}` failed: {message}")]
+    Factory { trigger: String, message: String },
+    #[error("publishing for trigger `{trigger}` failed: {source}")]
+    Publish {
+        trigger: String,
+        #[source]
+        source: BrokerError,
+    },
+    /// The events broke [`EventLimits`]; none was published.
+    #[error("trigger `{trigger}` published nothing{}: {source}", made_by(plugin))]
+    Limit {
+        trigger: String,
+        /// The plugin that made the events, if a plugin did.
+        plugin: Option<String>,
+        #[source]
+        source: Box<LimitError>,
+    },
+}
+
+fn made_by(plugin: &Option<String>) -> String {
+    match plugin {
+        Some(plugin) => format!(" (events from plugin `{plugin}`)"),
+        None => String::new(),
+    }
+}
+
+/// Everything a started trigger needs to turn a firing into published events.
+pub struct Dispatcher {
+    pub trigger_id: String,
+    pub topic: Topic,
+    pub broker: Arc<dyn Broker>,
+    pub factory: Option<Arc<dyn Factory>>,
+    pub counters: Arc<TriggerCounters>,
+    /// Checked before anything of a firing is published.
+    pub limits: EventLimits,
+    /// Stamps api and event firings.
+    pub clock: Clock,
+}
+
+impl Dispatcher {
+    /// A firing of this trigger now (by the scheduler's clock).
+    pub fn firing(&self, cause: Cause) -> Firing {
+        Firing::new(self.trigger_id.clone(), self.clock.now(), cause)
+    }
+
+    /// Runs the factory (or the default) and publishes what it returns.
+    /// Failures are counted and logged with the trigger id.
+    pub async fn fire(&self, firing: Firing) -> Result<usize, FireError> {
+        self.counters.fires.fetch_add(1, Ordering::Relaxed);
+        let result = self.publish_firing(&firing).await;
+        if let Err(error) = &result {
+            self.counters.errors.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(trigger = %self.trigger_id, "{error}");
+        }
+        result
+    }
+
+    async fn publish_firing(&self, firing: &Firing) -> Result<usize, FireError> {
+        let drafts = self.make_events(firing).await?;
+        self.limits
+            .check_firing(&drafts)
+            .map_err(|source| FireError::Limit {
+                trigger: self.trigger_id.clone(),
+                plugin: self.factory.as_ref().and_then(|f| f.plugin()),
+                source: Box::new(source),
+            })?;
+        let count = drafts.len();
+        for (index, draft) in drafts.into_iter().enumerate() {
+            let event = draft.into_event(&self.topic);
+            tracing::debug!(trigger = %self.trigger_id, topic = %event.topic, id = %event.id, "publishing");
+            let published = match publish_key(firing, index) {
+                Some(key) => self.broker.publish_once(event, key).await,
+                None => self.broker.publish(event).await,
+            };
+            published.map_err(|source| FireError::Publish {
+                trigger: self.trigger_id.clone(),
+                source,
+            })?;
+            self.counters
+                .events_published
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(count)
+    }
+
+    /// The factory's events; a panic or error (its message cut to
+    /// [`bounded::MAX_ERROR_BYTES`]) fails the firing.
+    async fn make_events(&self, firing: &Firing) -> Result<Vec<NewEvent>, FireError> {
+        let Some(factory) = &self.factory else {
+            return Ok(vec![default_event(firing)]);
+        };
+        let outcome = AssertUnwindSafe(factory.make_events(firing))
+            .catch_unwind()
+            .await;
+        let message = match outcome {
+            Ok(Ok(events)) => return Ok(events),
+            Ok(Err(error)) => bounded::error(error.to_string()),
+            Err(panic) => format!("panicked: {}", bounded::error(panic_message(&panic))),
+        };
+        Err(FireError::Factory {
+            trigger: self.trigger_id.clone(),
+            message,
+        })
+    }
+}
+
+/// The key that makes publishing the `index`th event of `firing` happen
+/// once however often it is repeated: by every replica firing the same
+/// cron instant (`<trigger id>:<scheduled instant>`), or by a replica
+/// handling a redelivered source event (`<trigger id>:<source event id>`).
+/// Later events of one firing add `/<index>`. Api calls have no key: two
+/// calls are two firings.
+fn publish_key(firing: &Firing, index: usize) -> Option<String> {
+    let base = match &firing.cause {
+        Cause::Cron => format!("{}:{}", firing.trigger_id, firing.instant.to_rfc3339()),
+        Cause::Event { source } => format!("{}:{}", firing.trigger_id, source.id),
+        Cause::Api { .. } => return None,
+    };
+    Some(match index {
+        0 => base,
+        n => format!("{base}/{n}"),
+    })
+}
+
+/// What a trigger without a factory publishes: the api payload, the source
+/// event's data, or the scheduled instant.
+fn default_event(firing: &Firing) -> NewEvent {
+    let data = match &firing.cause {
+        Cause::Api { payload } => payload.clone(),
+        Cause::Event { source } => source.data.clone(),
+        Cause::Cron => json!({
+            "trigger_id": firing.trigger_id,
+            "scheduled": firing.instant.to_rfc3339(),
+        }),
+    };
+    NewEvent::new(data)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Event;
+    use serde_json::Value;
+
+    fn firing(cause: Cause) -> Firing {
+        Firing::new("t", "2030-01-07T09:00:00Z".parse().unwrap(), cause)
+    }
+
+    #[test]
+    fn publish_keys_name_the_trigger_and_what_fired_it() {
+        let cron = firing(Cause::Cron);
+        assert_eq!(
+            publish_key(&cron, 0).unwrap(),
+            "t:2030-01-07T09:00:00+00:00"
+        );
+        assert_eq!(
+            publish_key(&cron, 2).unwrap(),
+            "t:2030-01-07T09:00:00+00:00/2"
+        );
+        let source = Event::new(Topic::new("a").unwrap(), Value::Null);
+        let id = source.id;
+        let event = firing(Cause::Event { source });
+        assert_eq!(publish_key(&event, 0).unwrap(), format!("t:{id}"));
+        let api = firing(Cause::Api {
+            payload: Value::Null,
+        });
+        assert_eq!(publish_key(&api, 0), None);
+    }
+}
