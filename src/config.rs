@@ -48,7 +48,8 @@ use crate::bounded::EventLimits;
 use crate::broker::NatsOptions;
 use crate::plugin::{Limits, RuntimeOptions};
 use crate::topic::{Topic, TopicPattern};
-use crate::trigger::TriggerKind;
+pub use crate::trigger::ApiAuth;
+use crate::trigger::{ApiSpec, CronSpec, EventSpec, TriggerKind, TriggerSpec};
 
 /// The default listen address.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -114,106 +115,131 @@ pub enum BrokerConfig {
     Nats(NatsOptions),
 }
 
-/// How an api trigger authenticates callers (`[trigger.auth]`).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ApiAuth {
-    /// Callers send `Authorization: Bearer <token>`.
-    #[serde(default)]
-    pub bearer_token: Option<String>,
-    /// Callers sign the raw body: `<header>: sha256=<hex HMAC-SHA256>`.
-    #[serde(default)]
-    pub hmac_secret: Option<String>,
-    /// The signature header (default `X-Hub-Signature-256`, GitHub's).
-    #[serde(default = "default_signature_header")]
-    pub signature_header: String,
-}
-
-fn default_signature_header() -> String {
-    "X-Hub-Signature-256".to_owned()
-}
-
-/// One `[[trigger]]` table, validated for its kind.
+/// One `[[trigger]]` table, checked for its kind: what every trigger has,
+/// and the settings of its kind ([`TriggerSpec`]). Written flat, as in
+/// TOML and the admin API's JSON: `kind = "cron"` with `schedule` and
+/// `timezone`, `kind = "api"` with `path` and `auth`, `kind = "event"` with
+/// `source`; a key of another kind is an error naming it.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(try_from = "TriggerTable")]
 pub struct TriggerConfig {
     pub id: String,
-    pub kind: TriggerKind,
+    /// Where its events are published.
     pub topic: Topic,
-    #[serde(default)]
+    /// The plugin (`plugins/NAME.wasm`) whose factory (and filter) it runs.
     pub plugin: Option<String>,
-    #[serde(default)]
-    pub schedule: Option<String>,
-    #[serde(default)]
-    pub timezone: Option<String>,
-    #[serde(default)]
-    pub path: Option<String>,
-    #[serde(default)]
-    pub source: Option<TopicPattern>,
-    #[serde(default)]
+    /// Strings handed to the plugin (`host.config`).
     pub config: BTreeMap<String, String>,
-    /// api only: who may call it.
-    #[serde(default)]
-    pub auth: Option<ApiAuth>,
+    /// The kind and its settings.
+    pub spec: TriggerSpec,
     /// The file this trigger was declared in.
-    #[serde(skip)]
     pub declared_in: PathBuf,
 }
 
+/// A `[[trigger]]` table as written, before its kind is checked.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TriggerTable {
+    id: String,
+    kind: TriggerKind,
+    topic: Topic,
+    #[serde(default)]
+    plugin: Option<String>,
+    #[serde(default)]
+    schedule: Option<String>,
+    #[serde(default)]
+    timezone: Option<String>,
+    #[serde(default)]
+    path: Option<String>,
+    #[serde(default)]
+    source: Option<TopicPattern>,
+    #[serde(default)]
+    config: BTreeMap<String, String>,
+    #[serde(default)]
+    auth: Option<ApiAuth>,
+}
+
+impl TryFrom<TriggerTable> for TriggerConfig {
+    type Error = String;
+
+    fn try_from(table: TriggerTable) -> Result<Self, String> {
+        if table.id.trim().is_empty() {
+            return Err("`id` must not be empty".into());
+        }
+        let kind = table.kind;
+        let only_for = |key: &str, present: bool, of: TriggerKind| -> Result<(), String> {
+            if present && kind != of {
+                return Err(format!("`{key}` is only for {of} triggers, not {kind}"));
+            }
+            Ok(())
+        };
+        only_for("schedule", table.schedule.is_some(), TriggerKind::Cron)?;
+        only_for("timezone", table.timezone.is_some(), TriggerKind::Cron)?;
+        only_for("path", table.path.is_some(), TriggerKind::Api)?;
+        only_for("source", table.source.is_some(), TriggerKind::Event)?;
+        only_for("auth", table.auth.is_some(), TriggerKind::Api)?;
+        let spec = match kind {
+            TriggerKind::Cron => TriggerSpec::Cron(CronSpec {
+                schedule: table
+                    .schedule
+                    .ok_or("missing `schedule` (a cron trigger needs one)")?,
+                timezone: table.timezone,
+            }),
+            TriggerKind::Api => {
+                if let Some(path) = table.path.as_ref().filter(|p| !p.starts_with('/')) {
+                    return Err(format!("`path` must start with `/`: `{path}`"));
+                }
+                if let Some(auth) = &table.auth
+                    && auth.bearer_token.is_some() == auth.hmac_secret.is_some()
+                {
+                    return Err(
+                        "`auth` needs exactly one of `bearer_token` and `hmac_secret`".into(),
+                    );
+                }
+                TriggerSpec::Api(ApiSpec {
+                    path: table.path,
+                    auth: table.auth,
+                })
+            }
+            TriggerKind::Event => TriggerSpec::Event(EventSpec {
+                source: table
+                    .source
+                    .ok_or("missing `source` (an event trigger needs a topic pattern)")?,
+            }),
+        };
+        Ok(Self {
+            id: table.id,
+            topic: table.topic,
+            plugin: table.plugin,
+            config: table.config,
+            spec,
+            declared_in: PathBuf::new(),
+        })
+    }
+}
+
 impl TriggerConfig {
-    /// The HTTP path of an api trigger.
-    pub fn api_path(&self) -> String {
-        self.path
-            .clone()
-            .unwrap_or_else(|| format!("/api/triggers/{}", self.id))
+    /// The kind of trigger.
+    pub fn kind(&self) -> TriggerKind {
+        self.spec.kind()
+    }
+
+    /// Where an api trigger is served: its `path`, or `/api/triggers/<id>`;
+    /// `None` for other kinds.
+    pub fn api_path(&self) -> Option<String> {
+        match &self.spec {
+            TriggerSpec::Api(api) => Some(
+                api.path
+                    .clone()
+                    .unwrap_or_else(|| format!("/api/triggers/{}", self.id)),
+            ),
+            _ => None,
+        }
     }
 
     /// Parses one `[[trigger]]` table given as JSON (the admin API's input).
     pub fn from_json(value: serde_json::Value) -> Result<Self, String> {
-        let config: Self = serde_json::from_value(value).map_err(|e| e.to_string())?;
-        config.validate()?;
-        Ok(config)
-    }
-
-    /// Checks the fields that depend on the kind.
-    fn validate(&self) -> Result<(), String> {
-        if self.id.trim().is_empty() {
-            return Err("`id` must not be empty".into());
-        }
-        let only_for = |key: &str, present: bool, kind: TriggerKind| -> Result<(), String> {
-            if present && self.kind != kind {
-                return Err(format!(
-                    "`{key}` is only for {kind} triggers, not {}",
-                    self.kind
-                ));
-            }
-            Ok(())
-        };
-        only_for("schedule", self.schedule.is_some(), TriggerKind::Cron)?;
-        only_for("timezone", self.timezone.is_some(), TriggerKind::Cron)?;
-        only_for("path", self.path.is_some(), TriggerKind::Api)?;
-        only_for("source", self.source.is_some(), TriggerKind::Event)?;
-        only_for("auth", self.auth.is_some(), TriggerKind::Api)?;
-        if let Some(auth) = &self.auth
-            && auth.bearer_token.is_some() == auth.hmac_secret.is_some()
-        {
-            return Err("`auth` needs exactly one of `bearer_token` and `hmac_secret`".into());
-        }
-        match self.kind {
-            TriggerKind::Cron if self.schedule.is_none() => {
-                Err("missing `schedule` (a cron trigger needs one)".into())
-            }
-            TriggerKind::Event if self.source.is_none() => {
-                Err("missing `source` (an event trigger needs a topic pattern)".into())
-            }
-            TriggerKind::Api => match &self.path {
-                Some(path) if !path.starts_with('/') => {
-                    Err(format!("`path` must start with `/`: `{path}`"))
-                }
-                _ => Ok(()),
-            },
-            _ => Ok(()),
-        }
+        serde_json::from_value(value).map_err(|e| e.to_string())
     }
 }
 
@@ -391,7 +417,6 @@ fn parse_triggers(
             let mut trigger: TriggerConfig = table
                 .try_into()
                 .map_err(|e: toml::de::Error| error(one_line(e.message())))?;
-            trigger.validate().map_err(error)?;
             trigger.declared_in = path.to_owned();
             Ok(trigger)
         })
@@ -424,6 +449,7 @@ fn one_line(message: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
         let path = dir.join(name);
@@ -437,6 +463,34 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(dir.join("plugins")).unwrap();
         dir
+    }
+
+    #[test]
+    fn tables_become_typed_specs() {
+        let table = |json: serde_json::Value| TriggerConfig::from_json(json).unwrap().spec;
+        assert_eq!(
+            table(
+                json!({"id": "c", "kind": "cron", "topic": "t", "schedule": "0 9 * * *",
+                         "timezone": "Asia/Seoul"})
+            ),
+            TriggerSpec::Cron(CronSpec {
+                schedule: "0 9 * * *".into(),
+                timezone: Some("Asia/Seoul".into()),
+            })
+        );
+        assert_eq!(
+            table(json!({"id": "a", "kind": "api", "topic": "t"})),
+            TriggerSpec::api()
+        );
+        assert_eq!(
+            table(json!({"id": "e", "kind": "event", "topic": "t", "source": "logs.**"})),
+            TriggerSpec::event("logs.**".parse().unwrap())
+        );
+        let error = TriggerConfig::from_json(
+            json!({"id": "e", "kind": "event", "topic": "t", "source": "a", "path": "/x"}),
+        )
+        .unwrap_err();
+        assert_eq!(error, "`path` is only for api triggers, not event");
     }
 
     #[test]
@@ -471,7 +525,7 @@ mod tests {
         let config = Config::load(&main).unwrap();
         assert_eq!(config.listen.port(), 9999);
         assert_eq!(config.triggers.len(), 2);
-        assert_eq!(config.triggers[0].api_path(), "/api/triggers/hook");
+        assert_eq!(config.triggers[0].api_path().unwrap(), "/api/triggers/hook");
         assert_eq!(config.triggers[1].config["level"], "ERROR");
         assert!(
             config.triggers[1]

@@ -76,6 +76,6 @@ pub use plugin::{CallError, Plugin, PluginError, PluginRuntime};
 pub use scheduler::{Registration, Scheduler, SchedulerError};
 pub use topic::{Topic, TopicError, TopicPattern};
 pub use trigger::{
-    ApiTrigger, CronTrigger, EventTrigger, Trigger, TriggerError, TriggerKind, TriggerOptions,
+    ApiTrigger, CronTrigger, EventTrigger, Trigger, TriggerError, TriggerKind, TriggerSpec,
     create_api_trigger, create_cron_trigger, create_event_trigger, create_trigger,
 };

@@ -10,8 +10,9 @@ use serde_json::{Value, json};
 use sha2::Sha256;
 use wasmsched::config::{Config, TriggerConfig};
 use wasmsched::host::Host;
+use wasmsched::host::NativeLogic;
 use wasmsched::http::{self, AppState};
-use wasmsched::{NewEvent, TriggerOptions, factory_fn};
+use wasmsched::{NewEvent, factory_fn};
 
 /// A host with its HTTP API on a free loopback port.
 struct Server {
@@ -553,7 +554,7 @@ async fn graceful_shutdown_lets_a_firing_in_flight_finish_and_publish() {
         .host
         .add_trigger_with(
             config,
-            TriggerOptions {
+            NativeLogic {
                 factory: Some(slow),
                 ..Default::default()
             },

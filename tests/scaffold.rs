@@ -188,7 +188,7 @@ async fn check_installed(plugins: &Path, project: &Path, name: &str, only_host_i
     }
 
     let triggers = wasmsched::config::load_manifest(&manifest).unwrap();
-    let kinds: Vec<_> = triggers.iter().map(|t| (t.id.as_str(), t.kind)).collect();
+    let kinds: Vec<_> = triggers.iter().map(|t| (t.id.as_str(), t.kind())).collect();
     let cron_id = format!("{name}-cron");
     assert_eq!(
         kinds,
@@ -201,7 +201,7 @@ async fn check_installed(plugins: &Path, project: &Path, name: &str, only_host_i
         assert_eq!(trigger.plugin.as_deref(), Some(name));
         assert_eq!(trigger.topic.as_str(), format!("{name}.events"));
         let factory = plugin.factory(&trigger.id, trigger.config.clone()).unwrap();
-        let cause = match trigger.kind {
+        let cause = match trigger.kind() {
             TriggerKind::Api => Cause::Api {
                 payload: json!({"x": 1}),
             },
@@ -219,7 +219,7 @@ async fn check_installed(plugins: &Path, project: &Path, name: &str, only_host_i
             json!({
                 "hello": trigger.config["greeting"],
                 "trigger": trigger.id,
-                "kind": trigger.kind.as_str(),
+                "kind": trigger.kind().as_str(),
                 "at": "2026-11-26T03:00:00Z",
             }),
             "{name}"

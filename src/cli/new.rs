@@ -380,7 +380,7 @@ mod tests {
             .map(|t| {
                 (
                     t.id.as_str(),
-                    t.kind.as_str(),
+                    t.kind().as_str(),
                     t.topic.as_str(),
                     t.plugin.as_deref(),
                 )
@@ -393,8 +393,11 @@ mod tests {
                 ("hello", "api", "hello.events", Some("hello")),
             ]
         );
-        assert_eq!(triggers[0].schedule.as_deref(), Some("* * * * *"));
-        assert_eq!(triggers[1].api_path(), "/api/triggers/hello");
+        assert_eq!(triggers[0].spec, wasmsched::TriggerSpec::cron("* * * * *"));
+        assert_eq!(
+            triggers[1].api_path().as_deref(),
+            Some("/api/triggers/hello")
+        );
     }
 
     /// The JS template pins what the example plugins' lock holds.

@@ -16,9 +16,8 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{Host, HostError, Removal};
+use super::{Host, HostError, NativeLogic, Removal};
 use crate::config::{self, ConfigError, TriggerConfig};
-use crate::trigger::TriggerOptions;
 
 /// What applying a manifest did, by trigger id.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -96,7 +95,7 @@ impl Host {
                 Some(old) if *old == config => continue,
                 Some(_) => {
                     // Keep the old version if the new table does not build.
-                    if let Err(error) = self.build_trigger(&config, TriggerOptions::default())
+                    if let Err(error) = self.build_trigger(&config, NativeLogic::default())
                         && !error.waits_for_plugin()
                     {
                         errors.push(format!("{error} (the trigger keeps its previous table)"));

@@ -26,6 +26,7 @@ use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 pub use self::manifests::ManifestChanges;
 use self::plugins::Candidate;
+pub use self::triggers::NativeLogic;
 use self::triggers::{Declared, Removal};
 use crate::bounded::EventLimits;
 use crate::broker::{Broker, BrokerError, MemoryBroker, NatsBroker};

@@ -10,9 +10,20 @@ use std::sync::Arc;
 
 use super::{Bound, Host, HostError, Serial};
 use crate::config::TriggerConfig;
+use crate::firing::{Factory, Filter};
 use crate::plugin::Worlds;
 use crate::scheduler::{Registration, SchedulerError};
-use crate::trigger::{Trigger, TriggerKind, TriggerOptions, create_trigger};
+use crate::trigger::{Trigger, TriggerKind, create_trigger};
+
+/// Native closures serving a trigger whose table names no plugin (see
+/// [`Host::add_trigger_with`]).
+#[derive(Default, Clone)]
+pub struct NativeLogic {
+    /// Turns each firing into events; none publishes the default event.
+    pub factory: Option<Arc<dyn Factory>>,
+    /// Event triggers only: decides per event whether the trigger fires.
+    pub filter: Option<Arc<dyn Filter>>,
+}
 
 /// What removing a trigger does to its pause.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,8 +46,7 @@ impl Host {
     /// Registers (and, the scheduler running, starts) the trigger a
     /// `[[trigger]]` table describes.
     pub async fn add_trigger(&self, config: TriggerConfig) -> Result<(), HostError> {
-        self.add_trigger_with(config, TriggerOptions::default())
-            .await
+        self.add_trigger_with(config, NativeLogic::default()).await
     }
 
     /// Like [`Self::add_trigger`], with native closures as factory and
@@ -45,7 +55,7 @@ impl Host {
     pub async fn add_trigger_with(
         &self,
         config: TriggerConfig,
-        native: TriggerOptions,
+        native: NativeLogic,
     ) -> Result<(), HostError> {
         let serial = self.serial().await;
         self.add_locked(&serial, config, native).await
@@ -89,7 +99,7 @@ impl Host {
             .triggers
             .values()
             .map(|b| &b.config)
-            .find(|t| t.kind == TriggerKind::Api && t.api_path() == path)
+            .find(|t| t.api_path().as_deref() == Some(path))
             .cloned()
     }
 
@@ -97,20 +107,19 @@ impl Host {
         &self,
         _: &Serial<'_>,
         config: TriggerConfig,
-        native: TriggerOptions,
+        native: NativeLogic,
     ) -> Result<(), HostError> {
         if self.state().pending.contains_key(&config.id) {
             return Err(SchedulerError::DuplicateId(config.id).into());
         }
-        if config.kind == TriggerKind::Api {
-            let path = config.api_path();
-            if let Some(other) = self.api_trigger_at(&path) {
-                return Err(HostError::PathTaken {
-                    id: config.id,
-                    path,
-                    other: other.id,
-                });
-            }
+        if let Some(path) = config.api_path()
+            && let Some(other) = self.api_trigger_at(&path)
+        {
+            return Err(HostError::PathTaken {
+                id: config.id,
+                path,
+                other: other.id,
+            });
         }
         let (trigger, uses) = self.build_trigger(&config, native)?;
         self.scheduler
@@ -153,7 +162,7 @@ impl Host {
         config: TriggerConfig,
     ) -> Result<Declared, HostError> {
         match self
-            .add_locked(serial, config.clone(), TriggerOptions::default())
+            .add_locked(serial, config.clone(), NativeLogic::default())
             .await
         {
             Ok(()) => Ok(Declared::Registered),
@@ -185,14 +194,10 @@ impl Host {
     pub(super) fn build_trigger(
         &self,
         config: &TriggerConfig,
-        native: TriggerOptions,
+        native: NativeLogic,
     ) -> Result<(Arc<dyn Trigger>, Worlds), HostError> {
-        let mut options = TriggerOptions {
-            schedule: config.schedule.clone(),
-            timezone: config.timezone.clone(),
-            source: config.source.as_ref().map(|s| s.to_string()),
-            ..native
-        };
+        let mut logic = native;
+        let kind = config.kind();
         let mut uses = Worlds::default();
         if let Some(name) = &config.plugin {
             let slot = self.state().plugins.get(name).cloned().ok_or_else(|| {
@@ -204,29 +209,31 @@ impl Host {
             let worlds = slot.current().worlds();
             uses = Worlds {
                 factory: worlds.factory,
-                filter: worlds.filter && config.kind == TriggerKind::Event,
+                filter: worlds.filter && kind == TriggerKind::Event,
             };
-            if !uses.factory && config.kind != TriggerKind::Event {
+            if !uses.factory && kind != TriggerKind::Event {
                 return Err(HostError::NeedsFactory {
                     id: config.id.clone(),
                     plugin: name.clone(),
-                    kind: config.kind,
+                    kind,
                 });
             }
-            options.factory = match uses.factory {
+            logic.factory = match uses.factory {
                 true => Some(slot.factory(&config.id, config.config.clone())?),
                 false => None,
             };
-            options.filter = match uses.filter {
+            logic.filter = match uses.filter {
                 true => Some(slot.filter(&config.id, config.config.clone())?),
                 false => None,
             };
         }
         let trigger =
-            create_trigger(config.kind, options).map_err(|source| HostError::Trigger {
-                id: config.id.clone(),
-                declared_in: config.declared_in.clone(),
-                source,
+            create_trigger(&config.spec, logic.factory, logic.filter).map_err(|source| {
+                HostError::Trigger {
+                    id: config.id.clone(),
+                    declared_in: config.declared_in.clone(),
+                    source,
+                }
             })?;
         Ok((trigger, uses))
     }

@@ -16,8 +16,7 @@ use crate::broker::BrokerError;
 use crate::config::TriggerConfig;
 use crate::host::HostError;
 use crate::scheduler::{Registration, SchedulerError};
-use crate::trigger::TriggerStats;
-use crate::trigger::{CronTrigger, TriggerError};
+use crate::trigger::{EventSpec, TriggerError, TriggerSpec, TriggerStats};
 
 /// Requires `Authorization: Bearer <admin token>` when one is configured.
 pub async fn require_token(
@@ -65,10 +64,18 @@ async fn view(
     let trigger = &registration.trigger;
     let stats = trigger.stats();
     let next_fires = trigger
-        .as_any()
-        .downcast_ref::<CronTrigger>()
-        .map(|cron| cron.next_fires(3).iter().map(|t| t.to_rfc3339()).collect())
-        .unwrap_or_default();
+        .next_fires(3)
+        .iter()
+        .map(|t| t.to_rfc3339())
+        .collect();
+    let (schedule, timezone, path, source) = match &config.spec {
+        TriggerSpec::Cron(cron) => {
+            let zone = cron.timezone.clone().unwrap_or_else(|| "UTC".into());
+            (Some(cron.schedule.clone()), Some(zone), None, None)
+        }
+        TriggerSpec::Api(_) => (None, None, config.api_path(), None),
+        TriggerSpec::Event(event) => (None, None, None, Some(event.source.to_string())),
+    };
     TriggerView {
         id: id.to_owned(),
         kind: trigger.kind().to_string(),
@@ -79,14 +86,11 @@ async fn view(
         fire_count: stats.fires,
         error_count: stats.errors,
         stats,
-        schedule: config.schedule.clone(),
-        timezone: config
-            .schedule
-            .as_ref()
-            .map(|_| config.timezone.clone().unwrap_or_else(|| "UTC".into())),
+        schedule,
+        timezone,
         next_fires,
-        path: (config.kind == crate::trigger::TriggerKind::Api).then(|| config.api_path()),
-        source: config.source.as_ref().map(|s| s.to_string()),
+        path,
+        source,
         declared_in: config.declared_in.display().to_string(),
     }
 }
@@ -198,7 +202,9 @@ pub async fn match_topic(
         crate::topic::Topic::new(query.topic).map_err(|e| ApiError::bad_request(e.to_string()))?;
     let mut matching = Vec::new();
     for (id, registration) in app.host.scheduler.registered_triggers().await {
-        let Some(source) = app.host.trigger_config(&id).and_then(|c| c.source) else {
+        let Some(TriggerSpec::Event(EventSpec { source })) =
+            app.host.trigger_config(&id).map(|c| c.spec)
+        else {
             continue;
         };
         if source.matches(&topic) {

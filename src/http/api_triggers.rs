@@ -15,9 +15,10 @@ use subtle::ConstantTimeEq;
 
 use super::AppState;
 use super::error::{ApiError, ApiResult, parse_json_object, read_body};
-use crate::config::{ApiAuth, TriggerConfig};
+use crate::config::TriggerConfig;
 use crate::scheduler::Registration;
-use crate::trigger::{ApiTrigger, TriggerError};
+use crate::trigger::ApiAuth;
+use crate::trigger::{ApiSpec, TriggerError, TriggerKind, TriggerSpec};
 
 /// Fallback handler: routes `{path}/trigger` and `{path}/status`.
 pub async fn dispatch(State(app): State<AppState>, request: Request) -> Response {
@@ -49,7 +50,10 @@ pub async fn dispatch(State(app): State<AppState>, request: Request) -> Response
 async fn trigger(app: &AppState, config: &TriggerConfig, request: Request) -> ApiResult<Response> {
     let (parts, body) = request.into_parts();
     let body = read_body(body, app.body_limit).await?;
-    if let Some(auth) = &config.auth {
+    if let TriggerSpec::Api(ApiSpec {
+        auth: Some(auth), ..
+    }) = &config.spec
+    {
         authenticate(auth, &parts.headers, &body)?;
     }
     let mut object = parse_json_object(&parts.headers, &body)?;
@@ -69,15 +73,13 @@ async fn trigger(app: &AppState, config: &TriggerConfig, request: Request) -> Ap
         }
     };
     let registration = registered(app, &config.id).await?;
-    let api = registration
+    if registration.trigger.kind() != TriggerKind::Api {
+        let message = format!("trigger `{}` is not an api trigger", config.id);
+        return Err(ApiError::not_found(message));
+    }
+    let count = registration
         .trigger
-        .as_any()
-        .downcast_ref::<ApiTrigger>()
-        .ok_or_else(|| {
-            ApiError::not_found(format!("trigger `{}` is not an api trigger", config.id))
-        })?;
-    let count = api
-        .trigger(data)
+        .run_now(Some(data))
         .await
         .map_err(|e| fire_error(&config.id, e))?;
     Ok(Json(json!({

@@ -1,6 +1,5 @@
 //! Api triggers: fire when called, from Rust code or over HTTP.
 
-use std::any::Any;
 use std::sync::{Arc, RwLock};
 
 use async_trait::async_trait;
@@ -69,9 +68,5 @@ impl Trigger for ApiTrigger {
 
     fn state(&self) -> &TriggerState {
         &self.state
-    }
-
-    fn as_any(&self) -> &dyn Any {
-        self
     }
 }

@@ -1,6 +1,5 @@
 //! Cron triggers: fire at the instants of a crontab schedule.
 
-use std::any::Any;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -42,11 +41,6 @@ impl CronTrigger {
         &self.schedule
     }
 
-    /// The next `n` fire instants from now.
-    pub fn next_fires(&self, n: usize) -> Vec<DateTime<Utc>> {
-        self.schedule.fires_after(Utc::now()).take(n).collect()
-    }
-
     fn dispatcher(&self) -> Option<Arc<Dispatcher>> {
         let active = self.active.lock().unwrap_or_else(|p| p.into_inner());
         active.as_ref().map(|a| a.dispatcher.clone())
@@ -59,6 +53,11 @@ fn firing(dispatcher: &Dispatcher, instant: DateTime<Utc>) -> Firing {
 
 #[async_trait]
 impl Trigger for CronTrigger {
+    /// The next `n` fire instants from now.
+    fn next_fires(&self, n: usize) -> Vec<DateTime<Utc>> {
+        self.schedule.fires_after(Utc::now()).take(n).collect()
+    }
+
     fn kind(&self) -> TriggerKind {
         TriggerKind::Cron
     }
@@ -105,9 +104,5 @@ impl Trigger for CronTrigger {
 
     fn state(&self) -> &TriggerState {
         &self.state
-    }
-
-    fn as_any(&self) -> &dyn Any {
-        self
     }
 }

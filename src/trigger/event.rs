@@ -1,7 +1,6 @@
 //! Event triggers: fire for broker events whose topic matches a pattern
 //! and that the filter (if any) accepts.
 
-use std::any::Any;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
@@ -215,9 +214,5 @@ impl Trigger for EventTrigger {
 
     fn state(&self) -> &TriggerState {
         &self.state
-    }
-
-    fn as_any(&self) -> &dyn Any {
-        self
     }
 }

@@ -5,8 +5,8 @@ mod api;
 mod cron;
 mod dispatch;
 mod event;
+mod spec;
 
-use std::any::Any;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -16,6 +16,7 @@ pub use self::api::ApiTrigger;
 pub use self::cron::CronTrigger;
 pub use self::dispatch::{Dispatcher, FireError, TriggerCounters, TriggerStats};
 pub use self::event::EventTrigger;
+pub use self::spec::{ApiAuth, ApiSpec, CronSpec, EventSpec, TriggerSpec};
 use crate::bounded::EventLimits;
 use crate::broker::{Broker, BrokerError};
 use crate::clock::Clock;
@@ -30,11 +31,6 @@ use crate::topic::{Topic, TopicError};
 pub enum TriggerError {
     #[error(transparent)]
     UnknownKind(#[from] UnknownKind),
-    #[error("{kind} trigger needs `{option}`")]
-    MissingOption {
-        kind: TriggerKind,
-        option: &'static str,
-    },
     #[error(transparent)]
     Cron(#[from] CronError),
     #[error(transparent)]
@@ -94,8 +90,12 @@ pub trait Trigger: Send + Sync + 'static {
         self.stats().fires
     }
 
-    /// For downcasting to the concrete trigger (e.g. to call [`ApiTrigger::trigger`]).
-    fn as_any(&self) -> &dyn Any;
+    /// The next `n` instants it fires at on its own (cron triggers; none
+    /// for the others).
+    fn next_fires(&self, n: usize) -> Vec<chrono::DateTime<chrono::Utc>> {
+        let _ = n;
+        Vec::new()
+    }
 }
 
 /// State every trigger kind keeps: running flag and counters.
@@ -137,41 +137,23 @@ impl TriggerState {
     }
 }
 
-/// Everything any kind of trigger may need, for [`create_trigger`].
-#[derive(Default, Clone)]
-pub struct TriggerOptions {
-    /// cron: the crontab expression.
-    pub schedule: Option<String>,
-    /// cron: IANA time zone (default UTC).
-    pub timezone: Option<String>,
-    /// event: the source topic pattern.
-    pub source: Option<String>,
-    pub factory: Option<Arc<dyn Factory>>,
-    /// event: decides per event whether the trigger fires.
-    pub filter: Option<Arc<dyn Filter>>,
-}
-
-/// Creates a trigger of `kind` (the seed's `TriggerFactory::create_trigger`).
+/// Creates the trigger `spec` describes (the seed's
+/// `TriggerFactory::create_trigger`, by kind), running `factory` and, for
+/// an event trigger, asking `filter`.
 pub fn create_trigger(
-    kind: TriggerKind,
-    options: TriggerOptions,
+    spec: &TriggerSpec,
+    factory: Option<Arc<dyn Factory>>,
+    filter: Option<Arc<dyn Filter>>,
 ) -> Result<Arc<dyn Trigger>, TriggerError> {
-    let missing = |option| TriggerError::MissingOption { kind, option };
-    Ok(match kind {
-        TriggerKind::Cron => {
-            let schedule = options.schedule.ok_or_else(|| missing("schedule"))?;
-            let zone = options.timezone.as_deref().unwrap_or("UTC");
-            let schedule = crate::cron::CronSchedule::with_zone_name(&schedule, zone)?;
-            Arc::new(CronTrigger::new(schedule, options.factory))
+    Ok(match spec {
+        TriggerSpec::Cron(cron) => {
+            let zone = cron.timezone.as_deref().unwrap_or("UTC");
+            let schedule = crate::cron::CronSchedule::with_zone_name(&cron.schedule, zone)?;
+            Arc::new(CronTrigger::new(schedule, factory))
         }
-        TriggerKind::Api => Arc::new(ApiTrigger::new(options.factory)),
-        TriggerKind::Event => {
-            let source = options.source.ok_or_else(|| missing("source"))?;
-            Arc::new(EventTrigger::new(
-                source.parse()?,
-                options.factory,
-                options.filter,
-            ))
+        TriggerSpec::Api(_) => Arc::new(ApiTrigger::new(factory)),
+        TriggerSpec::Event(event) => {
+            Arc::new(EventTrigger::new(event.source.clone(), factory, filter))
         }
     })
 }
@@ -215,19 +197,5 @@ mod tests {
         assert_eq!("event".parse::<TriggerKind>().unwrap(), TriggerKind::Event);
         let err = "webhook".parse::<TriggerKind>().unwrap_err().to_string();
         assert!(err.contains("`webhook`") && err.contains("`cron`"), "{err}");
-    }
-
-    #[test]
-    fn create_trigger_names_missing_options() {
-        let err = create_trigger(TriggerKind::Cron, TriggerOptions::default())
-            .err()
-            .unwrap()
-            .to_string();
-        assert_eq!(err, "cron trigger needs `schedule`");
-        let err = create_trigger(TriggerKind::Event, TriggerOptions::default())
-            .err()
-            .unwrap()
-            .to_string();
-        assert_eq!(err, "event trigger needs `source`");
     }
 }

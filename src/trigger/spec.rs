@@ -1,0 +1,91 @@
+//! What a trigger is, by kind: [`TriggerSpec`], shared by `[[trigger]]`
+//! tables, the admin API and [`super::create_trigger`]. Each kind carries
+//! its own settings, so a cron trigger without a schedule, or an event
+//! trigger with a path, cannot be written down.
+
+use serde::{Deserialize, Serialize};
+
+use crate::firing::TriggerKind;
+use crate::topic::TopicPattern;
+
+/// A trigger's kind and the settings of that kind.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum TriggerSpec {
+    Cron(CronSpec),
+    Api(ApiSpec),
+    Event(EventSpec),
+}
+
+/// A cron trigger: a 5-field crontab expression in an IANA time zone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CronSpec {
+    /// E.g. `0 9 * * MON-FRI`, or a macro such as `@daily`.
+    pub schedule: String,
+    /// E.g. `Asia/Seoul`; `None` is UTC.
+    pub timezone: Option<String>,
+}
+
+/// An api trigger: an HTTP path, and who may call it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ApiSpec {
+    /// Where it is served (`POST {path}/trigger`); `None` is
+    /// `/api/triggers/<id>`.
+    pub path: Option<String>,
+    pub auth: Option<ApiAuth>,
+}
+
+/// An event trigger: the topic pattern it watches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventSpec {
+    /// `*` matches one segment, `**` any number.
+    pub source: TopicPattern,
+}
+
+/// How an api trigger authenticates callers (`[trigger.auth]`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiAuth {
+    /// Callers send `Authorization: Bearer <token>`.
+    #[serde(default)]
+    pub bearer_token: Option<String>,
+    /// Callers sign the raw body: `<header>: sha256=<hex HMAC-SHA256>`.
+    #[serde(default)]
+    pub hmac_secret: Option<String>,
+    /// The signature header (default `X-Hub-Signature-256`, GitHub's).
+    #[serde(default = "default_signature_header")]
+    pub signature_header: String,
+}
+
+fn default_signature_header() -> String {
+    "X-Hub-Signature-256".to_owned()
+}
+
+impl TriggerSpec {
+    /// The kind this spec is of.
+    pub fn kind(&self) -> TriggerKind {
+        match self {
+            TriggerSpec::Cron(_) => TriggerKind::Cron,
+            TriggerSpec::Api(_) => TriggerKind::Api,
+            TriggerSpec::Event(_) => TriggerKind::Event,
+        }
+    }
+
+    /// A cron spec in UTC.
+    pub fn cron(schedule: impl Into<String>) -> Self {
+        TriggerSpec::Cron(CronSpec {
+            schedule: schedule.into(),
+            timezone: None,
+        })
+    }
+
+    /// An api spec at the default path, without authentication.
+    pub fn api() -> Self {
+        TriggerSpec::Api(ApiSpec::default())
+    }
+
+    /// An event spec watching `source`.
+    pub fn event(source: TopicPattern) -> Self {
+        TriggerSpec::Event(EventSpec { source })
+    }
+}
