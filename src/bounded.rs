@@ -71,14 +71,24 @@ impl Default for EventLimits {
 /// Why events were refused by [`EventLimits`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LimitError {
+    /// One event is larger than [`EventLimits::max_bytes`].
     #[error("event {index} is {bytes} bytes (data and headers), over the limit of {limit} bytes")]
     EventTooLarge {
+        /// Its place among the firing's events, from 0.
         index: usize,
+        /// Its size: data as JSON plus header names and values.
         bytes: u64,
+        /// [`EventLimits::max_bytes`].
         limit: u64,
     },
+    /// A firing made more events than [`EventLimits::max_per_firing`].
     #[error("{count} events in one firing, over the limit of {limit}")]
-    TooManyEvents { count: usize, limit: usize },
+    TooManyEvents {
+        /// How many it made.
+        count: usize,
+        /// [`EventLimits::max_per_firing`].
+        limit: usize,
+    },
 }
 
 impl EventLimits {

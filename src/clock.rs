@@ -37,6 +37,7 @@ impl Clock {
         }
     }
 
+    /// The current instant by this clock.
     pub fn now(&self) -> DateTime<Utc> {
         match self.simulated_origin {
             None => Utc::now(),

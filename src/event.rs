@@ -14,10 +14,15 @@ use crate::topic::Topic;
 /// Ids are UUIDv7: unique, and sortable by creation time.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {
+    /// Unique; sorts by creation time.
     pub id: Uuid,
+    /// Where it was published, e.g. `logs.app.error`.
     pub topic: Topic,
+    /// When it was created.
     pub time: DateTime<Utc>,
+    /// Any JSON value.
     pub data: Value,
+    /// Free-form metadata, e.g. `traceparent`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub headers: BTreeMap<String, String>,
 }
@@ -34,6 +39,7 @@ impl Event {
         }
     }
 
+    /// The event with header `name` set to `value`.
     pub fn with_header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.headers.insert(name.into(), value.into());
         self
@@ -44,8 +50,11 @@ impl Event {
 /// an id and a time, and the trigger's topic unless it names its own.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct NewEvent {
+    /// Where to publish it; `None` is the trigger's topic.
     pub topic: Option<Topic>,
+    /// Any JSON value.
     pub data: Value,
+    /// Free-form metadata.
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
 }
@@ -66,6 +75,7 @@ impl NewEvent {
         self
     }
 
+    /// The draft with header `name` set to `value`.
     pub fn with_header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.headers.insert(name.into(), value.into());
         self

@@ -25,8 +25,11 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase", try_from = "String")]
 pub enum TriggerKind {
+    /// Fires on a crontab schedule in a time zone.
     Cron,
+    /// Fires when called (HTTP or Rust).
     Api,
+    /// Fires for broker events matching a pattern.
     Event,
 }
 
@@ -76,6 +79,7 @@ pub struct UnknownKind(pub String);
 /// One firing of a trigger: which trigger, when, and what fired it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Firing {
+    /// The trigger that fired.
     pub trigger_id: String,
     /// The scheduled instant (cron) or the instant the firing was received.
     pub instant: DateTime<Utc>,
@@ -103,10 +107,16 @@ pub enum Cause {
     /// The schedule came due; [`Firing::instant`] is the scheduled instant.
     Cron,
     /// An api call (HTTP or [`crate::ApiTrigger::trigger`]) with its payload.
-    Api { payload: Value },
+    Api {
+        /// The JSON the caller sent (`data` over HTTP).
+        payload: Value,
+    },
     /// An event on the trigger's source pattern (that its filter accepted,
     /// or made up by "run now").
-    Event { source: Event },
+    Event {
+        /// The event that fired the trigger.
+        source: Event,
+    },
 }
 
 impl Firing {

@@ -21,15 +21,21 @@ use crate::trigger::{Binding, Trigger, TriggerError};
 /// Why a scheduler operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum SchedulerError {
+    /// The id is taken.
     #[error("a trigger with id `{0}` is already registered")]
     DuplicateId(String),
+    /// No trigger has this id.
     #[error("no trigger with id `{0}` is registered")]
     UnknownId(String),
+    /// Ids must not be empty.
     #[error("trigger id must not be empty")]
     EmptyId,
+    /// The trigger could not be started.
     #[error("trigger `{id}`: {source}")]
     Trigger {
+        /// Its id.
         id: String,
+        /// Why.
         #[source]
         source: TriggerError,
     },
@@ -38,7 +44,9 @@ pub enum SchedulerError {
 /// A registered trigger and the topic it publishes to.
 #[derive(Clone)]
 pub struct Registration {
+    /// The trigger.
     pub trigger: Arc<dyn Trigger>,
+    /// Where its events are published (unless an event names its own).
     pub topic: Topic,
 }
 
@@ -105,10 +113,12 @@ impl Scheduler {
         self.limits
     }
 
+    /// The broker it publishes to.
     pub fn broker(&self) -> &Arc<dyn Broker> {
         &self.broker
     }
 
+    /// The clock its triggers read.
     pub fn clock(&self) -> Clock {
         self.clock
     }

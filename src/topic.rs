@@ -12,26 +12,49 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 /// Why a topic or pattern was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TopicError {
+    /// Nothing was given.
     #[error("topic is empty")]
     Empty,
     #[error(
         "topic `{topic}` has an empty segment at position {position} (segments are separated by single dots)"
     )]
-    EmptySegment { topic: String, position: usize },
+    /// Two dots in a row, or a dot at an end.
+    EmptySegment {
+        /// The topic as given.
+        topic: String,
+        /// Which segment, from 0.
+        position: usize,
+    },
     #[error(
         "topic `{topic}`: segment `{segment}` contains `{character}`; use letters, digits, `-` and `_`"
     )]
+    /// A character other than letters, digits, `-` and `_`.
     BadCharacter {
+        /// The topic as given.
         topic: String,
+        /// The segment holding it.
         segment: String,
+        /// The character.
         character: char,
     },
     #[error("topic `{topic}`: wildcard segment `{segment}` is only allowed in patterns")]
-    WildcardInTopic { topic: String, segment: String },
+    /// `*` or `**` in a topic (they belong in patterns).
+    WildcardInTopic {
+        /// The topic as given.
+        topic: String,
+        /// The wildcard segment.
+        segment: String,
+    },
     #[error(
         "pattern `{pattern}`: segment `{segment}` mixes `*` with other characters; `*` and `**` must stand alone"
     )]
-    PartialWildcard { pattern: String, segment: String },
+    /// A segment such as `a*`.
+    PartialWildcard {
+        /// The pattern as given.
+        pattern: String,
+        /// The segment.
+        segment: String,
+    },
 }
 
 /// A concrete, validated topic such as `pipeline.collection.completed`.
@@ -54,6 +77,7 @@ impl Topic {
         Ok(Self(topic))
     }
 
+    /// The topic, e.g. `logs.app.error`.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -109,6 +133,7 @@ impl TopicPattern {
         Ok(Self { text, segments })
     }
 
+    /// The pattern as written, e.g. `logs.**`.
     pub fn as_str(&self) -> &str {
         &self.text
     }

@@ -47,6 +47,7 @@ impl Default for MemoryBroker {
 }
 
 impl MemoryBroker {
+    /// A broker with the default queue size per trigger subscription.
     pub fn new() -> Self {
         Self::default()
     }

@@ -22,8 +22,10 @@ pub use nats::{NatsBroker, NatsOptions};
 /// Why the broker refused an operation.
 #[derive(Debug, thiserror::Error)]
 pub enum BrokerError {
+    /// The broker was shut down.
     #[error("broker is closed")]
     Closed,
+    /// The broker cannot be reached now (the reason); it may come back.
     #[error("broker unavailable: {0}")]
     Unavailable(String),
     /// The broker could not be set up as configured.
@@ -36,7 +38,10 @@ pub enum BrokerError {
 pub enum SubscriberKind {
     /// An event trigger: deliveries are never dropped; a full queue makes
     /// publishers wait (backpressure). `name` identifies the durable consumer.
-    Trigger { name: String },
+    Trigger {
+        /// The trigger's id.
+        name: String,
+    },
     /// An observer such as a live tail: when it lags, events are dropped
     /// and counted rather than slowing anyone down.
     Observer,
@@ -89,10 +94,14 @@ pub trait Broker: Send + Sync + 'static {
 /// The state of a broker's connection, as `/healthz` shows it.
 #[derive(Debug, Clone, Serialize)]
 pub struct BrokerHealth {
+    /// `memory` or `nats`.
     pub kind: &'static str,
+    /// Whether the broker is reachable now.
     pub connected: bool,
+    /// The server it talks to (NATS).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
+    /// The stream that keeps the events (NATS).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stream: Option<String>,
     /// Publishes the broker dropped as duplicates of a recent one (by key).
@@ -105,6 +114,7 @@ pub struct Subscription {
 }
 
 impl Subscription {
+    /// A subscription fed by `source`.
     pub fn new(source: impl DeliverySource + 'static) -> Self {
         Self {
             source: Box::new(source),
@@ -126,12 +136,15 @@ impl Subscription {
 /// What a broker adapter implements to feed a [`Subscription`].
 #[async_trait]
 pub trait DeliverySource: Send {
+    /// The next delivery, or `None` once the broker is gone.
     async fn next(&mut self) -> Option<Delivery>;
+    /// Deliveries dropped because the subscriber lagged (observers only).
     fn dropped(&self) -> u64;
 }
 
 /// One event delivered to a subscription, to be acknowledged when handled.
 pub struct Delivery {
+    /// The event delivered.
     pub event: Event,
     acknowledger: Option<Box<dyn Acknowledge>>,
 }
@@ -145,6 +158,7 @@ impl Delivery {
         }
     }
 
+    /// A delivery that `acknowledger` settles with the broker.
     pub fn with_acknowledger(event: Event, acknowledger: Box<dyn Acknowledge>) -> Self {
         Self {
             event,
@@ -180,7 +194,9 @@ impl Delivery {
 /// Broker-specific acknowledgement of one delivery.
 #[async_trait]
 pub trait Acknowledge: Send {
+    /// See [`Delivery::ack`].
     async fn ack(self: Box<Self>) -> Result<(), BrokerError>;
+    /// See [`Delivery::nack`].
     async fn nack(self: Box<Self>, reason: &str) -> Result<(), BrokerError>;
     /// See [`Delivery::release`].
     async fn release(self: Box<Self>);

@@ -26,33 +26,51 @@ pub enum CronError {
     #[error(
         "cron expression is empty; expected 5 fields: minute hour day-of-month month day-of-week"
     )]
+    /// The expression is blank.
     Empty,
     #[error(
         "`{expr}` has {found} fields; expected 5: minute hour day-of-month month day-of-week{hint}"
     )]
+    /// Not 5 fields (seconds and years are not supported).
     FieldCount {
+        /// The expression.
         expr: String,
+        /// How many fields it has.
         found: usize,
+        /// What to do about it, if there is an obvious fix.
         hint: &'static str,
     },
+    /// One field is wrong.
     #[error("{field} field `{value}`: {problem}")]
     Field {
+        /// `minute`, `hour`, `day-of-month`, `month` or `day-of-week`.
         field: &'static str,
+        /// What the field says.
         value: String,
+        /// What is wrong with it.
         problem: String,
     },
     #[error(
         "unknown macro `{0}`; known: @yearly @annually @monthly @weekly @daily @midnight @hourly"
     )]
+    /// An `@macro` that does not exist.
     UnknownMacro(String),
     #[error(
         "unknown time zone `{0}`; use an IANA name such as `UTC`, `Europe/Berlin` or `Asia/Seoul`"
     )]
+    /// Not an IANA time zone name.
     UnknownZone(String),
+    /// Valid, but no date matches (e.g. `0 0 31 2 *`).
     #[error("`{0}` never fires: no date matches it")]
     NeverFires(String),
+    /// Refused by the parser for another reason.
     #[error("`{expr}`: {message}")]
-    Invalid { expr: String, message: String },
+    Invalid {
+        /// The expression.
+        expr: String,
+        /// The parser's reason.
+        message: String,
+    },
 }
 
 /// A parsed crontab expression bound to a time zone.
@@ -118,10 +136,12 @@ impl CronSchedule {
         Self::new(expression, Tz::UTC)
     }
 
+    /// The expression as written.
     pub fn expression(&self) -> &str {
         &self.expression
     }
 
+    /// The time zone it is read in.
     pub fn zone(&self) -> Tz {
         self.zone
     }

@@ -17,6 +17,7 @@ pub struct ApiTrigger {
 }
 
 impl ApiTrigger {
+    /// An api trigger running `factory` (none: publish the payload as is).
     pub fn new(factory: Option<Arc<dyn Factory>>) -> Self {
         Self {
             factory,

@@ -28,6 +28,8 @@ struct Active {
 }
 
 impl CronTrigger {
+    /// A cron trigger on `schedule` running `factory` (none: publish the
+    /// scheduled instant).
     pub fn new(schedule: CronSchedule, factory: Option<Arc<dyn Factory>>) -> Self {
         Self {
             schedule,
@@ -37,6 +39,7 @@ impl CronTrigger {
         }
     }
 
+    /// When it fires.
     pub fn schedule(&self) -> &CronSchedule {
         &self.schedule
     }

@@ -21,24 +21,35 @@ use crate::topic::Topic;
 /// Counters kept per trigger.
 #[derive(Debug, Default)]
 pub struct TriggerCounters {
+    /// Firings started.
     pub fires: AtomicU64,
+    /// Firings and filter calls that failed.
     pub errors: AtomicU64,
+    /// Events published.
     pub events_published: AtomicU64,
+    /// Events the filter accepted.
     pub filter_accepted: AtomicU64,
+    /// Events the filter rejected.
     pub filter_rejected: AtomicU64,
 }
 
 /// A snapshot of [`TriggerCounters`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct TriggerStats {
+    /// Firings started.
     pub fires: u64,
+    /// Firings and filter calls that failed.
     pub errors: u64,
+    /// Events published.
     pub events_published: u64,
+    /// Events the filter accepted.
     pub filter_accepted: u64,
+    /// Events the filter rejected.
     pub filter_rejected: u64,
 }
 
 impl TriggerCounters {
+    /// The counters now.
     pub fn snapshot(&self) -> TriggerStats {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         TriggerStats {
@@ -55,19 +66,30 @@ impl TriggerCounters {
 #[derive(Debug, thiserror::Error)]
 pub enum FireError {
     #[error("factory of trigger `{trigger}` failed: {message}")]
-    Factory { trigger: String, message: String },
-    #[error("publishing for trigger `{trigger}` failed: {source}")]
-    Publish {
+    /// The factory failed or panicked.
+    Factory {
+        /// The trigger's id.
         trigger: String,
+        /// What it said, cut to [`bounded::MAX_ERROR_BYTES`].
+        message: String,
+    },
+    #[error("publishing for trigger `{trigger}` failed: {source}")]
+    /// The broker refused an event.
+    Publish {
+        /// The trigger's id.
+        trigger: String,
+        /// Why.
         #[source]
         source: BrokerError,
     },
     /// The events broke [`EventLimits`]; none was published.
     #[error("trigger `{trigger}` published nothing{}: {source}", made_by(plugin))]
     Limit {
+        /// The trigger's id.
         trigger: String,
         /// The plugin that made the events, if a plugin did.
         plugin: Option<String>,
+        /// Which limit, and by how much.
         #[source]
         source: Box<LimitError>,
     },
@@ -82,10 +104,15 @@ fn made_by(plugin: &Option<String>) -> String {
 
 /// Everything a started trigger needs to turn a firing into published events.
 pub struct Dispatcher {
+    /// The trigger's id.
     pub trigger_id: String,
+    /// Where events go unless they name a topic.
     pub topic: Topic,
+    /// What publishes them.
     pub broker: Arc<dyn Broker>,
+    /// Makes the events; none: the default event.
     pub factory: Option<Arc<dyn Factory>>,
+    /// The trigger's counters.
     pub counters: Arc<TriggerCounters>,
     /// Checked before anything of a firing is published.
     pub limits: EventLimits,

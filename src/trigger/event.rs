@@ -36,6 +36,8 @@ struct Active {
 }
 
 impl EventTrigger {
+    /// An event trigger on `source`, asking `filter` (none: every event)
+    /// and running `factory` (none: republish the event's data).
     pub fn new(
         source: TopicPattern,
         factory: Option<Arc<dyn Factory>>,
@@ -50,6 +52,7 @@ impl EventTrigger {
         }
     }
 
+    /// The pattern it watches.
     pub fn source(&self) -> &TopicPattern {
         &self.source
     }

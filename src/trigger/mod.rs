@@ -29,18 +29,25 @@ use crate::topic::{Topic, TopicError};
 /// Why a trigger could not be created, started or fired.
 #[derive(Debug, thiserror::Error)]
 pub enum TriggerError {
+    /// Not `cron`, `api` or `event`.
     #[error(transparent)]
     UnknownKind(#[from] UnknownKind),
+    /// The cron expression or time zone is wrong.
     #[error(transparent)]
     Cron(#[from] CronError),
+    /// A topic or pattern is wrong.
     #[error(transparent)]
     Topic(#[from] TopicError),
+    /// Fired while stopped or paused.
     #[error("trigger is not running")]
     NotRunning,
+    /// Started twice.
     #[error("trigger is already running")]
     AlreadyRunning,
+    /// The broker refused to subscribe.
     #[error(transparent)]
     Broker(#[from] BrokerError),
+    /// The firing failed (factory, limits or publishing).
     #[error(transparent)]
     Fire(#[from] FireError),
 }
@@ -48,10 +55,15 @@ pub enum TriggerError {
 /// What the scheduler hands a trigger when it starts it.
 #[derive(Clone)]
 pub struct Binding {
+    /// The id it is registered under.
     pub trigger_id: String,
+    /// Where its events go.
     pub topic: Topic,
+    /// What publishes them (and feeds event triggers).
     pub broker: Arc<dyn Broker>,
+    /// The scheduler's cron timer.
     pub timer: TimerHandle,
+    /// The scheduler's clock.
     pub clock: Clock,
     /// What one event and one firing may carry.
     pub limits: EventLimits,
@@ -60,6 +72,7 @@ pub struct Binding {
 /// The trigger port.
 #[async_trait]
 pub trait Trigger: Send + Sync + 'static {
+    /// Cron, api or event.
     fn kind(&self) -> TriggerKind;
 
     /// Starts firing; events go to `binding.topic` through `binding.broker`.
@@ -71,6 +84,7 @@ pub trait Trigger: Send + Sync + 'static {
     /// The running flag and counters every trigger keeps.
     fn state(&self) -> &TriggerState;
 
+    /// Started and not stopped (nor paused).
     fn is_running(&self) -> bool {
         self.state().is_running()
     }
@@ -102,6 +116,7 @@ pub trait Trigger: Send + Sync + 'static {
 #[derive(Default)]
 pub struct TriggerState {
     running: AtomicBool,
+    /// Fires, errors, events published, filter decisions.
     pub counters: Arc<TriggerCounters>,
 }
 
@@ -119,6 +134,7 @@ impl TriggerState {
         self.running.swap(false, Ordering::SeqCst)
     }
 
+    /// Between [`Self::begin`] and [`Self::end`].
     pub fn is_running(&self) -> bool {
         self.running.load(Ordering::SeqCst)
     }

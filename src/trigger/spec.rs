@@ -12,8 +12,11 @@ use crate::topic::TopicPattern;
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum TriggerSpec {
+    /// Fires on a schedule.
     Cron(CronSpec),
+    /// Fires when called.
     Api(ApiSpec),
+    /// Fires for matching events.
     Event(EventSpec),
 }
 
@@ -32,6 +35,7 @@ pub struct ApiSpec {
     /// Where it is served (`POST {path}/trigger`); `None` is
     /// `/api/triggers/<id>`.
     pub path: Option<String>,
+    /// Who may call it; `None`: anyone who can reach the port.
     pub auth: Option<ApiAuth>,
 }
 

@@ -88,6 +88,7 @@ impl NatsBroker {
         })
     }
 
+    /// The settings it connected with.
     pub fn options(&self) -> &NatsOptions {
         &self.shared.options
     }

@@ -102,14 +102,17 @@ impl NatsOptions {
         Ok(())
     }
 
+    /// `duplicate_window_secs` as a duration.
     pub fn duplicate_window(&self) -> Duration {
         Duration::from_secs_f64(self.duplicate_window_secs)
     }
 
+    /// `max_age_secs` as a duration.
     pub fn max_age(&self) -> Duration {
         Duration::from_secs_f64(self.max_age_secs)
     }
 
+    /// `ack_wait_secs` as a duration.
     pub fn ack_wait(&self) -> Duration {
         Duration::from_secs_f64(self.ack_wait_secs)
     }

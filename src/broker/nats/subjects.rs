@@ -41,6 +41,7 @@ impl Subjects {
         format!("{}.>", self.prefix)
     }
 
+    /// The subject `topic` is published on.
     pub fn for_topic(&self, topic: &Topic) -> String {
         format!("{}.{}", self.prefix, topic.as_str())
     }
