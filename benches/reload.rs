@@ -91,7 +91,7 @@ async fn first_acceptance(host: &Host, trigger: &Arc<dyn Trigger>, odd: bool) ->
         let before = trigger.stats();
         let decided =
             |s: wasmsched::trigger::TriggerStats| s.filter_accepted + s.filter_rejected + s.errors;
-        host.broker
+        host.broker()
             .publish(Event::new(topic.clone(), json!({ "n": n })))
             .await
             .unwrap();
@@ -116,7 +116,7 @@ async fn swap_latency(fresh: bool) -> Vec<Duration> {
     let (even, odd) = (guest("accept_even"), guest("accept_odd"));
     std::fs::write(plugins.join("parity.wasm"), &even).unwrap();
     let host = Host::start(load_config(root.path())).await.unwrap();
-    let trigger = host.scheduler.trigger("parity").await.unwrap().trigger;
+    let trigger = host.registration("parity").await.unwrap().trigger;
     // Each swap starts with the watcher idle (its first rescan done, the
     // last swap's events handled): samples are independent.
     let idle = || tokio::time::sleep(Duration::from_millis(400));
@@ -138,7 +138,7 @@ async fn swap_latency(fresh: bool) -> Vec<Duration> {
         }
         idle().await;
     }
-    host.scheduler.stop().await;
+    host.stop().await;
     samples.sort();
     samples
 }
@@ -185,7 +185,7 @@ async fn restart(cold: bool) -> Vec<Duration> {
         let took = started.elapsed();
         assert!(host.problems().is_empty(), "{:?}", host.problems());
         assert_eq!(host.plugins().len(), PLUGINS);
-        host.scheduler.stop().await;
+        host.stop().await;
         drop(host);
         // Let the watcher's first rescan finish before the next start.
         tokio::time::sleep(Duration::from_millis(300)).await;

@@ -126,7 +126,7 @@ impl Server {
     async fn shutdown(mut self) {
         self.stop.take().unwrap().send(()).unwrap();
         self.served.await.unwrap().unwrap();
-        self.host.scheduler.stop().await;
+        self.host.stop().await;
     }
 }
 
@@ -564,7 +564,7 @@ async fn graceful_shutdown_lets_a_firing_in_flight_finish_and_publish() {
     let pattern = wasmsched::TopicPattern::new("slow.*").unwrap();
     let mut done = server
         .host
-        .broker
+        .broker()
         .subscribe(&pattern, wasmsched::broker::SubscriberKind::Observer)
         .await
         .unwrap();

@@ -403,7 +403,7 @@ async fn the_host_recovers_when_nats_restarts() {
         }
     };
     let relay_fires = || async {
-        let registered = host.scheduler.registered_triggers().await;
+        let registered = host.registered_triggers().await;
         registered["relay"].trigger.stats().fires
     };
     let eventually = |what: &'static str, deadline: Duration| {
@@ -419,7 +419,7 @@ async fn the_host_recovers_when_nats_restarts() {
     }
     // A live stream opened now has seen nothing when NATS goes away: once
     // back, it must go on from here, not replay the stream (n = 1).
-    let mut live = observe(host.broker.as_ref(), "hooks.*").await;
+    let mut live = observe(host.broker().as_ref(), "hooks.*").await;
 
     server.kill();
     let check = eventually("/healthz to report the broker down", WAIT);
@@ -630,6 +630,6 @@ async fn healthz_answers_while_a_registration_waits_on_a_frozen_nats() {
     server.thaw();
     let added = tokio::time::timeout(WAIT, adding).await.unwrap().unwrap();
     added.unwrap();
-    assert!(host.scheduler.trigger("relay").await.is_some());
+    assert!(host.registration("relay").await.is_some());
     host.stop().await;
 }

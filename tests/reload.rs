@@ -108,7 +108,7 @@ impl Fixture {
 
     /// The counters of a registered trigger.
     async fn stats(&self, trigger: &str) -> TriggerStats {
-        let registration = self.host.scheduler.trigger(trigger).await;
+        let registration = self.host.registration(trigger).await;
         registration.expect("trigger registered").trigger.stats()
     }
 
@@ -119,7 +119,7 @@ impl Fixture {
 
     async fn publish(&self, n: u64) {
         let event = Event::new(Topic::new("numbers.in").unwrap(), json!({ "n": n }));
-        self.host.broker.publish(event).await.unwrap();
+        self.host.broker().publish(event).await.unwrap();
     }
 
     /// A subscription that never drops (like a trigger's).
@@ -128,12 +128,12 @@ impl Fixture {
         let kind = SubscriberKind::Trigger {
             name: "test".into(),
         };
-        self.host.broker.subscribe(&pattern, kind).await.unwrap()
+        self.host.broker().subscribe(&pattern, kind).await.unwrap()
     }
 
     /// Publishes `n` and tells whether the parity trigger accepted it.
     async fn decide(&self, n: u64) -> bool {
-        let trigger = self.host.scheduler.trigger("parity").await.unwrap().trigger;
+        let trigger = self.host.registration("parity").await.unwrap().trigger;
         let decided = |s: TriggerStats| s.filter_accepted + s.filter_rejected + s.errors;
         let before = trigger.stats();
         self.publish(n).await;
@@ -181,7 +181,7 @@ async fn filter_replaced_50_times_decides_every_event_exactly_once() {
     let stop = Arc::new(AtomicBool::new(false));
     let published = Arc::new(AtomicU64::new(0));
     let publisher = {
-        let (broker, stop, published) = (fx.host.broker.clone(), stop.clone(), published.clone());
+        let (broker, stop, published) = (fx.host.broker().clone(), stop.clone(), published.clone());
         tokio::spawn(async move {
             let topic = Topic::new("numbers.in").unwrap();
             while !stop.load(Ordering::SeqCst) {
@@ -219,7 +219,7 @@ async fn filter_replaced_50_times_decides_every_event_exactly_once() {
     stop.store(true, Ordering::SeqCst);
     publisher.await.unwrap();
     let published = published.load(Ordering::SeqCst);
-    let trigger = fx.host.scheduler.trigger("parity").await.unwrap().trigger;
+    let trigger = fx.host.registration("parity").await.unwrap().trigger;
     eventually("every event decided", || {
         let stats = trigger.stats();
         let decided = stats.filter_accepted + stats.filter_rejected + stats.errors;
@@ -238,7 +238,7 @@ async fn filter_replaced_50_times_decides_every_event_exactly_once() {
         Topic::new("numbers.accepted").unwrap(),
         json!({ "n": u64::MAX }),
     );
-    fx.host.broker.publish(end).await.unwrap();
+    fx.host.broker().publish(end).await.unwrap();
     let accepted = collector.await.unwrap();
     let unique: BTreeSet<u64> = accepted.iter().copied().collect();
     assert_eq!(unique.len(), accepted.len(), "an event was accepted twice");
@@ -298,7 +298,7 @@ async fn a_broken_file_keeps_the_old_version_serving_until_fixed() {
     }
     // Reading a file is no change: the refused file (the last case) is not
     // loaded again and again (each load would hit the compiled-code cache).
-    let cache_hits = || fx.host.runtime.cache_stats().unwrap().hits;
+    let cache_hits = || fx.host.runtime().cache_stats().unwrap().hits;
     tokio::time::sleep(Duration::from_millis(400)).await;
     let hits = cache_hits();
     tokio::time::sleep(Duration::from_millis(600)).await;
@@ -328,7 +328,7 @@ async fn deleting_a_plugin_unregisters_its_triggers_until_it_is_back() {
     .await;
     std::fs::remove_file(fx.file("parity.wasm")).unwrap();
     eventually("unregistered", || !fx.registered("parity")).await;
-    assert!(fx.host.scheduler.trigger("parity").await.is_none());
+    assert!(fx.host.registration("parity").await.is_none());
     assert!(!fx.host.plugins().contains_key("parity"));
     assert!(fx.host.pending_triggers().contains_key("parity"));
     assert!(
@@ -356,7 +356,7 @@ async fn editing_a_manifest_changes_exactly_its_triggers() {
         &[("parity", &guest("accept_even"))],
     )
     .await;
-    let parity = fx.host.scheduler.trigger("parity").await.unwrap().trigger;
+    let parity = fx.host.registration("parity").await.unwrap().trigger;
     let a2_topic = || fx.host.trigger_config("a2").map(|t| t.topic.to_string());
 
     // a1 removed, a2 changed, a3 added; parity.toml's trigger untouched.
@@ -367,8 +367,8 @@ async fn editing_a_manifest_changes_exactly_its_triggers() {
     eventually("applied", || a2_topic().as_deref() == Some("a.changed")).await;
     eventually("a3 added", || fx.registered("a3")).await;
     assert!(!fx.registered("a1"));
-    assert!(fx.host.scheduler.trigger("a1").await.is_none());
-    let still = fx.host.scheduler.trigger("parity").await.unwrap().trigger;
+    assert!(fx.host.registration("a1").await.is_none());
+    let still = fx.host.registration("parity").await.unwrap().trigger;
     assert!(Arc::ptr_eq(&parity, &still), "parity was not restarted");
 
     // A manifest that does not parse, or a table that does not build,
@@ -394,7 +394,7 @@ async fn editing_a_manifest_changes_exactly_its_triggers() {
     eventually("error cleared", || fx.error("a").is_empty()).await;
     assert!(Arc::ptr_eq(
         &parity,
-        &fx.host.scheduler.trigger("parity").await.unwrap().trigger
+        &fx.host.registration("parity").await.unwrap().trigger
     ));
     fx.host.stop().await;
 }
@@ -475,9 +475,9 @@ async fn a_paused_trigger_stays_paused_across_reloads() {
     )
     .await;
     let held = || async {
-        let registration = fx.host.scheduler.trigger("parity").await;
+        let registration = fx.host.registration("parity").await;
         let running = registration.is_some_and(|r| r.trigger.is_running());
-        fx.host.scheduler.is_paused("parity").await && !running
+        fx.host.is_paused("parity").await && !running
     };
     fx.host.pause_trigger("parity").await.unwrap();
     assert!(held().await);
@@ -513,7 +513,7 @@ async fn a_paused_trigger_stays_paused_across_reloads() {
     fx.host.pause_trigger("parity").await.unwrap();
     let table = fx.host.remove_trigger("parity").await.unwrap();
     fx.host.add_trigger(table).await.unwrap();
-    assert!(!fx.host.scheduler.is_paused("parity").await);
+    assert!(!fx.host.is_paused("parity").await);
     assert!(fx.decide(5).await, "removed and added again: not paused");
     fx.host.stop().await;
 }

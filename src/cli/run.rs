@@ -33,7 +33,6 @@ async fn serve(config: Config) -> Result<()> {
         .await
         .with_context(|| config_path.display().to_string())?;
     let running = host
-        .scheduler
         .registered_triggers()
         .await
         .values()
@@ -60,7 +59,7 @@ async fn serve(config: Config) -> Result<()> {
 async fn log_events(host: &Host) -> Result<()> {
     let all = TopicPattern::new("**").expect("valid pattern");
     let mut events = host
-        .broker
+        .broker()
         .subscribe(&all, SubscriberKind::Observer)
         .await?;
     tokio::spawn(async move {

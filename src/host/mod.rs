@@ -32,7 +32,7 @@ use crate::bounded::EventLimits;
 use crate::broker::{Broker, BrokerError, MemoryBroker, NatsBroker};
 use crate::config::{BrokerConfig, Config, ConfigError, TriggerConfig};
 use crate::plugin::{Plugin, PluginError, PluginRuntime, PluginSlot, Worlds};
-use crate::scheduler::{Scheduler, SchedulerError};
+use crate::scheduler::{Registration, Scheduler, SchedulerError};
 use crate::trigger::{TriggerError, TriggerKind};
 
 /// Why the host could not set up a trigger, plugin or manifest.
@@ -107,10 +107,10 @@ pub const EVENT_INTERVAL: u32 = 8;
 
 /// A running wasmsched: scheduler, broker, plugin runtime, loaded plugins.
 pub struct Host {
-    pub config: Config,
-    pub scheduler: Arc<Scheduler>,
-    pub broker: Arc<dyn Broker>,
-    pub runtime: PluginRuntime,
+    config: Config,
+    scheduler: Arc<Scheduler>,
+    broker: Arc<dyn Broker>,
+    runtime: PluginRuntime,
     state: RwLock<State>,
     /// Held by every change: see [`Serial`].
     changes: tokio::sync::Mutex<()>,
@@ -213,6 +213,39 @@ impl Host {
             *host.watcher.lock().unwrap_or_else(|p| p.into_inner()) = watcher;
         }
         Ok(host)
+    }
+
+    /// The configuration it started from (`wasmsched.toml` and manifests
+    /// as they were at start; later changes are in [`Self::trigger_config`]).
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The broker: publish events to it and watch them (triggers change
+    /// only through the host's methods).
+    pub fn broker(&self) -> &Arc<dyn Broker> {
+        &self.broker
+    }
+
+    /// The plugin runtime (its limits and counters).
+    pub fn runtime(&self) -> &PluginRuntime {
+        &self.runtime
+    }
+
+    /// Every registered trigger by id, with its topic. Never waits for a
+    /// change under way.
+    pub async fn registered_triggers(&self) -> BTreeMap<String, Registration> {
+        self.scheduler.registered_triggers().await
+    }
+
+    /// One registered trigger.
+    pub async fn registration(&self, id: &str) -> Option<Registration> {
+        self.scheduler.trigger(id).await
+    }
+
+    /// Is the trigger paused (or, waiting for its plugin, held paused)?
+    pub async fn is_paused(&self, id: &str) -> bool {
+        self.scheduler.is_paused(id).await
     }
 
     /// What one event and one firing may carry: `[events]`, lowered to

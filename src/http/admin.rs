@@ -82,7 +82,7 @@ async fn view(
         topic: registration.topic.to_string(),
         plugin: config.plugin.clone(),
         running: trigger.is_running(),
-        paused: app.host.scheduler.is_paused(id).await,
+        paused: app.host.is_paused(id).await,
         fire_count: stats.fires,
         error_count: stats.errors,
         stats,
@@ -97,7 +97,7 @@ async fn view(
 
 pub async fn list_triggers(State(app): State<AppState>) -> Json<Vec<TriggerView>> {
     let mut views = Vec::new();
-    for (id, registration) in app.host.scheduler.registered_triggers().await {
+    for (id, registration) in app.host.registered_triggers().await {
         if let Some(config) = app.host.trigger_config(&id) {
             views.push(view(&app, &id, &registration, &config).await);
         }
@@ -175,8 +175,7 @@ pub async fn run_now(
     };
     let registration = app
         .host
-        .scheduler
-        .trigger(&id)
+        .registration(&id)
         .await
         .ok_or_else(|| unknown(&id))?;
     let count = registration
@@ -201,7 +200,7 @@ pub async fn match_topic(
     let topic =
         crate::topic::Topic::new(query.topic).map_err(|e| ApiError::bad_request(e.to_string()))?;
     let mut matching = Vec::new();
-    for (id, registration) in app.host.scheduler.registered_triggers().await {
+    for (id, registration) in app.host.registered_triggers().await {
         let Some(TriggerSpec::Event(EventSpec { source })) =
             app.host.trigger_config(&id).map(|c| c.spec)
         else {

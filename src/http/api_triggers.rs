@@ -101,8 +101,7 @@ async fn status(app: &AppState, config: &TriggerConfig) -> ApiResult<Response> {
 
 async fn registered(app: &AppState, id: &str) -> ApiResult<Registration> {
     app.host
-        .scheduler
-        .trigger(id)
+        .registration(id)
         .await
         .ok_or_else(|| ApiError::not_found(format!("trigger `{id}` is no longer registered")))
 }

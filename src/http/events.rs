@@ -51,7 +51,7 @@ pub async fn publish(
     let mut event = Event::new(topic, data);
     event.headers = headers;
     let (id, topic) = (event.id, event.topic.clone());
-    app.host.broker.publish(event).await.map_err(|e| {
+    app.host.broker().publish(event).await.map_err(|e| {
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             format!("publishing failed: {e}"),
@@ -83,7 +83,7 @@ pub async fn stream(
     let pattern = TopicPattern::new(pattern).map_err(|e| ApiError::bad_request(e.to_string()))?;
     let subscription = app
         .host
-        .broker
+        .broker()
         .subscribe(&pattern, SubscriberKind::Observer)
         .await
         .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;

@@ -42,7 +42,7 @@ impl AppState {
         let admin_token = std::env::var(ADMIN_TOKEN_ENV)
             .ok()
             .filter(|t| !t.is_empty())
-            .or_else(|| host.config.admin_token.clone());
+            .or_else(|| host.config().admin_token.clone());
         Self {
             host,
             admin_token,

@@ -16,8 +16,8 @@ use crate::trigger::TriggerStats;
 /// 200 `"ok"`, or 503 `"degraded"` while the broker is unreachable (the
 /// host keeps running and reconnects).
 pub async fn healthz(State(app): State<AppState>) -> impl IntoResponse {
-    let triggers = app.host.scheduler.registered_triggers().await;
-    let broker = app.host.broker.health();
+    let triggers = app.host.registered_triggers().await;
+    let broker = app.host.broker().health();
     let (status, code) = match broker.connected {
         true => ("ok", StatusCode::OK),
         false => ("degraded", StatusCode::SERVICE_UNAVAILABLE),
@@ -101,7 +101,6 @@ pub async fn metrics(State(app): State<AppState>) -> impl IntoResponse {
     let mut out = String::new();
     let triggers: Vec<(String, TriggerStats)> = app
         .host
-        .scheduler
         .registered_triggers()
         .await
         .into_iter()
@@ -170,7 +169,7 @@ pub async fn metrics(State(app): State<AppState>) -> impl IntoResponse {
         "counter",
         [("", app.host.reload_count())],
     );
-    let admission = app.host.runtime.admission();
+    let admission = app.host.runtime().admission();
     family(
         &mut out,
         "wasmsched_plugin_calls_in_flight",
@@ -192,7 +191,7 @@ pub async fn metrics(State(app): State<AppState>) -> impl IntoResponse {
         "counter",
         [("", admission.queued_total)],
     );
-    let broker = app.host.broker.health();
+    let broker = app.host.broker().health();
     let labels = format!("broker=\"{}\"", broker.kind);
     family(
         &mut out,
