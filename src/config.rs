@@ -57,24 +57,41 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 /// Why a configuration could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// A file could not be read.
     #[error("{}: {source}", path.display())]
     Read {
+        /// The file concerned.
         path: PathBuf,
+        /// The underlying error.
         #[source]
         source: std::io::Error,
     },
+    /// A file is not valid (TOML syntax, an unknown key, a bad value).
     #[error("{}: {message}", path.display())]
-    Syntax { path: PathBuf, message: String },
-    #[error("{}: trigger `{id}`: {message}", path.display())]
-    Trigger {
+    Syntax {
+        /// The file concerned.
         path: PathBuf,
-        id: String,
+        /// What went wrong, in one line.
         message: String,
     },
+    /// A `[[trigger]]` table is not valid.
+    #[error("{}: trigger `{id}`: {message}", path.display())]
+    Trigger {
+        /// The file concerned.
+        path: PathBuf,
+        /// The trigger's id.
+        id: String,
+        /// What went wrong, in one line.
+        message: String,
+    },
+    /// Two tables declare the same trigger id.
     #[error("trigger id `{id}` is declared twice: in {} and in {}", first.display(), second.display())]
     DuplicateId {
+        /// The trigger's id.
         id: String,
+        /// The file that declared it first.
         first: PathBuf,
+        /// The file that declared it again.
         second: PathBuf,
     },
 }
@@ -82,8 +99,11 @@ pub enum ConfigError {
 /// The whole configuration: the main file plus every manifest.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// The main file (`wasmsched.toml`).
     pub path: PathBuf,
+    /// Where the HTTP API listens (`[server] listen`, default 127.0.0.1:8080).
     pub listen: SocketAddr,
+    /// The bearer token the admin API asks for (`[server] admin_token`).
     pub admin_token: Option<String>,
     /// The plugins directory, resolved against the config file's directory.
     pub plugins_dir: PathBuf,
@@ -101,6 +121,7 @@ pub struct Config {
     pub broker: BrokerConfig,
     /// What one event and one firing may carry (`[events]`).
     pub events: EventLimits,
+    /// Every `[[trigger]]` table, of the main file and the manifests.
     pub triggers: Vec<TriggerConfig>,
 }
 
@@ -123,6 +144,7 @@ pub enum BrokerConfig {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(try_from = "TriggerTable")]
 pub struct TriggerConfig {
+    /// Unique across the host.
     pub id: String,
     /// Where its events are published.
     pub topic: Topic,
@@ -140,7 +162,9 @@ pub struct TriggerConfig {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct TriggerTable {
+    /// The trigger's id.
     id: String,
+    /// The trigger's kind.
     kind: TriggerKind,
     topic: Topic,
     #[serde(default)]

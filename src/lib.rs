@@ -97,19 +97,14 @@ pub mod topic;
 pub mod trigger;
 pub mod units;
 
-// Behind Cargo features (all on by default): see Cargo.toml. Their docs
-// are not complete yet (the embedding API above is).
+// Behind Cargo features (all on by default): see Cargo.toml.
 #[cfg(feature = "host")]
-#[allow(missing_docs)]
 pub mod config;
 #[cfg(feature = "host")]
-#[allow(missing_docs)]
 pub mod host;
 #[cfg(feature = "host")]
-#[allow(missing_docs)]
 pub mod http;
 #[cfg(feature = "plugins")]
-#[allow(missing_docs)]
 pub mod plugin;
 
 pub use bounded::EventLimits;

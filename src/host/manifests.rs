@@ -22,12 +22,16 @@ use crate::config::{self, ConfigError, TriggerConfig};
 /// What applying a manifest did, by trigger id.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct ManifestChanges {
+    /// Triggers new in the manifest.
     pub added: Vec<String>,
+    /// Triggers whose table changed (replaced; a pause stays).
     pub changed: Vec<String>,
+    /// Triggers no longer in it.
     pub removed: Vec<String>,
 }
 
 impl ManifestChanges {
+    /// Nothing changed.
     pub fn is_empty(&self) -> bool {
         self.added.is_empty() && self.changed.is_empty() && self.removed.is_empty()
     }

@@ -38,39 +38,66 @@ use crate::trigger::{TriggerError, TriggerKind};
 /// Why the host could not set up a trigger, plugin or manifest.
 #[derive(Debug, thiserror::Error)]
 pub enum HostError {
+    /// A plugin could not be loaded or bound.
     #[error(transparent)]
     Plugin(#[from] PluginError),
+    /// A configuration file is not valid.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// A trigger could not be built from its table.
     #[error("{}: trigger `{id}`: {source}", declared_in.display())]
     Trigger {
+        /// The trigger's id.
         id: String,
+        /// The file that declares the trigger.
         declared_in: PathBuf,
+        /// The underlying error.
         #[source]
         source: TriggerError,
     },
+    /// The trigger's plugin is not loaded.
     #[error(
         "trigger `{id}`: plugin `{plugin}` is not loaded (is plugins/{plugin}.wasm there and valid?)"
     )]
-    PluginNotLoaded { id: String, plugin: String },
+    PluginNotLoaded {
+        /// The trigger's id.
+        id: String,
+        /// The plugin's name.
+        plugin: String,
+    },
+    /// A cron or api trigger names a plugin without a factory.
     #[error("trigger `{id}`: plugin `{plugin}` exports no factory, which a {kind} trigger needs")]
     NeedsFactory {
+        /// The trigger's id.
         id: String,
+        /// The plugin's name.
         plugin: String,
+        /// The trigger's kind.
         kind: TriggerKind,
     },
+    /// Another api trigger serves the path.
     #[error("trigger `{id}`: path `{path}` is already served by trigger `{other}`")]
     PathTaken {
+        /// The trigger's id.
         id: String,
+        /// The HTTP path both would serve.
         path: String,
+        /// The trigger already served there.
         other: String,
     },
     /// A plugin file the host will not (or did not) load; the version
     /// loaded before, if any, keeps serving.
     #[error("plugin `{plugin}`: {message}")]
-    Refused { plugin: String, message: String },
+    Refused {
+        /// The plugin's name.
+        plugin: String,
+        /// What went wrong, in one line.
+        message: String,
+    },
+    /// The scheduler refused the change.
     #[error(transparent)]
     Scheduler(#[from] SchedulerError),
+    /// The broker could not be reached or set up.
     #[error(transparent)]
     Broker(#[from] BrokerError),
 }

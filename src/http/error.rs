@@ -9,11 +9,14 @@ use serde_json::{Value, json};
 /// An HTTP error answered as `{"error": "..."}`.
 #[derive(Debug)]
 pub struct ApiError {
+    /// A 4xx or 5xx status.
     pub status: StatusCode,
+    /// The `error` text.
     pub message: String,
 }
 
 impl ApiError {
+    /// An error with this status and message.
     pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
         Self {
             status,
@@ -21,14 +24,17 @@ impl ApiError {
         }
     }
 
+    /// 400.
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, message)
     }
 
+    /// 404.
     pub fn not_found(message: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, message)
     }
 
+    /// 401.
     pub fn unauthorized(message: impl Into<String>) -> Self {
         Self::new(StatusCode::UNAUTHORIZED, message)
     }

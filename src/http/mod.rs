@@ -28,8 +28,11 @@ pub const ADMIN_TOKEN_ENV: &str = "WASMSCHED_ADMIN_TOKEN";
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
+    /// The host the API serves.
     pub host: Arc<Host>,
+    /// The bearer token `/api/admin` asks for (none: open).
     pub admin_token: Option<String>,
+    /// The largest request body accepted, in bytes.
     pub body_limit: usize,
     /// Cancelled at shutdown: ends long-lived responses (SSE streams) so
     /// the server can finish.

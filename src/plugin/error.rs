@@ -7,45 +7,101 @@ use std::time::Duration;
 /// Why a plugin could not be loaded or bound to a trigger.
 #[derive(Debug, thiserror::Error)]
 pub enum PluginError {
+    /// The file could not be read.
     #[error("cannot read plugin file {}: {source}", path.display())]
     Read {
+        /// The file concerned.
         path: PathBuf,
+        /// The underlying error.
         #[source]
         source: std::io::Error,
     },
+    /// A core module, not a component.
     #[error(
         "plugin `{name}` is a core WebAssembly module, not a component; build for \
          wasm32-wasip2 or run `wasm-tools component new`"
     )]
-    NotAComponent { name: String },
+    NotAComponent {
+        /// The plugin's name (its file stem).
+        name: String,
+    },
+    /// Not valid WebAssembly, or it did not compile.
     #[error("plugin `{name}` is not a valid WebAssembly component: {message}")]
-    Compile { name: String, message: String },
+    Compile {
+        /// The plugin's name (its file stem).
+        name: String,
+        /// What went wrong, in one line.
+        message: String,
+    },
+    /// It imports an interface the host does not grant.
     #[error(
         "plugin `{name}` imports `{import}`, which wasmsched does not grant \
          (no files, sockets or network)"
     )]
-    ImportNotGranted { name: String, import: String },
+    ImportNotGranted {
+        /// The plugin's name (its file stem).
+        name: String,
+        /// The interface it imports.
+        import: String,
+    },
+    /// It exports neither a factory nor a filter.
     #[error(
         "plugin `{name}` exports neither `wasmsched:plugin/factory` nor \
          `wasmsched:plugin/filter` of wasmsched:plugin@0.1.x (it exports: {})",
         list_or_nothing(found)
     )]
-    MissingExports { name: String, found: Vec<String> },
+    MissingExports {
+        /// The plugin's name (its file stem).
+        name: String,
+        /// What was found instead.
+        found: Vec<String>,
+    },
+    /// It was built for another version of the contract.
     #[error(
         "plugin `{name}` was built for `{found}`, but this wasmsched speaks \
          wasmsched:plugin@0.1.x; rebuild it against wit/plugin.wit"
     )]
-    IncompatibleVersion { name: String, found: String },
+    IncompatibleVersion {
+        /// The plugin's name (its file stem).
+        name: String,
+        /// What was found instead.
+        found: String,
+    },
+    /// Its exports do not have the contract's types.
     #[error("plugin `{name}` does not fit the wasmsched:plugin@0.1 contract: {message}")]
-    Contract { name: String, message: String },
+    Contract {
+        /// The plugin's name (its file stem).
+        name: String,
+        /// What went wrong, in one line.
+        message: String,
+    },
+    /// Its limits are out of range.
     #[error("plugin `{name}` has invalid limits: {message}")]
-    InvalidLimits { name: String, message: String },
+    InvalidLimits {
+        /// The plugin's name (its file stem).
+        name: String,
+        /// What went wrong, in one line.
+        message: String,
+    },
+    /// A factory was asked of a plugin without one.
     #[error("plugin `{name}` exports no `wasmsched:plugin/factory`, so it cannot make events")]
-    NoFactory { name: String },
+    NoFactory {
+        /// The plugin's name (its file stem).
+        name: String,
+    },
+    /// A filter was asked of a plugin without one.
     #[error("plugin `{name}` exports no `wasmsched:plugin/filter`, so it cannot filter events")]
-    NoFilter { name: String },
+    NoFilter {
+        /// The plugin's name (its file stem).
+        name: String,
+    },
+    /// No plugin of this name is loaded.
     #[error("plugin `{name}` is not loaded")]
-    NotLoaded { name: String },
+    NotLoaded {
+        /// The plugin's name (its file stem).
+        name: String,
+    },
+    /// The engine could not start (the reason).
     #[error("the WebAssembly engine could not start: {0}")]
     Engine(String),
     /// The plugin failed while being instantiated at load time (its start
@@ -60,18 +116,45 @@ pub enum PluginError {
 pub enum CallError {
     /// The plugin returned `err(message)`.
     #[error("plugin `{plugin}` failed: {message}")]
-    Failed { plugin: String, message: String },
+    Failed {
+        /// The plugin's name.
+        plugin: String,
+        /// What went wrong, in one line.
+        message: String,
+    },
     /// The plugin trapped (a panic, `unreachable`, a bad memory access, ...).
     #[error("plugin `{plugin}` trapped: {message}")]
-    Trap { plugin: String, message: String },
+    Trap {
+        /// The plugin's name.
+        plugin: String,
+        /// What went wrong, in one line.
+        message: String,
+    },
+    /// The call ran past its time limit.
     #[error("plugin `{plugin}` ran out of time (limit {limit:?})")]
-    Timeout { plugin: String, limit: Duration },
+    Timeout {
+        /// The plugin's name.
+        plugin: String,
+        /// The limit it ran into.
+        limit: Duration,
+    },
+    /// The call needed more memory than its limit.
     #[error("plugin `{plugin}` ran out of memory (limit {})", human_bytes(*limit_bytes))]
-    MemoryExhausted { plugin: String, limit_bytes: u64 },
+    MemoryExhausted {
+        /// The plugin's name.
+        plugin: String,
+        /// The memory limit, in bytes.
+        limit_bytes: u64,
+    },
     /// The plugin returned something the host cannot use: event data that is
     /// not JSON, or an invalid topic.
     #[error("plugin `{plugin}` returned bad data: {message}")]
-    BadData { plugin: String, message: String },
+    BadData {
+        /// The plugin's name.
+        plugin: String,
+        /// What went wrong, in one line.
+        message: String,
+    },
 }
 
 impl CallError {

@@ -175,6 +175,7 @@ impl PluginRuntime {
         })
     }
 
+    /// The settings it was made with.
     pub fn options(&self) -> RuntimeOptions {
         self.inner.options
     }
@@ -314,6 +315,7 @@ impl Drop for Plugin {
 }
 
 impl Plugin {
+    /// Its name: the file stem (`plugins/NAME.wasm`).
     pub fn name(&self) -> &str {
         &self.name
     }
@@ -323,6 +325,7 @@ impl Plugin {
         &self.hash
     }
 
+    /// Which of the contract's worlds it implements.
     pub fn worlds(&self) -> Worlds {
         self.worlds
     }
@@ -333,10 +336,12 @@ impl Plugin {
         &self.imports
     }
 
+    /// Its time and memory budget per call.
     pub fn limits(&self) -> Limits {
         self.limits
     }
 
+    /// Its call counters since it was loaded.
     pub fn stats(&self) -> PluginStats {
         self.stats.snapshot()
     }
@@ -346,6 +351,7 @@ impl Plugin {
         self.stats.latency()
     }
 
+    /// When this version was loaded.
     pub fn loaded_at(&self) -> DateTime<Utc> {
         self.loaded_at
     }

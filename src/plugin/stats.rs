@@ -34,7 +34,9 @@ pub const LATENCY_BUCKETS: [f64; 12] = [
 pub struct LatencyHistogram {
     /// `(upper bound in seconds, calls at or under it)`, cumulative.
     pub buckets: Vec<(f64, u64)>,
+    /// Calls observed.
     pub count: u64,
+    /// Their total time, in seconds.
     pub sum_seconds: f64,
 }
 
