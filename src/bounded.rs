@@ -70,6 +70,7 @@ impl Default for EventLimits {
 
 /// Why events were refused by [`EventLimits`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum LimitError {
     /// One event is larger than [`EventLimits::max_bytes`].
     #[error("event {index} is {bytes} bytes (data and headers), over the limit of {limit} bytes")]

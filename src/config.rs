@@ -56,6 +56,7 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 
 /// Why a configuration could not be loaded.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ConfigError {
     /// A file could not be read.
     #[error("{}: {source}", path.display())]
@@ -128,6 +129,7 @@ pub struct Config {
 /// Which broker carries the events (`[broker] kind`).
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+#[non_exhaustive]
 pub enum BrokerConfig {
     /// In this process only: no service needed.
     #[default]

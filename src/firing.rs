@@ -24,6 +24,7 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// The three kinds of trigger.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase", try_from = "String")]
+#[non_exhaustive]
 pub enum TriggerKind {
     /// Fires on a crontab schedule in a time zone.
     Cron,

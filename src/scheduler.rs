@@ -20,6 +20,7 @@ use crate::trigger::{Binding, Trigger, TriggerError};
 
 /// Why a scheduler operation failed.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum SchedulerError {
     /// The id is taken.
     #[error("a trigger with id `{0}` is already registered")]

@@ -209,6 +209,7 @@ async fn check_installed(plugins: &Path, project: &Path, name: &str, only_host_i
             TriggerKind::Event => Cause::Event {
                 source: Event::new(Topic::new("a.b").unwrap(), json!({})),
             },
+            other => panic!("the template declares no {other} trigger"),
         };
         let firing = Firing::new(trigger.id.clone(), at("2026-11-26T03:00:00Z"), cause);
         let events = factory.make_events(&firing).await.unwrap();

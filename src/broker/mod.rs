@@ -21,6 +21,7 @@ pub use nats::{NatsBroker, NatsOptions};
 
 /// Why the broker refused an operation.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum BrokerError {
     /// The broker was shut down.
     #[error("broker is closed")]

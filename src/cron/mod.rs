@@ -22,6 +22,7 @@ use chrono_tz::Tz;
 
 /// Why an expression or zone was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum CronError {
     #[error(
         "cron expression is empty; expected 5 fields: minute hour day-of-month month day-of-week"

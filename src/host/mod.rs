@@ -37,6 +37,7 @@ use crate::trigger::{TriggerError, TriggerKind};
 
 /// Why the host could not set up a trigger, plugin or manifest.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum HostError {
     /// A plugin could not be loaded or bound.
     #[error(transparent)]

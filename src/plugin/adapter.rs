@@ -20,44 +20,51 @@ use crate::firing::{BoxError, Factory, Filter, Firing};
 use crate::topic::Topic;
 use crate::trigger::TriggerKind;
 
-/// A plugin's `make-events`, for one trigger.
-pub(crate) struct PluginFactory {
+/// A plugin slot bound to one trigger: what its factory and filter call.
+pub(crate) struct Bound {
     pub(crate) slot: Arc<PluginSlot>,
     pub(crate) trigger: Arc<str>,
+    /// The trigger's `[trigger.config]`, read through `host.config`.
     pub(crate) config: Arc<BTreeMap<String, String>>,
     /// The trigger's way past the concurrency limits (see `admission.rs`).
     pub(crate) lane: Lane,
 }
 
+/// A plugin's `make-events`, for one trigger.
+pub(crate) struct PluginFactory(pub(crate) Bound);
+
 #[async_trait]
 impl Factory for PluginFactory {
     async fn make_events(&self, firing: &Firing) -> Result<Vec<NewEvent>, BoxError> {
-        let _admitted = self.lane.admit().await;
-        let plugin = self.slot.current();
-        Ok(plugin
-            .make_events(&self.trigger, &self.config, firing)
-            .await?)
+        let Bound {
+            slot,
+            trigger,
+            config,
+            lane,
+        } = &self.0;
+        let _admitted = lane.admit().await;
+        Ok(slot.current().make_events(trigger, config, firing).await?)
     }
 
     fn plugin(&self) -> Option<String> {
-        Some(self.slot.current().name().to_owned())
+        Some(self.0.slot.current().name().to_owned())
     }
 }
 
 /// A plugin's `accept`, for one trigger.
-pub(crate) struct PluginFilter {
-    pub(crate) slot: Arc<PluginSlot>,
-    pub(crate) trigger: Arc<str>,
-    pub(crate) config: Arc<BTreeMap<String, String>>,
-    pub(crate) lane: Lane,
-}
+pub(crate) struct PluginFilter(pub(crate) Bound);
 
 #[async_trait]
 impl Filter for PluginFilter {
     async fn accept(&self, event: &Event) -> Result<bool, BoxError> {
-        let _admitted = self.lane.admit().await;
-        let plugin = self.slot.current();
-        Ok(plugin.accept(&self.trigger, &self.config, event).await?)
+        let Bound {
+            slot,
+            trigger,
+            config,
+            lane,
+        } = &self.0;
+        let _admitted = lane.admit().await;
+        Ok(slot.current().accept(trigger, config, event).await?)
     }
 }
 

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 /// Why a plugin could not be loaded or bound to a trigger.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum PluginError {
     /// The file could not be read.
     #[error("cannot read plugin file {}: {source}", path.display())]
@@ -113,6 +114,7 @@ pub enum PluginError {
 /// Why one call into a plugin failed. The plugin instance is discarded
 /// either way; the next call gets a fresh one.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum CallError {
     /// The plugin returned `err(message)`.
     #[error("plugin `{plugin}` failed: {message}")]

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 
-use super::adapter::{PluginFactory, PluginFilter};
+use super::adapter::{Bound, PluginFactory, PluginFilter};
 use super::{Plugin, PluginError};
 use crate::firing::{Factory, Filter};
 
@@ -55,13 +55,9 @@ impl PluginSlot {
                 name: plugin.name().to_owned(),
             });
         }
-        let trigger: Arc<str> = trigger_id.into();
-        Ok(Arc::new(PluginFactory {
-            lane: plugin.runtime.admission.lane(&trigger),
-            slot: self.clone(),
-            trigger,
-            config: Arc::new(config),
-        }))
+        Ok(Arc::new(PluginFactory(
+            self.bind(&plugin, trigger_id, config),
+        )))
     }
 
     /// The `accept` of whatever version is current at each call, as the
@@ -78,13 +74,24 @@ impl PluginSlot {
                 name: plugin.name().to_owned(),
             });
         }
+        Ok(Arc::new(PluginFilter(
+            self.bind(&plugin, trigger_id, config),
+        )))
+    }
+
+    fn bind(
+        self: &Arc<Self>,
+        plugin: &Plugin,
+        trigger_id: &str,
+        config: BTreeMap<String, String>,
+    ) -> Bound {
         let trigger: Arc<str> = trigger_id.into();
-        Ok(Arc::new(PluginFilter {
+        Bound {
             lane: plugin.runtime.admission.lane(&trigger),
             slot: self.clone(),
             trigger,
             config: Arc::new(config),
-        }))
+        }
     }
 }
 

@@ -64,6 +64,7 @@ impl TriggerCounters {
 
 /// Why a firing published nothing.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum FireError {
     #[error("factory of trigger `{trigger}` failed: {message}")]
     /// The factory failed or panicked.

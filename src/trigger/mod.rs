@@ -28,6 +28,7 @@ use crate::topic::{Topic, TopicError};
 
 /// Why a trigger could not be created, started or fired.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum TriggerError {
     /// Not `cron`, `api` or `event`.
     #[error(transparent)]
