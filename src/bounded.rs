@@ -51,7 +51,7 @@ pub fn error(text: impl AsRef<str>) -> String {
 #[serde(default, deny_unknown_fields)]
 pub struct EventLimits {
     /// The most bytes of one event: its data as JSON plus every header's
-    /// name and value. Default 1 MiB (`max_bytes = "1MiB"`); on NATS never
+    /// name and value as JSON strings (quoted and escaped, as carried). Default 1 MiB (`max_bytes = "1MiB"`); on NATS never
     /// more than the server's `max_payload` allows.
     #[serde(deserialize_with = "crate::units::deserialize_bytes")]
     pub max_bytes: u64,
@@ -127,7 +127,8 @@ impl EventLimits {
 }
 
 /// The size [`EventLimits::max_bytes`] measures: the data as compact JSON
-/// plus every header's name and value, counted without copying.
+/// plus every header's name and value as JSON strings (so escapes count as
+/// they will be carried), counted without copying.
 pub fn event_bytes<'a>(
     data: &serde_json::Value,
     headers: impl IntoIterator<Item = (&'a String, &'a String)>,
@@ -143,13 +144,13 @@ pub fn event_bytes<'a>(
         }
     }
     let mut count = Count(0);
-    // Writing a `Value` to a sink that never fails cannot fail.
+    // Writing JSON to a sink that never fails cannot fail.
     let _ = serde_json::to_writer(&mut count, data);
-    let headers: u64 = headers
-        .into_iter()
-        .map(|(name, value)| (name.len() + value.len()) as u64)
-        .sum();
-    count.0 + headers
+    for (name, value) in headers {
+        let _ = serde_json::to_writer(&mut count, name);
+        let _ = serde_json::to_writer(&mut count, value);
+    }
+    count.0
 }
 
 #[cfg(test)]
@@ -174,8 +175,8 @@ mod tests {
             max_bytes: 20,
             max_per_firing: 2,
         };
-        let small = NewEvent::new(json!({"a": 1})).with_header("k", "v"); // 7 + 2
-        assert_eq!(event_bytes(&small.data, &small.headers), 9);
+        let small = NewEvent::new(json!({"a": 1})).with_header("k", "v"); // 7 + 3 + 3
+        assert_eq!(event_bytes(&small.data, &small.headers), 13);
         assert!(limits.check_firing(&[small.clone(), small.clone()]).is_ok());
         assert_eq!(
             limits.check_firing(&[small.clone(), small.clone(), small.clone()]),
@@ -186,7 +187,7 @@ mod tests {
             limits.check_firing(&[small, big]),
             Err(LimitError::EventTooLarge {
                 index: 1,
-                bytes: 32,
+                bytes: 40,
                 limit: 20
             })
         );

@@ -335,10 +335,15 @@ impl Config {
                     .max_calls_per_trigger
                     .unwrap_or(defaults.max_calls_per_trigger),
             );
-        if runtime.max_calls == 0 || runtime.max_calls_per_trigger == 0 {
+        if !(1..=crate::plugin::MAX_CALLS_LIMIT).contains(&runtime.max_calls)
+            || runtime.max_calls_per_trigger == 0
+        {
             return Err(ConfigError::Syntax {
                 path: path.to_owned(),
-                message: "[plugins] max_calls and max_calls_per_trigger must be at least 1".into(),
+                message: format!(
+                    "[plugins] max_calls must be 1 to {} and max_calls_per_trigger at least 1",
+                    crate::plugin::MAX_CALLS_LIMIT
+                ),
             });
         }
         if main.events.max_bytes == 0 || main.events.max_per_firing == 0 {

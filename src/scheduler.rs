@@ -165,8 +165,9 @@ impl Scheduler {
     /// Stops and removes a trigger, and forgets whether it was paused;
     /// returns it.
     pub async fn unregister_trigger(&self, id: &str) -> Result<Registration, SchedulerError> {
-        let registration = self.withdraw(id).await?;
-        self.forget_pause(id).await;
+        let _change = self.changes.lock().await;
+        let registration = self.withdraw_locked(id).await?;
+        self.state().paused.remove(id);
         Ok(registration)
     }
 
@@ -175,6 +176,10 @@ impl Scheduler {
     /// registered next under the same id. Returns the trigger.
     pub async fn withdraw(&self, id: &str) -> Result<Registration, SchedulerError> {
         let _change = self.changes.lock().await;
+        self.withdraw_locked(id).await
+    }
+
+    async fn withdraw_locked(&self, id: &str) -> Result<Registration, SchedulerError> {
         let registration = self
             .state()
             .triggers

@@ -122,7 +122,12 @@ impl Host {
             };
             match self.register_declared(&serial, config).await {
                 Ok(_) => list.push(id),
-                Err(error) => errors.push(error.to_string()),
+                Err(error) => {
+                    // Gone for good (not waiting for its plugin): a pause
+                    // kept for its return would outlive it.
+                    self.scheduler.forget_pause(&id).await;
+                    errors.push(error.to_string());
+                }
             }
         }
         if !changes.is_empty() {

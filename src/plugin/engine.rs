@@ -4,10 +4,11 @@
 //!
 //! Guests run as futures on the caller's async runtime (`call_async`). At
 //! every epoch tick a running guest's store calls back (see
-//! `host::store`): past the call's deadline the guest is interrupted,
-//! otherwise it yields to the runtime and resumes when polled again. So
-//! no call holds a runtime worker for more than one [`EPOCH_TICK`], however
-//! long it runs, and its time limit holds exactly as before.
+//! `host::store`): once the call has run for its time limit the guest is
+//! interrupted, otherwise it yields to the runtime and resumes when polled
+//! again. So no call holds a runtime worker for more than one
+//! [`EPOCH_TICK`], however long it runs, and only the time it runs counts
+//! against its limit.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -24,26 +25,34 @@ use super::error::{PluginError, one_line};
 /// while plugins spin (BENCHMARKS.md); the thread sleeps when no call runs.
 pub const EPOCH_TICK: Duration = Duration::from_millis(1);
 
-/// Instances alive at once (one per call in flight, plus load-time checks).
-const MAX_INSTANCES: u32 = 64;
+/// Idle (warm) instances kept across the runtime. The pool holds these
+/// plus one instance per call in flight plus [`LOAD_CHECKS`], so a call
+/// needing a fresh instance always finds room.
+pub(crate) const MAX_WARM_INSTANCES: usize = 32;
 
-/// Idle (warm) instances kept across the runtime: half the pool, so calls
-/// needing a fresh instance always find room.
-pub(crate) const MAX_WARM_INSTANCES: usize = MAX_INSTANCES as usize / 2;
+/// Instances for load-time checks (plugins being loaded at once).
+const LOAD_CHECKS: u32 = 8;
+
+/// The most `[plugins] max_calls` may be (the pool reserves address space
+/// per instance: ~2 GiB each, never committed until used).
+pub const MAX_CALLS_LIMIT: usize = 1024;
 /// The most linear memory one instance may have (caps [`super::Limits`]).
 pub(crate) const MAX_MEMORY_BYTES: u64 = 1 << 30;
 
-/// Builds the engine. Virtual memory reserved by the pool: about
-/// `2 * MAX_INSTANCES` slots of `MAX_MEMORY_BYTES` + a 32 MiB guard (~130 GiB
-/// of address space, none of it committed until used).
-pub(crate) fn build_engine() -> Result<Engine, PluginError> {
+/// Builds the engine for at most `max_calls` calls in flight. Virtual
+/// memory reserved by the pool: 2 slots of `MAX_MEMORY_BYTES` + a 32 MiB
+/// guard per instance (~150 GiB of address space with the defaults on 2
+/// cores, none of it committed until used).
+pub(crate) fn build_engine(max_calls: usize) -> Result<Engine, PluginError> {
+    let calls = u32::try_from(max_calls.min(MAX_CALLS_LIMIT)).unwrap_or(u32::MAX);
+    let instances = calls + MAX_WARM_INSTANCES as u32 + LOAD_CHECKS;
     let mut pool = PoolingAllocationConfig::new();
-    pool.total_component_instances(MAX_INSTANCES)
+    pool.total_component_instances(instances)
         // Components from Python or JS toolchains hold a dozen core instances
         // and a few memories and tables each; Rust ones one of each.
-        .total_core_instances(MAX_INSTANCES * 16)
-        .total_memories(MAX_INSTANCES * 2)
-        .total_tables(MAX_INSTANCES * 16)
+        .total_core_instances(instances * 16)
+        .total_memories(instances * 2)
+        .total_tables(instances * 16)
         .max_memory_size(MAX_MEMORY_BYTES as usize)
         // A fresh instance per call: resetting a slot is most of a call's
         // cost. Measured on large_dataset (release, 2 cores): keeping 1 MiB

@@ -67,8 +67,12 @@ pub(crate) struct CallState {
     pub(crate) stdout: Capture,
     pub(crate) stderr: Capture,
     log_lines: u32,
-    /// When the call under way must end (its time limit from its start).
-    deadline: Instant,
+    /// The call's time limit: running time, instantiation included.
+    budget: Duration,
+    /// Running time used so far by the call under way.
+    used: Duration,
+    /// When the guest last resumed (set by [`Resume`] after each yield).
+    resumed: Arc<Mutex<Instant>>,
 }
 
 impl CallState {
@@ -98,7 +102,9 @@ impl CallState {
             stdout,
             stderr,
             log_lines: 0,
-            deadline: Instant::now(),
+            budget: Duration::ZERO,
+            used: Duration::ZERO,
+            resumed: Arc::new(Mutex::new(Instant::now())),
         }
     }
 
@@ -106,7 +112,17 @@ impl CallState {
     /// resets what is counted per call, for an instance serving another.
     pub(crate) fn begin_call(&mut self, timeout: Duration) {
         self.log_lines = 0;
-        self.deadline = Instant::now() + timeout;
+        self.budget = timeout;
+        self.used = Duration::ZERO;
+        *self.resumed.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
+    }
+
+    /// At an epoch tick: adds the running time since the guest last resumed
+    /// and tells whether the budget is spent.
+    fn budget_spent(&mut self) -> bool {
+        let resumed = *self.resumed.lock().unwrap_or_else(|p| p.into_inner());
+        self.used += resumed.elapsed();
+        self.used >= self.budget
     }
 
     /// Sends what the guest printed to the host log, tagged.
@@ -201,21 +217,48 @@ pub(crate) fn linker(engine: &Engine) -> wasmtime::Result<Linker<CallState>> {
 }
 
 /// A store for calls of one trigger, with the memory limiter installed and
-/// the time limit enforced at each epoch tick: past the call's deadline the
-/// guest is interrupted (a timeout), otherwise it yields to the async
-/// runtime for one tick, so other tasks run while it works.
+/// the time limit enforced at each epoch tick: once the call has run for
+/// its budget the guest is interrupted (a timeout), otherwise it yields to
+/// the async runtime for one tick, so other tasks run while it works. Time
+/// spent suspended, waiting for a worker while other plugins run, is not
+/// counted: a busy host does not make a plugin time out.
 pub(crate) fn store(engine: &Engine, state: CallState) -> Store<CallState> {
     let mut store = Store::new(engine, state);
     store.limiter(|s| &mut s.limiter);
-    store.epoch_deadline_callback(|store| {
-        Ok(if Instant::now() >= store.data().deadline {
+    store.epoch_deadline_callback(|mut store| {
+        let state = store.data_mut();
+        Ok(if state.budget_spent() {
             UpdateDeadline::Interrupt
         } else {
-            UpdateDeadline::Yield(1)
+            let resume = Resume {
+                resumed: state.resumed.clone(),
+                yielded: false,
+            };
+            UpdateDeadline::YieldCustom(1, Box::pin(resume))
         })
     });
     store.set_epoch_deadline(1);
     store
+}
+
+/// Yields once to the async runtime, then notes when the guest resumed.
+struct Resume {
+    resumed: Arc<Mutex<Instant>>,
+    yielded: bool,
+}
+
+impl std::future::Future for Resume {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if !self.yielded {
+            self.yielded = true;
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
+        *self.resumed.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
+        Poll::Ready(())
+    }
 }
 
 /// Captures a guest's stdout or stderr: keeps the first [`MAX_CAPTURE`]

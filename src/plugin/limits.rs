@@ -14,7 +14,9 @@ use crate::units::{deserialize_bytes as bytes, deserialize_duration as duration}
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Limits {
-    /// Wall-clock time for one call (instantiation included); default 100 ms.
+    /// Running time for one call (instantiation included); default 100 ms.
+    /// Time a call spends suspended, waiting for a worker while other
+    /// tasks run, does not count.
     #[serde(deserialize_with = "duration")]
     pub timeout: Duration,
     /// Linear memory of one instance, all its memories together; default 64 MiB.

@@ -57,6 +57,7 @@ pub use crate::units::{parse_bytes, parse_duration};
 
 use self::admission::Admission;
 use self::cache::CodeCache;
+pub use self::engine::MAX_CALLS_LIMIT;
 use self::engine::{EpochTicker, MAX_MEMORY_BYTES, build_engine};
 use self::error::one_line;
 use self::host::CallState;
@@ -137,10 +138,13 @@ impl PluginRuntime {
     }
 
     fn build(options: RuntimeOptions, cache_dir: Option<&Path>) -> Result<Self, PluginError> {
-        if options.max_calls == 0 || options.max_calls_per_trigger == 0 {
-            return Err(PluginError::Engine(
-                "max_calls and max_calls_per_trigger must be at least 1".into(),
-            ));
+        if !(1..=MAX_CALLS_LIMIT).contains(&options.max_calls) || options.max_calls_per_trigger == 0
+        {
+            return Err(PluginError::Engine(format!(
+                "max_calls must be 1 to {MAX_CALLS_LIMIT} and max_calls_per_trigger at least 1 \
+                 (got {} and {})",
+                options.max_calls, options.max_calls_per_trigger
+            )));
         }
         options
             .default_limits
@@ -149,7 +153,7 @@ impl PluginRuntime {
                 name: "(default)".into(),
                 message,
             })?;
-        let engine = build_engine()?;
+        let engine = build_engine(options.max_calls)?;
         let linker = host::linker(&engine).map_err(|e| PluginError::Engine(one_line(&e)))?;
         let ticker = EpochTicker::start(engine.clone())?;
         let cache = cache_dir.and_then(|dir| match CodeCache::open(dir, &engine) {
