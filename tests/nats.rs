@@ -37,6 +37,18 @@ async fn connect(server: &NatsServer) -> Arc<NatsBroker> {
     Arc::new(NatsBroker::connect(options(server)).await.unwrap())
 }
 
+/// Serves `host`'s HTTP API on a free loopback port; returns its base URL.
+async fn serve(host: &Arc<Host>) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(http::serve(
+        listener,
+        AppState::new(host.clone()),
+        std::future::pending(),
+    ));
+    base
+}
+
 fn topic(name: &str) -> Topic {
     Topic::new(name).unwrap()
 }
@@ -382,13 +394,7 @@ async fn the_host_recovers_when_nats_restarts() {
          [[trigger]]\nid = \"relay\"\nkind = \"event\"\nsource = \"hooks.*\"\ntopic = \"relayed\"\n",
     );
     let host = Host::start(Config::load(&config).unwrap()).await.unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(http::serve(
-        listener,
-        AppState::new(host.clone()),
-        std::future::pending(),
-    ));
+    let base = serve(&host).await;
     let client = reqwest::Client::new();
     let fire = |n: u64| {
         let request = client
@@ -594,13 +600,7 @@ async fn healthz_answers_while_a_registration_waits_on_a_frozen_nats() {
         "[[trigger]]\nid = \"hook\"\nkind = \"api\"\ntopic = \"hooks.in\"\n",
     );
     let host = Host::start(Config::load(&config).unwrap()).await.unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(http::serve(
-        listener,
-        AppState::new(host.clone()),
-        std::future::pending(),
-    ));
+    let base = serve(&host).await;
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(5))
         .build()

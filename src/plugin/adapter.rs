@@ -36,14 +36,12 @@ pub(crate) struct PluginFactory(pub(crate) Bound);
 #[async_trait]
 impl Factory for PluginFactory {
     async fn make_events(&self, firing: &Firing) -> Result<Vec<NewEvent>, BoxError> {
-        let Bound {
-            slot,
-            trigger,
-            config,
-            lane,
-        } = &self.0;
-        let _admitted = lane.admit().await;
-        Ok(slot.current().make_events(trigger, config, firing).await?)
+        let bound = &self.0;
+        let _admitted = bound.lane.admit().await;
+        let plugin = bound.slot.current();
+        Ok(plugin
+            .make_events(&bound.trigger, &bound.config, firing)
+            .await?)
     }
 
     fn plugin(&self) -> Option<String> {
@@ -57,14 +55,10 @@ pub(crate) struct PluginFilter(pub(crate) Bound);
 #[async_trait]
 impl Filter for PluginFilter {
     async fn accept(&self, event: &Event) -> Result<bool, BoxError> {
-        let Bound {
-            slot,
-            trigger,
-            config,
-            lane,
-        } = &self.0;
-        let _admitted = lane.admit().await;
-        Ok(slot.current().accept(trigger, config, event).await?)
+        let bound = &self.0;
+        let _admitted = bound.lane.admit().await;
+        let plugin = bound.slot.current();
+        Ok(plugin.accept(&bound.trigger, &bound.config, event).await?)
     }
 }
 
