@@ -94,7 +94,7 @@ pub struct Firing {
 /// use wasmsched::{Cause, Firing};
 /// fn describe(firing: &Firing) -> String {
 ///     match &firing.cause {
-///         Cause::Cron => format!("scheduled for {}", firing.instant),
+///         Cause::Cron { .. } => format!("scheduled for {}", firing.instant),
 ///         Cause::Api { payload } => format!("called with {payload}"),
 ///         Cause::Event { source } => format!("event {} on {}", source.id, source.topic),
 ///         _ => "something new".to_owned(),
@@ -106,7 +106,12 @@ pub struct Firing {
 #[non_exhaustive]
 pub enum Cause {
     /// The schedule came due; [`Firing::instant`] is the scheduled instant.
-    Cron,
+    Cron {
+        /// The instant fell while no replica ran the trigger, and runs
+        /// late (its trigger's `catch_up` policy).
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        catch_up: bool,
+    },
     /// An api call (HTTP or [`crate::ApiTrigger::trigger`]) with its payload.
     Api {
         /// The JSON the caller sent (`data` over HTTP).
@@ -133,7 +138,7 @@ impl Firing {
     /// The kind of trigger that fired.
     pub fn kind(&self) -> TriggerKind {
         match self.cause {
-            Cause::Cron => TriggerKind::Cron,
+            Cause::Cron { .. } => TriggerKind::Cron,
             Cause::Api { .. } => TriggerKind::Api,
             Cause::Event { .. } => TriggerKind::Event,
         }
@@ -172,6 +177,13 @@ pub trait Factory: Send + Sync {
     /// The plugin behind this factory, if it is one (named in errors).
     fn plugin(&self) -> Option<String> {
         None
+    }
+
+    /// Is `error` (from [`Self::make_events`]) a time limit running out?
+    /// The run history says `timeout` rather than `error` then.
+    fn is_timeout(&self, error: &(dyn std::error::Error + 'static)) -> bool {
+        let _ = error;
+        false
     }
 }
 

@@ -58,7 +58,7 @@
 //!
 //! // Every minute, a tick saying which minute it is.
 //! let tick = create_cron_trigger("* * * * *", Some(factory_fn(|firing| {
-//!     assert!(matches!(firing.cause, Cause::Cron));
+//!     assert!(matches!(firing.cause, Cause::Cron { .. }));
 //!     Ok(vec![NewEvent::new(json!({ "minute": firing.instant.format("%M").to_string() }))])
 //! })))?;
 //! scheduler.register_trigger("tick", tick, Topic::new("clock.tick")?).await?;
@@ -92,6 +92,7 @@ pub mod cron;
 pub mod event;
 pub mod firing;
 pub mod scheduler;
+pub mod state;
 pub mod timer;
 pub mod topic;
 pub mod trigger;

@@ -80,6 +80,16 @@ enum Command {
         #[command(flatten)]
         remote: RemoteArgs,
     },
+    /// Show a trigger's run history, newest first.
+    Runs {
+        /// The trigger id.
+        id: String,
+        /// How many runs to show (at most 1000).
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
 }
 
 #[derive(clap::Args)]
@@ -188,6 +198,9 @@ fn main() -> ExitCode {
         Command::Status { remote } => {
             client(&remote, |r| Box::pin(async move { r.status().await }))
         }
+        Command::Runs { id, limit, remote } => client(&remote, |r| {
+            Box::pin(async move { r.runs(&id, limit).await })
+        }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -14,9 +14,10 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use crate::bounded::EventLimits;
 use crate::broker::Broker;
 use crate::clock::Clock;
+use crate::state::{RunLog, StateError, StateStore};
 use crate::timer::TimerHandle;
 use crate::topic::Topic;
-use crate::trigger::{Binding, Trigger, TriggerError};
+use crate::trigger::{Binding, StartReason, Trigger, TriggerError};
 
 /// Why a scheduler operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +41,9 @@ pub enum SchedulerError {
         #[source]
         source: TriggerError,
     },
+    /// The state store refused the change; nothing changed.
+    #[error(transparent)]
+    State(#[from] StateError),
 }
 
 /// A registered trigger and the topic it publishes to.
@@ -57,6 +61,8 @@ pub struct Scheduler {
     clock: Clock,
     timer: OnceLock<TimerHandle>,
     limits: EventLimits,
+    store: Option<Arc<dyn StateStore>>,
+    runs: OnceLock<RunLog>,
     state: Mutex<State>,
     /// Held by every change, across the starts and stops it awaits.
     changes: tokio::sync::Mutex<()>,
@@ -92,6 +98,8 @@ impl Scheduler {
             clock,
             timer: OnceLock::new(),
             limits: EventLimits::default(),
+            store: None,
+            runs: OnceLock::new(),
             state: Mutex::new(State::default()),
             changes: tokio::sync::Mutex::new(()),
         }
@@ -107,6 +115,35 @@ impl Scheduler {
         }
         self.limits = limits;
         self
+    }
+
+    /// Keeps pauses, last fires and run history in `store`, and claims
+    /// each cron instant there (so replicas sharing it run it once).
+    /// Call [`Self::restore`] before registering triggers.
+    pub fn with_state(mut self, store: Arc<dyn StateStore>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// Holds paused the triggers the store says are paused (registered
+    /// now or later).
+    pub async fn restore(&self) -> Result<(), StateError> {
+        if let Some(store) = &self.store {
+            let paused = store.paused().await?;
+            let _change = self.changes.lock().await;
+            self.state().paused.extend(paused);
+        }
+        Ok(())
+    }
+
+    /// The state store, if any.
+    pub fn store(&self) -> Option<&Arc<dyn StateStore>> {
+        self.store.as_ref()
+    }
+
+    /// The run history's writer (with a state store, once started).
+    pub fn run_log(&self) -> Option<&RunLog> {
+        self.runs.get()
     }
 
     /// What one event and one firing may carry.
@@ -155,7 +192,8 @@ impl Scheduler {
         };
         let registration = Registration { trigger, topic };
         if running && !paused {
-            self.start_one(&id, &registration).await?;
+            self.start_one(&id, &registration, StartReason::Start)
+                .await?;
         }
         tracing::info!(trigger = %id, kind = %registration.trigger.kind(), topic = %registration.topic, paused, "registered trigger");
         self.state().triggers.insert(id, registration);
@@ -167,7 +205,7 @@ impl Scheduler {
     pub async fn unregister_trigger(&self, id: &str) -> Result<Registration, SchedulerError> {
         let _change = self.changes.lock().await;
         let registration = self.withdraw_locked(id).await?;
-        self.state().paused.remove(id);
+        self.forget_locked(id).await;
         Ok(registration)
     }
 
@@ -190,10 +228,24 @@ impl Scheduler {
         Ok(registration)
     }
 
-    /// Forgets a pause kept for trigger `id` (see [`Self::withdraw`]).
+    /// Forgets what is kept for trigger `id` (see [`Self::withdraw`]):
+    /// its pause and, in the store, its last fire.
     pub async fn forget_pause(&self, id: &str) {
         let _change = self.changes.lock().await;
+        self.forget_locked(id).await;
+    }
+
+    async fn forget_locked(&self, id: &str) {
         self.state().paused.remove(id);
+        if let Some(store) = &self.store {
+            let forgotten = match store.set_paused(id, false).await {
+                Ok(()) => store.forget_fire(id).await,
+                Err(error) => Err(error),
+            };
+            if let Err(error) = forgotten {
+                tracing::warn!(trigger = %id, "removed, but {error}");
+            }
+        }
     }
 
     /// Starts every registered trigger. A trigger that fails to start is
@@ -213,7 +265,7 @@ impl Scheduler {
         };
         let mut first_error = None;
         for (id, registration) in &to_start {
-            if let Err(error) = self.start_one(id, registration).await {
+            if let Err(error) = self.start_one(id, registration, StartReason::Start).await {
                 tracing::error!("{error}");
                 first_error.get_or_insert(error);
             }
@@ -232,12 +284,55 @@ impl Scheduler {
         for registration in registrations {
             registration.trigger.stop().await;
         }
+        if let Some(runs) = self.runs.get() {
+            runs.flush().await;
+        }
     }
 
     /// Stops a trigger without unregistering it; it stays stopped across
-    /// [`Self::start`] until [`Self::resume`].
+    /// [`Self::start`] until [`Self::resume`], and (with a state store)
+    /// across restarts and on every replica sharing the store.
     pub async fn pause(&self, id: &str) -> Result<(), SchedulerError> {
         let _change = self.changes.lock().await;
+        self.state().registration(id)?;
+        if let Some(store) = &self.store {
+            store.set_paused(id, true).await?;
+        }
+        self.pause_locked(id).await
+    }
+
+    /// Resumes a paused trigger, or one that failed to start: it starts if
+    /// the scheduler runs.
+    pub async fn resume(&self, id: &str) -> Result<(), SchedulerError> {
+        let _change = self.changes.lock().await;
+        self.resume_locked(id).await?;
+        if let Some(store) = &self.store {
+            store.set_paused(id, false).await?;
+        }
+        Ok(())
+    }
+
+    /// Pauses or resumes trigger `id` here, as another replica did in the
+    /// store (which is not written again). An id not registered here is
+    /// held paused, or not, for when it is.
+    pub async fn apply_pause(&self, id: &str, paused: bool) -> Result<(), SchedulerError> {
+        let _change = self.changes.lock().await;
+        let registered = self.state().triggers.contains_key(id);
+        match (registered, paused) {
+            (true, true) => self.pause_locked(id).await,
+            (true, false) => self.resume_locked(id).await,
+            (false, true) => {
+                self.state().paused.insert(id.to_owned());
+                Ok(())
+            }
+            (false, false) => {
+                self.state().paused.remove(id);
+                Ok(())
+            }
+        }
+    }
+
+    async fn pause_locked(&self, id: &str) -> Result<(), SchedulerError> {
         let registration = self.state().registration(id)?;
         registration.trigger.stop().await;
         self.state().paused.insert(id.to_owned());
@@ -245,19 +340,24 @@ impl Scheduler {
         Ok(())
     }
 
-    /// Resumes a paused trigger, or one that failed to start: it starts if
-    /// the scheduler runs.
-    pub async fn resume(&self, id: &str) -> Result<(), SchedulerError> {
-        let _change = self.changes.lock().await;
-        let (registration, running) = {
+    async fn resume_locked(&self, id: &str) -> Result<(), SchedulerError> {
+        let (registration, running, paused) = {
             let state = self.state();
-            (state.registration(id)?, state.running)
+            (
+                state.registration(id)?,
+                state.running,
+                state.paused.contains(id),
+            )
         };
         // Starts any stopped trigger, not only a paused one (one whose start
         // failed, say while the broker was unreachable); a paused trigger
         // that fails to start stays paused.
         if running && !registration.trigger.is_running() {
-            self.start_one(id, &registration).await?;
+            let reason = match paused {
+                true => StartReason::Resume,
+                false => StartReason::Start,
+            };
+            self.start_one(id, &registration, reason).await?;
         }
         self.state().paused.remove(id);
         tracing::info!(trigger = %id, "resumed trigger");
@@ -288,7 +388,12 @@ impl Scheduler {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    async fn start_one(&self, id: &str, registration: &Registration) -> Result<(), SchedulerError> {
+    async fn start_one(
+        &self,
+        id: &str,
+        registration: &Registration,
+        start: StartReason,
+    ) -> Result<(), SchedulerError> {
         let binding = Binding {
             trigger_id: id.to_owned(),
             topic: registration.topic.clone(),
@@ -296,6 +401,9 @@ impl Scheduler {
             timer: self.timer().clone(),
             clock: self.clock,
             limits: self.limits,
+            store: self.store.clone(),
+            runs: self.run_log_started(),
+            start,
         };
         registration
             .trigger
@@ -305,6 +413,16 @@ impl Scheduler {
                 id: id.to_owned(),
                 source,
             })
+    }
+
+    /// The run history's writer, spawned on first use (with a store).
+    fn run_log_started(&self) -> Option<RunLog> {
+        let store = self.store.as_ref().filter(|s| s.keeps_runs())?;
+        Some(
+            self.runs
+                .get_or_init(|| RunLog::spawn(store.clone()))
+                .clone(),
+        )
     }
 
     /// The shared cron timer, spawned on first use.

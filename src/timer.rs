@@ -28,6 +28,7 @@ enum Command {
         key: TimerKey,
         schedule: Box<CronSchedule>,
         callback: FireCallback,
+        after: Option<DateTime<Utc>>,
     },
     Remove(TimerKey),
 }
@@ -52,12 +53,33 @@ impl TimerHandle {
 
     /// Fires `callback` at every fire instant of `schedule` from now on.
     pub fn add(&self, schedule: CronSchedule, callback: FireCallback) -> TimerKey {
+        self.send_add(schedule, callback, None)
+    }
+
+    /// Fires `callback` at every fire instant of `schedule` after `after`;
+    /// if some are already due, once, for the latest of them.
+    pub fn add_after(
+        &self,
+        schedule: CronSchedule,
+        after: DateTime<Utc>,
+        callback: FireCallback,
+    ) -> TimerKey {
+        self.send_add(schedule, callback, Some(after))
+    }
+
+    fn send_add(
+        &self,
+        schedule: CronSchedule,
+        callback: FireCallback,
+        after: Option<DateTime<Utc>>,
+    ) -> TimerKey {
         let key = TimerKey(self.next_key.fetch_add(1, Ordering::Relaxed));
         // The task only stops once every handle (including this one) is gone.
         let _ = self.commands.send(Command::Add {
             key,
             schedule: Box::new(schedule),
             callback,
+            after,
         });
         key
     }
@@ -83,8 +105,8 @@ async fn run(clock: Clock, mut commands: mpsc::UnboundedReceiver<Command>) {
         tokio::select! {
             command = commands.recv() => match command {
                 None => return,
-                Some(Command::Add { key, schedule, callback }) => {
-                    if let Some(next) = schedule.next_after(clock.now()) {
+                Some(Command::Add { key, schedule, callback, after }) => {
+                    if let Some(next) = schedule.next_after(after.unwrap_or_else(|| clock.now())) {
                         heap.push(Reverse((next, key.0)));
                         entries.insert(key, Entry { schedule: *schedule, callback, next });
                     }

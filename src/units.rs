@@ -32,6 +32,14 @@ pub fn deserialize_duration<'de, D: Deserializer<'de>>(
     deserializer.deserialize_any(V)
 }
 
+/// Serde adapter: [`deserialize_duration`] for an optional field (use
+/// with `#[serde(default)]`).
+pub fn deserialize_optional_duration<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Duration>, D::Error> {
+    deserialize_duration(deserializer).map(Some)
+}
+
 /// Serde adapter: a size string (see [`parse_bytes`]) or a number of bytes.
 pub fn deserialize_bytes<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
     struct V;
@@ -53,20 +61,44 @@ pub fn deserialize_bytes<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u
     deserializer.deserialize_any(V)
 }
 
-/// `"250ms"`, `"2s"`, `"1.5s"`, `"1m"`; a bare number is milliseconds.
+/// `"250ms"`, `"2s"`, `"1.5s"`, `"1m"`, `"1h"`, `"7d"`; a bare number is
+/// milliseconds.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let (number, unit) = split_unit(text);
     let value: f64 = number
         .parse()
-        .map_err(|_| format!("invalid duration {text:?}; use e.g. \"250ms\" or \"2s\""))?;
+        .map_err(|_| format!("invalid duration {text:?}; use e.g. \"250ms\", \"2s\" or \"1h\""))?;
     let seconds = match unit {
         "" | "ms" => value / 1000.0,
         "s" => value,
         "m" | "min" => value * 60.0,
+        "h" => value * 3600.0,
+        "d" => value * 86_400.0,
         "us" | "µs" => value / 1_000_000.0,
-        _ => return Err(format!("unknown unit in duration {text:?}; use ms, s or m")),
+        _ => {
+            return Err(format!(
+                "unknown unit in duration {text:?}; use ms, s, m, h or d"
+            ));
+        }
     };
     Duration::try_from_secs_f64(seconds).map_err(|_| format!("invalid duration {text:?}"))
+}
+
+/// `duration` as [`parse_duration`] reads it back, in the largest unit
+/// that divides it: `"1h"`, `"90s"`, `"250ms"`.
+pub fn format_duration(duration: Duration) -> String {
+    let ms = duration.as_millis();
+    for (unit, size) in [
+        ("d", 86_400_000),
+        ("h", 3_600_000),
+        ("m", 60_000),
+        ("s", 1000),
+    ] {
+        if ms >= size && ms.is_multiple_of(size) {
+            return format!("{}{unit}", ms / size);
+        }
+    }
+    format!("{ms}ms")
 }
 
 /// `"64MiB"`, `"512 KiB"`, `"1GiB"`, `"100MB"`; a bare number is bytes.
@@ -107,6 +139,13 @@ fn split_unit(text: &str) -> (&str, &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_format_as_they_parse() {
+        for text in ["7d", "1h", "90m", "90s", "250ms", "0ms"] {
+            assert_eq!(format_duration(parse_duration(text).unwrap()), text);
+        }
+    }
 
     #[test]
     fn parses_units() {

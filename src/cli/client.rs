@@ -1,4 +1,4 @@
-//! Clients of a running host: `trigger`, `publish`, `tail`, `status`.
+//! Clients of a running host: `trigger`, `publish`, `tail`, `status`, `runs`.
 
 use anyhow::{Context, Result, bail};
 use futures_util::StreamExt;
@@ -171,6 +171,45 @@ impl Remote {
                 t["error_count"].as_u64().unwrap_or(0),
                 t["stats"]["filter_rejected"].as_u64().unwrap_or(0),
                 detail
+            );
+        }
+        Ok(())
+    }
+}
+
+impl Remote {
+    /// Prints trigger `id`'s newest `limit` runs, one per line.
+    pub async fn runs(&self, id: &str, limit: usize) -> Result<()> {
+        let url = format!("{}/api/admin/triggers/{id}/runs", self.base);
+        let runs = self
+            .send(self.admin(self.http.get(url).query(&[("limit", limit)])))
+            .await?;
+        println!(
+            "{:<26} {:<6} {:<9} {:>9}  EVENTS / ERROR",
+            "INSTANT", "KIND", "OUTCOME", "MS"
+        );
+        for run in runs.as_array().into_iter().flatten() {
+            let late = if run["catch_up"] == true {
+                " (late)"
+            } else {
+                ""
+            };
+            let events: Vec<&str> = run["events"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .collect();
+            let detail = run["error"]
+                .as_str()
+                .map(str::to_owned)
+                .unwrap_or_else(|| events.join(" "));
+            println!(
+                "{:<26} {:<6} {:<9} {:>9.1}  {detail}{late}",
+                run["instant"].as_str().unwrap_or("?"),
+                run["kind"].as_str().unwrap_or("?"),
+                run["outcome"].as_str().unwrap_or("?"),
+                run["duration_ms"].as_f64().unwrap_or(0.0),
             );
         }
         Ok(())

@@ -16,6 +16,7 @@
 
 mod manifests;
 mod plugins;
+mod stored;
 mod triggers;
 mod watch;
 
@@ -26,6 +27,7 @@ use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 pub use self::manifests::ManifestChanges;
 use self::plugins::Candidate;
+pub use self::stored::ADMIN_API;
 pub use self::triggers::NativeLogic;
 use self::triggers::{Declared, Removal};
 use crate::bounded::EventLimits;
@@ -33,6 +35,8 @@ use crate::broker::{Broker, BrokerError, MemoryBroker, NatsBroker};
 use crate::config::{BrokerConfig, Config, ConfigError, TriggerConfig};
 use crate::plugin::{Plugin, PluginError, PluginRuntime, PluginSlot, Worlds};
 use crate::scheduler::{Registration, Scheduler, SchedulerError};
+use crate::state::sqlite::SqliteStore;
+use crate::state::{Run, StateError, StateStore};
 use crate::trigger::{TriggerError, TriggerKind};
 
 /// Why the host could not set up a trigger, plugin or manifest.
@@ -101,6 +105,12 @@ pub enum HostError {
     /// The broker could not be reached or set up.
     #[error(transparent)]
     Broker(#[from] BrokerError),
+    /// The state store could not be opened, read or written.
+    #[error(transparent)]
+    State(#[from] StateError),
+    /// A `[[trigger]]` table given as JSON is not valid.
+    #[error("invalid trigger: {0}")]
+    InvalidTable(String),
 }
 
 impl HostError {
@@ -128,6 +138,20 @@ pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
         .enable_all()
         .event_interval(EVENT_INTERVAL)
         .build()
+}
+
+/// The state store `config` asks for: the SQLite file with the memory
+/// broker; JetStream's buckets with NATS.
+async fn open_store(config: &Config) -> Result<Option<Arc<dyn StateStore>>, HostError> {
+    Ok(match &config.broker {
+        BrokerConfig::Memory => {
+            let state = &config.state;
+            Some(Arc::new(
+                SqliteStore::open(&state.path, state.retention).await?,
+            ))
+        }
+        BrokerConfig::Nats(_) => None,
+    })
 }
 
 /// Task polls between two checks for I/O events (see [`runtime`]).
@@ -195,7 +219,13 @@ impl Host {
             Some(dir) => PluginRuntime::with_code_cache(config.runtime, dir)?,
             None => PluginRuntime::new(config.runtime)?,
         };
-        let scheduler = Scheduler::new(broker.clone()).with_event_limits(config.events);
+        let store = open_store(&config).await?;
+        let mut scheduler = Scheduler::new(broker.clone()).with_event_limits(config.events);
+        if let Some(store) = &store {
+            scheduler = scheduler.with_state(store.clone());
+            scheduler.restore().await?;
+            tracing::info!("state kept in {}", store.describe());
+        }
         let configured = config.events.max_bytes;
         let carried = scheduler.event_limits().max_bytes;
         if carried < configured && configured != EventLimits::default().max_bytes {
@@ -235,6 +265,10 @@ impl Host {
                 }
             }
         }
+        if let Some(store) = &store {
+            host.restore_admin_triggers(store).await;
+            host.follow_store(store);
+        }
         host.scheduler.start().await?;
         if host.config.watch {
             let watcher = watch::Watcher::start(&host);
@@ -253,6 +287,24 @@ impl Host {
     /// only through the host's methods).
     pub fn broker(&self) -> &Arc<dyn Broker> {
         &self.broker
+    }
+
+    /// The state store: the SQLite file (`[state] path`) with the memory
+    /// broker, JetStream with NATS.
+    pub fn store(&self) -> Option<&Arc<dyn StateStore>> {
+        self.scheduler.store()
+    }
+
+    /// The newest `limit` runs of trigger `id`, newest first (none without
+    /// a store).
+    pub async fn runs(&self, id: &str, limit: usize) -> Result<Vec<Run>, HostError> {
+        let Some(store) = self.scheduler.store() else {
+            return Ok(Vec::new());
+        };
+        if let Some(log) = self.scheduler.run_log() {
+            log.flush().await;
+        }
+        Ok(store.runs(id, limit).await?)
     }
 
     /// The plugin runtime (its limits and counters).

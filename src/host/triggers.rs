@@ -62,9 +62,15 @@ impl Host {
     }
 
     /// Stops and removes a trigger (or forgets a pending one), and
-    /// whether it was paused.
+    /// whether it was paused. An admin trigger is also forgotten by the
+    /// state store (a file's trigger comes back with the file).
     pub async fn remove_trigger(&self, id: &str) -> Result<TriggerConfig, HostError> {
         let serial = self.serial().await;
+        if self.is_admin_trigger(id)
+            && let Some(store) = self.scheduler.store()
+        {
+            store.delete_admin_trigger(id).await?;
+        }
         self.remove_locked(&serial, id, Removal::Forget).await
     }
 

@@ -16,6 +16,7 @@ use crate::broker::BrokerError;
 use crate::config::TriggerConfig;
 use crate::host::HostError;
 use crate::scheduler::{Registration, SchedulerError};
+use crate::state::Run;
 use crate::trigger::{EventSpec, TriggerError, TriggerSpec, TriggerStats};
 
 /// Requires `Authorization: Bearer <admin token>` when one is configured.
@@ -121,16 +122,12 @@ pub async fn add_trigger(
     let (parts, body) = request.into_parts();
     let body = read_body(body, app.body_limit).await?;
     let object = parse_json_object(&parts.headers, &body)?;
-    let mut config = TriggerConfig::from_json(Value::Object(object)).map_err(|e| {
-        ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            format!("invalid trigger: {e}"),
-        )
-    })?;
-    config.declared_in = "admin API".into();
-    let id = config.id.clone();
-    app.host.add_trigger(config).await.map_err(host_error)?;
-    get_trigger(State(app), Path(id))
+    let config = app
+        .host
+        .add_admin_trigger(Value::Object(object))
+        .await
+        .map_err(host_error)?;
+    get_trigger(State(app), Path(config.id))
         .await
         .map(|json| (StatusCode::CREATED, json))
 }
@@ -184,6 +181,36 @@ pub async fn run_now(
         .await
         .map_err(|e| fire_error(&id, e))?;
     Ok(Json(json!({ "success": true, "trigger_count": count })))
+}
+
+#[derive(serde::Deserialize)]
+pub struct RunsQuery {
+    limit: Option<usize>,
+}
+
+/// The most runs one request returns.
+const MAX_RUNS_LIMIT: usize = 1000;
+
+/// A trigger's run history, newest first (`?limit=N`, default 20, at
+/// most 1000).
+pub async fn runs(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    axum::extract::Query(query): axum::extract::Query<RunsQuery>,
+) -> ApiResult<Json<Vec<Run>>> {
+    let limit = query.limit.unwrap_or(20);
+    if !(1..=MAX_RUNS_LIMIT).contains(&limit) {
+        return Err(ApiError::bad_request(format!(
+            "`limit` must be 1 to {MAX_RUNS_LIMIT}, not {limit}"
+        )));
+    }
+    let runs = app.host.runs(&id, limit).await.map_err(host_error)?;
+    let known =
+        app.host.trigger_config(&id).is_some() || app.host.pending_triggers().contains_key(&id);
+    if runs.is_empty() && !known {
+        return Err(unknown(&id));
+    }
+    Ok(Json(runs))
 }
 
 #[derive(serde::Deserialize)]
@@ -255,6 +282,9 @@ fn unknown(id: &str) -> ApiError {
 fn scheduler_error(error: SchedulerError) -> ApiError {
     match error {
         SchedulerError::UnknownId(id) => unknown(&id),
+        SchedulerError::State(_) => {
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, error.to_string())
+        }
         other if broker_unavailable(&other) => {
             ApiError::new(StatusCode::SERVICE_UNAVAILABLE, other.to_string())
         }
@@ -266,6 +296,7 @@ fn host_error(error: HostError) -> ApiError {
     match error {
         HostError::Scheduler(e) => scheduler_error(e),
         HostError::PathTaken { .. } => ApiError::new(StatusCode::CONFLICT, error.to_string()),
+        HostError::State(_) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, error.to_string()),
         other if broker_unavailable(&other) => {
             ApiError::new(StatusCode::SERVICE_UNAVAILABLE, other.to_string())
         }

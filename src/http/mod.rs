@@ -69,6 +69,7 @@ pub fn router(state: AppState) -> Router {
         .route("/triggers/{id}/pause", post(admin::pause))
         .route("/triggers/{id}/resume", post(admin::resume))
         .route("/triggers/{id}/run", post(admin::run_now))
+        .route("/triggers/{id}/runs", get(admin::runs))
         .route("/plugins", get(admin::list_plugins))
         .route("/match", get(admin::match_topic))
         .route_layer(axum::middleware::from_fn_with_state(

@@ -12,9 +12,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::SecondsFormat;
 
-use super::PluginSlot;
 use super::admission::Lane;
 use super::host::bindings::wasmsched::plugin::types as wit;
+use super::{CallError, PluginSlot};
 use crate::event::{Event, NewEvent};
 use crate::firing::{BoxError, Factory, Filter, Firing};
 use crate::topic::Topic;
@@ -46,6 +46,10 @@ impl Factory for PluginFactory {
 
     fn plugin(&self) -> Option<String> {
         Some(self.0.slot.current().name().to_owned())
+    }
+
+    fn is_timeout(&self, error: &(dyn std::error::Error + 'static)) -> bool {
+        is_timeout(error)
     }
 }
 
@@ -120,6 +124,14 @@ pub(crate) fn new_events_from_wit(events: Vec<wit::NewEvent>) -> Result<Vec<NewE
             })
         })
         .collect()
+}
+
+/// Did a plugin call fail by running out of time?
+fn is_timeout(error: &(dyn std::error::Error + 'static)) -> bool {
+    matches!(
+        error.downcast_ref::<CallError>(),
+        Some(CallError::Timeout { .. })
+    )
 }
 
 #[cfg(test)]

@@ -1,42 +1,64 @@
 //! Cron triggers: fire at the instants of a crontab schedule.
+//!
+//! With a state store, each instant is *claimed* before the factory runs:
+//! a compare-and-set moves the trigger's last fire forward, and only the
+//! replica whose write lands runs the instant. On starting, the instants
+//! that fell since the last fire are caught up or recorded as missed
+//! ([`super::catch_up`]), then the schedule is followed from there.
 
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::Dispatcher;
-use super::{Binding, Trigger, TriggerError, TriggerKind, TriggerState};
+use super::catch_up::{self, CatchUp};
+use super::{Binding, Dispatcher, StartReason, Trigger, TriggerError, TriggerKind, TriggerState};
 use crate::cron::CronSchedule;
 use crate::firing::{Cause, Factory, Firing};
-use crate::timer::{TimerHandle, TimerKey};
+use crate::state::{LastFire, Outcome, StateError, StateStore, Stored};
+use crate::timer::{FireCallback, TimerHandle, TimerKey};
+
+/// How many missed instants a start lists in the run history (the rest
+/// are counted).
+const MISSED_LISTED: usize = 100;
 
 /// Fires at every instant of its schedule, through the scheduler's shared timer.
 pub struct CronTrigger {
     schedule: CronSchedule,
     factory: Option<Arc<dyn Factory>>,
+    catch_up: CatchUp,
     state: TriggerState,
-    active: Mutex<Option<Active>>,
+    active: Arc<Mutex<Option<Active>>>,
 }
 
 struct Active {
     timer: TimerHandle,
-    key: TimerKey,
+    /// Set once the instants missed before the start are dealt with.
+    key: Option<TimerKey>,
     dispatcher: Arc<Dispatcher>,
     firings: TaskTracker,
+    stop: CancellationToken,
 }
 
 impl CronTrigger {
     /// A cron trigger on `schedule` running `factory` (none: publish the
-    /// scheduled instant).
+    /// scheduled instant), catching up by [`CatchUp::default`].
     pub fn new(schedule: CronSchedule, factory: Option<Arc<dyn Factory>>) -> Self {
         Self {
             schedule,
             factory,
+            catch_up: CatchUp::default(),
             state: TriggerState::default(),
-            active: Mutex::new(None),
+            active: Arc::default(),
         }
+    }
+
+    /// Sets what it runs of the instants it missed (with a state store).
+    pub fn with_catch_up(mut self, catch_up: CatchUp) -> Self {
+        self.catch_up = catch_up;
+        self
     }
 
     /// When it fires.
@@ -44,14 +66,201 @@ impl CronTrigger {
         &self.schedule
     }
 
+    /// What it runs of the instants it missed.
+    pub fn catch_up(&self) -> CatchUp {
+        self.catch_up
+    }
+
     fn dispatcher(&self) -> Option<Arc<Dispatcher>> {
         let active = self.active.lock().unwrap_or_else(|p| p.into_inner());
         active.as_ref().map(|a| a.dispatcher.clone())
     }
+
+    fn active(&self) -> std::sync::MutexGuard<'_, Option<Active>> {
+        self.active.lock().unwrap_or_else(|p| p.into_inner())
+    }
 }
 
-fn firing(dispatcher: &Dispatcher, instant: DateTime<Utc>) -> Firing {
-    Firing::new(dispatcher.trigger_id.clone(), instant, Cause::Cron)
+fn firing(dispatcher: &Dispatcher, instant: DateTime<Utc>, catch_up: bool) -> Firing {
+    Firing::new(
+        dispatcher.trigger_id.clone(),
+        instant,
+        Cause::Cron { catch_up },
+    )
+}
+
+/// A trigger's last fire in the store, and the revision this replica saw
+/// last (so a claim usually costs one write).
+struct Claims {
+    store: Arc<dyn StateStore>,
+    trigger: String,
+    /// `<expression> @ <zone>`.
+    schedule: String,
+    seen: Mutex<Option<Stored<LastFire>>>,
+}
+
+/// Claims give up after this many lost races in a row.
+const CLAIM_ATTEMPTS: usize = 8;
+
+impl Claims {
+    /// Claims `instant`: `true` if this replica runs it, `false` if
+    /// another replica did (or will).
+    async fn claim(&self, instant: DateTime<Utc>) -> Result<bool, StateError> {
+        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        for _ in 0..CLAIM_ATTEMPTS {
+            if seen.as_ref().is_some_and(|s| s.value.instant >= instant) {
+                return Ok(false);
+            }
+            let next = LastFire {
+                instant,
+                schedule: self.schedule.clone(),
+            };
+            let revision = seen.as_ref().map(|s| s.revision);
+            match self
+                .store
+                .claim_fire(&self.trigger, &next, revision)
+                .await?
+            {
+                Some(revision) => {
+                    let stored = Stored {
+                        value: next,
+                        revision,
+                    };
+                    *self.seen.lock().unwrap_or_else(|p| p.into_inner()) = Some(stored);
+                    return Ok(true);
+                }
+                None => seen = self.store.last_fire(&self.trigger).await?,
+            }
+        }
+        tracing::warn!(trigger = %self.trigger, %instant, "gave up claiming a cron instant after {CLAIM_ATTEMPTS} lost races");
+        Ok(false)
+    }
+
+    /// Claims `instant`; a store that cannot be reached does not stop the
+    /// firing (the broker's dedupe still publishes once).
+    async fn claim_or_fire_anyway(&self, instant: DateTime<Utc>) -> bool {
+        self.claim(instant).await.unwrap_or_else(|error| {
+            tracing::warn!(trigger = %self.trigger, %instant, "firing without a claim: {error}");
+            true
+        })
+    }
+}
+
+/// Fires the instants missed since the last fire (by the trigger's
+/// policy), records the others, then follows the schedule from `now`.
+struct Start {
+    claims: Option<Arc<Claims>>,
+    dispatcher: Arc<Dispatcher>,
+    schedule: CronSchedule,
+    catch_up: CatchUp,
+    reason: StartReason,
+}
+
+impl Start {
+    /// Returns where the timer takes over: the newest instant handled.
+    async fn catch_up(&self, stop: &CancellationToken) -> DateTime<Utc> {
+        let now = self.dispatcher.clock.now();
+        let Some(claims) = &self.claims else {
+            return now;
+        };
+        let last = match claims.store.last_fire(&claims.trigger).await {
+            Ok(last) => last,
+            Err(error) => {
+                tracing::warn!(trigger = %claims.trigger, "not catching up: {error}");
+                return now;
+            }
+        };
+        let last = match last {
+            Some(last) if last.value.schedule == claims.schedule => last,
+            other => {
+                // New, or its schedule changed: nothing is owed before now.
+                if other.is_some() {
+                    tracing::info!(trigger = %claims.trigger, "schedule changed: instants of the old one are not caught up");
+                }
+                *claims.seen.lock().unwrap_or_else(|p| p.into_inner()) = other;
+                let _ = claims.claim_or_fire_anyway(now).await;
+                return now;
+            }
+        };
+        let from = last.value.instant;
+        *claims.seen.lock().unwrap_or_else(|p| p.into_inner()) = Some(last);
+        let paused = self.reason == StartReason::Resume;
+        let plan = catch_up::plan(
+            &self.schedule,
+            from,
+            now,
+            &self.catch_up,
+            paused,
+            MISSED_LISTED,
+        );
+        let Some(newest) = plan.newest else {
+            return now;
+        };
+        // The replica that claims the first instant of the plan records
+        // what is not run; each instant then runs where its claim lands.
+        let claimed: Vec<DateTime<Utc>> = match plan.fire.is_empty() {
+            true => vec![newest],
+            false => plan.fire.clone(),
+        };
+        for (index, instant) in claimed.iter().enumerate() {
+            if stop.is_cancelled() {
+                break;
+            }
+            if !claims.claim_or_fire_anyway(*instant).await {
+                continue;
+            }
+            if index == 0 {
+                self.record_not_run(&plan, paused).await;
+            }
+            if !plan.fire.is_empty() {
+                let late = firing(&self.dispatcher, *instant, true);
+                // Errors are counted, logged and recorded by the dispatcher.
+                let _ = self.dispatcher.fire(late).await;
+            }
+        }
+        now
+    }
+
+    async fn record_not_run(&self, plan: &catch_up::Plan, paused: bool) {
+        if plan.missed_count == 0 {
+            return;
+        }
+        let dispatcher = &self.dispatcher;
+        let (first, last) = (
+            plan.first_missed.unwrap_or_default(),
+            plan.missed.last().map(|m| m.0).unwrap_or_default(),
+        );
+        let (outcome, count) = (
+            if paused {
+                Outcome::Skipped
+            } else {
+                Outcome::Missed
+            },
+            plan.missed_count,
+        );
+        if paused {
+            tracing::info!(trigger = %dispatcher.trigger_id, "{count} instants skipped while paused ({first} to {last})");
+        } else {
+            let more = if count >= catch_up::MAX_SCAN { "+" } else { "" };
+            dispatcher
+                .counters
+                .missed
+                .fetch_add(count as u64, std::sync::atomic::Ordering::Relaxed);
+            tracing::warn!(
+                trigger = %dispatcher.trigger_id,
+                "{count}{more} instants missed while no replica ran the trigger ({first} to {last}); \
+                 {} run late (catch_up = {:?}, window {})",
+                plan.fire.len(),
+                self.catch_up.policy,
+                crate::units::format_duration(self.catch_up.window),
+            );
+        }
+        for (instant, reason) in &plan.missed {
+            let run =
+                dispatcher.unfired(TriggerKind::Cron, *instant, outcome, Some(reason.clone()));
+            dispatcher.record(run).await;
+        }
+    }
 }
 
 #[async_trait]
@@ -68,31 +277,69 @@ impl Trigger for CronTrigger {
     async fn start(&self, binding: Binding) -> Result<(), TriggerError> {
         self.state.begin()?;
         let dispatcher = Arc::new(self.state.dispatcher(&binding, &self.factory));
+        let claims = binding.store.clone().map(|store| {
+            Arc::new(Claims {
+                store,
+                trigger: binding.trigger_id.clone(),
+                schedule: format!("{} @ {}", self.schedule.expression(), self.schedule.zone()),
+                seen: Mutex::new(None),
+            })
+        });
         let firings = TaskTracker::new();
-        let on_fire = {
-            let (dispatcher, firings) = (dispatcher.clone(), firings.clone());
+        let stop = CancellationToken::new();
+        let on_fire: FireCallback = {
+            let (dispatcher, firings, claims) =
+                (dispatcher.clone(), firings.clone(), claims.clone());
             Arc::new(move |instant| {
-                let dispatcher = dispatcher.clone();
+                let (dispatcher, claims) = (dispatcher.clone(), claims.clone());
                 firings.spawn(async move {
+                    if let Some(claims) = claims
+                        && !claims.claim_or_fire_anyway(instant).await
+                    {
+                        tracing::debug!(trigger = %dispatcher.trigger_id, %instant, "another replica runs this instant");
+                        return;
+                    }
                     // Errors are counted and logged by the dispatcher.
-                    let _ = dispatcher.fire(firing(&dispatcher, instant)).await;
+                    let _ = dispatcher.fire(firing(&dispatcher, instant, false)).await;
                 });
             })
         };
-        let key = binding.timer.add(self.schedule.clone(), on_fire);
-        *self.active.lock().unwrap_or_else(|p| p.into_inner()) = Some(Active {
-            timer: binding.timer,
-            key,
+        *self.active() = Some(Active {
+            timer: binding.timer.clone(),
+            key: None,
+            dispatcher: dispatcher.clone(),
+            firings: firings.clone(),
+            stop: stop.clone(),
+        });
+        let start = Start {
+            claims,
             dispatcher,
-            firings,
+            schedule: self.schedule.clone(),
+            catch_up: self.catch_up,
+            reason: binding.start,
+        };
+        let timer = binding.timer;
+        let schedule = self.schedule.clone();
+        // A trigger stopped while it catches up is not added to the timer:
+        // `stop` takes `Active` first, and the key is set under its lock.
+        let this = self.active.clone();
+        firings.spawn(async move {
+            let from = start.catch_up(&stop).await;
+            let mut active = this.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(active) = active.as_mut().filter(|_| !stop.is_cancelled()) {
+                active.key = Some(timer.add_after(schedule, from, on_fire));
+            }
         });
         Ok(())
     }
 
     async fn stop(&self) {
-        let active = self.active.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let active = self.active().take();
         if let Some(active) = active {
-            active.timer.remove(active.key);
+            active.stop.cancel();
+            if let Some(key) = active.key {
+                active.timer.remove(key);
+            }
             active.firings.close();
             active.firings.wait().await;
         }
@@ -101,7 +348,9 @@ impl Trigger for CronTrigger {
 
     async fn run_now(&self, _payload: Option<serde_json::Value>) -> Result<u64, TriggerError> {
         let dispatcher = self.dispatcher().ok_or(TriggerError::NotRunning)?;
-        dispatcher.fire(firing(&dispatcher, Utc::now())).await?;
+        dispatcher
+            .fire(firing(&dispatcher, Utc::now(), false))
+            .await?;
         Ok(self.fire_count())
     }
 

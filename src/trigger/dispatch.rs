@@ -6,6 +6,7 @@
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use futures_util::FutureExt;
 use serde::Serialize;
@@ -15,7 +16,8 @@ use crate::bounded::{self, EventLimits, LimitError};
 use crate::broker::{Broker, BrokerError};
 use crate::clock::Clock;
 use crate::event::NewEvent;
-use crate::firing::{Cause, Factory, Firing, panic_message};
+use crate::firing::{Cause, Factory, Firing, TriggerKind, panic_message};
+use crate::state::{Outcome, Run, RunLog};
 use crate::topic::Topic;
 
 /// Counters kept per trigger.
@@ -31,6 +33,10 @@ pub struct TriggerCounters {
     pub filter_accepted: AtomicU64,
     /// Events the filter rejected.
     pub filter_rejected: AtomicU64,
+    /// Cron instants that fell while no replica ran the trigger, not run.
+    pub missed: AtomicU64,
+    /// Cron instants run late, after downtime.
+    pub catch_ups: AtomicU64,
 }
 
 /// A snapshot of [`TriggerCounters`].
@@ -46,6 +52,10 @@ pub struct TriggerStats {
     pub filter_accepted: u64,
     /// Events the filter rejected.
     pub filter_rejected: u64,
+    /// Cron instants that fell while no replica ran the trigger, not run.
+    pub missed: u64,
+    /// Cron instants run late, after downtime.
+    pub catch_ups: u64,
 }
 
 impl TriggerCounters {
@@ -58,6 +68,8 @@ impl TriggerCounters {
             events_published: get(&self.events_published),
             filter_accepted: get(&self.filter_accepted),
             filter_rejected: get(&self.filter_rejected),
+            missed: get(&self.missed),
+            catch_ups: get(&self.catch_ups),
         }
     }
 }
@@ -73,6 +85,8 @@ pub enum FireError {
         trigger: String,
         /// What it said, cut to [`bounded::MAX_ERROR_BYTES`].
         message: String,
+        /// It ran out of time ([`Factory::is_timeout`]).
+        timeout: bool,
     },
     #[error("publishing for trigger `{trigger}` failed: {source}")]
     /// The broker refused an event.
@@ -119,6 +133,8 @@ pub struct Dispatcher {
     pub limits: EventLimits,
     /// Stamps api and event firings.
     pub clock: Clock,
+    /// Where each firing's [`Run`] goes (none: no history).
+    pub runs: Option<RunLog>,
 }
 
 impl Dispatcher {
@@ -128,18 +144,91 @@ impl Dispatcher {
     }
 
     /// Runs the factory (or the default) and publishes what it returns.
-    /// Failures are counted and logged with the trigger id.
+    /// Failures are counted and logged with the trigger id; the run goes
+    /// to the history.
     pub async fn fire(&self, firing: Firing) -> Result<usize, FireError> {
         self.counters.fires.fetch_add(1, Ordering::Relaxed);
-        let result = self.publish_firing(&firing).await;
+        if matches!(firing.cause, Cause::Cron { catch_up: true }) {
+            self.counters.catch_ups.fetch_add(1, Ordering::Relaxed);
+        }
+        let started = Instant::now();
+        let mut published = Vec::new();
+        let result = self.publish_firing(&firing, &mut published).await;
         if let Err(error) = &result {
             self.counters.errors.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(trigger = %self.trigger_id, "{error}");
         }
-        result
+        let count = published.len();
+        if self.runs.is_some() {
+            let (outcome, error) = match &result {
+                Ok(()) => (Outcome::Ok, None),
+                Err(FireError::Factory { timeout: true, .. }) => {
+                    (Outcome::Timeout, Some(result_text(&result)))
+                }
+                Err(_) => (Outcome::Error, Some(result_text(&result))),
+            };
+            let mut run = self.run(&firing, outcome, started.elapsed(), error);
+            run.events = published;
+            self.record(run).await;
+        }
+        result.map(|()| count)
     }
 
-    async fn publish_firing(&self, firing: &Firing) -> Result<usize, FireError> {
+    /// A run of this trigger for the history.
+    pub fn run(
+        &self,
+        firing: &Firing,
+        outcome: Outcome,
+        took: Duration,
+        error: Option<String>,
+    ) -> Run {
+        Run {
+            trigger: self.trigger_id.clone(),
+            instant: firing.instant,
+            kind: firing.kind(),
+            outcome,
+            duration_ms: took.as_secs_f64() * 1000.0,
+            events: Vec::new(),
+            error,
+            catch_up: matches!(firing.cause, Cause::Cron { catch_up: true }),
+            source_event: firing.source().map(|e| e.id),
+        }
+    }
+
+    /// A run of this trigger that did not fire (`filtered`, `missed`,
+    /// `skipped`, a filter's error) for the history.
+    pub fn unfired(
+        &self,
+        kind: TriggerKind,
+        instant: chrono::DateTime<chrono::Utc>,
+        outcome: Outcome,
+        error: Option<String>,
+    ) -> Run {
+        Run {
+            trigger: self.trigger_id.clone(),
+            instant,
+            kind,
+            outcome,
+            duration_ms: 0.0,
+            events: Vec::new(),
+            error,
+            catch_up: false,
+            source_event: None,
+        }
+    }
+
+    /// Hands `run` to the history, if the trigger keeps one.
+    pub async fn record(&self, run: Run) {
+        if let Some(runs) = &self.runs {
+            runs.record(run).await;
+        }
+    }
+
+    async fn publish_firing(
+        &self,
+        firing: &Firing,
+        published: &mut Vec<uuid::Uuid>,
+    ) -> Result<(), FireError> {
         let drafts = self.make_events(firing).await?;
         self.limits
             .check_firing(&drafts)
@@ -148,23 +237,28 @@ impl Dispatcher {
                 plugin: self.factory.as_ref().and_then(|f| f.plugin()),
                 source: Box::new(source),
             })?;
-        let count = drafts.len();
+        let catch_up = matches!(firing.cause, Cause::Cron { catch_up: true });
         for (index, draft) in drafts.into_iter().enumerate() {
-            let event = draft.into_event(&self.topic);
+            let mut event = draft.into_event(&self.topic);
+            if catch_up {
+                event = event.with_header(CATCH_UP_HEADER, "true");
+            }
+            let id = event.id;
             tracing::debug!(trigger = %self.trigger_id, topic = %event.topic, id = %event.id, "publishing");
-            let published = match publish_key(firing, index) {
+            let outcome = match publish_key(firing, index) {
                 Some(key) => self.broker.publish_once(event, key).await,
                 None => self.broker.publish(event).await,
             };
-            published.map_err(|source| FireError::Publish {
+            outcome.map_err(|source| FireError::Publish {
                 trigger: self.trigger_id.clone(),
                 source,
             })?;
             self.counters
                 .events_published
                 .fetch_add(1, Ordering::Relaxed);
+            published.push(id);
         }
-        Ok(count)
+        Ok(())
     }
 
     /// The factory's events; a panic or error (its message cut to
@@ -176,16 +270,34 @@ impl Dispatcher {
         let outcome = AssertUnwindSafe(factory.make_events(firing))
             .catch_unwind()
             .await;
-        let message = match outcome {
+        let (message, timeout) = match outcome {
             Ok(Ok(events)) => return Ok(events),
-            Ok(Err(error)) => bounded::error(error.to_string()),
-            Err(panic) => format!("panicked: {}", bounded::error(panic_message(&panic))),
+            Ok(Err(error)) => (
+                bounded::error(error.to_string()),
+                factory.is_timeout(&*error),
+            ),
+            Err(panic) => (
+                format!("panicked: {}", bounded::error(panic_message(&panic))),
+                false,
+            ),
         };
         Err(FireError::Factory {
             trigger: self.trigger_id.clone(),
             message,
+            timeout,
         })
     }
+}
+
+/// The header on every event of a catch-up firing (`true`).
+pub const CATCH_UP_HEADER: &str = "wasmsched-catch-up";
+
+fn result_text(result: &Result<(), FireError>) -> String {
+    result
+        .as_ref()
+        .err()
+        .map(ToString::to_string)
+        .unwrap_or_default()
 }
 
 /// The key that makes publishing the `index`th event of `firing` happen
@@ -196,7 +308,7 @@ impl Dispatcher {
 /// calls are two firings.
 fn publish_key(firing: &Firing, index: usize) -> Option<String> {
     let base = match &firing.cause {
-        Cause::Cron => format!("{}:{}", firing.trigger_id, firing.instant.to_rfc3339()),
+        Cause::Cron { .. } => format!("{}:{}", firing.trigger_id, firing.instant.to_rfc3339()),
         Cause::Event { source } => format!("{}:{}", firing.trigger_id, source.id),
         Cause::Api { .. } => return None,
     };
@@ -212,9 +324,14 @@ fn default_event(firing: &Firing) -> NewEvent {
     let data = match &firing.cause {
         Cause::Api { payload } => payload.clone(),
         Cause::Event { source } => source.data.clone(),
-        Cause::Cron => json!({
+        Cause::Cron { catch_up: false } => json!({
             "trigger_id": firing.trigger_id,
             "scheduled": firing.instant.to_rfc3339(),
+        }),
+        Cause::Cron { catch_up: true } => json!({
+            "trigger_id": firing.trigger_id,
+            "scheduled": firing.instant.to_rfc3339(),
+            "catch_up": true,
         }),
     };
     NewEvent::new(data)
@@ -232,7 +349,7 @@ mod tests {
 
     #[test]
     fn publish_keys_name_the_trigger_and_what_fired_it() {
-        let cron = firing(Cause::Cron);
+        let cron = firing(Cause::Cron { catch_up: false });
         assert_eq!(
             publish_key(&cron, 0).unwrap(),
             "t:2030-01-07T09:00:00+00:00"

@@ -17,6 +17,7 @@ use crate::bounded;
 use crate::broker::{Delivery, SubscriberKind, Subscription};
 use crate::event::Event;
 use crate::firing::{Cause, Factory, Filter, panic_message};
+use crate::state::Outcome;
 use crate::topic::{Topic, TopicPattern};
 use serde_json::Value;
 
@@ -91,7 +92,11 @@ impl Consumer {
     /// Filters, fires, then acknowledges; a failure asks for redelivery.
     async fn handle(&self, delivery: Delivery) {
         let outcome = match self.accepts(&delivery.event).await {
-            Ok(false) => Ok(()),
+            Ok(false) => {
+                self.record_unfired(&delivery.event, Outcome::Filtered, None)
+                    .await;
+                Ok(())
+            }
             Ok(true) => {
                 let firing = self.dispatcher.firing(Cause::Event {
                     source: delivery.event.clone(),
@@ -108,6 +113,8 @@ impl Consumer {
                     .errors
                     .fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(trigger = %self.dispatcher.trigger_id, event = %delivery.event.id, "{error}");
+                self.record_unfired(&delivery.event, Outcome::Error, Some(error.clone()))
+                    .await;
                 Err(error)
             }
         };
@@ -117,6 +124,17 @@ impl Consumer {
         };
         if let Err(error) = acknowledged {
             tracing::warn!(trigger = %self.dispatcher.trigger_id, "acknowledging a delivery failed: {error}");
+        }
+    }
+
+    /// Records an event that did not fire the trigger.
+    async fn record_unfired(&self, event: &Event, outcome: Outcome, error: Option<String>) {
+        let dispatcher = &self.dispatcher;
+        if dispatcher.runs.is_some() {
+            let now = dispatcher.clock.now();
+            let mut run = dispatcher.unfired(TriggerKind::Event, now, outcome, error);
+            run.source_event = Some(event.id);
+            dispatcher.record(run).await;
         }
     }
 

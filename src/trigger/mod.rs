@@ -2,6 +2,7 @@
 //! the seed's constructors.
 
 mod api;
+pub mod catch_up;
 mod cron;
 mod dispatch;
 mod event;
@@ -13,6 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use async_trait::async_trait;
 
 pub use self::api::ApiTrigger;
+pub use self::catch_up::{CatchUp, CatchUpPolicy};
 pub use self::cron::CronTrigger;
 pub use self::dispatch::{Dispatcher, FireError, TriggerCounters, TriggerStats};
 pub use self::event::EventTrigger;
@@ -23,6 +25,7 @@ use crate::clock::Clock;
 use crate::cron::CronError;
 use crate::firing::{Factory, Filter};
 pub use crate::firing::{TriggerKind, UnknownKind};
+use crate::state::{RunLog, StateStore};
 use crate::timer::TimerHandle;
 use crate::topic::{Topic, TopicError};
 
@@ -68,6 +71,23 @@ pub struct Binding {
     pub clock: Clock,
     /// What one event and one firing may carry.
     pub limits: EventLimits,
+    /// Where last fires are claimed (none: every replica fires, the
+    /// broker's dedupe publishes once, and nothing is caught up).
+    pub store: Option<Arc<dyn StateStore>>,
+    /// Where runs go (none: no history).
+    pub runs: Option<RunLog>,
+    /// Why the trigger starts.
+    pub start: StartReason,
+}
+
+/// Why a trigger starts: a cron trigger does not catch up the instants
+/// that fell during a pause.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartReason {
+    /// The scheduler started, or the trigger was registered.
+    Start,
+    /// The trigger was paused and is resumed.
+    Resume,
 }
 
 /// The trigger port.
@@ -150,6 +170,7 @@ impl TriggerState {
             counters: self.counters.clone(),
             limits: binding.limits,
             clock: binding.clock,
+            runs: binding.runs.clone(),
         }
     }
 }
@@ -166,7 +187,7 @@ pub fn create_trigger(
         TriggerSpec::Cron(cron) => {
             let zone = cron.timezone.as_deref().unwrap_or("UTC");
             let schedule = crate::cron::CronSchedule::with_zone_name(&cron.schedule, zone)?;
-            Arc::new(CronTrigger::new(schedule, factory))
+            Arc::new(CronTrigger::new(schedule, factory).with_catch_up(cron.catch_up))
         }
         TriggerSpec::Api(_) => Arc::new(ApiTrigger::new(factory)),
         TriggerSpec::Event(event) => {

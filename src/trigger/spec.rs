@@ -5,6 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::CatchUp;
 use crate::firing::TriggerKind;
 use crate::topic::TopicPattern;
 
@@ -27,6 +28,8 @@ pub struct CronSpec {
     pub schedule: String,
     /// E.g. `Asia/Seoul`; `None` is UTC.
     pub timezone: Option<String>,
+    /// What it runs, on starting, of the instants it missed.
+    pub catch_up: CatchUp,
 }
 
 /// An api trigger: an HTTP path, and who may call it.
@@ -80,6 +83,7 @@ impl TriggerSpec {
         TriggerSpec::Cron(CronSpec {
             schedule: schedule.into(),
             timezone: None,
+            catch_up: CatchUp::default(),
         })
     }
 

@@ -22,6 +22,12 @@
 //! kind = "memory"            # memory (default) | nats: see NatsOptions
 //! # url = "nats://127.0.0.1:4222"
 //!
+//! [state]                    # what outlives the process (see crate::state)
+//! path = "wasmsched.db"      # SQLite file, relative to this file (memory broker only;
+//!                            # with NATS, state lives in JetStream)
+//! history_max_runs = 100     # run history kept per trigger (0: none)
+//! history_max_age = "7d"     # and for how long
+//!
 //! [[trigger]]
 //! id = "nightly"
 //! kind = "cron"              # cron | api | event
@@ -31,12 +37,17 @@
 //! timezone = "Asia/Seoul"    # cron only, default UTC
 //! # path = "/webhooks/x"     # api only, default /api/triggers/<id>
 //! # source = "logs.**"       # event only
+//! # catch_up = "latest"      # cron only: skip | latest (default) | all
+//! # catch_up_window = "1h"   # cron only: how far back a missed instant still runs
+//! # catch_up_max = 10        # cron only: the most `all` runs
 //! [trigger.config]           # strings handed to the plugin
 //! stage = "collection"
 //! ```
 //!
 //! A manifest holds `[[trigger]]` tables only. Unknown keys, duplicate ids
 //! and missing fields are errors naming the file, the trigger and the key.
+
+mod trigger;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -47,9 +58,10 @@ use serde::Deserialize;
 use crate::bounded::EventLimits;
 use crate::broker::NatsOptions;
 use crate::plugin::{Limits, RuntimeOptions};
-use crate::topic::{Topic, TopicPattern};
+use crate::state::Retention;
+
+pub use self::trigger::TriggerConfig;
 pub use crate::trigger::ApiAuth;
-use crate::trigger::{ApiSpec, CronSpec, EventSpec, TriggerKind, TriggerSpec};
 
 /// The default listen address.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -122,8 +134,22 @@ pub struct Config {
     pub broker: BrokerConfig,
     /// What one event and one firing may carry (`[events]`).
     pub events: EventLimits,
+    /// Where state that outlives the process is kept (`[state]`).
+    pub state: StateConfig,
     /// Every `[[trigger]]` table, of the main file and the manifests.
     pub triggers: Vec<TriggerConfig>,
+}
+
+/// Where state that outlives the process is kept (`[state]`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StateConfig {
+    /// The SQLite file used with the memory broker (`path`, default
+    /// `wasmsched.db` next to the config file). With NATS, state lives in
+    /// JetStream and this is not used.
+    pub path: PathBuf,
+    /// How much run history is kept (`history_max_runs`, default 100 per
+    /// trigger; `history_max_age`, default 7 days).
+    pub retention: Retention,
 }
 
 /// Which broker carries the events (`[broker] kind`).
@@ -138,137 +164,6 @@ pub enum BrokerConfig {
     Nats(NatsOptions),
 }
 
-/// One `[[trigger]]` table, checked for its kind: what every trigger has,
-/// and the settings of its kind ([`TriggerSpec`]). Written flat, as in
-/// TOML and the admin API's JSON: `kind = "cron"` with `schedule` and
-/// `timezone`, `kind = "api"` with `path` and `auth`, `kind = "event"` with
-/// `source`; a key of another kind is an error naming it.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(try_from = "TriggerTable")]
-pub struct TriggerConfig {
-    /// Unique across the host.
-    pub id: String,
-    /// Where its events are published.
-    pub topic: Topic,
-    /// The plugin (`plugins/NAME.wasm`) whose factory (and filter) it runs.
-    pub plugin: Option<String>,
-    /// Strings handed to the plugin (`host.config`).
-    pub config: BTreeMap<String, String>,
-    /// The kind and its settings.
-    pub spec: TriggerSpec,
-    /// The file this trigger was declared in.
-    pub declared_in: PathBuf,
-}
-
-/// A `[[trigger]]` table as written, before its kind is checked.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct TriggerTable {
-    /// The trigger's id.
-    id: String,
-    /// The trigger's kind.
-    kind: TriggerKind,
-    topic: Topic,
-    #[serde(default)]
-    plugin: Option<String>,
-    #[serde(default)]
-    schedule: Option<String>,
-    #[serde(default)]
-    timezone: Option<String>,
-    #[serde(default)]
-    path: Option<String>,
-    #[serde(default)]
-    source: Option<TopicPattern>,
-    #[serde(default)]
-    config: BTreeMap<String, String>,
-    #[serde(default)]
-    auth: Option<ApiAuth>,
-}
-
-impl TryFrom<TriggerTable> for TriggerConfig {
-    type Error = String;
-
-    fn try_from(table: TriggerTable) -> Result<Self, String> {
-        if table.id.trim().is_empty() {
-            return Err("`id` must not be empty".into());
-        }
-        let kind = table.kind;
-        let only_for = |key: &str, present: bool, of: TriggerKind| -> Result<(), String> {
-            if present && kind != of {
-                return Err(format!("`{key}` is only for {of} triggers, not {kind}"));
-            }
-            Ok(())
-        };
-        only_for("schedule", table.schedule.is_some(), TriggerKind::Cron)?;
-        only_for("timezone", table.timezone.is_some(), TriggerKind::Cron)?;
-        only_for("path", table.path.is_some(), TriggerKind::Api)?;
-        only_for("source", table.source.is_some(), TriggerKind::Event)?;
-        only_for("auth", table.auth.is_some(), TriggerKind::Api)?;
-        let spec = match kind {
-            TriggerKind::Cron => TriggerSpec::Cron(CronSpec {
-                schedule: table
-                    .schedule
-                    .ok_or("missing `schedule` (a cron trigger needs one)")?,
-                timezone: table.timezone,
-            }),
-            TriggerKind::Api => {
-                if let Some(path) = table.path.as_ref().filter(|p| !p.starts_with('/')) {
-                    return Err(format!("`path` must start with `/`: `{path}`"));
-                }
-                if let Some(auth) = &table.auth
-                    && auth.bearer_token.is_some() == auth.hmac_secret.is_some()
-                {
-                    return Err(
-                        "`auth` needs exactly one of `bearer_token` and `hmac_secret`".into(),
-                    );
-                }
-                TriggerSpec::Api(ApiSpec {
-                    path: table.path,
-                    auth: table.auth,
-                })
-            }
-            TriggerKind::Event => TriggerSpec::Event(EventSpec {
-                source: table
-                    .source
-                    .ok_or("missing `source` (an event trigger needs a topic pattern)")?,
-            }),
-        };
-        Ok(Self {
-            id: table.id,
-            topic: table.topic,
-            plugin: table.plugin,
-            config: table.config,
-            spec,
-            declared_in: PathBuf::new(),
-        })
-    }
-}
-
-impl TriggerConfig {
-    /// The kind of trigger.
-    pub fn kind(&self) -> TriggerKind {
-        self.spec.kind()
-    }
-
-    /// Where an api trigger is served: its `path`, or `/api/triggers/<id>`;
-    /// `None` for other kinds.
-    pub fn api_path(&self) -> Option<String> {
-        match &self.spec {
-            TriggerSpec::Api(api) => Some(
-                api.path
-                    .clone()
-                    .unwrap_or_else(|| format!("/api/triggers/{}", self.id)),
-            ),
-            _ => None,
-        }
-    }
-
-    /// Parses one `[[trigger]]` table given as JSON (the admin API's input).
-    pub fn from_json(value: serde_json::Value) -> Result<Self, String> {
-        serde_json::from_value(value).map_err(|e| e.to_string())
-    }
-}
-
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct MainFile {
@@ -281,7 +176,21 @@ struct MainFile {
     #[serde(default)]
     events: EventLimits,
     #[serde(default)]
+    state: StateSection,
+    #[serde(default)]
     trigger: Vec<toml::Value>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct StateSection {
+    path: Option<PathBuf>,
+    history_max_runs: Option<usize>,
+    #[serde(
+        default,
+        deserialize_with = "crate::units::deserialize_optional_duration"
+    )]
+    history_max_age: Option<std::time::Duration>,
 }
 
 #[derive(Deserialize, Default)]
@@ -352,6 +261,20 @@ impl Config {
                 message: "[events] max_bytes and max_per_firing must be at least 1".into(),
             });
         }
+        let retention = Retention {
+            max_runs: main
+                .state
+                .history_max_runs
+                .unwrap_or(Retention::default().max_runs),
+            max_age: main
+                .state
+                .history_max_age
+                .unwrap_or(Retention::default().max_age),
+        };
+        let state = StateConfig {
+            path: base.join(main.state.path.unwrap_or_else(|| "wasmsched.db".into())),
+            retention,
+        };
         let mut triggers = parse_triggers(path, main.trigger)?;
         for manifest in manifests_in(&plugins_dir)? {
             triggers.extend(load_manifest(&manifest)?);
@@ -370,6 +293,7 @@ impl Config {
             runtime,
             broker: main.broker,
             events: main.events,
+            state,
             triggers,
         })
     }
@@ -480,7 +404,6 @@ fn one_line(message: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
     fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
         let path = dir.join(name);
@@ -494,34 +417,6 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(dir.join("plugins")).unwrap();
         dir
-    }
-
-    #[test]
-    fn tables_become_typed_specs() {
-        let table = |json: serde_json::Value| TriggerConfig::from_json(json).unwrap().spec;
-        assert_eq!(
-            table(
-                json!({"id": "c", "kind": "cron", "topic": "t", "schedule": "0 9 * * *",
-                         "timezone": "Asia/Seoul"})
-            ),
-            TriggerSpec::Cron(CronSpec {
-                schedule: "0 9 * * *".into(),
-                timezone: Some("Asia/Seoul".into()),
-            })
-        );
-        assert_eq!(
-            table(json!({"id": "a", "kind": "api", "topic": "t"})),
-            TriggerSpec::api()
-        );
-        assert_eq!(
-            table(json!({"id": "e", "kind": "event", "topic": "t", "source": "logs.**"})),
-            TriggerSpec::event("logs.**".parse().unwrap())
-        );
-        let error = TriggerConfig::from_json(
-            json!({"id": "e", "kind": "event", "topic": "t", "source": "a", "path": "/x"}),
-        )
-        .unwrap_err();
-        assert_eq!(error, "`path` is only for api triggers, not event");
     }
 
     #[test]

@@ -1,0 +1,232 @@
+//! One `[[trigger]]` table ([`TriggerConfig`]), as written in
+//! `wasmsched.toml`, a manifest, or the admin API's JSON.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use crate::topic::{Topic, TopicPattern};
+use crate::trigger::{
+    ApiAuth, ApiSpec, CatchUp, CatchUpPolicy, CronSpec, EventSpec, TriggerKind, TriggerSpec,
+};
+
+/// One `[[trigger]]` table, checked for its kind: what every trigger has,
+/// and the settings of its kind ([`TriggerSpec`]). Written flat, as in
+/// TOML and the admin API's JSON: `kind = "cron"` with `schedule` and
+/// `timezone`, `kind = "api"` with `path` and `auth`, `kind = "event"` with
+/// `source`; a key of another kind is an error naming it.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(try_from = "TriggerTable")]
+pub struct TriggerConfig {
+    /// Unique across the host.
+    pub id: String,
+    /// Where its events are published.
+    pub topic: Topic,
+    /// The plugin (`plugins/NAME.wasm`) whose factory (and filter) it runs.
+    pub plugin: Option<String>,
+    /// Strings handed to the plugin (`host.config`).
+    pub config: BTreeMap<String, String>,
+    /// The kind and its settings.
+    pub spec: TriggerSpec,
+    /// The file this trigger was declared in.
+    pub declared_in: PathBuf,
+}
+
+/// A `[[trigger]]` table as written, before its kind is checked.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TriggerTable {
+    /// The trigger's id.
+    id: String,
+    /// The trigger's kind.
+    kind: TriggerKind,
+    topic: Topic,
+    #[serde(default)]
+    plugin: Option<String>,
+    #[serde(default)]
+    schedule: Option<String>,
+    #[serde(default)]
+    timezone: Option<String>,
+    #[serde(default)]
+    path: Option<String>,
+    #[serde(default)]
+    source: Option<TopicPattern>,
+    #[serde(default)]
+    config: BTreeMap<String, String>,
+    #[serde(default)]
+    auth: Option<ApiAuth>,
+    #[serde(default)]
+    catch_up: Option<CatchUpPolicy>,
+    #[serde(
+        default,
+        deserialize_with = "crate::units::deserialize_optional_duration"
+    )]
+    catch_up_window: Option<std::time::Duration>,
+    #[serde(default)]
+    catch_up_max: Option<usize>,
+}
+
+impl TryFrom<TriggerTable> for TriggerConfig {
+    type Error = String;
+
+    fn try_from(table: TriggerTable) -> Result<Self, String> {
+        if table.id.trim().is_empty() {
+            return Err("`id` must not be empty".into());
+        }
+        let kind = table.kind;
+        let only_for = |key: &str, present: bool, of: TriggerKind| -> Result<(), String> {
+            if present && kind != of {
+                return Err(format!("`{key}` is only for {of} triggers, not {kind}"));
+            }
+            Ok(())
+        };
+        only_for("schedule", table.schedule.is_some(), TriggerKind::Cron)?;
+        only_for("timezone", table.timezone.is_some(), TriggerKind::Cron)?;
+        only_for("path", table.path.is_some(), TriggerKind::Api)?;
+        only_for("source", table.source.is_some(), TriggerKind::Event)?;
+        only_for("auth", table.auth.is_some(), TriggerKind::Api)?;
+        only_for("catch_up", table.catch_up.is_some(), TriggerKind::Cron)?;
+        only_for(
+            "catch_up_window",
+            table.catch_up_window.is_some(),
+            TriggerKind::Cron,
+        )?;
+        only_for(
+            "catch_up_max",
+            table.catch_up_max.is_some(),
+            TriggerKind::Cron,
+        )?;
+        let defaults = CatchUp::default();
+        let catch_up = CatchUp {
+            policy: table.catch_up.unwrap_or(defaults.policy),
+            window: table.catch_up_window.unwrap_or(defaults.window),
+            max: table.catch_up_max.unwrap_or(defaults.max),
+        };
+        if catch_up.max == 0 && catch_up.policy == CatchUpPolicy::All {
+            return Err("`catch_up_max` must be at least 1 with catch_up = \"all\"".into());
+        }
+        let spec = match kind {
+            TriggerKind::Cron => TriggerSpec::Cron(CronSpec {
+                schedule: table
+                    .schedule
+                    .ok_or("missing `schedule` (a cron trigger needs one)")?,
+                timezone: table.timezone,
+                catch_up,
+            }),
+            TriggerKind::Api => {
+                if let Some(path) = table.path.as_ref().filter(|p| !p.starts_with('/')) {
+                    return Err(format!("`path` must start with `/`: `{path}`"));
+                }
+                if let Some(auth) = &table.auth
+                    && auth.bearer_token.is_some() == auth.hmac_secret.is_some()
+                {
+                    return Err(
+                        "`auth` needs exactly one of `bearer_token` and `hmac_secret`".into(),
+                    );
+                }
+                TriggerSpec::Api(ApiSpec {
+                    path: table.path,
+                    auth: table.auth,
+                })
+            }
+            TriggerKind::Event => TriggerSpec::Event(EventSpec {
+                source: table
+                    .source
+                    .ok_or("missing `source` (an event trigger needs a topic pattern)")?,
+            }),
+        };
+        Ok(Self {
+            id: table.id,
+            topic: table.topic,
+            plugin: table.plugin,
+            config: table.config,
+            spec,
+            declared_in: PathBuf::new(),
+        })
+    }
+}
+
+impl TriggerConfig {
+    /// The kind of trigger.
+    pub fn kind(&self) -> TriggerKind {
+        self.spec.kind()
+    }
+
+    /// Where an api trigger is served: its `path`, or `/api/triggers/<id>`;
+    /// `None` for other kinds.
+    pub fn api_path(&self) -> Option<String> {
+        match &self.spec {
+            TriggerSpec::Api(api) => Some(
+                api.path
+                    .clone()
+                    .unwrap_or_else(|| format!("/api/triggers/{}", self.id)),
+            ),
+            _ => None,
+        }
+    }
+
+    /// Parses one `[[trigger]]` table given as JSON (the admin API's input).
+    pub fn from_json(value: serde_json::Value) -> Result<Self, String> {
+        serde_json::from_value(value).map_err(|e| e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn tables_become_typed_specs() {
+        let table = |json: serde_json::Value| TriggerConfig::from_json(json).unwrap().spec;
+        assert_eq!(
+            table(
+                json!({"id": "c", "kind": "cron", "topic": "t", "schedule": "0 9 * * *",
+                         "timezone": "Asia/Seoul"})
+            ),
+            TriggerSpec::Cron(CronSpec {
+                schedule: "0 9 * * *".into(),
+                timezone: Some("Asia/Seoul".into()),
+                catch_up: CatchUp::default(),
+            })
+        );
+        assert_eq!(
+            table(json!({"id": "a", "kind": "api", "topic": "t"})),
+            TriggerSpec::api()
+        );
+        assert_eq!(
+            table(json!({"id": "e", "kind": "event", "topic": "t", "source": "logs.**"})),
+            TriggerSpec::event("logs.**".parse().unwrap())
+        );
+        let error = TriggerConfig::from_json(
+            json!({"id": "e", "kind": "event", "topic": "t", "source": "a", "path": "/x"}),
+        )
+        .unwrap_err();
+        assert_eq!(error, "`path` is only for api triggers, not event");
+    }
+
+    #[test]
+    fn catch_up_settings_belong_to_cron_triggers() {
+        let spec = TriggerConfig::from_json(json!({"id": "c", "kind": "cron", "topic": "t",
+            "schedule": "@daily", "catch_up": "all", "catch_up_window": "1d", "catch_up_max": 3}))
+        .unwrap()
+        .spec;
+        let TriggerSpec::Cron(cron) = spec else {
+            panic!("{spec:?}")
+        };
+        assert_eq!(cron.catch_up.policy, CatchUpPolicy::All);
+        assert_eq!(cron.catch_up.window, std::time::Duration::from_secs(86_400));
+        assert_eq!(cron.catch_up.max, 3);
+        let error = TriggerConfig::from_json(
+            json!({"id": "a", "kind": "api", "topic": "t", "catch_up": "skip"}),
+        )
+        .unwrap_err();
+        assert_eq!(error, "`catch_up` is only for cron triggers, not api");
+        let error = TriggerConfig::from_json(
+            json!({"id": "c", "kind": "cron", "topic": "t", "schedule": "@daily", "catch_up": "some"}),
+        )
+        .unwrap_err();
+        assert!(error.contains("unknown variant `some`"), "{error}");
+    }
+}

@@ -1,0 +1,169 @@
+//! What the host keeps in the state store beyond the scheduler's own
+//! records: the triggers added through the admin API (as the JSON tables
+//! they came in), restored at start; and, for a store shared by replicas,
+//! the changes other replicas make (admin triggers, pauses), applied here.
+
+use std::path::Path;
+use std::sync::{Arc, Weak};
+
+use serde_json::Value;
+
+use super::{Host, HostError, Removal};
+use crate::config::TriggerConfig;
+use crate::state::{StateChange, StateStore};
+
+/// What [`TriggerConfig::declared_in`] says of a trigger added through the
+/// admin API.
+pub const ADMIN_API: &str = "admin API";
+
+/// Why an admin trigger could not be added.
+fn invalid(error: String) -> HostError {
+    HostError::InvalidTable(error)
+}
+
+impl Host {
+    /// Adds a trigger from a `[[trigger]]` table in JSON, as the admin API
+    /// does: it is kept in the state store, so it comes back after a
+    /// restart and (on JetStream) runs on every replica.
+    pub async fn add_admin_trigger(&self, table: Value) -> Result<TriggerConfig, HostError> {
+        let mut config = TriggerConfig::from_json(table.clone()).map_err(invalid)?;
+        config.declared_in = ADMIN_API.into();
+        let serial = self.serial().await;
+        self.add_locked(&serial, config.clone(), Default::default())
+            .await?;
+        if let Some(store) = self.scheduler.store()
+            && let Err(error) = store.put_admin_trigger(&config.id, &table).await
+        {
+            // Not kept: not added either.
+            let _ = self
+                .remove_locked(&serial, &config.id, Removal::Forget)
+                .await;
+            return Err(error.into());
+        }
+        Ok(config)
+    }
+
+    /// Registers the admin triggers the store keeps (at start). One whose
+    /// id a file now declares is reported and left in the store.
+    pub(super) async fn restore_admin_triggers(&self, store: &Arc<dyn StateStore>) {
+        let tables = match store.admin_triggers().await {
+            Ok(tables) => tables,
+            Err(error) => return self.report(format!("admin triggers not restored: {error}")),
+        };
+        let serial = self.serial().await;
+        for (id, table) in tables {
+            let mut config = match TriggerConfig::from_json(table) {
+                Ok(config) => config,
+                Err(error) => {
+                    self.report(format!(
+                        "admin trigger `{id}` kept in {} is not valid: {error}",
+                        store.describe()
+                    ));
+                    continue;
+                }
+            };
+            config.declared_in = ADMIN_API.into();
+            if let Some(file) = self.declared_by_file(&id) {
+                self.report(format!(
+                    "admin trigger `{id}` is not started: {} declares a trigger with that id",
+                    file.display()
+                ));
+                continue;
+            }
+            if let Err(error) = self.register_declared(&serial, config).await {
+                self.report(error.to_string());
+            }
+        }
+    }
+
+    /// The file declaring trigger `id`, if a file does.
+    fn declared_by_file(&self, id: &str) -> Option<std::path::PathBuf> {
+        let state = self.state();
+        let declared = state.triggers.get(id).map(|b| &b.config);
+        declared
+            .or_else(|| state.pending.get(id))
+            .map(|t| t.declared_in.clone())
+            .filter(|file| file != Path::new(ADMIN_API))
+    }
+
+    /// Is trigger `id` one the admin API added (kept in the store)?
+    pub fn is_admin_trigger(&self, id: &str) -> bool {
+        let state = self.state();
+        let declared = state.triggers.get(id).map(|b| &b.config);
+        declared
+            .or_else(|| state.pending.get(id))
+            .is_some_and(|t| t.declared_in == Path::new(ADMIN_API))
+    }
+
+    /// Follows the changes other replicas make to a shared store, until
+    /// the host is dropped.
+    pub(super) fn follow_store(self: &Arc<Self>, store: &Arc<dyn StateStore>) {
+        let Some(mut changes) = store.changes() else {
+            return;
+        };
+        let host: Weak<Host> = Arc::downgrade(self);
+        tokio::spawn(async move {
+            loop {
+                let change = match changes.recv().await {
+                    Ok(change) => change,
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                        tracing::warn!("missed {n} changes from other replicas");
+                        continue;
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                };
+                let Some(host) = host.upgrade() else { return };
+                host.apply_change(change).await;
+            }
+        });
+    }
+
+    async fn apply_change(&self, change: StateChange) {
+        match change {
+            StateChange::Pause { id, paused } => {
+                if let Err(error) = self.scheduler.apply_pause(&id, paused).await {
+                    tracing::warn!(trigger = %id, "applying a pause from another replica: {error}");
+                }
+            }
+            StateChange::Trigger { id, table } => self.apply_admin_trigger(&id, table).await,
+        }
+    }
+
+    /// Adds, replaces or removes admin trigger `id` as another replica did.
+    async fn apply_admin_trigger(&self, id: &str, table: Option<Value>) {
+        let serial = self.serial().await;
+        let config = match table.map(TriggerConfig::from_json) {
+            None => None,
+            Some(Ok(mut config)) => {
+                config.declared_in = ADMIN_API.into();
+                Some(config)
+            }
+            Some(Err(error)) => {
+                return tracing::warn!(trigger = %id, "admin trigger from another replica is not valid: {error}");
+            }
+        };
+        let current = self
+            .trigger_config(id)
+            .or_else(|| self.state().pending.get(id).cloned());
+        if current == config {
+            return;
+        }
+        if let Some(current) = &current {
+            if current.declared_in != Path::new(ADMIN_API) {
+                return tracing::warn!(trigger = %id, "another replica added an admin trigger with this id; {} declares it here", current.declared_in.display());
+            }
+            let removal = match config {
+                Some(_) => Removal::Replace,
+                None => Removal::Forget,
+            };
+            if let Err(error) = self.remove_locked(&serial, id, removal).await {
+                return tracing::warn!(trigger = %id, "removing as another replica did: {error}");
+            }
+        }
+        if let Some(config) = config
+            && let Err(error) = self.register_declared(&serial, config).await
+        {
+            tracing::warn!(trigger = %id, "adding as another replica did: {error}");
+        }
+    }
+}

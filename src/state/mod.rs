@@ -1,0 +1,279 @@
+//! What must outlive the process: the [`StateStore`] port and the records
+//! it keeps. Triggers added through the admin API (as the JSON tables they
+//! were added with), which triggers are paused, the last instant each cron
+//! trigger fired (claimed with a compare-and-set, so one replica runs each
+//! instant), and the run history ([`Run`]).
+//!
+//! Adapters: an embedded SQLite file (`sqlite`, feature `sqlite`) and
+//! JetStream key-value buckets and a stream (`nats`, feature `nats`),
+//! shared by every replica. Without a store (the core's default) a
+//! scheduler remembers nothing across restarts.
+
+mod runs;
+#[cfg(feature = "sqlite")]
+pub mod sqlite;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+pub use self::runs::{RunLog, RunLogStats};
+use crate::firing::TriggerKind;
+
+/// Why the store could not be read or written.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StateError {
+    /// The store could not be opened: unreadable, corrupt, or in use.
+    #[error("state store {store}: {message}")]
+    Open {
+        /// The file or bucket.
+        store: String,
+        /// What went wrong, and what to do about it.
+        message: String,
+    },
+    /// A read or write failed.
+    #[error("state store {store}: {message}")]
+    Io {
+        /// The file or bucket.
+        store: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// A record in the store could not be decoded.
+    #[error("state store {store}: record `{key}` is corrupt: {message}")]
+    Corrupt {
+        /// The file or bucket.
+        store: String,
+        /// The record.
+        key: String,
+        /// Why it could not be read.
+        message: String,
+    },
+}
+
+/// The last instant a cron trigger fired (or, for a new trigger, when it
+/// was first started): every instant up to it is handled.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LastFire {
+    /// The instant.
+    pub instant: DateTime<Utc>,
+    /// The schedule it belongs to (`<expression> @ <zone>`): instants of
+    /// another schedule are not caught up.
+    pub schedule: String,
+}
+
+/// A [`LastFire`] as read, with the revision a claim must name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stored<T> {
+    /// The record.
+    pub value: T,
+    /// Its revision in the store (changes with every write).
+    pub revision: u64,
+}
+
+/// How a firing ended, as the run history says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum Outcome {
+    /// Events were made and published.
+    Ok,
+    /// The filter rejected the event (event triggers).
+    Filtered,
+    /// The factory, filter, limits or broker failed.
+    Error,
+    /// The plugin ran out of time.
+    Timeout,
+    /// A cron instant that fell while no replica ran the trigger, not
+    /// caught up (the run's `error` says why).
+    Missed,
+    /// A cron instant that fell while the trigger was paused.
+    Skipped,
+}
+
+impl Outcome {
+    /// `ok`, `filtered`, `error`, `timeout`, `missed` or `skipped`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::Filtered => "filtered",
+            Outcome::Error => "error",
+            Outcome::Timeout => "timeout",
+            Outcome::Missed => "missed",
+            Outcome::Skipped => "skipped",
+        }
+    }
+}
+
+/// One firing in the run history.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Run {
+    /// The trigger.
+    pub trigger: String,
+    /// The scheduled instant (cron) or when the firing was received.
+    pub instant: DateTime<Utc>,
+    /// What fired: `cron`, `api` or `event`.
+    pub kind: TriggerKind,
+    /// How it ended.
+    pub outcome: Outcome,
+    /// How long the filter, factory and publishing took, in milliseconds.
+    pub duration_ms: f64,
+    /// The ids of the events it published.
+    pub events: Vec<Uuid>,
+    /// What went wrong (or, for `missed` and `skipped`, why).
+    pub error: Option<String>,
+    /// A cron instant run late, after downtime.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub catch_up: bool,
+    /// The event that fired an event trigger.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_event: Option<Uuid>,
+}
+
+/// How much run history a store keeps per trigger.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    /// The newest runs kept per trigger (0: no history).
+    pub max_runs: usize,
+    /// Older runs are dropped.
+    pub max_age: std::time::Duration,
+}
+
+impl Default for Retention {
+    /// 100 runs per trigger, 7 days.
+    fn default() -> Self {
+        Self {
+            max_runs: 100,
+            max_age: std::time::Duration::from_secs(7 * 24 * 3600),
+        }
+    }
+}
+
+/// A change another replica made, seen by a replicated store.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum StateChange {
+    /// An admin trigger was added or replaced (`Some` table) or removed.
+    Trigger {
+        /// Its id.
+        id: String,
+        /// Its table, as the admin API took it.
+        table: Option<serde_json::Value>,
+    },
+    /// A trigger was paused or resumed.
+    Pause {
+        /// Its id.
+        id: String,
+        /// Paused now?
+        paused: bool,
+    },
+}
+
+/// Where state that must outlive the process lives.
+#[async_trait]
+pub trait StateStore: Send + Sync + 'static {
+    /// The file or buckets, for messages (`SQLite file ./wasmsched.db`).
+    fn describe(&self) -> String;
+
+    /// Triggers added through the admin API: id -> the JSON table.
+    async fn admin_triggers(&self) -> Result<BTreeMap<String, serde_json::Value>, StateError>;
+    /// Keeps (or replaces) an admin trigger's table.
+    async fn put_admin_trigger(
+        &self,
+        id: &str,
+        table: &serde_json::Value,
+    ) -> Result<(), StateError>;
+    /// Forgets an admin trigger (no error if unknown).
+    async fn delete_admin_trigger(&self, id: &str) -> Result<(), StateError>;
+
+    /// The ids of the paused triggers.
+    async fn paused(&self) -> Result<BTreeSet<String>, StateError>;
+    /// Marks a trigger paused or not.
+    async fn set_paused(&self, id: &str, paused: bool) -> Result<(), StateError>;
+
+    /// The last instant cron trigger `id` fired, with its revision.
+    async fn last_fire(&self, id: &str) -> Result<Option<Stored<LastFire>>, StateError>;
+    /// Writes `next` only if the record is still at revision `seen`
+    /// (`None`: only if there is none), and returns the new revision;
+    /// `Ok(None)` if someone else wrote it first.
+    async fn claim_fire(
+        &self,
+        id: &str,
+        next: &LastFire,
+        seen: Option<u64>,
+    ) -> Result<Option<u64>, StateError>;
+    /// Forgets trigger `id`'s last fire (it was removed).
+    async fn forget_fire(&self, id: &str) -> Result<(), StateError>;
+
+    /// Does it keep run history at all ([`Retention::max_runs`] > 0)?
+    fn keeps_runs(&self) -> bool {
+        true
+    }
+
+    /// Appends runs to the history, dropping what [`Retention`] no longer
+    /// keeps.
+    async fn append_runs(&self, runs: &[Run]) -> Result<(), StateError>;
+    /// The newest `limit` runs of trigger `id`, newest first.
+    async fn runs(&self, id: &str, limit: usize) -> Result<Vec<Run>, StateError>;
+
+    /// Changes made by other replicas, for a store shared by several
+    /// (`None` for one that is not).
+    fn changes(&self) -> Option<tokio::sync::broadcast::Receiver<StateChange>> {
+        None
+    }
+}
+
+/// A trigger id as a key any store accepts (a NATS subject token, a
+/// key-value key): kept as it is when made of `A-Z a-z 0-9 - _`, else
+/// `=` and the id's bytes in hex (`=` never starts a plain id).
+pub fn id_key(id: &str) -> String {
+    let plain = !id.is_empty()
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if plain {
+        return id.to_owned();
+    }
+    let mut key = String::with_capacity(1 + 2 * id.len());
+    key.push('=');
+    for b in id.bytes() {
+        key.push_str(&format!("{b:02x}"));
+    }
+    key
+}
+
+/// The id [`id_key`] made `key` from.
+pub fn key_id(key: &str) -> Option<String> {
+    let Some(hex) = key.strip_prefix('=') else {
+        return Some(key.to_owned());
+    };
+    let bytes: Option<Vec<u8>> = (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
+        .collect();
+    String::from_utf8(bytes?).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_become_keys_and_back() {
+        for id in ["daily-report", "a.b", "x y*>", "=41", "é", "_"] {
+            let key = id_key(id);
+            assert!(
+                key.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_=".contains(&b)),
+                "{key}"
+            );
+            assert_eq!(key_id(&key).as_deref(), Some(id));
+        }
+        assert_eq!(id_key("daily-report"), "daily-report");
+        assert_eq!(id_key("a.b"), "=612e62");
+    }
+}

@@ -1,0 +1,114 @@
+//! The run history's writer: firings hand their [`Run`] to a channel and go
+//! on; one task writes what has gathered in one batch (one transaction or
+//! one round of acknowledgements), so history costs a firing a channel send.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde::Serialize;
+use tokio::sync::{mpsc, oneshot};
+
+use super::{Run, StateStore};
+
+/// Runs waiting to be written; a firing waits when this many are (so
+/// history is never dropped for being slow, only slowed).
+const QUEUE: usize = 4096;
+/// The most runs written in one batch.
+const BATCH: usize = 512;
+
+enum Message {
+    Run(Box<Run>),
+    Flush(oneshot::Sender<()>),
+}
+
+/// Hands runs to the store in batches. Cheap to clone.
+#[derive(Clone)]
+pub struct RunLog {
+    sender: mpsc::Sender<Message>,
+    counters: Arc<Counters>,
+}
+
+#[derive(Default)]
+struct Counters {
+    written: AtomicU64,
+    failed: AtomicU64,
+}
+
+/// What a [`RunLog`] has done.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct RunLogStats {
+    /// Runs written to the store.
+    pub written: u64,
+    /// Runs the store refused (each batch's error is logged).
+    pub failed: u64,
+}
+
+impl RunLog {
+    /// Starts the writer task on the current tokio runtime; it ends when
+    /// every clone of the log is dropped, after writing what it holds.
+    pub fn spawn(store: Arc<dyn StateStore>) -> Self {
+        let (sender, receiver) = mpsc::channel(QUEUE);
+        let counters = Arc::new(Counters::default());
+        tokio::spawn(write(store, receiver, counters.clone()));
+        Self { sender, counters }
+    }
+
+    /// Queues `run` for the store; waits only while the queue is full.
+    pub async fn record(&self, run: Run) {
+        // The writer outlives every sender, so sending fails only while
+        // the runtime shuts down.
+        let _ = self.sender.send(Message::Run(Box::new(run))).await;
+    }
+
+    /// Returns once every run recorded before the call is written (or
+    /// refused).
+    pub async fn flush(&self) {
+        let (done, written) = oneshot::channel();
+        if self.sender.send(Message::Flush(done)).await.is_ok() {
+            let _ = written.await;
+        }
+    }
+
+    /// Runs written and refused so far.
+    pub fn stats(&self) -> RunLogStats {
+        RunLogStats {
+            written: self.counters.written.load(Ordering::Relaxed),
+            failed: self.counters.failed.load(Ordering::Relaxed),
+        }
+    }
+}
+
+async fn write(
+    store: Arc<dyn StateStore>,
+    mut receiver: mpsc::Receiver<Message>,
+    counters: Arc<Counters>,
+) {
+    let mut batch = Vec::with_capacity(BATCH);
+    let mut flushes = Vec::new();
+    while let Some(first) = receiver.recv().await {
+        let mut next = Some(first);
+        while let Some(message) = next.take() {
+            match message {
+                Message::Run(run) => batch.push(*run),
+                Message::Flush(done) => flushes.push(done),
+            }
+            if batch.len() < BATCH {
+                next = receiver.try_recv().ok();
+            }
+        }
+        if !batch.is_empty() {
+            let count = batch.len() as u64;
+            match store.append_runs(&batch).await {
+                Ok(()) => counters.written.fetch_add(count, Ordering::Relaxed),
+                Err(error) => {
+                    tracing::warn!("run history: {count} runs not kept: {error}");
+                    counters.failed.fetch_add(count, Ordering::Relaxed)
+                }
+            };
+            batch.clear();
+        }
+        for done in flushes.drain(..) {
+            let _ = done.send(());
+        }
+    }
+}

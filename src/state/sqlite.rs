@@ -1,0 +1,356 @@
+//! The embedded state store: one SQLite file (through rusqlite, SQLite
+//! bundled), the default when the broker is the in-process one.
+//!
+//! SQLite calls block, so each runs on tokio's blocking pool, never on a
+//! runtime worker. The file is opened in WAL mode with
+//! `synchronous = NORMAL`: a commit survives a crash of the process (a
+//! power cut may lose the last commits, never corrupt the file). One host
+//! per file: two processes on one file would share claims (SQLite locks
+//! each write) but not see each other's pauses or admin triggers; replicas
+//! share JetStream instead. Run records are stored as JSON.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+
+use super::{LastFire, Retention, Run, StateError, StateStore, Stored};
+
+/// The schema this version writes (`PRAGMA user_version`).
+const SCHEMA_VERSION: i64 = 1;
+
+const SCHEMA: &str = "
+CREATE TABLE admin_triggers (id TEXT PRIMARY KEY, table_json TEXT NOT NULL);
+CREATE TABLE paused (id TEXT PRIMARY KEY);
+CREATE TABLE last_fires (
+    id TEXT PRIMARY KEY,
+    instant TEXT NOT NULL,
+    schedule TEXT NOT NULL,
+    revision INTEGER NOT NULL
+);
+CREATE TABLE runs (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    trigger TEXT NOT NULL,
+    recorded_at INTEGER NOT NULL,
+    record TEXT NOT NULL
+);
+CREATE INDEX runs_by_trigger ON runs (trigger, seq);
+CREATE INDEX runs_by_age ON runs (recorded_at);
+";
+
+/// State in one SQLite file.
+pub struct SqliteStore {
+    path: PathBuf,
+    connection: Arc<Mutex<Connection>>,
+    retention: Retention,
+}
+
+impl SqliteStore {
+    /// Opens (or creates) the store at `path`, keeping `retention` of run
+    /// history. Fails, naming the file, if it is not a wasmsched store
+    /// (or not a database at all), was written by a newer wasmsched, or
+    /// is in use by another process.
+    pub async fn open(path: &Path, retention: Retention) -> Result<Self, StateError> {
+        let path = path.to_owned();
+        let opened = {
+            let path = path.clone();
+            tokio::task::spawn_blocking(move || open(&path)).await
+        }
+        .map_err(|e| StateError::Open {
+            store: describe(&path),
+            message: e.to_string(),
+        })?;
+        let connection = opened.map_err(|message| StateError::Open {
+            store: describe(&path),
+            message,
+        })?;
+        Ok(Self {
+            path,
+            connection: Arc::new(Mutex::new(connection)),
+            retention,
+        })
+    }
+
+    /// Runs `work` on the connection, on the blocking pool.
+    async fn with<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T, StateError> {
+        let connection = self.connection.clone();
+        let done = tokio::task::spawn_blocking(move || {
+            let mut connection = connection.lock().unwrap_or_else(|p| p.into_inner());
+            work(&mut connection)
+        })
+        .await;
+        let io = |message: String| StateError::Io {
+            store: self.describe(),
+            message,
+        };
+        done.map_err(|e| io(e.to_string()))?
+            .map_err(|e| io(e.to_string()))
+    }
+
+    fn corrupt(&self, key: String, error: impl ToString) -> StateError {
+        StateError::Corrupt {
+            store: self.describe(),
+            key,
+            message: error.to_string(),
+        }
+    }
+}
+
+fn describe(path: &Path) -> String {
+    format!("SQLite file {}", path.display())
+}
+
+/// Opens the file, checks what it holds, and creates the schema in a new one.
+fn open(path: &Path) -> Result<Connection, String> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_CREATE
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let connection = Connection::open_with_flags(path, flags).map_err(|e| e.to_string())?;
+    let explain = |e: rusqlite::Error| match e.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::NotADatabase) => {
+            "not a wasmsched state file (not an SQLite database, or corrupt); move it away \
+             to start with an empty store, or point `[state] path` elsewhere"
+                .to_owned()
+        }
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
+            "in use by another process (another wasmsched on the same file?)".to_owned()
+        }
+        _ => e.to_string(),
+    };
+    connection
+        .execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;")
+        .map_err(explain)?;
+    let version: i64 = connection
+        .query_row("PRAGMA user_version", [], |row| row.get(0))
+        .map_err(explain)?;
+    match version {
+        0 => {
+            let tables: i64 = connection
+                .query_row("SELECT count(*) FROM sqlite_master", [], |row| row.get(0))
+                .map_err(explain)?;
+            if tables > 0 {
+                return Err(
+                    "an SQLite database, but not a wasmsched state file; point `[state] path` \
+                     at another file"
+                        .to_owned(),
+                );
+            }
+            connection
+                .execute_batch(&format!(
+                    "BEGIN; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+                ))
+                .map_err(explain)?;
+        }
+        SCHEMA_VERSION => {
+            // A damaged page shows up here rather than in the middle of a firing.
+            let check: String = connection
+                .query_row("PRAGMA quick_check", [], |row| row.get(0))
+                .map_err(explain)?;
+            if check != "ok" {
+                return Err(format!("the file is corrupt ({check})"));
+            }
+        }
+        newer => {
+            return Err(format!(
+                "written by a newer wasmsched (schema {newer}; this one knows {SCHEMA_VERSION})"
+            ));
+        }
+    }
+    Ok(connection)
+}
+
+#[async_trait]
+impl StateStore for SqliteStore {
+    fn describe(&self) -> String {
+        describe(&self.path)
+    }
+
+    fn keeps_runs(&self) -> bool {
+        self.retention.max_runs > 0
+    }
+
+    async fn admin_triggers(&self) -> Result<BTreeMap<String, serde_json::Value>, StateError> {
+        let rows = self
+            .with(|c| {
+                let mut statement = c.prepare("SELECT id, table_json FROM admin_triggers")?;
+                let rows = statement.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?;
+                rows.collect::<rusqlite::Result<Vec<(String, String)>>>()
+            })
+            .await?;
+        rows.into_iter()
+            .map(|(id, json)| match serde_json::from_str(&json) {
+                Ok(table) => Ok((id, table)),
+                Err(e) => Err(self.corrupt(format!("admin trigger {id}"), e)),
+            })
+            .collect()
+    }
+
+    async fn put_admin_trigger(
+        &self,
+        id: &str,
+        table: &serde_json::Value,
+    ) -> Result<(), StateError> {
+        let (id, json) = (id.to_owned(), table.to_string());
+        self.with(move |c| {
+            c.execute(
+                "INSERT OR REPLACE INTO admin_triggers (id, table_json) VALUES (?1, ?2)",
+                params![id, json],
+            )
+        })
+        .await
+        .map(drop)
+    }
+
+    async fn delete_admin_trigger(&self, id: &str) -> Result<(), StateError> {
+        let id = id.to_owned();
+        self.with(move |c| c.execute("DELETE FROM admin_triggers WHERE id = ?1", [id]))
+            .await
+            .map(drop)
+    }
+
+    async fn paused(&self) -> Result<BTreeSet<String>, StateError> {
+        self.with(|c| {
+            let mut statement = c.prepare("SELECT id FROM paused")?;
+            let rows = statement.query_map([], |row| row.get(0))?;
+            rows.collect()
+        })
+        .await
+    }
+
+    async fn set_paused(&self, id: &str, paused: bool) -> Result<(), StateError> {
+        let id = id.to_owned();
+        self.with(move |c| match paused {
+            true => c.execute("INSERT OR IGNORE INTO paused (id) VALUES (?1)", [id]),
+            false => c.execute("DELETE FROM paused WHERE id = ?1", [id]),
+        })
+        .await
+        .map(drop)
+    }
+
+    async fn last_fire(&self, id: &str) -> Result<Option<Stored<LastFire>>, StateError> {
+        let key = id.to_owned();
+        let row = self
+            .with(move |c| {
+                c.query_row(
+                    "SELECT instant, schedule, revision FROM last_fires WHERE id = ?1",
+                    [key],
+                    |row| {
+                        Ok((
+                            row.get::<_, String>(0)?,
+                            row.get::<_, String>(1)?,
+                            row.get::<_, i64>(2)?,
+                        ))
+                    },
+                )
+                .optional()
+            })
+            .await?;
+        let Some((instant, schedule, revision)) = row else {
+            return Ok(None);
+        };
+        let instant = instant
+            .parse()
+            .map_err(|e| self.corrupt(format!("last fire of {id}"), e))?;
+        Ok(Some(Stored {
+            value: LastFire { instant, schedule },
+            revision: revision as u64,
+        }))
+    }
+
+    async fn claim_fire(
+        &self,
+        id: &str,
+        next: &LastFire,
+        seen: Option<u64>,
+    ) -> Result<Option<u64>, StateError> {
+        let (id, instant, schedule) = (
+            id.to_owned(),
+            next.instant.to_rfc3339(),
+            next.schedule.clone(),
+        );
+        let changed = self
+            .with(move |c| match seen {
+                None => c.execute(
+                    "INSERT OR IGNORE INTO last_fires (id, instant, schedule, revision) \
+                     VALUES (?1, ?2, ?3, 1)",
+                    params![id, instant, schedule],
+                ),
+                Some(revision) => c.execute(
+                    "UPDATE last_fires SET instant = ?2, schedule = ?3, revision = revision + 1 \
+                     WHERE id = ?1 AND revision = ?4",
+                    params![id, instant, schedule, revision as i64],
+                ),
+            })
+            .await?;
+        Ok((changed == 1).then(|| seen.map_or(1, |revision| revision + 1)))
+    }
+
+    async fn forget_fire(&self, id: &str) -> Result<(), StateError> {
+        let id = id.to_owned();
+        self.with(move |c| c.execute("DELETE FROM last_fires WHERE id = ?1", [id]))
+            .await
+            .map(drop)
+    }
+
+    async fn append_runs(&self, runs: &[Run]) -> Result<(), StateError> {
+        let Retention { max_runs, max_age } = self.retention;
+        if max_runs == 0 {
+            return Ok(());
+        }
+        let now = chrono::Utc::now().timestamp_millis();
+        let oldest = now - i64::try_from(max_age.as_millis()).unwrap_or(i64::MAX);
+        let rows: Vec<(String, String)> = runs
+            .iter()
+            .map(|run| {
+                let json = serde_json::to_string(run).expect("runs serialize");
+                (run.trigger.clone(), json)
+            })
+            .collect();
+        self.with(move |c| {
+            let transaction = c.transaction()?;
+            {
+                let mut insert = transaction.prepare_cached(
+                    "INSERT INTO runs (trigger, recorded_at, record) VALUES (?1, ?2, ?3)",
+                )?;
+                let mut trim = transaction.prepare_cached(
+                    "DELETE FROM runs WHERE trigger = ?1 AND seq <= (SELECT seq FROM runs \
+                     WHERE trigger = ?1 ORDER BY seq DESC LIMIT 1 OFFSET ?2)",
+                )?;
+                let mut triggers = BTreeSet::new();
+                for (trigger, json) in &rows {
+                    insert.execute(params![trigger, now, json])?;
+                    triggers.insert(trigger);
+                }
+                for trigger in triggers {
+                    trim.execute(params![trigger, max_runs as i64])?;
+                }
+                transaction.execute("DELETE FROM runs WHERE recorded_at < ?1", [oldest])?;
+            }
+            transaction.commit()
+        })
+        .await
+    }
+
+    async fn runs(&self, id: &str, limit: usize) -> Result<Vec<Run>, StateError> {
+        let key = id.to_owned();
+        let rows: Vec<String> = self
+            .with(move |c| {
+                let mut statement = c.prepare_cached(
+                    "SELECT record FROM runs WHERE trigger = ?1 ORDER BY seq DESC LIMIT ?2",
+                )?;
+                let rows = statement.query_map(params![key, limit as i64], |row| row.get(0))?;
+                rows.collect()
+            })
+            .await?;
+        rows.iter()
+            .map(|json| {
+                serde_json::from_str(json).map_err(|e| self.corrupt(format!("run of {id}"), e))
+            })
+            .collect()
+    }
+}
