@@ -35,6 +35,7 @@ use crate::broker::{Broker, BrokerError, MemoryBroker, NatsBroker};
 use crate::config::{BrokerConfig, Config, ConfigError, TriggerConfig};
 use crate::plugin::{Plugin, PluginError, PluginRuntime, PluginSlot, Worlds};
 use crate::scheduler::{Registration, Scheduler, SchedulerError};
+use crate::state::nats::NatsStore;
 use crate::state::sqlite::SqliteStore;
 use crate::state::{Run, StateError, StateStore};
 use crate::trigger::{TriggerError, TriggerKind};
@@ -140,20 +141,6 @@ pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
         .build()
 }
 
-/// The state store `config` asks for: the SQLite file with the memory
-/// broker; JetStream's buckets with NATS.
-async fn open_store(config: &Config) -> Result<Option<Arc<dyn StateStore>>, HostError> {
-    Ok(match &config.broker {
-        BrokerConfig::Memory => {
-            let state = &config.state;
-            Some(Arc::new(
-                SqliteStore::open(&state.path, state.retention).await?,
-            ))
-        }
-        BrokerConfig::Nats(_) => None,
-    })
-}
-
 /// Task polls between two checks for I/O events (see [`runtime`]).
 pub const EVENT_INTERVAL: u32 = 8;
 
@@ -211,21 +198,28 @@ impl Host {
     /// other `*.wasm` files there. A broken plugin or trigger is logged,
     /// listed in [`Host::problems`] and skipped; the rest runs.
     pub async fn start(config: Config) -> Result<Arc<Self>, HostError> {
-        let broker: Arc<dyn Broker> = match &config.broker {
-            BrokerConfig::Memory => Arc::new(MemoryBroker::new()),
-            BrokerConfig::Nats(options) => Arc::new(NatsBroker::connect(options.clone()).await?),
+        let (broker, store): (Arc<dyn Broker>, Arc<dyn StateStore>) = match &config.broker {
+            BrokerConfig::Memory => {
+                let state = &config.state;
+                let store = SqliteStore::open(&state.path, state.retention).await?;
+                (Arc::new(MemoryBroker::new()), Arc::new(store))
+            }
+            BrokerConfig::Nats(options) => {
+                let broker = NatsBroker::connect(options.clone()).await?;
+                let jetstream = broker.jetstream();
+                let store = NatsStore::open(jetstream, &options.stream, config.state.retention);
+                (Arc::new(broker), Arc::new(store.await?))
+            }
         };
         let runtime = match &config.cache_dir {
             Some(dir) => PluginRuntime::with_code_cache(config.runtime, dir)?,
             None => PluginRuntime::new(config.runtime)?,
         };
-        let store = open_store(&config).await?;
-        let mut scheduler = Scheduler::new(broker.clone()).with_event_limits(config.events);
-        if let Some(store) = &store {
-            scheduler = scheduler.with_state(store.clone());
-            scheduler.restore().await?;
-            tracing::info!("state kept in {}", store.describe());
-        }
+        let scheduler = Scheduler::new(broker.clone())
+            .with_event_limits(config.events)
+            .with_state(store.clone());
+        scheduler.restore().await?;
+        tracing::info!("state kept in {}", store.describe());
         let configured = config.events.max_bytes;
         let carried = scheduler.event_limits().max_bytes;
         if carried < configured && configured != EventLimits::default().max_bytes {
@@ -265,10 +259,8 @@ impl Host {
                 }
             }
         }
-        if let Some(store) = &store {
-            host.restore_admin_triggers(store).await;
-            host.follow_store(store);
-        }
+        host.restore_admin_triggers(&store).await;
+        host.follow_store(&store);
         host.scheduler.start().await?;
         if host.config.watch {
             let watcher = watch::Watcher::start(&host);

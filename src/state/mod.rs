@@ -9,6 +9,8 @@
 //! shared by every replica. Without a store (the core's default) a
 //! scheduler remembers nothing across restarts.
 
+#[cfg(feature = "nats")]
+pub mod nats;
 mod runs;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;

@@ -92,6 +92,11 @@ impl NatsBroker {
     pub fn options(&self) -> &NatsOptions {
         &self.shared.options
     }
+
+    /// Its JetStream context (the state store shares the connection).
+    pub fn jetstream(&self) -> jetstream::Context {
+        self.shared.jetstream.clone()
+    }
 }
 
 impl Shared {

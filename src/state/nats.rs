@@ -1,0 +1,433 @@
+//! The replicated state store: JetStream, on the NATS server the broker
+//! uses, shared by every replica.
+//!
+//! Three key-value buckets, each a stream made by hand so that nats-server
+//! 2.9 takes it (async-nats's `create_key_value` asks for fields 2.9 does
+//! not know): `<stream>_triggers` (admin triggers, JSON tables),
+//! `<stream>_paused` (a key per paused trigger) and `<stream>_fires` (last
+//! fires; a claim is an update naming the revision read, which fails with
+//! JetStream error 10071 when another replica wrote first). Run history is
+//! the stream `<stream>_RUNS`, one subject per trigger
+//! (`<stream>_runs.<trigger>`), trimmed by the server per subject and by
+//! age. Keys and subject tokens are [`super::id_key`]s.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use async_nats::jetstream::consumer::{DeliverPolicy, pull};
+use async_nats::jetstream::kv::{self, Operation};
+use async_nats::jetstream::stream::{self, DiscardPolicy, StorageType};
+use async_nats::jetstream::Context;
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures_util::StreamExt;
+use tokio::sync::broadcast;
+use tokio_util::sync::{CancellationToken, DropGuard};
+
+use super::{
+    LastFire, Retention, Run, StateChange, StateError, StateStore, Stored, id_key, key_id,
+};
+
+/// How long a read of the run history may take.
+const READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// State in JetStream buckets and a stream.
+pub struct NatsStore {
+    name: String,
+    jetstream: Context,
+    triggers: kv::Store,
+    paused: kv::Store,
+    fires: kv::Store,
+    runs: stream::Stream,
+    runs_prefix: String,
+    retention: Retention,
+    changes: broadcast::Sender<StateChange>,
+    /// Ends the tasks following the buckets when the store is dropped.
+    _stop: DropGuard,
+}
+
+impl NatsStore {
+    /// Creates (or checks) the buckets and the run stream named after the
+    /// broker's `stream`, and starts following the changes other replicas
+    /// make. Fails naming the bucket or stream.
+    pub async fn open(
+        jetstream: Context,
+        stream: &str,
+        retention: Retention,
+    ) -> Result<Self, StateError> {
+        let bucket = |suffix: &str| format!("{stream}_{suffix}");
+        let triggers = ensure_bucket(&jetstream, &bucket("triggers")).await?;
+        let paused = ensure_bucket(&jetstream, &bucket("paused")).await?;
+        let fires = ensure_bucket(&jetstream, &bucket("fires")).await?;
+        let runs_prefix = format!("{stream}_runs");
+        let runs_name = format!("{stream}_RUNS");
+        let runs = ensure_runs_stream(&jetstream, &runs_name, &runs_prefix, retention).await?;
+        let (changes, _) = broadcast::channel(1024);
+        let stop = CancellationToken::new();
+        let follow_bucket = |bucket: &kv::Store, kind| {
+            tokio::spawn(follow(bucket.clone(), changes.clone(), kind, stop.clone()))
+        };
+        follow_bucket(&triggers, Bucket::Triggers);
+        follow_bucket(&paused, Bucket::Paused);
+        Ok(Self {
+            name: format!("JetStream buckets {stream}_{{triggers,paused,fires}} and stream {runs_name}"),
+            jetstream,
+            triggers,
+            paused,
+            fires,
+            runs,
+            runs_prefix,
+            retention,
+            changes,
+            _stop: stop.drop_guard(),
+        })
+    }
+
+    fn io(&self, what: &str, error: impl std::fmt::Display) -> StateError {
+        StateError::Io {
+            store: self.name.clone(),
+            message: format!("{what}: {error}"),
+        }
+    }
+
+    fn corrupt(&self, key: String, error: impl std::fmt::Display) -> StateError {
+        StateError::Corrupt {
+            store: self.name.clone(),
+            key,
+            message: error.to_string(),
+        }
+    }
+
+    /// Every live key of `bucket` with its value.
+    async fn entries(
+        &self,
+        bucket: &kv::Store,
+        what: &str,
+    ) -> Result<Vec<(String, Bytes)>, StateError> {
+        let mut keys = bucket.keys().await.map_err(|e| self.io(what, e))?;
+        let mut entries = Vec::new();
+        while let Some(key) = keys.next().await {
+            let key = key.map_err(|e| self.io(what, e))?;
+            if let Some(value) = bucket.get(&key).await.map_err(|e| self.io(what, e))? {
+                entries.push((key, value));
+            }
+        }
+        Ok(entries)
+    }
+}
+
+/// Creates the stream behind key-value bucket `name` as nats-server 2.9
+/// takes it, or checks the one there; returns the bucket.
+async fn ensure_bucket(jetstream: &Context, name: &str) -> Result<kv::Store, StateError> {
+    let wanted = stream::Config {
+        name: format!("KV_{name}"),
+        subjects: vec![format!("$KV.{name}.>")],
+        max_messages_per_subject: 1,
+        allow_rollup: true,
+        deny_delete: true,
+        allow_direct: true,
+        discard: DiscardPolicy::New,
+        storage: StorageType::File,
+        num_replicas: 1,
+        ..Default::default()
+    };
+    let open_error = |message: String| StateError::Open {
+        store: format!("JetStream bucket {name}"),
+        message,
+    };
+    let mut stream = jetstream
+        .get_or_create_stream(wanted.clone())
+        .await
+        .map_err(|e| open_error(format!("cannot create or open it: {e}")))?;
+    let kept = stream
+        .info()
+        .await
+        .map_err(|e| open_error(e.to_string()))?
+        .config
+        .clone();
+    if kept.subjects != wanted.subjects || kept.max_messages_per_subject < 1 {
+        return Err(open_error(format!(
+            "stream KV_{name} exists with subjects {:?}, not a key-value bucket; delete it or \
+             choose another [broker] stream",
+            kept.subjects
+        )));
+    }
+    jetstream
+        .get_key_value(name)
+        .await
+        .map_err(|e| open_error(e.to_string()))
+}
+
+async fn ensure_runs_stream(
+    jetstream: &Context,
+    name: &str,
+    prefix: &str,
+    retention: Retention,
+) -> Result<stream::Stream, StateError> {
+    let wanted = stream::Config {
+        name: name.to_owned(),
+        subjects: vec![format!("{prefix}.>")],
+        max_messages_per_subject: retention.max_runs.max(1) as i64,
+        max_age: retention.max_age,
+        discard: DiscardPolicy::Old,
+        storage: StorageType::File,
+        allow_direct: true,
+        num_replicas: 1,
+        ..Default::default()
+    };
+    let open_error = |message: String| StateError::Open {
+        store: format!("JetStream stream {name}"),
+        message,
+    };
+    let mut stream = jetstream
+        .get_or_create_stream(wanted.clone())
+        .await
+        .map_err(|e| open_error(format!("cannot create or open it: {e}")))?;
+    let kept = stream
+        .info()
+        .await
+        .map_err(|e| open_error(e.to_string()))?
+        .config
+        .clone();
+    if kept.subjects != wanted.subjects {
+        return Err(open_error(format!(
+            "it exists with subjects {:?}, not {:?}",
+            kept.subjects, wanted.subjects
+        )));
+    }
+    if kept.max_messages_per_subject != wanted.max_messages_per_subject
+        || kept.max_age != wanted.max_age
+    {
+        // The retention settings changed: the stream follows them.
+        jetstream
+            .update_stream(wanted)
+            .await
+            .map_err(|e| open_error(format!("cannot apply [state] history settings: {e}")))?;
+    }
+    Ok(stream)
+}
+
+#[derive(Clone, Copy)]
+enum Bucket {
+    Triggers,
+    Paused,
+}
+
+/// Turns the puts and deletes of `bucket` into [`StateChange`]s until
+/// `stop`; a watch that breaks (the connection was lost) is started again.
+async fn follow(
+    bucket: kv::Store,
+    changes: broadcast::Sender<StateChange>,
+    kind: Bucket,
+    stop: CancellationToken,
+) {
+    loop {
+        let watch = tokio::select! {
+            () = stop.cancelled() => return,
+            watch = bucket.watch_all() => watch,
+        };
+        match watch {
+            Ok(mut watch) => loop {
+                let entry = tokio::select! {
+                    () = stop.cancelled() => return,
+                    entry = watch.next() => entry,
+                };
+                let Some(Ok(entry)) = entry else { break };
+                if let Some(change) = change(&entry, kind) {
+                    // No receiver yet is fine: the host reads the state itself at start.
+                    let _ = changes.send(change);
+                }
+            },
+            Err(error) => {
+                tracing::warn!(bucket = %bucket.name, "cannot follow other replicas' changes: {error}; retrying");
+            }
+        }
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+    }
+}
+
+fn change(entry: &kv::Entry, kind: Bucket) -> Option<StateChange> {
+    let id = key_id(&entry.key)?;
+    let put = entry.operation == Operation::Put;
+    Some(match kind {
+        Bucket::Paused => StateChange::Pause { id, paused: put },
+        Bucket::Triggers => StateChange::Trigger {
+            id,
+            table: put
+                .then(|| serde_json::from_slice(&entry.value).ok())
+                .flatten(),
+        },
+    })
+}
+
+#[async_trait]
+impl StateStore for NatsStore {
+    fn describe(&self) -> String {
+        self.name.clone()
+    }
+
+    async fn admin_triggers(&self) -> Result<BTreeMap<String, serde_json::Value>, StateError> {
+        let mut tables = BTreeMap::new();
+        for (key, value) in self.entries(&self.triggers, "reading admin triggers").await? {
+            let id = key_id(&key).ok_or_else(|| self.corrupt(key.clone(), "not a trigger id"))?;
+            let table = serde_json::from_slice(&value)
+                .map_err(|e| self.corrupt(format!("admin trigger {id}"), e))?;
+            tables.insert(id, table);
+        }
+        Ok(tables)
+    }
+
+    async fn put_admin_trigger(
+        &self,
+        id: &str,
+        table: &serde_json::Value,
+    ) -> Result<(), StateError> {
+        let value = Bytes::from(table.to_string());
+        self.triggers
+            .put(id_key(id), value)
+            .await
+            .map(drop)
+            .map_err(|e| self.io("keeping an admin trigger", e))
+    }
+
+    async fn delete_admin_trigger(&self, id: &str) -> Result<(), StateError> {
+        self.triggers
+            .delete(id_key(id))
+            .await
+            .map_err(|e| self.io("forgetting an admin trigger", e))
+    }
+
+    async fn paused(&self) -> Result<BTreeSet<String>, StateError> {
+        let entries = self.entries(&self.paused, "reading pauses").await?;
+        Ok(entries.iter().filter_map(|(key, _)| key_id(key)).collect())
+    }
+
+    async fn set_paused(&self, id: &str, paused: bool) -> Result<(), StateError> {
+        let key = id_key(id);
+        let done = match paused {
+            true => self.paused.put(key, Bytes::from_static(b"1")).await.map(drop).map_err(|e| e.to_string()),
+            false => self.paused.delete(key).await.map_err(|e| e.to_string()),
+        };
+        done.map_err(|e| self.io("keeping a pause", e))
+    }
+
+    async fn last_fire(&self, id: &str) -> Result<Option<Stored<LastFire>>, StateError> {
+        let entry = self
+            .fires
+            .entry(id_key(id))
+            .await
+            .map_err(|e| self.io("reading a last fire", e))?;
+        let Some(entry) = entry.filter(|e| e.operation == Operation::Put) else {
+            return Ok(None);
+        };
+        let value = serde_json::from_slice(&entry.value)
+            .map_err(|e| self.corrupt(format!("last fire of {id}"), e))?;
+        Ok(Some(Stored {
+            value,
+            revision: entry.revision,
+        }))
+    }
+
+    async fn claim_fire(
+        &self,
+        id: &str,
+        next: &LastFire,
+        seen: Option<u64>,
+    ) -> Result<Option<u64>, StateError> {
+        let value = Bytes::from(serde_json::to_vec(next).expect("last fires serialize"));
+        let key = id_key(id);
+        match seen {
+            None => match self.fires.create(key, value).await {
+                Ok(revision) => Ok(Some(revision)),
+                Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => Ok(None),
+                Err(e) => Err(self.io("claiming a cron instant", e)),
+            },
+            Some(revision) => match self.fires.update(key, value, revision).await {
+                Ok(revision) => Ok(Some(revision)),
+                Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => Ok(None),
+                Err(e) => Err(self.io("claiming a cron instant", e)),
+            },
+        }
+    }
+
+    async fn forget_fire(&self, id: &str) -> Result<(), StateError> {
+        self.fires
+            .delete(id_key(id))
+            .await
+            .map_err(|e| self.io("forgetting a last fire", e))
+    }
+
+    fn keeps_runs(&self) -> bool {
+        self.retention.max_runs > 0
+    }
+
+    async fn append_runs(&self, runs: &[Run]) -> Result<(), StateError> {
+        let mut acks = Vec::with_capacity(runs.len());
+        for run in runs {
+            let subject = format!("{}.{}", self.runs_prefix, id_key(&run.trigger));
+            let payload = Bytes::from(serde_json::to_vec(run).expect("runs serialize"));
+            let ack = self
+                .jetstream
+                .publish(subject, payload)
+                .await
+                .map_err(|e| self.io("keeping run history", e))?;
+            acks.push(ack);
+        }
+        for ack in acks {
+            ack.await.map_err(|e| self.io("keeping run history", e))?;
+        }
+        Ok(())
+    }
+
+    async fn runs(&self, id: &str, limit: usize) -> Result<Vec<Run>, StateError> {
+        let subject = format!("{}.{}", self.runs_prefix, id_key(id));
+        let last = match self.runs.get_last_raw_message_by_subject(&subject).await {
+            Ok(message) => message.sequence,
+            Err(e) if e.kind() == stream::LastRawMessageErrorKind::NoMessageFound => {
+                return Ok(Vec::new());
+            }
+            Err(e) => return Err(self.io("reading run history", e)),
+        };
+        let consumer = self
+            .runs
+            .create_consumer(pull::OrderedConfig {
+                filter_subject: subject,
+                deliver_policy: DeliverPolicy::All,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| self.io("reading run history", e))?;
+        let mut messages = consumer
+            .messages()
+            .await
+            .map_err(|e| self.io("reading run history", e))?;
+        let mut runs = std::collections::VecDeque::with_capacity(limit);
+        let read = async {
+            while let Some(message) = messages.next().await {
+                let message = message.map_err(|e| self.io("reading run history", e))?;
+                let sequence = message.info().map(|i| i.stream_sequence).unwrap_or(last);
+                let run: Run = serde_json::from_slice(&message.payload)
+                    .map_err(|e| self.corrupt(format!("run of {id} #{sequence}"), e))?;
+                if runs.len() == limit {
+                    runs.pop_front();
+                }
+                runs.push_back(run);
+                if sequence >= last {
+                    break;
+                }
+            }
+            Ok::<(), StateError>(())
+        };
+        tokio::time::timeout(READ_TIMEOUT, read)
+            .await
+            .map_err(|_| self.io("reading run history", "timed out"))??;
+        Ok(runs.into_iter().rev().collect())
+    }
+
+    fn changes(&self) -> Option<broadcast::Receiver<StateChange>> {
+        Some(self.changes.subscribe())
+    }
+}
