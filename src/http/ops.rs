@@ -34,7 +34,7 @@ pub async fn healthz(State(app): State<AppState>) -> impl IntoResponse {
 type TriggerCounter = (&'static str, &'static str, fn(&TriggerStats) -> u64);
 type PluginCounter = (&'static str, &'static str, fn(&PluginStats) -> u64);
 
-const TRIGGER_COUNTERS: [TriggerCounter; 5] = [
+const TRIGGER_COUNTERS: [TriggerCounter; 7] = [
     (
         "wasmsched_trigger_firings_total",
         "Firings per trigger.",
@@ -59,6 +59,16 @@ const TRIGGER_COUNTERS: [TriggerCounter; 5] = [
         "wasmsched_filter_rejected_total",
         "Events a trigger's filter rejected.",
         |s| s.filter_rejected,
+    ),
+    (
+        "wasmsched_trigger_missed_total",
+        "Cron instants that fell while no replica ran the trigger, not run (see the run history).",
+        |s| s.missed,
+    ),
+    (
+        "wasmsched_trigger_catch_ups_total",
+        "Cron instants run late, after downtime.",
+        |s| s.catch_ups,
     ),
 ];
 
@@ -278,6 +288,12 @@ fn openapi_document() -> Value {
             "/api/admin/triggers/{id}/pause": { "post": { "summary": "Pause a trigger", "responses": ok("trigger") } },
             "/api/admin/triggers/{id}/resume": { "post": { "summary": "Resume a trigger", "responses": ok("trigger") } },
             "/api/admin/triggers/{id}/run": { "post": { "summary": "Fire a trigger now (any kind)", "responses": ok("fired") } },
+            "/api/admin/triggers/{id}/runs": { "get": {
+                "summary": "A trigger's run history, newest first: `[{instant, kind, outcome, duration_ms, events, error, catch_up, source_event}]`",
+                "parameters": [
+                    { "name": "id", "in": "path", "required": true, "schema": { "type": "string" } },
+                    { "name": "limit", "in": "query", "required": false, "schema": { "type": "integer", "minimum": 1, "maximum": 1000, "default": 20 } }],
+                "responses": ok("runs") } },
             "/api/admin/plugins": { "get": { "summary": "Loaded plugins and their counters", "responses": ok("plugins") } },
             "/api/admin/match": { "get": {
                 "summary": "Which event triggers a topic reaches, with their filter counters",

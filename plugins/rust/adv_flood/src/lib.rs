@@ -1,9 +1,10 @@
-//! `adv_flood`: a misbehaving plugin for the host's output-bound tests.
-//! What it returns depends on its `mode` config value:
+//! `adv_flood`: a misbehaving plugin for the host's output-bound and
+//! time-limit tests. What it does depends on its `mode` config value:
 //!
 //! - `long-error`: `accept` and `make-events` fail with a 16 MiB message;
 //! - `big-header`: `make-events` returns one event with an 8 MiB header;
 //! - `many`: `make-events` returns 100 000 events;
+//! - `spin`: `make-events` never returns (the host's time limit stops it);
 //! - anything else: `accept` says yes, `make-events` returns one event.
 
 wit_bindgen::generate!({
@@ -49,6 +50,9 @@ impl Factory for Flood {
             "long-error" => Err(long_error()),
             "big-header" => Ok(vec![event(vec![("big".into(), "h".repeat(8 << 20))])]),
             "many" => Ok((0..100_000).map(|_| event(Vec::new())).collect()),
+            "spin" => loop {
+                std::hint::black_box(());
+            },
             _ => Ok(vec![event(Vec::new())]),
         }
     }
