@@ -29,7 +29,10 @@ async fn call(method: reqwest::Method, url: String, body: Option<Value>) -> (u16
         request = request.json(&body);
     }
     let response = request.send().await.unwrap();
-    (response.status().as_u16(), response.json().await.unwrap_or(Value::Null))
+    (
+        response.status().as_u16(),
+        response.json().await.unwrap_or(Value::Null),
+    )
 }
 
 async fn get(url: String) -> (u16, Value) {
@@ -69,10 +72,18 @@ async fn kill_9_and_restart_keep_admin_triggers_pauses_and_history() {
     .await;
     assert_eq!(status, 409, "{body}");
     for n in 1..=2 {
-        let (status, _) = post(format!("{base}/api/triggers/hook/trigger"), json!({"data": {"n": n}})).await;
+        let (status, _) = post(
+            format!("{base}/api/triggers/hook/trigger"),
+            json!({"data": {"n": n}}),
+        )
+        .await;
         assert_eq!(status, 200);
     }
-    let (status, _) = post(format!("{base}/api/admin/triggers/nightly/pause"), json!({})).await;
+    let (status, _) = post(
+        format!("{base}/api/admin/triggers/nightly/pause"),
+        json!({}),
+    )
+    .await;
     assert_eq!(status, 200);
     let (_, runs) = get(format!("{base}/api/admin/triggers/hook/runs")).await;
     assert_eq!(runs.as_array().unwrap().len(), 2, "{runs}");
@@ -86,7 +97,11 @@ async fn kill_9_and_restart_keep_admin_triggers_pauses_and_history() {
     let (_, nightly) = get(format!("{base}/api/admin/triggers/nightly")).await;
     assert_eq!(nightly["paused"], true, "{nightly}");
     assert_eq!(nightly["running"], false, "{nightly}");
-    let (status, _) = post(format!("{base}/api/triggers/hook/trigger"), json!({"data": {"n": 3}})).await;
+    let (status, _) = post(
+        format!("{base}/api/triggers/hook/trigger"),
+        json!({"data": {"n": 3}}),
+    )
+    .await;
     assert_eq!(status, 200);
     let (_, runs) = get(format!("{base}/api/admin/triggers/hook/runs?limit=2")).await;
     let runs = runs.as_array().unwrap();
@@ -108,10 +123,19 @@ async fn kill_9_and_restart_keep_admin_triggers_pauses_and_history() {
         .unwrap();
     let printed = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{printed}");
-    assert_eq!(printed.lines().filter(|l| l.contains(" api ")).count(), 3, "{printed}");
+    assert_eq!(
+        printed.lines().filter(|l| l.contains(" api ")).count(),
+        3,
+        "{printed}"
+    );
 
     // Removed through the admin API: gone for good.
-    let (status, _) = call(reqwest::Method::DELETE, format!("{base}/api/admin/triggers/hook"), None).await;
+    let (status, _) = call(
+        reqwest::Method::DELETE,
+        format!("{base}/api/admin/triggers/hook"),
+        None,
+    )
+    .await;
     assert_eq!(status, 200);
     kill_9(host);
     let host = Replica::start(&config).await;
@@ -138,13 +162,24 @@ async fn cron_instants_missed_while_down_are_caught_up_at_start() {
             instant: last,
             schedule: "0 * * * * @ UTC".into(),
         };
-        assert!(store.claim_fire("hourly", &mark, None).await.unwrap().is_some());
+        assert!(
+            store
+                .claim_fire("hourly", &mark, None)
+                .await
+                .unwrap()
+                .is_some()
+        );
     }
     let host = Replica::start(&config).await;
     let url = format!("{}/api/admin/triggers/hourly/runs", host.base);
     let mut runs = Vec::new();
     for _ in 0..100 {
-        runs = get(url.clone()).await.1.as_array().cloned().unwrap_or_default();
+        runs = get(url.clone())
+            .await
+            .1
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
         if runs.len() >= 5 {
             break;
         }
@@ -153,7 +188,10 @@ async fn cron_instants_missed_while_down_are_caught_up_at_start() {
     assert_eq!(runs.len(), 5, "{runs:?}");
     assert_eq!(runs[0]["outcome"], "ok", "{runs:?}");
     assert_eq!(runs[0]["catch_up"], true);
-    assert_eq!(runs[0]["instant"].as_str().unwrap(), hour.to_rfc3339().replace("+00:00", "Z"));
+    assert_eq!(
+        runs[0]["instant"].as_str().unwrap(),
+        hour.to_rfc3339().replace("+00:00", "Z")
+    );
     for (age, run) in (1..=4).zip(&runs[1..]) {
         assert_eq!(run["outcome"], "missed", "{run}");
         let instant: chrono::DateTime<Utc> = run["instant"].as_str().unwrap().parse().unwrap();
@@ -162,7 +200,12 @@ async fn cron_instants_missed_while_down_are_caught_up_at_start() {
     let (_, view) = get(format!("{}/api/admin/triggers/hourly", host.base)).await;
     assert_eq!(view["stats"]["missed"], 4, "{view}");
     assert_eq!(view["stats"]["catch_ups"], 1, "{view}");
-    let metrics = reqwest::get(format!("{}/metrics", host.base)).await.unwrap().text().await.unwrap();
+    let metrics = reqwest::get(format!("{}/metrics", host.base))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(
         metrics.contains("wasmsched_trigger_missed_total{trigger=\"hourly\",kind=\"cron\"} 4"),
         "{metrics}"

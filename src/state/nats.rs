@@ -14,10 +14,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
+use async_nats::jetstream::Context;
 use async_nats::jetstream::consumer::{DeliverPolicy, pull};
 use async_nats::jetstream::kv::{self, Operation};
 use async_nats::jetstream::stream::{self, DiscardPolicy, StorageType};
-use async_nats::jetstream::Context;
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -70,7 +70,9 @@ impl NatsStore {
         follow_bucket(&triggers, Bucket::Triggers);
         follow_bucket(&paused, Bucket::Paused);
         Ok(Self {
-            name: format!("JetStream buckets {stream}_{{triggers,paused,fires}} and stream {runs_name}"),
+            name: format!(
+                "JetStream buckets {stream}_{{triggers,paused,fires}} and stream {runs_name}"
+            ),
             jetstream,
             triggers,
             paused,
@@ -271,7 +273,10 @@ impl StateStore for NatsStore {
 
     async fn admin_triggers(&self) -> Result<BTreeMap<String, serde_json::Value>, StateError> {
         let mut tables = BTreeMap::new();
-        for (key, value) in self.entries(&self.triggers, "reading admin triggers").await? {
+        for (key, value) in self
+            .entries(&self.triggers, "reading admin triggers")
+            .await?
+        {
             let id = key_id(&key).ok_or_else(|| self.corrupt(key.clone(), "not a trigger id"))?;
             let table = serde_json::from_slice(&value)
                 .map_err(|e| self.corrupt(format!("admin trigger {id}"), e))?;
@@ -308,7 +313,12 @@ impl StateStore for NatsStore {
     async fn set_paused(&self, id: &str, paused: bool) -> Result<(), StateError> {
         let key = id_key(id);
         let done = match paused {
-            true => self.paused.put(key, Bytes::from_static(b"1")).await.map(drop).map_err(|e| e.to_string()),
+            true => self
+                .paused
+                .put(key, Bytes::from_static(b"1"))
+                .await
+                .map(drop)
+                .map_err(|e| e.to_string()),
             false => self.paused.delete(key).await.map_err(|e| e.to_string()),
         };
         done.map_err(|e| self.io("keeping a pause", e))
