@@ -80,6 +80,16 @@ enum Command {
         #[command(flatten)]
         remote: RemoteArgs,
     },
+    /// List dead letters (events triggers gave up on), or replay or discard one.
+    Deadletters {
+        #[command(subcommand)]
+        action: Option<DeadLetterCommand>,
+        /// Only this trigger's.
+        #[arg(long)]
+        trigger: Option<String>,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
     /// Show a trigger's run history, newest first.
     Runs {
         /// The trigger id.
@@ -89,6 +99,20 @@ enum Command {
         limit: usize,
         #[command(flatten)]
         remote: RemoteArgs,
+    },
+}
+
+#[derive(Subcommand)]
+enum DeadLetterCommand {
+    /// Hand a dead letter's event to its trigger again; discard it if that works.
+    Replay {
+        /// The dead letter's id.
+        id: String,
+    },
+    /// Discard a dead letter.
+    Discard {
+        /// The dead letter's id.
+        id: String,
     },
 }
 
@@ -198,6 +222,19 @@ fn main() -> ExitCode {
         Command::Status { remote } => {
             client(&remote, |r| Box::pin(async move { r.status().await }))
         }
+        Command::Deadletters {
+            action,
+            trigger,
+            remote,
+        } => client(&remote, |r| {
+            Box::pin(async move {
+                match action {
+                    None => r.dead_letters(trigger.as_deref()).await,
+                    Some(DeadLetterCommand::Replay { id }) => r.replay_dead_letter(&id).await,
+                    Some(DeadLetterCommand::Discard { id }) => r.discard_dead_letter(&id).await,
+                }
+            })
+        }),
         Command::Runs { id, limit, remote } => client(&remote, |r| {
             Box::pin(async move { r.runs(&id, limit).await })
         }),

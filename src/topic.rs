@@ -260,6 +260,26 @@ macro_rules! string_newtype_impls {
 string_newtype_impls!(Topic);
 string_newtype_impls!(TopicPattern);
 
+/// `text` as one topic segment (or NATS name token): ASCII letters,
+/// digits, `-` and `_` are kept, anything else becomes `_`, and a short
+/// hash of the original is appended when something changed so that two
+/// texts never share a segment.
+pub fn safe_segment(text: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let cleaned: String = text
+        .chars()
+        .map(|c| match c {
+            'a'..='z' | 'A'..='Z' | '0'..='9' | '-' | '_' => c,
+            _ => '_',
+        })
+        .collect();
+    if cleaned == text && !text.is_empty() {
+        return cleaned;
+    }
+    let digest = Sha256::digest(text.as_bytes());
+    format!("{cleaned}_{}", &hex::encode(digest)[..8])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use wasmsched::broker::{Broker, MemoryBroker, NatsBroker, NatsOptions};
+use wasmsched::broker::{Broker, MemoryBroker, NatsBroker, NatsOptions, RetryPolicy};
 use wasmsched::plugin::{Limits, PluginRuntime, RuntimeOptions};
 use wasmsched::trigger::{create_api_trigger, create_cron_trigger, create_event_trigger};
 use wasmsched::{Clock, Event, Scheduler, Topic, Trigger, TriggerError};
@@ -59,8 +59,10 @@ async fn api_and_healthz_answer_while_filters_spin() {
     let plugins = dir.path().join("plugins");
     std::fs::create_dir_all(&plugins).unwrap();
     std::fs::copy(guest("adv_loop"), plugins.join("adv_loop.wasm")).unwrap();
+    // One attempt per event: each filter call times out once.
     let mut config = format!(
         "[plugins]\nwatch = false\ncache = false\nmax_calls = 8\n\n[plugins.limits]\ntimeout = \"{}ms\"\n\n\
+         [broker]\nkind = \"memory\"\nmax_deliver = 1\n\n\
          [[trigger]]\nid = \"plain\"\nkind = \"api\"\ntopic = \"plain.out\"\n",
         SPIN.as_millis()
     );
@@ -150,7 +152,11 @@ async fn a_cron_trigger_fires_while_filters_spin() {
     )
     .unwrap();
     let spinner = runtime.load_file(&guest("adv_loop"), None).unwrap();
-    let broker = MemoryBroker::new();
+    // One attempt per event: each filter call times out once.
+    let broker = MemoryBroker::with_retry_policy(RetryPolicy {
+        max_deliver: 1,
+        ..Default::default()
+    });
     // Half a second before a cron instant, advancing in real time.
     let start = "2030-01-07T08:59:59.500Z".parse().unwrap();
     let scheduler = Scheduler::with_clock(Arc::new(broker.clone()), Clock::simulated(start));

@@ -7,7 +7,8 @@ use async_trait::async_trait;
 use tokio::sync::mpsc;
 
 use super::{
-    Broker, BrokerError, BrokerHealth, Delivery, DeliverySource, SubscriberKind, Subscription,
+    Broker, BrokerError, BrokerHealth, Delivery, DeliverySource, RetryPolicy, SubscriberKind,
+    Subscription, reaches_trigger,
 };
 use crate::event::Event;
 use crate::topic::TopicPattern;
@@ -29,6 +30,7 @@ struct Shared {
     subscriptions: RwLock<Vec<Entry>>,
     next_id: AtomicU64,
     capacity: usize,
+    retry: RetryPolicy,
 }
 
 #[derive(Clone)]
@@ -54,11 +56,21 @@ impl MemoryBroker {
 
     /// A broker whose subscription queues hold `capacity` events each.
     pub fn with_capacity(capacity: usize) -> Self {
+        Self::build(capacity, RetryPolicy::default())
+    }
+
+    /// A broker whose triggers retry the events they fail on by `retry`.
+    pub fn with_retry_policy(retry: RetryPolicy) -> Self {
+        Self::build(DEFAULT_QUEUE_CAPACITY, retry)
+    }
+
+    fn build(capacity: usize, retry: RetryPolicy) -> Self {
         Self {
             shared: Arc::new(Shared {
                 subscriptions: RwLock::new(Vec::new()),
                 next_id: AtomicU64::new(0),
                 capacity: capacity.max(1),
+                retry,
             }),
         }
     }
@@ -89,7 +101,10 @@ impl Broker for MemoryBroker {
             .shared
             .read()
             .iter()
-            .filter(|e| e.pattern.matches(&event.topic))
+            .filter(|e| match e.kind {
+                SubscriberKind::Trigger { .. } => reaches_trigger(&e.pattern, &event.topic),
+                SubscriberKind::Observer => e.pattern.matches(&event.topic),
+            })
             .cloned()
             .collect();
         for entry in targets {
@@ -136,6 +151,10 @@ impl Broker for MemoryBroker {
             dropped,
             broker: Arc::downgrade(&self.shared),
         }))
+    }
+
+    fn retry_policy(&self) -> RetryPolicy {
+        self.shared.retry.clone()
     }
 
     fn health(&self) -> BrokerHealth {

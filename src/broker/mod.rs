@@ -8,6 +8,7 @@
 pub mod memory;
 #[cfg(feature = "nats")]
 pub mod nats;
+pub mod retry;
 
 use async_trait::async_trait;
 use serde::Serialize;
@@ -18,6 +19,7 @@ use crate::topic::TopicPattern;
 pub use memory::MemoryBroker;
 #[cfg(feature = "nats")]
 pub use nats::{NatsBroker, NatsOptions};
+pub use retry::{DEAD_LETTER_PREFIX, RetryPolicy, dead_letter_topic, reaches_trigger};
 
 /// Why the broker refused an operation.
 #[derive(Debug, thiserror::Error)]
@@ -90,6 +92,12 @@ pub trait Broker: Send + Sync + 'static {
     fn max_in_flight(&self) -> usize {
         1
     }
+
+    /// How often an event a trigger fails on is tried before it is a dead
+    /// letter, and how long apart (default [`RetryPolicy::default`]).
+    fn retry_policy(&self) -> RetryPolicy {
+        RetryPolicy::default()
+    }
 }
 
 /// The state of a broker's connection, as `/healthz` shows it.
@@ -147,24 +155,40 @@ pub trait DeliverySource: Send {
 pub struct Delivery {
     /// The event delivered.
     pub event: Event,
+    /// Which attempt this is, from 1.
+    pub attempt: u32,
     acknowledger: Option<Box<dyn Acknowledge>>,
 }
 
 impl Delivery {
-    /// A delivery that needs no acknowledgement (in-memory, observers).
+    /// A delivery that needs no acknowledgement (in-memory, observers):
+    /// the broker never delivers it again, so the trigger retries it.
     pub fn unacknowledged(event: Event) -> Self {
         Self {
             event,
+            attempt: 1,
             acknowledger: None,
         }
     }
 
-    /// A delivery that `acknowledger` settles with the broker.
-    pub fn with_acknowledger(event: Event, acknowledger: Box<dyn Acknowledge>) -> Self {
+    /// The `attempt`th delivery of `event`, that `acknowledger` settles
+    /// with the broker (which delivers it again after a nack).
+    pub fn with_acknowledger(
+        event: Event,
+        attempt: u32,
+        acknowledger: Box<dyn Acknowledge>,
+    ) -> Self {
         Self {
             event,
+            attempt,
             acknowledger: Some(acknowledger),
         }
+    }
+
+    /// Does the broker deliver the event again after [`Self::nack`]? If
+    /// not, whoever handles it retries.
+    pub fn redelivers(&self) -> bool {
+        self.acknowledger.is_some()
     }
 
     /// The event was handled: do not deliver it again.
@@ -175,10 +199,10 @@ impl Delivery {
         }
     }
 
-    /// Handling failed: the broker may deliver it again later.
-    pub async fn nack(self, reason: &str) -> Result<(), BrokerError> {
+    /// Handling failed: the broker delivers it again after `delay`.
+    pub async fn nack(self, delay: std::time::Duration) -> Result<(), BrokerError> {
         match self.acknowledger {
-            Some(a) => a.nack(reason).await,
+            Some(a) => a.nack(delay).await,
             None => Ok(()),
         }
     }
@@ -198,7 +222,7 @@ pub trait Acknowledge: Send {
     /// See [`Delivery::ack`].
     async fn ack(self: Box<Self>) -> Result<(), BrokerError>;
     /// See [`Delivery::nack`].
-    async fn nack(self: Box<Self>, reason: &str) -> Result<(), BrokerError>;
+    async fn nack(self: Box<Self>, delay: std::time::Duration) -> Result<(), BrokerError>;
     /// See [`Delivery::release`].
     async fn release(self: Box<Self>);
 }

@@ -1,4 +1,5 @@
-//! Clients of a running host: `trigger`, `publish`, `tail`, `status`, `runs`.
+//! Clients of a running host: `trigger`, `publish`, `tail`, `status`,
+//! `runs`, `deadletters`.
 
 use anyhow::{Context, Result, bail};
 use futures_util::StreamExt;
@@ -212,6 +213,52 @@ impl Remote {
                 run["duration_ms"].as_f64().unwrap_or(0.0),
             );
         }
+        Ok(())
+    }
+}
+
+impl Remote {
+    /// Prints the dead letters (of `trigger`, or all), one per line.
+    pub async fn dead_letters(&self, trigger: Option<&str>) -> Result<()> {
+        let url = format!("{}/api/admin/deadletters", self.base);
+        let mut request = self.http.get(url);
+        if let Some(trigger) = trigger {
+            request = request.query(&[("trigger", trigger)]);
+        }
+        let letters = self.send(self.admin(request)).await?;
+        println!(
+            "{:<36} {:<20} {:<26} {:>8}  ERROR",
+            "ID", "TRIGGER", "AT", "ATTEMPTS"
+        );
+        for letter in letters.as_array().into_iter().flatten() {
+            println!(
+                "{:<36} {:<20} {:<26} {:>8}  {}",
+                letter["id"].as_str().unwrap_or("?"),
+                letter["trigger"].as_str().unwrap_or("?"),
+                letter["at"].as_str().unwrap_or("?"),
+                letter["attempts"].as_u64().unwrap_or(0),
+                letter["error"].as_str().unwrap_or(""),
+            );
+        }
+        Ok(())
+    }
+
+    /// Replays dead letter `id`.
+    pub async fn replay_dead_letter(&self, id: &str) -> Result<()> {
+        let url = format!("{}/api/admin/deadletters/{id}/replay", self.base);
+        let body = self.send(self.admin(self.http.post(url))).await?;
+        println!(
+            "replayed {id} through trigger {}",
+            body["trigger"].as_str().unwrap_or("?")
+        );
+        Ok(())
+    }
+
+    /// Discards dead letter `id`.
+    pub async fn discard_dead_letter(&self, id: &str) -> Result<()> {
+        let url = format!("{}/api/admin/deadletters/{id}", self.base);
+        self.send(self.admin(self.http.delete(url))).await?;
+        println!("discarded {id}");
         Ok(())
     }
 }

@@ -56,7 +56,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::bounded::EventLimits;
-use crate::broker::NatsOptions;
+use crate::broker::{NatsOptions, RetryPolicy};
 use crate::plugin::{Limits, RuntimeOptions};
 use crate::state::Retention;
 
@@ -153,15 +153,21 @@ pub struct StateConfig {
 }
 
 /// Which broker carries the events (`[broker] kind`).
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
 #[non_exhaustive]
 pub enum BrokerConfig {
-    /// In this process only: no service needed.
-    #[default]
-    Memory,
+    /// In this process only: no service needed. Takes `max_deliver` and
+    /// `retry_backoff_secs`, as NATS does.
+    Memory(RetryPolicy),
     /// A NATS JetStream stream, shared by several replicas.
     Nats(NatsOptions),
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        BrokerConfig::Memory(RetryPolicy::default())
+    }
 }
 
 #[derive(Deserialize)]
@@ -229,12 +235,14 @@ impl Config {
             .cache
             .unwrap_or(true)
             .then(|| plugins_dir.join(".cache"));
-        if let BrokerConfig::Nats(options) = &main.broker {
-            options.validate().map_err(|message| ConfigError::Syntax {
-                path: path.to_owned(),
-                message,
-            })?;
-        }
+        let valid = match &main.broker {
+            BrokerConfig::Memory(retry) => retry.validate(),
+            BrokerConfig::Nats(options) => options.validate(),
+        };
+        valid.map_err(|message| ConfigError::Syntax {
+            path: path.to_owned(),
+            message,
+        })?;
         let defaults = RuntimeOptions::default();
         let runtime = defaults
             .with_default_limits(main.plugins.limits.unwrap_or_default())
@@ -507,7 +515,10 @@ mod tests {
     fn broker_defaults_to_memory_and_nats_fills_in_defaults() {
         let dir = temp_dir("broker");
         let memory = write(&dir, "wasmsched.toml", "");
-        assert_eq!(Config::load(&memory).unwrap().broker, BrokerConfig::Memory);
+        assert_eq!(
+            Config::load(&memory).unwrap().broker,
+            BrokerConfig::default()
+        );
         let nats = write(
             &dir,
             "wasmsched.toml",
@@ -528,7 +539,7 @@ mod tests {
     fn shipped_configs_load() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
         let single = Config::load(&root.join("wasmsched.toml")).unwrap();
-        assert_eq!(single.broker, BrokerConfig::Memory);
+        assert_eq!(single.broker, BrokerConfig::default());
         let replicas = Config::load(&root.join("wasmsched-replicas.toml")).unwrap();
         assert!(matches!(replicas.broker, BrokerConfig::Nats(_)));
         assert_eq!(replicas.triggers.len(), single.triggers.len());

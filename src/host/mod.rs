@@ -112,6 +112,21 @@ pub enum HostError {
     /// A `[[trigger]]` table given as JSON is not valid.
     #[error("invalid trigger: {0}")]
     InvalidTable(String),
+    /// No dead letter has this id.
+    #[error("no dead letter with id `{0}`")]
+    UnknownDeadLetter(uuid::Uuid),
+    /// A dead letter's trigger failed on its event again, or cannot take
+    /// it now; the letter is kept.
+    #[error("dead letter `{id}` not replayed: trigger `{trigger}`: {source}")]
+    Replay {
+        /// The dead letter.
+        id: uuid::Uuid,
+        /// Its trigger.
+        trigger: String,
+        /// Why.
+        #[source]
+        source: TriggerError,
+    },
 }
 
 impl HostError {
@@ -149,6 +164,7 @@ pub struct Host {
     config: Config,
     scheduler: Arc<Scheduler>,
     broker: Arc<dyn Broker>,
+    store: Arc<dyn StateStore>,
     runtime: PluginRuntime,
     state: RwLock<State>,
     /// Held by every change: see [`Serial`].
@@ -199,10 +215,11 @@ impl Host {
     /// listed in [`Host::problems`] and skipped; the rest runs.
     pub async fn start(config: Config) -> Result<Arc<Self>, HostError> {
         let (broker, store): (Arc<dyn Broker>, Arc<dyn StateStore>) = match &config.broker {
-            BrokerConfig::Memory => {
+            BrokerConfig::Memory(retry) => {
                 let state = &config.state;
                 let store = SqliteStore::open(&state.path, state.retention).await?;
-                (Arc::new(MemoryBroker::new()), Arc::new(store))
+                let broker = MemoryBroker::with_retry_policy(retry.clone());
+                (Arc::new(broker), Arc::new(store))
             }
             BrokerConfig::Nats(options) => {
                 let broker = NatsBroker::connect(options.clone()).await?;
@@ -231,6 +248,7 @@ impl Host {
         let host = Arc::new(Self {
             scheduler: Arc::new(scheduler),
             broker,
+            store: store.clone(),
             runtime,
             state: RwLock::default(),
             changes: tokio::sync::Mutex::new(()),
@@ -283,20 +301,16 @@ impl Host {
 
     /// The state store: the SQLite file (`[state] path`) with the memory
     /// broker, JetStream with NATS.
-    pub fn store(&self) -> Option<&Arc<dyn StateStore>> {
-        self.scheduler.store()
+    pub fn store(&self) -> &Arc<dyn StateStore> {
+        &self.store
     }
 
-    /// The newest `limit` runs of trigger `id`, newest first (none without
-    /// a store).
+    /// The newest `limit` runs of trigger `id`, newest first.
     pub async fn runs(&self, id: &str, limit: usize) -> Result<Vec<Run>, HostError> {
-        let Some(store) = self.scheduler.store() else {
-            return Ok(Vec::new());
-        };
         if let Some(log) = self.scheduler.run_log() {
             log.flush().await;
         }
-        Ok(store.runs(id, limit).await?)
+        Ok(self.store.runs(id, limit).await?)
     }
 
     /// The plugin runtime (its limits and counters).

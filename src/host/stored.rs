@@ -1,7 +1,8 @@
 //! What the host keeps in the state store beyond the scheduler's own
 //! records: the triggers added through the admin API (as the JSON tables
-//! they came in), restored at start; and, for a store shared by replicas,
-//! the changes other replicas make (admin triggers, pauses), applied here.
+//! they came in), restored at start; the dead letters, replayed or
+//! discarded; and, for a store shared by replicas, the changes other
+//! replicas make (admin triggers, pauses), applied here.
 
 use std::path::Path;
 use std::sync::{Arc, Weak};
@@ -10,7 +11,8 @@ use serde_json::Value;
 
 use super::{Host, HostError, Removal};
 use crate::config::TriggerConfig;
-use crate::state::{StateChange, StateStore};
+use crate::state::{DeadLetter, StateChange, StateStore};
+use crate::trigger::TriggerError;
 
 /// What [`TriggerConfig::declared_in`] says of a trigger added through the
 /// admin API.
@@ -31,9 +33,7 @@ impl Host {
         let serial = self.serial().await;
         self.add_locked(&serial, config.clone(), Default::default())
             .await?;
-        if let Some(store) = self.scheduler.store()
-            && let Err(error) = store.put_admin_trigger(&config.id, &table).await
-        {
+        if let Err(error) = self.store.put_admin_trigger(&config.id, &table).await {
             // Not kept: not added either.
             let _ = self
                 .remove_locked(&serial, &config.id, Removal::Forget)
@@ -93,6 +93,51 @@ impl Host {
         declared
             .or_else(|| state.pending.get(id))
             .is_some_and(|t| t.declared_in == Path::new(ADMIN_API))
+    }
+
+    /// The newest `limit` dead letters, of trigger `trigger` or of all.
+    pub async fn dead_letters(
+        &self,
+        trigger: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<DeadLetter>, HostError> {
+        Ok(self.store.dead_letters(trigger, limit).await?)
+    }
+
+    /// Hands dead letter `id`'s event to its trigger again (its filter,
+    /// then its factory: e.g. once a fixed plugin is loaded); discards the
+    /// letter if that succeeds, keeps it if not.
+    pub async fn replay_dead_letter(&self, id: uuid::Uuid) -> Result<DeadLetter, HostError> {
+        let store = &self.store;
+        let letter = store
+            .dead_letter(id)
+            .await?
+            .ok_or(HostError::UnknownDeadLetter(id))?;
+        let replay = |source: TriggerError| HostError::Replay {
+            id,
+            trigger: letter.trigger.clone(),
+            source,
+        };
+        let registration = self
+            .registration(&letter.trigger)
+            .await
+            .ok_or_else(|| replay(TriggerError::NotRunning))?;
+        registration
+            .trigger
+            .replay(letter.event.clone())
+            .await
+            .map_err(replay)?;
+        store.delete_dead_letter(id).await?;
+        tracing::info!(trigger = %letter.trigger, dead_letter = %id, "replayed a dead letter");
+        Ok(letter)
+    }
+
+    /// Discards dead letter `id`.
+    pub async fn discard_dead_letter(&self, id: uuid::Uuid) -> Result<(), HostError> {
+        match self.store.delete_dead_letter(id).await? {
+            true => Ok(()),
+            false => Err(HostError::UnknownDeadLetter(id)),
+        }
     }
 
     /// Follows the changes other replicas make to a shared store, until

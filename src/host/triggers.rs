@@ -66,10 +66,8 @@ impl Host {
     /// state store (a file's trigger comes back with the file).
     pub async fn remove_trigger(&self, id: &str) -> Result<TriggerConfig, HostError> {
         let serial = self.serial().await;
-        if self.is_admin_trigger(id)
-            && let Some(store) = self.scheduler.store()
-        {
-            store.delete_admin_trigger(id).await?;
+        if self.is_admin_trigger(id) {
+            self.store.delete_admin_trigger(id).await?;
         }
         self.remove_locked(&serial, id, Removal::Forget).await
     }

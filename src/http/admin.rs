@@ -16,7 +16,7 @@ use crate::broker::BrokerError;
 use crate::config::TriggerConfig;
 use crate::host::HostError;
 use crate::scheduler::{Registration, SchedulerError};
-use crate::state::Run;
+use crate::state::{DeadLetter, Run};
 use crate::trigger::{EventSpec, TriggerError, TriggerSpec, TriggerStats};
 
 /// Requires `Authorization: Bearer <admin token>` when one is configured.
@@ -214,6 +214,56 @@ pub async fn runs(
 }
 
 #[derive(serde::Deserialize)]
+pub struct DeadLettersQuery {
+    trigger: Option<String>,
+    limit: Option<usize>,
+}
+
+/// Dead letters, newest first (`?trigger=ID`, `?limit=N`: default 100, at
+/// most 1000).
+pub async fn dead_letters(
+    State(app): State<AppState>,
+    axum::extract::Query(query): axum::extract::Query<DeadLettersQuery>,
+) -> ApiResult<Json<Vec<DeadLetter>>> {
+    let limit = query.limit.unwrap_or(100);
+    if !(1..=MAX_RUNS_LIMIT).contains(&limit) {
+        return Err(ApiError::bad_request(format!(
+            "`limit` must be 1 to {MAX_RUNS_LIMIT}, not {limit}"
+        )));
+    }
+    let letters = app.host.dead_letters(query.trigger.as_deref(), limit);
+    Ok(Json(letters.await.map_err(host_error)?))
+}
+
+/// Hands a dead letter's event to its trigger again; discards the letter
+/// if that works.
+pub async fn replay_dead_letter(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let id = dead_letter_id(&id)?;
+    let letter = app.host.replay_dead_letter(id).await.map_err(host_error)?;
+    Ok(Json(
+        json!({ "replayed": id, "trigger": letter.trigger, "event": letter.event.id }),
+    ))
+}
+
+/// Discards a dead letter.
+pub async fn discard_dead_letter(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let id = dead_letter_id(&id)?;
+    app.host.discard_dead_letter(id).await.map_err(host_error)?;
+    Ok(Json(json!({ "discarded": id })))
+}
+
+fn dead_letter_id(text: &str) -> Result<uuid::Uuid, ApiError> {
+    text.parse()
+        .map_err(|_| ApiError::bad_request(format!("`{text}` is not a dead letter id (a UUID)")))
+}
+
+#[derive(serde::Deserialize)]
 pub struct MatchQuery {
     topic: String,
 }
@@ -297,6 +347,12 @@ fn host_error(error: HostError) -> ApiError {
         HostError::Scheduler(e) => scheduler_error(e),
         HostError::PathTaken { .. } => ApiError::new(StatusCode::CONFLICT, error.to_string()),
         HostError::State(_) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, error.to_string()),
+        HostError::UnknownDeadLetter(_) => ApiError::not_found(error.to_string()),
+        HostError::Replay {
+            source: TriggerError::Failed(_),
+            ..
+        } => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, error.to_string()),
+        HostError::Replay { .. } => ApiError::new(StatusCode::CONFLICT, error.to_string()),
         other if broker_unavailable(&other) => {
             ApiError::new(StatusCode::SERVICE_UNAVAILABLE, other.to_string())
         }

@@ -11,7 +11,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -71,6 +71,9 @@ pub fn router(state: AppState) -> Router {
         .route("/triggers/{id}/run", post(admin::run_now))
         .route("/triggers/{id}/runs", get(admin::runs))
         .route("/plugins", get(admin::list_plugins))
+        .route("/deadletters", get(admin::dead_letters))
+        .route("/deadletters/{id}", delete(admin::discard_dead_letter))
+        .route("/deadletters/{id}/replay", post(admin::replay_dead_letter))
         .route("/match", get(admin::match_topic))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),

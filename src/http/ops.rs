@@ -294,6 +294,20 @@ fn openapi_document() -> Value {
                     { "name": "id", "in": "path", "required": true, "schema": { "type": "string" } },
                     { "name": "limit", "in": "query", "required": false, "schema": { "type": "integer", "minimum": 1, "maximum": 1000, "default": 20 } }],
                 "responses": ok("runs") } },
+            "/api/admin/deadletters": { "get": {
+                "summary": "Events event triggers gave up on after max_deliver attempts, newest first: `[{id, trigger, event, error, attempts, at}]`",
+                "parameters": [
+                    { "name": "trigger", "in": "query", "required": false, "schema": { "type": "string" } },
+                    { "name": "limit", "in": "query", "required": false, "schema": { "type": "integer", "minimum": 1, "maximum": 1000, "default": 100 } }],
+                "responses": ok("dead letters") } },
+            "/api/admin/deadletters/{id}": { "delete": {
+                "summary": "Discard a dead letter",
+                "parameters": [{ "name": "id", "in": "path", "required": true, "schema": { "type": "string", "format": "uuid" } }],
+                "responses": ok("`{discarded}`") } },
+            "/api/admin/deadletters/{id}/replay": { "post": {
+                "summary": "Hand a dead letter's event to its trigger again (filter, then factory); the letter is discarded if that works, kept (422) if not",
+                "parameters": [{ "name": "id", "in": "path", "required": true, "schema": { "type": "string", "format": "uuid" } }],
+                "responses": ok("`{replayed, trigger, event}`") } },
             "/api/admin/plugins": { "get": { "summary": "Loaded plugins and their counters", "responses": ok("plugins") } },
             "/api/admin/match": { "get": {
                 "summary": "Which event triggers a topic reaches, with their filter counters",

@@ -136,6 +136,35 @@ pub struct Run {
     pub source_event: Option<Uuid>,
 }
 
+/// An event an event trigger gave up on after `max_deliver` attempts,
+/// kept until it is replayed or discarded.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeadLetter {
+    /// Made from the trigger and the event's id: the same event given up
+    /// on twice by one trigger is one dead letter.
+    pub id: Uuid,
+    /// The trigger that gave up.
+    pub trigger: String,
+    /// The event, as delivered.
+    pub event: crate::event::Event,
+    /// The last attempt's error.
+    pub error: String,
+    /// How many attempts were made.
+    pub attempts: u32,
+    /// When the trigger gave up.
+    pub at: DateTime<Utc>,
+}
+
+impl DeadLetter {
+    /// The id of trigger `trigger`'s dead letter for event `event`.
+    pub fn id_for(trigger: &str, event: Uuid) -> Uuid {
+        use sha2::{Digest, Sha256};
+        let digest = Sha256::digest(format!("{trigger}:{event}").as_bytes());
+        let bytes: [u8; 16] = digest[..16].try_into().expect("16 bytes");
+        uuid::Builder::from_custom_bytes(bytes).into_uuid()
+    }
+}
+
 /// How much run history a store keeps per trigger.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Retention {
@@ -221,6 +250,19 @@ pub trait StateStore: Send + Sync + 'static {
     async fn append_runs(&self, runs: &[Run]) -> Result<(), StateError>;
     /// The newest `limit` runs of trigger `id`, newest first.
     async fn runs(&self, id: &str, limit: usize) -> Result<Vec<Run>, StateError>;
+
+    /// Keeps a dead letter (replacing one with the same id).
+    async fn put_dead_letter(&self, letter: &DeadLetter) -> Result<(), StateError>;
+    /// The newest `limit` dead letters, of trigger `trigger` or of all.
+    async fn dead_letters(
+        &self,
+        trigger: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<DeadLetter>, StateError>;
+    /// One dead letter.
+    async fn dead_letter(&self, id: Uuid) -> Result<Option<DeadLetter>, StateError>;
+    /// Discards a dead letter; `false` if there was none.
+    async fn delete_dead_letter(&self, id: Uuid) -> Result<bool, StateError>;
 
     /// Changes made by other replicas, for a store shared by several
     /// (`None` for one that is not).

@@ -6,7 +6,8 @@
 //! not know): `<stream>_triggers` (admin triggers, JSON tables),
 //! `<stream>_paused` (a key per paused trigger) and `<stream>_fires` (last
 //! fires; a claim is an update naming the revision read, which fails with
-//! JetStream error 10071 when another replica wrote first). Run history is
+//! JetStream error 10071 when another replica wrote first),
+//! `<stream>_deadletters` (by dead-letter id). Run history is
 //! the stream `<stream>_RUNS`, one subject per trigger
 //! (`<stream>_runs.<trigger>`), trimmed by the server per subject and by
 //! age. Keys and subject tokens are [`super::id_key`]s.
@@ -25,7 +26,8 @@ use tokio::sync::broadcast;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 use super::{
-    LastFire, Retention, Run, StateChange, StateError, StateStore, Stored, id_key, key_id,
+    DeadLetter, LastFire, Retention, Run, StateChange, StateError, StateStore, Stored, id_key,
+    key_id,
 };
 
 /// How long a read of the run history may take.
@@ -38,6 +40,7 @@ pub struct NatsStore {
     triggers: kv::Store,
     paused: kv::Store,
     fires: kv::Store,
+    dead_letters: kv::Store,
     runs: stream::Stream,
     runs_prefix: String,
     retention: Retention,
@@ -59,6 +62,7 @@ impl NatsStore {
         let triggers = ensure_bucket(&jetstream, &bucket("triggers")).await?;
         let paused = ensure_bucket(&jetstream, &bucket("paused")).await?;
         let fires = ensure_bucket(&jetstream, &bucket("fires")).await?;
+        let dead_letters = ensure_bucket(&jetstream, &bucket("deadletters")).await?;
         let runs_prefix = format!("{stream}_runs");
         let runs_name = format!("{stream}_RUNS");
         let runs = ensure_runs_stream(&jetstream, &runs_name, &runs_prefix, retention).await?;
@@ -77,6 +81,7 @@ impl NatsStore {
             triggers,
             paused,
             fires,
+            dead_letters,
             runs,
             runs_prefix,
             retention,
@@ -435,6 +440,60 @@ impl StateStore for NatsStore {
             .await
             .map_err(|_| self.io("reading run history", "timed out"))??;
         Ok(runs.into_iter().rev().collect())
+    }
+
+    async fn put_dead_letter(&self, letter: &DeadLetter) -> Result<(), StateError> {
+        let value = Bytes::from(serde_json::to_vec(letter).expect("dead letters serialize"));
+        self.dead_letters
+            .put(letter.id.to_string(), value)
+            .await
+            .map(drop)
+            .map_err(|e| self.io("keeping a dead letter", e))
+    }
+
+    async fn dead_letters(
+        &self,
+        trigger: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<DeadLetter>, StateError> {
+        let mut letters = Vec::new();
+        for (key, value) in self
+            .entries(&self.dead_letters, "reading dead letters")
+            .await?
+        {
+            let letter: DeadLetter = serde_json::from_slice(&value)
+                .map_err(|e| self.corrupt(format!("dead letter {key}"), e))?;
+            if trigger.is_none_or(|t| t == letter.trigger) {
+                letters.push(letter);
+            }
+        }
+        letters.sort_by_key(|l| std::cmp::Reverse((l.at, l.id)));
+        letters.truncate(limit);
+        Ok(letters)
+    }
+
+    async fn dead_letter(&self, id: uuid::Uuid) -> Result<Option<DeadLetter>, StateError> {
+        let value = self
+            .dead_letters
+            .get(id.to_string())
+            .await
+            .map_err(|e| self.io("reading a dead letter", e))?;
+        value
+            .map(|v| {
+                serde_json::from_slice(&v).map_err(|e| self.corrupt(format!("dead letter {id}"), e))
+            })
+            .transpose()
+    }
+
+    async fn delete_dead_letter(&self, id: uuid::Uuid) -> Result<bool, StateError> {
+        if self.dead_letter(id).await?.is_none() {
+            return Ok(false);
+        }
+        self.dead_letters
+            .delete(id.to_string())
+            .await
+            .map_err(|e| self.io("discarding a dead letter", e))?;
+        Ok(true)
     }
 
     fn changes(&self) -> Option<broadcast::Receiver<StateChange>> {

@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
-use super::{LastFire, Retention, Run, StateError, StateStore, Stored};
+use super::{DeadLetter, LastFire, Retention, Run, StateError, StateStore, Stored};
 
 /// The schema this version writes (`PRAGMA user_version`).
 const SCHEMA_VERSION: i64 = 1;
@@ -38,6 +38,13 @@ CREATE TABLE runs (
 );
 CREATE INDEX runs_by_trigger ON runs (trigger, seq);
 CREATE INDEX runs_by_age ON runs (recorded_at);
+CREATE TABLE dead_letters (
+    id TEXT PRIMARY KEY,
+    trigger TEXT NOT NULL,
+    at INTEGER NOT NULL,
+    record TEXT NOT NULL
+);
+CREATE INDEX dead_letters_by_age ON dead_letters (at);
 ";
 
 /// State in one SQLite file.
@@ -352,5 +359,71 @@ impl StateStore for SqliteStore {
                 serde_json::from_str(json).map_err(|e| self.corrupt(format!("run of {id}"), e))
             })
             .collect()
+    }
+
+    async fn put_dead_letter(&self, letter: &DeadLetter) -> Result<(), StateError> {
+        let json = serde_json::to_string(letter).expect("dead letters serialize");
+        let (id, trigger, at) = (
+            letter.id.to_string(),
+            letter.trigger.clone(),
+            letter.at.timestamp_millis(),
+        );
+        self.with(move |c| {
+            c.execute(
+                "INSERT OR REPLACE INTO dead_letters (id, trigger, at, record) VALUES (?1, ?2, ?3, ?4)",
+                params![id, trigger, at, json],
+            )
+        })
+        .await
+        .map(drop)
+    }
+
+    async fn dead_letters(
+        &self,
+        trigger: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<DeadLetter>, StateError> {
+        let trigger = trigger.map(str::to_owned);
+        let rows: Vec<String> = self
+            .with(move |c| {
+                let mut statement = c.prepare_cached(
+                    "SELECT record FROM dead_letters WHERE ?1 IS NULL OR trigger = ?1 \
+                     ORDER BY at DESC, id DESC LIMIT ?2",
+                )?;
+                let rows = statement.query_map(params![trigger, limit as i64], |row| row.get(0))?;
+                rows.collect()
+            })
+            .await?;
+        rows.iter()
+            .map(|json| {
+                serde_json::from_str(json).map_err(|e| self.corrupt("dead letter".into(), e))
+            })
+            .collect()
+    }
+
+    async fn dead_letter(&self, id: uuid::Uuid) -> Result<Option<DeadLetter>, StateError> {
+        let key = id.to_string();
+        let row: Option<String> = self
+            .with(move |c| {
+                c.query_row(
+                    "SELECT record FROM dead_letters WHERE id = ?1",
+                    [key],
+                    |row| row.get(0),
+                )
+                .optional()
+            })
+            .await?;
+        row.map(|json| {
+            serde_json::from_str(&json).map_err(|e| self.corrupt(format!("dead letter {id}"), e))
+        })
+        .transpose()
+    }
+
+    async fn delete_dead_letter(&self, id: uuid::Uuid) -> Result<bool, StateError> {
+        let key = id.to_string();
+        let deleted = self
+            .with(move |c| c.execute("DELETE FROM dead_letters WHERE id = ?1", [key]))
+            .await?;
+        Ok(deleted == 1)
     }
 }

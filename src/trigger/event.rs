@@ -10,8 +10,10 @@ use futures_util::stream::FuturesUnordered;
 use futures_util::{FutureExt, StreamExt};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 
 use super::Dispatcher;
+use super::dead_letter::{MAX_RETRYING, RetryQueue, Undertaker};
 use super::{Binding, Trigger, TriggerError, TriggerKind, TriggerState};
 use crate::bounded;
 use crate::broker::{Delivery, SubscriberKind, Subscription};
@@ -21,7 +23,9 @@ use crate::state::Outcome;
 use crate::topic::{Topic, TopicPattern};
 use serde_json::Value;
 
-/// Subscribes to `source` and fires for each accepted event.
+/// Subscribes to `source` and fires for each accepted event; retries the
+/// ones it fails on, and gives up on them as dead letters
+/// ([`super::dead_letter`]).
 pub struct EventTrigger {
     source: TopicPattern,
     factory: Option<Arc<dyn Factory>>,
@@ -32,8 +36,8 @@ pub struct EventTrigger {
 
 struct Active {
     stop: watch::Sender<bool>,
-    consumer: JoinHandle<()>,
-    dispatcher: Arc<Dispatcher>,
+    task: JoinHandle<()>,
+    consumer: Arc<Consumer>,
 }
 
 impl EventTrigger {
@@ -57,49 +61,98 @@ impl EventTrigger {
     pub fn source(&self) -> &TopicPattern {
         &self.source
     }
+
+    fn consumer(&self) -> Result<Arc<Consumer>, TriggerError> {
+        let active = self.active.lock().unwrap_or_else(|p| p.into_inner());
+        let consumer = active.as_ref().map(|a| a.consumer.clone());
+        consumer.ok_or(TriggerError::NotRunning)
+    }
 }
 
 /// The consuming side of a running event trigger.
 struct Consumer {
     dispatcher: Arc<Dispatcher>,
     filter: Option<Arc<dyn Filter>>,
+    undertaker: Undertaker,
 }
 
 impl Consumer {
     /// Handles up to `in_flight` deliveries at once (the broker says how
-    /// many; 1 keeps publish order). On stop, those under way finish first.
+    /// many; 1 keeps publish order), and retries the ones the broker does
+    /// not deliver again. On stop, those under way finish first; those
+    /// waiting for a retry become dead letters (nothing is dropped).
     async fn run(
-        self,
+        self: Arc<Self>,
         mut subscription: Subscription,
         mut stop: watch::Receiver<bool>,
         in_flight: usize,
     ) {
         let mut handling = FuturesUnordered::new();
+        let mut retries = RetryQueue::default();
         loop {
+            let next_retry = retries.next_due();
             tokio::select! {
                 biased;
                 _ = stop.changed() => break,
-                Some(()) = handling.next(), if !handling.is_empty() => {}
-                delivery = subscription.next(), if handling.len() < in_flight => match delivery {
+                Some(retry) = handling.next(), if !handling.is_empty() => {
+                    if let Some((at, delivery, reason)) = retry {
+                        retries.push(at, delivery, reason);
+                    }
+                }
+                () = sleep_until(next_retry), if next_retry.is_some() && handling.len() < in_flight => {
+                    for mut delivery in retries.take_due(Instant::now()) {
+                        delivery.attempt += 1;
+                        handling.push(self.handle(delivery));
+                    }
+                }
+                delivery = subscription.next(),
+                    if handling.len() < in_flight && retries.len() < MAX_RETRYING => match delivery {
                     Some(delivery) => handling.push(self.handle(delivery)),
                     None => break,
                 },
             }
         }
-        while handling.next().await.is_some() {}
+        while let Some(retry) = handling.next().await {
+            if let Some((at, delivery, reason)) = retry {
+                retries.push(at, delivery, reason);
+            }
+        }
+        for (delivery, reason) in retries.drain() {
+            let reason = format!("the trigger stopped while it waited to retry ({reason})");
+            self.undertaker
+                .bury(&self.dispatcher, delivery, reason)
+                .await;
+        }
     }
 
-    /// Filters, fires, then acknowledges; a failure asks for redelivery.
-    async fn handle(&self, delivery: Delivery) {
-        let outcome = match self.accepts(&delivery.event).await {
+    /// Filters, fires, then acknowledges; a failure is retried or given up
+    /// on ([`Undertaker::failed`]). Returns a delivery to retry here, and when.
+    async fn handle(&self, delivery: Delivery) -> Option<(Instant, Delivery, String)> {
+        match self.attempt(&delivery.event).await {
+            Ok(()) => {
+                if let Err(error) = delivery.ack().await {
+                    tracing::warn!(trigger = %self.dispatcher.trigger_id, "acknowledging a delivery failed: {error}");
+                }
+                None
+            }
+            Err(reason) => {
+                self.undertaker
+                    .failed(&self.dispatcher, delivery, reason)
+                    .await
+            }
+        }
+    }
+
+    /// Asks the filter, then fires: what a delivery (or a replay) does.
+    async fn attempt(&self, event: &Event) -> Result<(), String> {
+        match self.accepts(event).await {
             Ok(false) => {
-                self.record_unfired(&delivery.event, Outcome::Filtered, None)
-                    .await;
+                self.record_unfired(event, Outcome::Filtered, None).await;
                 Ok(())
             }
             Ok(true) => {
                 let firing = self.dispatcher.firing(Cause::Event {
-                    source: delivery.event.clone(),
+                    source: event.clone(),
                 });
                 self.dispatcher
                     .fire(firing)
@@ -112,18 +165,11 @@ impl Consumer {
                     .counters
                     .errors
                     .fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(trigger = %self.dispatcher.trigger_id, event = %delivery.event.id, "{error}");
-                self.record_unfired(&delivery.event, Outcome::Error, Some(error.clone()))
+                tracing::warn!(trigger = %self.dispatcher.trigger_id, event = %event.id, "{error}");
+                self.record_unfired(event, Outcome::Error, Some(error.clone()))
                     .await;
                 Err(error)
             }
-        };
-        let acknowledged = match outcome {
-            Ok(()) => delivery.ack().await,
-            Err(reason) => delivery.nack(&reason).await,
-        };
-        if let Err(error) = acknowledged {
-            tracing::warn!(trigger = %self.dispatcher.trigger_id, "acknowledging a delivery failed: {error}");
         }
     }
 
@@ -185,17 +231,21 @@ impl Trigger for EventTrigger {
             }
         };
         let dispatcher = Arc::new(self.state.dispatcher(&binding, &self.factory));
-        let consumer = Consumer {
+        let consumer = Arc::new(Consumer {
             dispatcher: dispatcher.clone(),
             filter: self.filter.clone(),
-        };
+            undertaker: Undertaker {
+                store: binding.store.clone(),
+                retry: binding.broker.retry_policy(),
+            },
+        });
         let (stop, stop_receiver) = watch::channel(false);
         let in_flight = binding.broker.max_in_flight().max(1);
-        let consumer = tokio::spawn(consumer.run(subscription, stop_receiver, in_flight));
+        let task = tokio::spawn(consumer.clone().run(subscription, stop_receiver, in_flight));
         *self.active.lock().unwrap_or_else(|p| p.into_inner()) = Some(Active {
             stop,
+            task,
             consumer,
-            dispatcher,
         });
         Ok(())
     }
@@ -205,7 +255,7 @@ impl Trigger for EventTrigger {
         if let Some(active) = active {
             let _ = active.stop.send(true);
             // The event being handled, if any, finishes first.
-            let _ = active.consumer.await;
+            let _ = active.task.await;
         }
         self.state.end();
     }
@@ -214,11 +264,7 @@ impl Trigger for EventTrigger {
     /// literal prefix (or `manual`), carrying `payload` as its data. The
     /// filter is not asked.
     async fn run_now(&self, payload: Option<Value>) -> Result<u64, TriggerError> {
-        let dispatcher = {
-            let active = self.active.lock().unwrap_or_else(|p| p.into_inner());
-            active.as_ref().map(|a| a.dispatcher.clone())
-        }
-        .ok_or(TriggerError::NotRunning)?;
+        let dispatcher = self.consumer()?.dispatcher.clone();
         let prefix = self.source.literal_prefix().join(".");
         let topic = Topic::new(if prefix.is_empty() {
             "manual".to_owned()
@@ -233,7 +279,21 @@ impl Trigger for EventTrigger {
         Ok(self.fire_count())
     }
 
+    /// Asks the filter and fires, as for a delivery of `event`, once.
+    async fn replay(&self, event: Event) -> Result<(), TriggerError> {
+        let consumer = self.consumer()?;
+        consumer.attempt(&event).await.map_err(TriggerError::Failed)
+    }
+
     fn state(&self) -> &TriggerState {
         &self.state
+    }
+}
+
+/// Sleeps until `at`; never returns for `None`.
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }

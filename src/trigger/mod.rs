@@ -4,6 +4,7 @@
 mod api;
 pub mod catch_up;
 mod cron;
+mod dead_letter;
 mod dispatch;
 mod event;
 mod spec;
@@ -54,6 +55,12 @@ pub enum TriggerError {
     /// The firing failed (factory, limits or publishing).
     #[error(transparent)]
     Fire(#[from] FireError),
+    /// The filter or the firing failed on a replayed event (the reason).
+    #[error("{0}")]
+    Failed(String),
+    /// This kind of trigger cannot do that (e.g. replay an event).
+    #[error("a {0} trigger cannot replay an event")]
+    CannotReplay(TriggerKind),
 }
 
 /// What the scheduler hands a trigger when it starts it.
@@ -119,6 +126,13 @@ pub trait Trigger: Send + Sync + 'static {
     /// `payload` is the api payload, or the data of the source event an
     /// event trigger is handed. Returns the fire count.
     async fn run_now(&self, payload: Option<serde_json::Value>) -> Result<u64, TriggerError>;
+
+    /// Handles `event` again, as a delivery of it (an event trigger's
+    /// dead letter, replayed): the filter, then the factory.
+    async fn replay(&self, event: crate::event::Event) -> Result<(), TriggerError> {
+        let _ = event;
+        Err(TriggerError::CannotReplay(self.kind()))
+    }
 
     /// How many times the trigger has fired.
     fn fire_count(&self) -> u64 {

@@ -15,14 +15,14 @@ use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, PullConsumer, pu
 use async_nats::jetstream::message::{AckKind, Acker};
 use async_trait::async_trait;
 use futures_util::{Stream, StreamExt};
-use serde_json::{Value, json};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::Shared;
 use super::setup;
-use super::subjects::{DEAD_LETTER_PREFIX, dead_letter_topic};
+use crate::broker::reaches_trigger;
 use crate::broker::{Acknowledge, BrokerError, Delivery, DeliverySource};
 use crate::event::Event;
 use crate::topic::TopicPattern;
@@ -218,16 +218,10 @@ impl Feed {
         let (message, acker) = message.split();
         let event = decode(&self.shared, &message.subject, &message.payload, sequence);
         let delivery = match (&self.source, event) {
-            (FeedSource::Durable { trigger, seen, .. }, Some(event)) if self.wants(&event) => {
+            (FeedSource::Durable { seen, .. }, Some(event)) if self.wants(&event) => {
                 *seen.lock().unwrap_or_else(|p| p.into_inner()) = Some(published);
-                let retry = Retry {
-                    shared: self.shared.clone(),
-                    acker,
-                    delivered,
-                    trigger: trigger.clone(),
-                    event: event.clone(),
-                };
-                Delivery::with_acknowledger(event, Box::new(retry))
+                let attempt = u32::try_from(delivered).unwrap_or(u32::MAX);
+                Delivery::with_acknowledger(event, attempt, Box::new(Retry { acker }))
             }
             (FeedSource::Observer { next, .. }, event) => {
                 next.store(sequence + 1, Ordering::Relaxed);
@@ -248,15 +242,13 @@ impl Feed {
     }
 
     /// Does the pattern match (a filter subject may select more)? Dead
-    /// letters reach only triggers whose pattern names them, so that a
-    /// `**` trigger failing on a dead letter does not feed on its own.
+    /// letters reach only triggers whose pattern names them
+    /// ([`reaches_trigger`]); observers see everything.
     fn wants(&self, event: &Event) -> bool {
-        if !self.pattern.matches(&event.topic) {
-            return false;
+        match self.source {
+            FeedSource::Observer { .. } => self.pattern.matches(&event.topic),
+            FeedSource::Durable { .. } => reaches_trigger(&self.pattern, &event.topic),
         }
-        let dead_letter = event.topic.segments().next() == Some(DEAD_LETTER_PREFIX);
-        let asked = self.pattern.literal_prefix().first() == Some(&DEAD_LETTER_PREFIX);
-        !dead_letter || asked || matches!(self.source, FeedSource::Observer { .. })
     }
 }
 
@@ -279,14 +271,10 @@ fn decode(shared: &Shared, subject: &str, payload: &[u8], sequence: u64) -> Opti
     Some(event)
 }
 
-/// The acknowledgement of one delivery to a trigger: done, or retried
-/// after a backoff, or dead-lettered after `max_deliver` attempts.
+/// The acknowledgement of one delivery to a trigger: done, or delivered
+/// again after a backoff (the trigger decides when to give up).
 struct Retry {
-    shared: Arc<Shared>,
     acker: Acker,
-    delivered: u64,
-    trigger: String,
-    event: Event,
 }
 
 #[async_trait]
@@ -295,36 +283,11 @@ impl Acknowledge for Retry {
         self.acker.ack().await.map_err(unavailable)
     }
 
-    async fn nack(self: Box<Self>, reason: &str) -> Result<(), BrokerError> {
-        let options = &self.shared.options;
-        let retry = AckKind::Nak(Some(options.retry_delay(self.delivered)));
-        if self.delivered < u64::from(options.max_deliver) {
-            return self.acker.ack_with(retry).await.map_err(unavailable);
-        }
-        let topic = dead_letter_topic(&self.trigger);
-        let letter = Event::new(
-            topic.clone(),
-            json!({
-                "trigger": self.trigger,
-                "error": reason,
-                "deliveries": self.delivered,
-                "event": self.event,
-            }),
-        );
-        let key = format!("deadletter:{}:{}", self.trigger, self.event.id);
-        match self.shared.send(&letter, Some(key)).await {
-            Ok(()) => {
-                tracing::warn!(trigger = %self.trigger, event = %self.event.id, deliveries = self.delivered, "gave up on an event ({reason}); published it to `{topic}`");
-                self.acker
-                    .ack_with(AckKind::Term)
-                    .await
-                    .map_err(unavailable)
-            }
-            Err(error) => {
-                tracing::warn!(trigger = %self.trigger, event = %self.event.id, "cannot dead-letter an event ({error}); it will be retried");
-                self.acker.ack_with(retry).await.map_err(unavailable)
-            }
-        }
+    async fn nack(self: Box<Self>, delay: Duration) -> Result<(), BrokerError> {
+        self.acker
+            .ack_with(AckKind::Nak(Some(delay)))
+            .await
+            .map_err(unavailable)
     }
 
     async fn release(self: Box<Self>) {

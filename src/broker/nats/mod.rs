@@ -30,6 +30,8 @@ use std::sync::{Arc, Mutex};
 use async_nats::connection::State;
 use async_nats::jetstream::context::PublishErrorKind;
 use async_nats::jetstream::{self, message::PublishMessage};
+
+use crate::broker::RetryPolicy;
 use async_trait::async_trait;
 use tokio::sync::mpsc;
 
@@ -239,6 +241,10 @@ impl Broker for NatsBroker {
 
     fn max_in_flight(&self) -> usize {
         self.shared.options.in_flight_per_trigger
+    }
+
+    fn retry_policy(&self) -> RetryPolicy {
+        self.shared.options.retry_policy()
     }
 
     fn health(&self) -> BrokerHealth {

@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::broker::RetryPolicy;
+
 /// The settings of the NATS JetStream broker, with their defaults.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -44,8 +46,8 @@ impl Default for NatsOptions {
             duplicate_window_secs: 120.0,
             max_age_secs: 7.0 * 24.0 * 3600.0,
             ack_wait_secs: 30.0,
-            max_deliver: 5,
-            retry_backoff_secs: vec![1.0, 5.0, 30.0],
+            max_deliver: RetryPolicy::default().max_deliver,
+            retry_backoff_secs: RetryPolicy::default().retry_backoff_secs,
             in_flight_per_trigger: 16,
         }
     }
@@ -87,18 +89,7 @@ impl NatsOptions {
         if self.in_flight_per_trigger == 0 {
             return Err("[broker] in_flight_per_trigger = 0: a trigger handles at least one event at a time".to_owned());
         }
-        if self.max_deliver == 0 {
-            return Err("[broker] max_deliver = 0: an event needs at least one attempt".to_owned());
-        }
-        if let Some(bad) = self
-            .retry_backoff_secs
-            .iter()
-            .find(|v| !(v.is_finite() && **v >= 0.0))
-        {
-            return Err(format!(
-                "[broker] retry_backoff_secs contains {bad}: each wait is zero or more seconds"
-            ));
-        }
+        self.retry_policy().validate()?;
         Ok(())
     }
 
@@ -117,14 +108,12 @@ impl NatsOptions {
         Duration::from_secs_f64(self.ack_wait_secs)
     }
 
-    /// The wait before retrying an event that failed on its `delivered`th
-    /// attempt.
-    pub fn retry_delay(&self, delivered: u64) -> Duration {
-        let index = usize::try_from(delivered.saturating_sub(1)).unwrap_or(usize::MAX);
-        self.retry_backoff_secs
-            .get(index)
-            .or(self.retry_backoff_secs.last())
-            .map_or(Duration::ZERO, |s| Duration::from_secs_f64(*s))
+    /// `max_deliver` and `retry_backoff_secs`.
+    pub fn retry_policy(&self) -> RetryPolicy {
+        RetryPolicy {
+            max_deliver: self.max_deliver,
+            retry_backoff_secs: self.retry_backoff_secs.clone(),
+        }
     }
 }
 
@@ -133,16 +122,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn defaults_are_valid_and_retry_delays_repeat_the_last() {
+    fn defaults_are_valid_and_retry_like_the_memory_broker() {
         let options = NatsOptions::default();
         options.validate().unwrap();
-        let delays: Vec<u64> = (1..=5).map(|n| options.retry_delay(n).as_secs()).collect();
-        assert_eq!(delays, [1, 5, 30, 30, 30]);
+        assert_eq!(options.retry_policy(), RetryPolicy::default());
         let none = NatsOptions {
             retry_backoff_secs: vec![],
             ..options
         };
-        assert_eq!(none.retry_delay(3), Duration::ZERO);
+        assert_eq!(none.retry_policy().delay(3), Duration::ZERO);
     }
 
     #[test]

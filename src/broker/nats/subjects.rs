@@ -9,7 +9,7 @@
 
 use sha2::{Digest, Sha256};
 
-use crate::topic::{Topic, TopicPattern};
+use crate::topic::{Topic, TopicPattern, safe_segment};
 
 /// The subjects a pattern is consumed from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,39 +88,11 @@ impl Subjects {
     }
 }
 
-/// `text` made safe as a NATS consumer name and as one topic segment:
-/// ASCII letters, digits, `-` and `_` are kept, anything else becomes `_`,
-/// and a short hash of the original is appended when something changed so
-/// that two ids never share a name.
-pub fn safe_name(text: &str) -> String {
-    let cleaned: String = text
-        .chars()
-        .map(|c| match c {
-            'a'..='z' | 'A'..='Z' | '0'..='9' | '-' | '_' => c,
-            _ => '_',
-        })
-        .collect();
-    if cleaned == text && !text.is_empty() {
-        return cleaned;
-    }
-    let digest = Sha256::digest(text.as_bytes());
-    format!("{cleaned}_{}", &hex::encode(digest)[..8])
-}
-
 /// The durable consumer of a trigger's filter subject:
 /// `<trigger id>-<hash of the filter>`.
 pub fn consumer_name(trigger_id: &str, filter: &str) -> String {
     let digest = Sha256::digest(filter.as_bytes());
-    format!("{}-{}", safe_name(trigger_id), &hex::encode(digest)[..8])
-}
-
-/// The first segment of every dead-letter topic.
-pub const DEAD_LETTER_PREFIX: &str = "deadletter";
-
-/// Where events an event trigger gave up on are published.
-pub fn dead_letter_topic(trigger_id: &str) -> Topic {
-    Topic::new(format!("{DEAD_LETTER_PREFIX}.{}", safe_name(trigger_id)))
-        .expect("safe names are segments")
+    format!("{}-{}", safe_segment(trigger_id), &hex::encode(digest)[..8])
 }
 
 #[cfg(test)]
@@ -215,19 +187,15 @@ mod tests {
 
     #[test]
     fn names_are_safe_and_distinct() {
-        assert_eq!(safe_name("orders-worker_1"), "orders-worker_1");
-        let dotted = safe_name("orders.worker");
+        assert_eq!(safe_segment("orders-worker_1"), "orders-worker_1");
+        let dotted = safe_segment("orders.worker");
         assert!(dotted.starts_with("orders_worker_"), "{dotted}");
-        assert_ne!(dotted, safe_name("orders_worker"));
-        assert_ne!(safe_name("a.b"), safe_name("a*b"));
+        assert_ne!(dotted, safe_segment("orders_worker"));
+        assert_ne!(safe_segment("a.b"), safe_segment("a*b"));
         let (a, b) = (consumer_name("t", "ev.a.>"), consumer_name("t", "ev.a"));
         assert!(
             a.starts_with("t-") && b.starts_with("t-") && a != b,
             "{a} {b}"
-        );
-        assert_eq!(
-            dead_letter_topic("a.b").as_str(),
-            format!("deadletter.{}", safe_name("a.b"))
         );
     }
 }
