@@ -229,22 +229,32 @@ impl Scheduler {
     }
 
     /// Forgets what is kept for trigger `id` (see [`Self::withdraw`]):
-    /// its pause and, in the store, its last fire.
+    /// its pause and, in a store of its own, its last fire. A store shared
+    /// with other replicas keeps them (the trigger may still run there);
+    /// [`Self::forget_everywhere`] forgets them for all.
     pub async fn forget_pause(&self, id: &str) {
         let _change = self.changes.lock().await;
         self.forget_locked(id).await;
     }
 
+    /// Forgets trigger `id`'s pause and last fire in the store, for every
+    /// replica sharing it (the trigger is gone from all of them).
+    pub async fn forget_everywhere(&self, id: &str) -> Result<(), StateError> {
+        match &self.store {
+            Some(store) => {
+                store.set_paused(id, false).await?;
+                store.forget_fire(id).await
+            }
+            None => Ok(()),
+        }
+    }
+
     async fn forget_locked(&self, id: &str) {
         self.state().paused.remove(id);
-        if let Some(store) = &self.store {
-            let forgotten = match store.set_paused(id, false).await {
-                Ok(()) => store.forget_fire(id).await,
-                Err(error) => Err(error),
-            };
-            if let Err(error) = forgotten {
-                tracing::warn!(trigger = %id, "removed, but {error}");
-            }
+        if self.store.as_ref().is_some_and(|s| !s.is_shared())
+            && let Err(error) = self.forget_everywhere(id).await
+        {
+            tracing::warn!(trigger = %id, "removed, but {error}");
         }
     }
 

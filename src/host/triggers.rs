@@ -63,11 +63,13 @@ impl Host {
 
     /// Stops and removes a trigger (or forgets a pending one), and
     /// whether it was paused. An admin trigger is also forgotten by the
-    /// state store (a file's trigger comes back with the file).
+    /// state store, on every replica (a file's trigger comes back with its
+    /// file, and on other replicas it keeps its shared pause).
     pub async fn remove_trigger(&self, id: &str) -> Result<TriggerConfig, HostError> {
         let serial = self.serial().await;
         if self.is_admin_trigger(id) {
             self.store.delete_admin_trigger(id).await?;
+            self.scheduler.forget_everywhere(id).await?;
         }
         self.remove_locked(&serial, id, Removal::Forget).await
     }

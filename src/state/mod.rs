@@ -264,11 +264,36 @@ pub trait StateStore: Send + Sync + 'static {
     /// Discards a dead letter; `false` if there was none.
     async fn delete_dead_letter(&self, id: Uuid) -> Result<bool, StateError>;
 
+    /// Is it shared by several replicas (whose own files may declare
+    /// triggers this one does not)?
+    fn is_shared(&self) -> bool {
+        false
+    }
+
     /// Changes made by other replicas, for a store shared by several
     /// (`None` for one that is not).
     fn changes(&self) -> Option<tokio::sync::broadcast::Receiver<StateChange>> {
         None
     }
+}
+
+/// The runs of `runs` that [`Retention::max_runs`] keeps: the newest
+/// `max_runs` of each trigger (runs arrive oldest first). Under load a
+/// batch holds many runs of one trigger, most of which the store would
+/// drop at once; they are not written at all.
+pub fn kept_runs(runs: &[Run], max_runs: usize) -> Vec<&Run> {
+    let mut per_trigger: std::collections::HashMap<&str, usize> = Default::default();
+    let mut kept: Vec<&Run> = runs
+        .iter()
+        .rev()
+        .filter(|run| {
+            let count = per_trigger.entry(run.trigger.as_str()).or_default();
+            *count += 1;
+            *count <= max_runs
+        })
+        .collect();
+    kept.reverse();
+    kept
 }
 
 /// A trigger id as a key any store accepts (a NATS subject token, a
@@ -305,6 +330,34 @@ pub fn key_id(key: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_batch_keeps_the_newest_runs_of_each_trigger() {
+        let run = |trigger: &str, n: i64| Run {
+            trigger: trigger.into(),
+            instant: DateTime::<Utc>::from_timestamp(n, 0).unwrap(),
+            kind: TriggerKind::Api,
+            outcome: Outcome::Ok,
+            duration_ms: 0.0,
+            events: Vec::new(),
+            error: None,
+            catch_up: false,
+            source_event: None,
+        };
+        let runs = [
+            run("a", 1),
+            run("b", 2),
+            run("a", 3),
+            run("a", 4),
+            run("b", 5),
+        ];
+        let kept: Vec<(String, i64)> = kept_runs(&runs, 2)
+            .iter()
+            .map(|r| (r.trigger.clone(), r.instant.timestamp()))
+            .collect();
+        let expected = [("b", 2), ("a", 3), ("a", 4), ("b", 5)];
+        assert_eq!(kept, expected.map(|(t, n)| (t.to_owned(), n)));
+    }
 
     #[test]
     fn ids_become_keys_and_back() {

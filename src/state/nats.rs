@@ -27,7 +27,7 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 
 use super::{
     DeadLetter, LastFire, Retention, Run, StateChange, StateError, StateStore, Stored, id_key,
-    key_id,
+    kept_runs, key_id,
 };
 
 /// How long a read of the run history may take.
@@ -380,6 +380,7 @@ impl StateStore for NatsStore {
     }
 
     async fn append_runs(&self, runs: &[Run]) -> Result<(), StateError> {
+        let runs = kept_runs(runs, self.retention.max_runs);
         let mut acks = Vec::with_capacity(runs.len());
         for run in runs {
             let subject = format!("{}.{}", self.runs_prefix, id_key(&run.trigger));
@@ -494,6 +495,10 @@ impl StateStore for NatsStore {
             .await
             .map_err(|e| self.io("discarding a dead letter", e))?;
         Ok(true)
+    }
+
+    fn is_shared(&self) -> bool {
+        true
     }
 
     fn changes(&self) -> Option<broadcast::Receiver<StateChange>> {

@@ -1,6 +1,7 @@
 //! The run history's writer: firings hand their [`Run`] to a channel and go
-//! on; one task writes what has gathered in one batch (one transaction or
-//! one round of acknowledgements), so history costs a firing a channel send.
+//! on; one task writes what gathers within [`LINGER`] of the first in one
+//! batch (one transaction, or one round of acknowledgements), so history
+//! costs a firing a channel send.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,6 +16,9 @@ use super::{Run, StateStore};
 const QUEUE: usize = 4096;
 /// The most runs written in one batch.
 const BATCH: usize = 512;
+/// How long a batch waits for more runs after its first: one commit per
+/// this much time under load instead of one per few firings.
+const LINGER: std::time::Duration = std::time::Duration::from_millis(10);
 
 enum Message {
     Run(Box<Run>),
@@ -86,14 +90,22 @@ async fn write(
     let mut batch = Vec::with_capacity(BATCH);
     let mut flushes = Vec::new();
     while let Some(first) = receiver.recv().await {
+        let until = tokio::time::Instant::now() + LINGER;
         let mut next = Some(first);
         while let Some(message) = next.take() {
             match message {
                 Message::Run(run) => batch.push(*run),
-                Message::Flush(done) => flushes.push(done),
+                // Whoever flushes waits for what was recorded before: now.
+                Message::Flush(done) => {
+                    flushes.push(done);
+                    break;
+                }
             }
             if batch.len() < BATCH {
-                next = receiver.try_recv().ok();
+                next = tokio::time::timeout_at(until, receiver.recv())
+                    .await
+                    .ok()
+                    .flatten();
             }
         }
         if !batch.is_empty() {

@@ -11,12 +11,13 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
-use super::{DeadLetter, LastFire, Retention, Run, StateError, StateStore, Stored};
+use super::{DeadLetter, LastFire, Retention, Run, StateError, StateStore, Stored, kept_runs};
 
 /// The schema this version writes (`PRAGMA user_version`).
 const SCHEMA_VERSION: i64 = 1;
@@ -37,7 +38,6 @@ CREATE TABLE runs (
     record TEXT NOT NULL
 );
 CREATE INDEX runs_by_trigger ON runs (trigger, seq);
-CREATE INDEX runs_by_age ON runs (recorded_at);
 CREATE TABLE dead_letters (
     id TEXT PRIMARY KEY,
     trigger TEXT NOT NULL,
@@ -52,7 +52,12 @@ pub struct SqliteStore {
     path: PathBuf,
     connection: Arc<Mutex<Connection>>,
     retention: Retention,
+    /// When runs older than `retention.max_age` were last dropped (ms).
+    aged_out_at: Arc<AtomicI64>,
 }
+
+/// How often runs past their age are dropped (a scan of the table).
+const AGE_OUT_EVERY_MS: i64 = 60_000;
 
 impl SqliteStore {
     /// Opens (or creates) the store at `path`, keeping `retention` of run
@@ -77,6 +82,7 @@ impl SqliteStore {
             path,
             connection: Arc::new(Mutex::new(connection)),
             retention,
+            aged_out_at: Arc::default(),
         })
     }
 
@@ -311,8 +317,12 @@ impl StateStore for SqliteStore {
         }
         let now = chrono::Utc::now().timestamp_millis();
         let oldest = now - i64::try_from(max_age.as_millis()).unwrap_or(i64::MAX);
-        let rows: Vec<(String, String)> = runs
-            .iter()
+        let age_out = now - self.aged_out_at.load(Ordering::Relaxed) >= AGE_OUT_EVERY_MS;
+        if age_out {
+            self.aged_out_at.store(now, Ordering::Relaxed);
+        }
+        let rows: Vec<(String, String)> = kept_runs(runs, max_runs)
+            .into_iter()
             .map(|run| {
                 let json = serde_json::to_string(run).expect("runs serialize");
                 (run.trigger.clone(), json)
@@ -336,7 +346,9 @@ impl StateStore for SqliteStore {
                 for trigger in triggers {
                     trim.execute(params![trigger, max_runs as i64])?;
                 }
-                transaction.execute("DELETE FROM runs WHERE recorded_at < ?1", [oldest])?;
+                if age_out {
+                    transaction.execute("DELETE FROM runs WHERE recorded_at < ?1", [oldest])?;
+                }
             }
             transaction.commit()
         })
