@@ -123,6 +123,26 @@ impl NatsStore {
     }
 }
 
+/// Creates the stream `wanted` describes, or opens the one of that name;
+/// returns it with the configuration the server reports (errors name `what`).
+async fn create_or_open(
+    jetstream: &Context,
+    wanted: &stream::Config,
+    what: &str,
+) -> Result<(stream::Stream, stream::Config), StateError> {
+    let open_error = |message: String| StateError::Open {
+        store: what.to_owned(),
+        message,
+    };
+    let mut stream = jetstream
+        .get_or_create_stream(wanted.clone())
+        .await
+        .map_err(|e| open_error(format!("cannot create or open it: {e}")))?;
+    let kept = stream.info().await.map_err(|e| open_error(e.to_string()))?;
+    let config = kept.config.clone();
+    Ok((stream, config))
+}
+
 /// Creates the stream behind key-value bucket `name` as nats-server 2.9
 /// takes it, or checks the one there; returns the bucket.
 async fn ensure_bucket(jetstream: &Context, name: &str) -> Result<kv::Store, StateError> {
@@ -138,20 +158,12 @@ async fn ensure_bucket(jetstream: &Context, name: &str) -> Result<kv::Store, Sta
         num_replicas: 1,
         ..Default::default()
     };
+    let what = format!("JetStream bucket {name}");
+    let (_, kept) = create_or_open(jetstream, &wanted, &what).await?;
     let open_error = |message: String| StateError::Open {
-        store: format!("JetStream bucket {name}"),
+        store: what.clone(),
         message,
     };
-    let mut stream = jetstream
-        .get_or_create_stream(wanted.clone())
-        .await
-        .map_err(|e| open_error(format!("cannot create or open it: {e}")))?;
-    let kept = stream
-        .info()
-        .await
-        .map_err(|e| open_error(e.to_string()))?
-        .config
-        .clone();
     if kept.subjects != wanted.subjects || kept.max_messages_per_subject < 1 {
         return Err(open_error(format!(
             "stream KV_{name} exists with subjects {:?}, not a key-value bucket; delete it or \
@@ -182,20 +194,12 @@ async fn ensure_runs_stream(
         num_replicas: 1,
         ..Default::default()
     };
+    let what = format!("JetStream stream {name}");
+    let (stream, kept) = create_or_open(jetstream, &wanted, &what).await?;
     let open_error = |message: String| StateError::Open {
-        store: format!("JetStream stream {name}"),
+        store: what.clone(),
         message,
     };
-    let mut stream = jetstream
-        .get_or_create_stream(wanted.clone())
-        .await
-        .map_err(|e| open_error(format!("cannot create or open it: {e}")))?;
-    let kept = stream
-        .info()
-        .await
-        .map_err(|e| open_error(e.to_string()))?
-        .config
-        .clone();
     if kept.subjects != wanted.subjects {
         return Err(open_error(format!(
             "it exists with subjects {:?}, not {:?}",
