@@ -107,6 +107,8 @@ pub mod host;
 pub mod http;
 #[cfg(feature = "plugins")]
 pub mod plugin;
+#[cfg(feature = "host")]
+pub mod sink;
 
 pub use bounded::EventLimits;
 pub use broker::{Broker, BrokerError, MemoryBroker};

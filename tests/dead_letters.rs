@@ -32,6 +32,7 @@ async fn a_failing_event_is_retried_then_kept_as_a_dead_letter_and_replayed() {
     let retry = RetryPolicy {
         max_deliver: 3,
         retry_backoff_secs: vec![1.0, 10.0],
+        jitter: false,
     };
     let broker = MemoryBroker::with_retry_policy(retry);
     let scheduler = Scheduler::new(Arc::new(broker.clone())).with_state(store.clone());

@@ -39,6 +39,10 @@ pub struct RetryPolicy {
     /// Wait before each retry, in seconds; the last value repeats
     /// (default 1, 5, 30).
     pub retry_backoff_secs: Vec<f64>,
+    /// Wait a random half to all of each backoff, so that retries of many
+    /// events do not arrive together (sinks; not set from `[broker]`).
+    #[serde(skip)]
+    pub jitter: bool,
 }
 
 impl Default for RetryPolicy {
@@ -46,6 +50,7 @@ impl Default for RetryPolicy {
         Self {
             max_deliver: 5,
             retry_backoff_secs: vec![1.0, 5.0, 30.0],
+            jitter: false,
         }
     }
 }
@@ -72,10 +77,15 @@ impl RetryPolicy {
     /// delivery (1 = the first).
     pub fn delay(&self, attempt: u32) -> Duration {
         let index = usize::try_from(attempt.saturating_sub(1)).unwrap_or(usize::MAX);
-        self.retry_backoff_secs
+        let delay = self
+            .retry_backoff_secs
             .get(index)
             .or(self.retry_backoff_secs.last())
-            .map_or(Duration::ZERO, |s| Duration::from_secs_f64(*s))
+            .map_or(Duration::ZERO, |s| Duration::from_secs_f64(*s));
+        match self.jitter {
+            true => delay.mul_f64(0.5 + fastrand::f64() / 2.0),
+            false => delay,
+        }
     }
 
     /// Is an event that failed on its `attempt`th delivery a dead letter?
@@ -101,5 +111,13 @@ mod tests {
         assert!(!reaches_trigger(&everything, &letter));
         assert!(reaches_trigger(&"deadletter.**".parse().unwrap(), &letter));
         assert!(reaches_trigger(&everything, &Topic::new("a.b").unwrap()));
+        let jittered = RetryPolicy {
+            jitter: true,
+            ..policy
+        };
+        for _ in 0..100 {
+            let delay = jittered.delay(3).as_secs_f64();
+            assert!((15.0..=30.0).contains(&delay), "{delay}");
+        }
     }
 }

@@ -47,6 +47,7 @@
 //! A manifest holds `[[trigger]]` tables only. Unknown keys, duplicate ids
 //! and missing fields are errors naming the file, the trigger and the key.
 
+mod sink;
 mod trigger;
 
 use std::collections::BTreeMap;
@@ -60,6 +61,7 @@ use crate::broker::{NatsOptions, RetryPolicy};
 use crate::plugin::{Limits, RuntimeOptions};
 use crate::state::Retention;
 
+pub use self::sink::{SigningSecret, SinkConfig};
 pub use self::trigger::TriggerConfig;
 pub use crate::trigger::ApiAuth;
 
@@ -138,6 +140,8 @@ pub struct Config {
     pub state: StateConfig,
     /// Every `[[trigger]]` table, of the main file and the manifests.
     pub triggers: Vec<TriggerConfig>,
+    /// Every `[[sink]]` table of the main file.
+    pub sinks: Vec<SinkConfig>,
 }
 
 /// Where state that outlives the process is kept (`[state]`).
@@ -185,6 +189,8 @@ struct MainFile {
     state: StateSection,
     #[serde(default)]
     trigger: Vec<toml::Value>,
+    #[serde(default)]
+    sink: Vec<toml::Value>,
 }
 
 #[derive(Deserialize, Default)]
@@ -288,6 +294,7 @@ impl Config {
             triggers.extend(load_manifest(&manifest)?);
         }
         check_unique_ids(&triggers)?;
+        let sinks = parse_sinks(path, main.sink)?;
         Ok(Self {
             path: path.to_owned(),
             listen: main
@@ -303,6 +310,7 @@ impl Config {
             events: main.events,
             state,
             triggers,
+            sinks,
         })
     }
 }
@@ -382,6 +390,33 @@ fn parse_triggers(
                 .map_err(|e: toml::de::Error| error(one_line(e.message())))?;
             trigger.declared_in = path.to_owned();
             Ok(trigger)
+        })
+        .collect()
+}
+
+fn parse_sinks(path: &Path, tables: Vec<toml::Value>) -> Result<Vec<SinkConfig>, ConfigError> {
+    let mut seen = std::collections::BTreeSet::new();
+    tables
+        .into_iter()
+        .enumerate()
+        .map(|(index, table)| {
+            let id = table
+                .get("id")
+                .and_then(toml::Value::as_str)
+                .map_or_else(|| format!("#{}", index + 1), str::to_owned);
+            let error = |message: String| ConfigError::Syntax {
+                path: path.to_owned(),
+                message: format!("sink `{id}`: {message}"),
+            };
+            let mut sink: SinkConfig = table
+                .try_into()
+                .map_err(|e: toml::de::Error| error(one_line(e.message())))?;
+            sink.validate().map_err(error)?;
+            if !seen.insert(sink.id.clone()) {
+                return Err(error("declared twice".into()));
+            }
+            sink.declared_in = path.to_owned();
+            Ok(sink)
         })
         .collect()
 }

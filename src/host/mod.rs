@@ -16,6 +16,7 @@
 
 mod manifests;
 mod plugins;
+mod sinks;
 mod stored;
 mod triggers;
 mod watch;
@@ -27,6 +28,7 @@ use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 pub use self::manifests::ManifestChanges;
 use self::plugins::Candidate;
+pub use self::sinks::SinkView;
 pub use self::stored::ADMIN_API;
 pub use self::triggers::NativeLogic;
 use self::triggers::{Declared, Removal};
@@ -184,6 +186,8 @@ struct State {
     failures: BTreeMap<String, Failure>,
     /// What went wrong applying each manifest, the last time.
     manifest_errors: BTreeMap<PathBuf, String>,
+    /// The sinks, by id.
+    sinks: BTreeMap<String, sinks::SinkEntry>,
 }
 
 /// A registered trigger: its table, and the plugin exports it calls.
@@ -275,6 +279,11 @@ impl Host {
                     Ok(Declared::Registered) => {}
                     Ok(Declared::Waiting(error)) | Err(error) => host.report(error.to_string()),
                 }
+            }
+        }
+        for sink in host.config.sinks.clone() {
+            if let Err(error) = host.add_sink(sink).await {
+                host.report(error.to_string());
             }
         }
         host.restore_admin_triggers(&store).await;

@@ -14,7 +14,7 @@ use super::api_triggers::{check_bearer, fire_error};
 use super::error::{ApiError, ApiResult, parse_json_object, read_body};
 use crate::broker::BrokerError;
 use crate::config::TriggerConfig;
-use crate::host::HostError;
+use crate::host::{HostError, SinkView};
 use crate::scheduler::{Registration, SchedulerError};
 use crate::state::{DeadLetter, Run};
 use crate::trigger::{EventSpec, TriggerError, TriggerSpec, TriggerStats};
@@ -261,6 +261,44 @@ pub async fn discard_dead_letter(
 fn dead_letter_id(text: &str) -> Result<uuid::Uuid, ApiError> {
     text.parse()
         .map_err(|_| ApiError::bad_request(format!("`{text}` is not a dead letter id (a UUID)")))
+}
+
+/// Every sink with its counters: delivered, failed attempts, dead letters,
+/// the last error.
+pub async fn list_sinks(State(app): State<AppState>) -> ApiResult<Json<Vec<SinkView>>> {
+    Ok(Json(app.host.sinks().await.map_err(host_error)?))
+}
+
+/// Pauses a sink: events wait (JetStream) or are not taken (memory).
+pub async fn pause_sink(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<SinkView>> {
+    sink_action(app, id, true).await
+}
+
+/// Resumes a paused sink.
+pub async fn resume_sink(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<SinkView>> {
+    sink_action(app, id, false).await
+}
+
+async fn sink_action(app: AppState, id: String, pause: bool) -> ApiResult<Json<SinkView>> {
+    if !app.host.has_sink(&id) {
+        return Err(ApiError::not_found(format!("no sink with id `{id}`")));
+    }
+    let trigger = crate::sink::trigger_id(&id);
+    let changed = match pause {
+        true => app.host.pause_trigger(&trigger).await,
+        false => app.host.resume_trigger(&trigger).await,
+    };
+    changed.map_err(host_error)?;
+    let views = app.host.sinks().await.map_err(host_error)?;
+    let view = views.into_iter().find(|v| v.id == id);
+    view.map(Json)
+        .ok_or_else(|| ApiError::not_found(format!("no sink with id `{id}`")))
 }
 
 #[derive(serde::Deserialize)]

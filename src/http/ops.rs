@@ -294,6 +294,17 @@ fn openapi_document() -> Value {
                     { "name": "id", "in": "path", "required": true, "schema": { "type": "string" } },
                     { "name": "limit", "in": "query", "required": false, "schema": { "type": "integer", "minimum": 1, "maximum": 1000, "default": 20 } }],
                 "responses": ok("runs") } },
+            "/api/admin/sinks": { "get": {
+                "summary": "Webhook sinks: `[{id, pattern, url, signed, paused, running, delivered, failed_attempts, last_error, dead}]`",
+                "responses": ok("sinks") } },
+            "/api/admin/sinks/{id}/pause": { "post": {
+                "summary": "Pause a sink (deliveries wait)",
+                "parameters": [{ "name": "id", "in": "path", "required": true, "schema": { "type": "string" } }],
+                "responses": ok("the sink") } },
+            "/api/admin/sinks/{id}/resume": { "post": {
+                "summary": "Resume a sink",
+                "parameters": [{ "name": "id", "in": "path", "required": true, "schema": { "type": "string" } }],
+                "responses": ok("the sink") } },
             "/api/admin/deadletters": { "get": {
                 "summary": "Events event triggers gave up on after max_deliver attempts, newest first: `[{id, trigger, event, error, attempts, at}]`",
                 "parameters": [

@@ -16,7 +16,7 @@ use super::Dispatcher;
 use super::dead_letter::{MAX_RETRYING, RetryQueue, Undertaker};
 use super::{Binding, Trigger, TriggerError, TriggerKind, TriggerState};
 use crate::bounded;
-use crate::broker::{Delivery, SubscriberKind, Subscription};
+use crate::broker::{Delivery, RetryPolicy, SubscriberKind, Subscription};
 use crate::event::Event;
 use crate::firing::{Cause, Factory, Filter, panic_message};
 use crate::state::Outcome;
@@ -30,6 +30,10 @@ pub struct EventTrigger {
     source: TopicPattern,
     factory: Option<Arc<dyn Factory>>,
     filter: Option<Arc<dyn Filter>>,
+    /// Overrides the broker's retry policy.
+    retry: Option<RetryPolicy>,
+    /// Overrides the broker's events in flight per trigger.
+    max_in_flight: Option<usize>,
     state: TriggerState,
     active: Mutex<Option<Active>>,
 }
@@ -52,9 +56,25 @@ impl EventTrigger {
             source,
             factory,
             filter,
+            retry: None,
+            max_in_flight: None,
             state: TriggerState::default(),
             active: Mutex::new(None),
         }
+    }
+
+    /// Retries the events it fails on by `retry` rather than by the
+    /// broker's policy (a sink's own `max_attempts` and `backoff`).
+    pub fn with_retry_policy(mut self, retry: RetryPolicy) -> Self {
+        self.retry = Some(retry);
+        self
+    }
+
+    /// Handles up to `n` events at once rather than as many as the broker
+    /// says (at least 1).
+    pub fn with_max_in_flight(mut self, n: usize) -> Self {
+        self.max_in_flight = Some(n.max(1));
+        self
     }
 
     /// The pattern it watches.
@@ -236,11 +256,16 @@ impl Trigger for EventTrigger {
             filter: self.filter.clone(),
             undertaker: Undertaker {
                 store: binding.store.clone(),
-                retry: binding.broker.retry_policy(),
+                retry: self
+                    .retry
+                    .clone()
+                    .unwrap_or_else(|| binding.broker.retry_policy()),
             },
         });
         let (stop, stop_receiver) = watch::channel(false);
-        let in_flight = binding.broker.max_in_flight().max(1);
+        let in_flight = self
+            .max_in_flight
+            .unwrap_or_else(|| binding.broker.max_in_flight().max(1));
         let task = tokio::spawn(consumer.clone().run(subscription, stop_receiver, in_flight));
         *self.active.lock().unwrap_or_else(|p| p.into_inner()) = Some(Active {
             stop,

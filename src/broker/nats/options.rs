@@ -113,6 +113,7 @@ impl NatsOptions {
         RetryPolicy {
             max_deliver: self.max_deliver,
             retry_backoff_secs: self.retry_backoff_secs.clone(),
+            jitter: false,
         }
     }
 }
