@@ -99,7 +99,7 @@ async fn a_failing_event_is_retried_then_kept_as_a_dead_letter_and_replayed() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn an_event_waiting_for_its_retry_when_the_trigger_stops_is_kept_not_dropped() {
+async fn a_retry_owed_when_the_trigger_stops_is_kept_and_resumed_at_the_next_start() {
     let dir = tempfile::tempdir().unwrap();
     let store: Arc<dyn StateStore> = Arc::new(
         SqliteStore::open(&dir.path().join("state.db"), Retention::default())
@@ -116,15 +116,38 @@ async fn an_event_waiting_for_its_retry_when_the_trigger_stops_is_kept_not_dropp
         .unwrap();
     scheduler.start().await.unwrap();
     broker
-        .publish(Event::new(topic("jobs.a"), Value::Null))
+        .publish(Event::new(topic("jobs.a"), json!({"job": "a"})))
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_secs(2)).await; // two attempts made
     scheduler.stop().await;
-    let kept = store.dead_letters(Some("jobs"), 10).await.unwrap();
-    assert_eq!(kept.len(), 1, "{kept:?}");
-    assert_eq!(kept[0].attempts, 2);
-    assert!(kept[0].error.contains("stopped"), "{}", kept[0].error);
+    assert!(store.dead_letters(None, 10).await.unwrap().is_empty());
+    let owed = store.pending("jobs").await.unwrap();
+    assert_eq!(owed.len(), 1, "{owed:?}");
+    assert_eq!(
+        (owed[0].attempts, owed[0].error.as_str()),
+        (2, "factory of trigger `jobs` failed: down")
+    );
+
+    // Started again (a new process, same store), now able to do the job.
+    let broker = MemoryBroker::new();
+    let scheduler = Scheduler::new(Arc::new(broker.clone())).with_state(store.clone());
+    let working =
+        factory_fn(|firing| Ok(vec![NewEvent::new(firing.source().unwrap().data.clone())]));
+    let trigger = wasmsched::create_event_trigger("jobs.*", Some(working), None).unwrap();
+    scheduler
+        .register_trigger("jobs", trigger, topic("done"))
+        .await
+        .unwrap();
+    let mut done = observe(&broker, "done").await;
+    scheduler.start().await.unwrap();
+    let output = next_event_within(&mut done, Duration::from_secs(10)).await;
+    assert_eq!(output.data, json!({"job": "a"}));
+    scheduler.stop().await;
+    assert!(
+        store.pending("jobs").await.unwrap().is_empty(),
+        "the retry is done"
+    );
 }
 
 mod binary {

@@ -296,3 +296,44 @@ async fn two_replicas_on_jetstream_deliver_each_event_once() {
     }
     assert_eq!((per_event.len(), total), (40, 40), "{per_event:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_survives_kill_9_of_the_host() {
+    let (receiver, shared) = start_receiver(Receiver {
+        down: true,
+        ..Default::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let sinks = format!(
+        "[[sink]]\nid = \"ops\"\npattern = \"alerts.**\"\nurl = \"{receiver}/down\"\nbackoff = [\"2s\"]\n"
+    );
+    let config = write_config(dir.path(), "", &sinks);
+    let mut host = Replica::start(&config).await;
+    publish(&host.base, "alerts.db", json!({"n": 7})).await;
+    until("the first attempt fails", Duration::from_secs(10), || {
+        (shared.lock().unwrap().requests.len() == 1).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(200)).await; // the retry is written down
+    host.child.kill().unwrap(); // SIGKILL: the retry waited in memory, and in the store
+    host.child.wait().unwrap();
+
+    shared.lock().unwrap().down = false;
+    let host = Replica::start(&config).await;
+    let body = until(
+        "the retry after the restart",
+        Duration::from_secs(15),
+        || {
+            let receiver = shared.lock().unwrap();
+            (receiver.requests.len() == 2).then(|| receiver.requests[1].2.clone())
+        },
+    )
+    .await;
+    assert_eq!(body["data"], json!({"n": 7}));
+    let sinks = get(format!("{}/api/admin/sinks", host.base)).await;
+    assert_eq!(
+        (sinks[0]["delivered"].as_u64(), sinks[0]["dead"].as_u64()),
+        (Some(1), Some(0))
+    );
+}

@@ -165,6 +165,25 @@ impl DeadLetter {
     }
 }
 
+/// An event a trigger failed on, waiting for its retry, on a broker that
+/// does not deliver again by itself (the memory broker): kept before the
+/// retry is scheduled, so a restart (even `kill -9`) does not lose it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PendingRetry {
+    /// [`DeadLetter::id_for`] the trigger and the event.
+    pub id: Uuid,
+    /// The trigger (or `sink:<id>`).
+    pub trigger: String,
+    /// The event.
+    pub event: crate::event::Event,
+    /// The last attempt's error.
+    pub error: String,
+    /// Attempts made so far.
+    pub attempts: u32,
+    /// When the next attempt is due.
+    pub due: DateTime<Utc>,
+}
+
 /// How much run history a store keeps per trigger.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Retention {
@@ -263,6 +282,13 @@ pub trait StateStore: Send + Sync + 'static {
     async fn dead_letter(&self, id: Uuid) -> Result<Option<DeadLetter>, StateError>;
     /// Discards a dead letter; `false` if there was none.
     async fn delete_dead_letter(&self, id: Uuid) -> Result<bool, StateError>;
+
+    /// Keeps an event waiting for its retry (replacing one with the same id).
+    async fn put_pending(&self, pending: &PendingRetry) -> Result<(), StateError>;
+    /// The events trigger `trigger` waits to retry.
+    async fn pending(&self, trigger: &str) -> Result<Vec<PendingRetry>, StateError>;
+    /// Forgets a waiting retry (done, or given up on); no error if unknown.
+    async fn delete_pending(&self, id: Uuid) -> Result<(), StateError>;
 
     /// Is it shared by several replicas (whose own files may declare
     /// triggers this one does not)?

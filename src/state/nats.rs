@@ -7,7 +7,8 @@
 //! `<stream>_paused` (a key per paused trigger) and `<stream>_fires` (last
 //! fires; a claim is an update naming the revision read, which fails with
 //! JetStream error 10071 when another replica wrote first),
-//! `<stream>_deadletters` (by dead-letter id). Run history is
+//! `<stream>_deadletters` (by dead-letter id), `<stream>_pending` (retries
+//! waiting, used only with a broker that does not redeliver). Run history is
 //! the stream `<stream>_RUNS`, one subject per trigger
 //! (`<stream>_runs.<trigger>`), trimmed by the server per subject and by
 //! age. Keys and subject tokens are [`super::id_key`]s.
@@ -26,8 +27,8 @@ use tokio::sync::broadcast;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 use super::{
-    DeadLetter, LastFire, Retention, Run, StateChange, StateError, StateStore, Stored, id_key,
-    kept_runs, key_id,
+    DeadLetter, LastFire, PendingRetry, Retention, Run, StateChange, StateError, StateStore,
+    Stored, id_key, kept_runs, key_id,
 };
 
 /// How long a read of the run history may take.
@@ -41,6 +42,7 @@ pub struct NatsStore {
     paused: kv::Store,
     fires: kv::Store,
     dead_letters: kv::Store,
+    pending: kv::Store,
     runs: stream::Stream,
     runs_prefix: String,
     retention: Retention,
@@ -63,6 +65,7 @@ impl NatsStore {
         let paused = ensure_bucket(&jetstream, &bucket("paused")).await?;
         let fires = ensure_bucket(&jetstream, &bucket("fires")).await?;
         let dead_letters = ensure_bucket(&jetstream, &bucket("deadletters")).await?;
+        let pending = ensure_bucket(&jetstream, &bucket("pending")).await?;
         let runs_prefix = format!("{stream}_runs");
         let runs_name = format!("{stream}_RUNS");
         let runs = ensure_runs_stream(&jetstream, &runs_name, &runs_prefix, retention).await?;
@@ -82,6 +85,7 @@ impl NatsStore {
             paused,
             fires,
             dead_letters,
+            pending,
             runs,
             runs_prefix,
             retention,
@@ -499,6 +503,37 @@ impl StateStore for NatsStore {
             .await
             .map_err(|e| self.io("discarding a dead letter", e))?;
         Ok(true)
+    }
+
+    async fn put_pending(&self, pending: &PendingRetry) -> Result<(), StateError> {
+        let value = Bytes::from(serde_json::to_vec(pending).expect("pending retries serialize"));
+        self.pending
+            .put(pending.id.to_string(), value)
+            .await
+            .map(drop)
+            .map_err(|e| self.io("keeping a pending retry", e))
+    }
+
+    async fn pending(&self, trigger: &str) -> Result<Vec<PendingRetry>, StateError> {
+        let mut waiting = Vec::new();
+        for (key, value) in self
+            .entries(&self.pending, "reading pending retries")
+            .await?
+        {
+            let pending: PendingRetry = serde_json::from_slice(&value)
+                .map_err(|e| self.corrupt(format!("pending retry {key}"), e))?;
+            if pending.trigger == trigger {
+                waiting.push(pending);
+            }
+        }
+        Ok(waiting)
+    }
+
+    async fn delete_pending(&self, id: uuid::Uuid) -> Result<(), StateError> {
+        self.pending
+            .delete(id.to_string())
+            .await
+            .map_err(|e| self.io("forgetting a pending retry", e))
     }
 
     fn is_shared(&self) -> bool {

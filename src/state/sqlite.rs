@@ -17,7 +17,9 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
-use super::{DeadLetter, LastFire, Retention, Run, StateError, StateStore, Stored, kept_runs};
+use super::{
+    DeadLetter, LastFire, PendingRetry, Retention, Run, StateError, StateStore, Stored, kept_runs,
+};
 
 /// The schema this version writes (`PRAGMA user_version`).
 const SCHEMA_VERSION: i64 = 1;
@@ -45,6 +47,12 @@ CREATE TABLE dead_letters (
     record TEXT NOT NULL
 );
 CREATE INDEX dead_letters_by_age ON dead_letters (at);
+CREATE TABLE pending_retries (
+    id TEXT PRIMARY KEY,
+    trigger TEXT NOT NULL,
+    record TEXT NOT NULL
+);
+CREATE INDEX pending_retries_by_trigger ON pending_retries (trigger);
 ";
 
 /// State in one SQLite file.
@@ -437,5 +445,43 @@ impl StateStore for SqliteStore {
             .with(move |c| c.execute("DELETE FROM dead_letters WHERE id = ?1", [key]))
             .await?;
         Ok(deleted == 1)
+    }
+
+    async fn put_pending(&self, pending: &PendingRetry) -> Result<(), StateError> {
+        let json = serde_json::to_string(pending).expect("pending retries serialize");
+        let (id, trigger) = (pending.id.to_string(), pending.trigger.clone());
+        self.with(move |c| {
+            c.execute(
+                "INSERT OR REPLACE INTO pending_retries (id, trigger, record) VALUES (?1, ?2, ?3)",
+                params![id, trigger, json],
+            )
+        })
+        .await
+        .map(drop)
+    }
+
+    async fn pending(&self, trigger: &str) -> Result<Vec<PendingRetry>, StateError> {
+        let key = trigger.to_owned();
+        let rows: Vec<String> = self
+            .with(move |c| {
+                let mut statement =
+                    c.prepare_cached("SELECT record FROM pending_retries WHERE trigger = ?1")?;
+                let rows = statement.query_map([key], |row| row.get(0))?;
+                rows.collect()
+            })
+            .await?;
+        rows.iter()
+            .map(|json| {
+                serde_json::from_str(json)
+                    .map_err(|e| self.corrupt(format!("pending retry of {trigger}"), e))
+            })
+            .collect()
+    }
+
+    async fn delete_pending(&self, id: uuid::Uuid) -> Result<(), StateError> {
+        let key = id.to_string();
+        self.with(move |c| c.execute("DELETE FROM pending_retries WHERE id = ?1", [key]))
+            .await
+            .map(drop)
     }
 }

@@ -5,8 +5,10 @@
 //!
 //! A broker that delivers again (JetStream) is asked to, after the
 //! backoff; for one that does not (the memory broker) the trigger keeps
-//! the event in a [`RetryQueue`] and tries it again itself. Either way a
-//! failing event does not hold up the ones after it.
+//! the event in a [`RetryQueue`] and tries it again itself, having first
+//! written the retry down in the state store ([`PendingRetry`]), so that a
+//! restart resumes it. Either way a failing event does not hold up the
+//! ones after it.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -18,7 +20,7 @@ use tokio::time::Instant;
 use super::Dispatcher;
 use crate::broker::{Delivery, RetryPolicy, dead_letter_topic};
 use crate::event::Event;
-use crate::state::{DeadLetter, StateStore};
+use crate::state::{DeadLetter, PendingRetry, StateStore};
 
 /// The most events one trigger keeps waiting for an in-process retry;
 /// beyond it the trigger takes no new event until one is done.
@@ -97,12 +99,73 @@ impl Undertaker {
         }
         let delay = self.retry.delay(delivery.attempt);
         if !delivery.redelivers() {
+            let trigger = &dispatcher.trigger_id;
+            let pending = PendingRetry {
+                id: DeadLetter::id_for(trigger, delivery.event.id),
+                trigger: trigger.clone(),
+                event: delivery.event.clone(),
+                error: reason.clone(),
+                attempts: delivery.attempt,
+                due: dispatcher.clock.now() + delay,
+            };
+            self.keep_pending(pending).await;
             return Some((Instant::now() + delay, delivery, reason));
         }
         if let Err(error) = delivery.nack(delay).await {
             tracing::warn!(trigger = %dispatcher.trigger_id, "asking for a retry failed: {error}");
         }
         None
+    }
+
+    /// Writes down a retry this trigger owes (a broker that does not
+    /// deliver again), so that a restart picks it up.
+    async fn keep_pending(&self, pending: PendingRetry) {
+        let Some(store) = &self.store else { return };
+        if let Err(error) = store.put_pending(&pending).await {
+            tracing::warn!(trigger = %pending.trigger, event = %pending.event.id, "a retry is not kept, a restart would lose it: {error}");
+        }
+    }
+
+    /// The id of the retry `delivery` is, if it is one this trigger owed
+    /// (so that [`Self::settled`] forgets it).
+    pub fn owed_id(&self, dispatcher: &Dispatcher, delivery: &Delivery) -> Option<uuid::Uuid> {
+        let owed = self.store.is_some() && !delivery.redelivers() && delivery.attempt >= 2;
+        owed.then(|| DeadLetter::id_for(&dispatcher.trigger_id, delivery.event.id))
+    }
+
+    /// A delivery is settled (handled, or given up on): forgets the retry
+    /// it was (`owed`, from [`Self::owed_id`]).
+    pub async fn settled(&self, dispatcher: &Dispatcher, owed: Option<uuid::Uuid>) {
+        if let (Some(store), Some(id)) = (&self.store, owed)
+            && let Err(error) = store.delete_pending(id).await
+        {
+            tracing::warn!(trigger = %dispatcher.trigger_id, "a done retry is still kept: {error}");
+        }
+    }
+
+    /// The retries this trigger owed when it last stopped (or its process
+    /// died), each with when it is due.
+    pub async fn owed(&self, dispatcher: &Dispatcher) -> Vec<(Instant, Delivery, String)> {
+        let Some(store) = &self.store else {
+            return Vec::new();
+        };
+        let pending = match store.pending(&dispatcher.trigger_id).await {
+            Ok(pending) => pending,
+            Err(error) => {
+                tracing::warn!(trigger = %dispatcher.trigger_id, "retries owed are not resumed: {error}");
+                return Vec::new();
+            }
+        };
+        let now = dispatcher.clock.now();
+        pending
+            .into_iter()
+            .map(|p| {
+                let wait = (p.due - now).to_std().unwrap_or_default();
+                let mut delivery = Delivery::unacknowledged(p.event);
+                delivery.attempt = p.attempts;
+                (Instant::now() + wait, delivery, p.error)
+            })
+            .collect()
     }
 
     /// Keeps `delivery`'s event as a dead letter and publishes it to
@@ -153,6 +216,8 @@ impl Undertaker {
                 tracing::warn!(%trigger, %event, dead_letter = %letter.id, "gave up on an event after {attempts} attempts ({error}); kept as a dead letter, published to `{topic}`");
             }
         }
+        let owed = self.owed_id(dispatcher, &delivery);
+        self.settled(dispatcher, owed).await;
         if let Err(error) = delivery.ack().await {
             tracing::warn!(%trigger, "acknowledging a dead letter failed: {error}");
         }

@@ -99,8 +99,9 @@ struct Consumer {
 impl Consumer {
     /// Handles up to `in_flight` deliveries at once (the broker says how
     /// many; 1 keeps publish order), and retries the ones the broker does
-    /// not deliver again. On stop, those under way finish first; those
-    /// waiting for a retry become dead letters (nothing is dropped).
+    /// not deliver again, starting with those owed from before. On stop,
+    /// those under way finish first; those waiting for a retry stay kept
+    /// in the store (without one, they become dead letters).
     async fn run(
         self: Arc<Self>,
         mut subscription: Subscription,
@@ -109,6 +110,9 @@ impl Consumer {
     ) {
         let mut handling = FuturesUnordered::new();
         let mut retries = RetryQueue::default();
+        for (at, delivery, reason) in self.undertaker.owed(&self.dispatcher).await {
+            retries.push(at, delivery, reason);
+        }
         loop {
             let next_retry = retries.next_due();
             tokio::select! {
@@ -137,11 +141,15 @@ impl Consumer {
                 retries.push(at, delivery, reason);
             }
         }
-        for (delivery, reason) in retries.drain() {
-            let reason = format!("the trigger stopped while it waited to retry ({reason})");
-            self.undertaker
-                .bury(&self.dispatcher, delivery, reason)
-                .await;
+        // Kept in the store, the retries resume when the trigger starts
+        // again; without one, they become dead letters rather than vanish.
+        if self.undertaker.store.is_none() {
+            for (delivery, reason) in retries.drain() {
+                let reason = format!("the trigger stopped while it waited to retry ({reason})");
+                self.undertaker
+                    .bury(&self.dispatcher, delivery, reason)
+                    .await;
+            }
         }
     }
 
@@ -150,6 +158,8 @@ impl Consumer {
     async fn handle(&self, delivery: Delivery) -> Option<(Instant, Delivery, String)> {
         match self.attempt(&delivery.event).await {
             Ok(()) => {
+                let owed = self.undertaker.owed_id(&self.dispatcher, &delivery);
+                self.undertaker.settled(&self.dispatcher, owed).await;
                 if let Err(error) = delivery.ack().await {
                     tracing::warn!(trigger = %self.dispatcher.trigger_id, "acknowledging a delivery failed: {error}");
                 }
