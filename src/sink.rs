@@ -135,11 +135,11 @@ impl Webhook {
             return Ok(());
         }
         let answer = response.text().await.unwrap_or_default();
-        Err(format!(
-            "POST {}: {status}: {}",
-            self.url,
-            bounded::cut(answer.trim(), ANSWER_BYTES)
-        ))
+        let answer = bounded::cut(answer.trim(), ANSWER_BYTES);
+        Err(match answer.is_empty() {
+            true => format!("POST {}: {status}", self.url),
+            false => format!("POST {}: {status}: {answer}", self.url),
+        })
     }
 }
 
