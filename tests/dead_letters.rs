@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::Duration;
 
 use common::{next_event_within, observe};
-use serde_json::{Value, json};
+use serde_json::json;
 use wasmsched::broker::RetryPolicy;
 use wasmsched::state::sqlite::SqliteStore;
 use wasmsched::state::{Retention, StateStore};
