@@ -187,7 +187,9 @@ async fn check_installed(plugins: &Path, project: &Path, name: &str, only_host_i
         );
     }
 
-    let triggers = wasmsched::config::load_manifest(&manifest).unwrap();
+    let triggers = wasmsched::config::load_manifest(&manifest)
+        .unwrap()
+        .triggers;
     let kinds: Vec<_> = triggers.iter().map(|t| (t.id.as_str(), t.kind())).collect();
     let cron_id = format!("{name}-cron");
     assert_eq!(

@@ -337,3 +337,68 @@ async fn a_retry_survives_kill_9_of_the_host() {
         (Some(1), Some(0))
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sink_in_a_manifest_follows_its_file() {
+    let (receiver, shared) = start_receiver(Receiver::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("plugins")).unwrap();
+    let config = dir.path().join("wasmsched.toml");
+    std::fs::write(&config, "[plugins]\ncache = false\n").unwrap(); // watching plugins/
+    let host = Replica::start(&config).await;
+    let base = host.base.clone();
+    let manifest = dir.path().join("plugins/hooks.toml");
+    let sinks = || async { get(format!("{base}/api/admin/sinks")).await };
+
+    std::fs::write(&manifest, sink("ops", &format!("{receiver}/first"), "")).unwrap();
+    until_async("the sink is added", || async {
+        sinks().await[0]["url"].is_string()
+    })
+    .await;
+    publish(&base, "alerts.a", json!({"n": 1})).await;
+    until("delivered to /first", Duration::from_secs(10), || {
+        let receiver = shared.lock().unwrap();
+        receiver
+            .requests
+            .iter()
+            .any(|r| r.0 == "/first")
+            .then_some(())
+    })
+    .await;
+
+    std::fs::write(&manifest, sink("ops", &format!("{receiver}/second"), "")).unwrap();
+    until_async("the sink is replaced", || async {
+        sinks().await[0]["url"]
+            .as_str()
+            .is_some_and(|u| u.ends_with("/second"))
+    })
+    .await;
+    publish(&base, "alerts.a", json!({"n": 2})).await;
+    until("delivered to /second", Duration::from_secs(10), || {
+        let receiver = shared.lock().unwrap();
+        receiver
+            .requests
+            .iter()
+            .any(|r| r.0 == "/second")
+            .then_some(())
+    })
+    .await;
+
+    std::fs::remove_file(&manifest).unwrap();
+    until_async("the sink is removed", || async {
+        sinks().await.as_array().is_some_and(Vec::is_empty)
+    })
+    .await;
+}
+
+async fn until_async<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !check().await {
+        assert!(Instant::now() < deadline, "timed out waiting: {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -373,8 +373,9 @@ mod tests {
             .iter()
             .find(|(p, _)| p == Path::new("hello.toml"))
             .unwrap();
-        let triggers =
-            wasmsched::config::parse_manifest(Path::new("plugins/hello.toml"), text).unwrap();
+        let triggers = wasmsched::config::parse_manifest(Path::new("plugins/hello.toml"), text)
+            .unwrap()
+            .triggers;
         let summary: Vec<_> = triggers
             .iter()
             .map(|t| {

@@ -44,7 +44,9 @@
 //! stage = "collection"
 //! ```
 //!
-//! A manifest holds `[[trigger]]` tables only. Unknown keys, duplicate ids
+//! `[[sink]]` tables (see [`SinkConfig`]) deliver events to webhooks.
+//!
+//! A manifest holds `[[trigger]]` and `[[sink]]` tables only. Unknown keys, duplicate ids
 //! and missing fields are errors naming the file, the trigger and the key.
 
 mod sink;
@@ -140,7 +142,7 @@ pub struct Config {
     pub state: StateConfig,
     /// Every `[[trigger]]` table, of the main file and the manifests.
     pub triggers: Vec<TriggerConfig>,
-    /// Every `[[sink]]` table of the main file.
+    /// Every `[[sink]]` table, of the main file and the manifests.
     pub sinks: Vec<SinkConfig>,
 }
 
@@ -228,6 +230,8 @@ struct PluginsSection {
 struct ManifestFile {
     #[serde(default)]
     trigger: Vec<toml::Value>,
+    #[serde(default)]
+    sink: Vec<toml::Value>,
 }
 
 impl Config {
@@ -290,11 +294,14 @@ impl Config {
             retention,
         };
         let mut triggers = parse_triggers(path, main.trigger)?;
+        let mut sinks = parse_sinks(path, main.sink)?;
         for manifest in manifests_in(&plugins_dir)? {
-            triggers.extend(load_manifest(&manifest)?);
+            let manifest = load_manifest(&manifest)?;
+            triggers.extend(manifest.triggers);
+            sinks.extend(manifest.sinks);
         }
         check_unique_ids(&triggers)?;
-        let sinks = parse_sinks(path, main.sink)?;
+        check_unique_sinks(&sinks)?;
         Ok(Self {
             path: path.to_owned(),
             listen: main
@@ -315,18 +322,28 @@ impl Config {
     }
 }
 
-/// Loads the triggers of one manifest file.
-pub fn load_manifest(path: &Path) -> Result<Vec<TriggerConfig>, ConfigError> {
+/// What one manifest declares.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Manifest {
+    /// Its `[[trigger]]` tables.
+    pub triggers: Vec<TriggerConfig>,
+    /// Its `[[sink]]` tables.
+    pub sinks: Vec<SinkConfig>,
+}
+
+/// Loads one manifest file.
+pub fn load_manifest(path: &Path) -> Result<Manifest, ConfigError> {
     parse_manifest(path, &read_file(path)?)
 }
 
-/// Parses the triggers of the manifest `path` whose contents are `text`;
-/// an id declared twice in it is an error.
-pub fn parse_manifest(path: &Path, text: &str) -> Result<Vec<TriggerConfig>, ConfigError> {
+/// Parses the manifest `path` whose contents are `text`; an id declared
+/// twice in it is an error.
+pub fn parse_manifest(path: &Path, text: &str) -> Result<Manifest, ConfigError> {
     let manifest: ManifestFile = parse_text(path, text)?;
     let triggers = parse_triggers(path, manifest.trigger)?;
     check_unique_ids(&triggers)?;
-    Ok(triggers)
+    let sinks = parse_sinks(path, manifest.sink)?;
+    Ok(Manifest { triggers, sinks })
 }
 
 /// The `*.toml` files directly in `dir`, sorted; none if `dir` is missing.
@@ -419,6 +436,23 @@ fn parse_sinks(path: &Path, tables: Vec<toml::Value>) -> Result<Vec<SinkConfig>,
             Ok(sink)
         })
         .collect()
+}
+
+fn check_unique_sinks(sinks: &[SinkConfig]) -> Result<(), ConfigError> {
+    let mut seen: BTreeMap<&str, &Path> = BTreeMap::new();
+    for sink in sinks {
+        if let Some(first) = seen.insert(&sink.id, &sink.declared_in) {
+            return Err(ConfigError::Syntax {
+                path: sink.declared_in.clone(),
+                message: format!(
+                    "sink `{}` is declared twice: in {} and here",
+                    sink.id,
+                    first.display()
+                ),
+            });
+        }
+    }
+    Ok(())
 }
 
 fn check_unique_ids(triggers: &[TriggerConfig]) -> Result<(), ConfigError> {

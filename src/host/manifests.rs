@@ -12,14 +12,15 @@
 //! A manifest that does not parse changes nothing (its triggers keep
 //! running as they were), nor does a changed table that does not build; the
 //! error is recorded (see [`Host::plugin_errors`]) until the file is fixed.
-//! A deleted manifest removes every trigger it declared.
+//! A deleted manifest removes every trigger it declared. Its sinks follow
+//! the same rules.
 
 use std::path::{Path, PathBuf};
 
 use super::{Host, HostError, NativeLogic, Removal};
-use crate::config::{self, ConfigError, TriggerConfig};
+use crate::config::{self, ConfigError, Manifest};
 
-/// What applying a manifest did, by trigger id.
+/// What applying a manifest did, by trigger id (`sink:<id>` for sinks).
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct ManifestChanges {
     /// Triggers new in the manifest.
@@ -53,7 +54,7 @@ impl Host {
     pub async fn load_manifest(&self, path: &Path) -> Result<ManifestChanges, HostError> {
         let parsed = match std::fs::read_to_string(path) {
             Ok(text) => config::parse_manifest(path, &text),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Manifest::default()),
             Err(source) => Err(ConfigError::Read {
                 path: path.to_owned(),
                 source,
@@ -67,10 +68,13 @@ impl Host {
     pub(crate) async fn apply_manifest(
         &self,
         path: &Path,
-        parsed: Result<Vec<TriggerConfig>, ConfigError>,
+        parsed: Result<Manifest, ConfigError>,
     ) -> Result<ManifestChanges, HostError> {
-        let declared = match parsed {
-            Ok(declared) => declared,
+        let Manifest {
+            triggers: declared,
+            sinks,
+        } = match parsed {
+            Ok(manifest) => manifest,
             Err(error) => {
                 tracing::error!(file = %path.display(), "{error}; its triggers keep running as they were");
                 let message = in_file(path, error.to_string());
@@ -130,6 +134,8 @@ impl Host {
                 }
             }
         }
+        self.apply_sinks(&serial, path, sinks, &mut changes, &mut errors)
+            .await;
         if !changes.is_empty() {
             tracing::info!(file = %path.display(), added = ?changes.added, changed = ?changes.changed, removed = ?changes.removed, "applied manifest");
         }

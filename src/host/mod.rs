@@ -419,10 +419,13 @@ impl Host {
         plugins.extend(state.failures.keys().cloned());
         plugins.extend(state.pending.values().filter_map(|t| t.plugin.clone()));
         let declared = state.triggers.values().map(|b| &b.config);
+        let sinks = state.sinks.values().map(|s| s.declared_in());
         let mut manifests: BTreeSet<PathBuf> = declared
             .chain(state.pending.values())
-            .map(|t| t.declared_in.clone())
+            .map(|t| t.declared_in.as_path())
+            .chain(sinks)
             .filter(|file| file.parent() == Some(self.config.plugins_dir.as_path()))
+            .map(PathBuf::from)
             .collect();
         manifests.extend(state.manifest_errors.keys().cloned());
         (plugins, manifests)

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use super::{Host, HostError};
+use super::{Host, HostError, ManifestChanges, Serial};
 use crate::config::SinkConfig;
 use crate::sink::{SinkCounters, SinkStats, create_sink_trigger, trigger_id};
 use crate::topic::{Topic, safe_segment};
@@ -15,6 +15,13 @@ use crate::topic::{Topic, safe_segment};
 pub(super) struct SinkEntry {
     config: SinkConfig,
     counters: Arc<SinkCounters>,
+}
+
+impl SinkEntry {
+    /// The file that declares it.
+    pub(super) fn declared_in(&self) -> &std::path::Path {
+        &self.config.declared_in
+    }
 }
 
 /// One sink as the admin API shows it (its secret never).
@@ -86,6 +93,69 @@ impl Host {
             });
         }
         Ok(views)
+    }
+
+    /// Brings the sinks declared in `file` in line with `declared`: adds
+    /// the new ones, replaces the changed ones (a pause stays), removes the
+    /// ones gone. What fails is added to `errors`.
+    pub(super) async fn apply_sinks(
+        &self,
+        _: &Serial<'_>,
+        file: &std::path::Path,
+        declared: Vec<SinkConfig>,
+        changes: &mut ManifestChanges,
+        errors: &mut Vec<String>,
+    ) {
+        let before: std::collections::BTreeMap<String, SinkConfig> = self
+            .state()
+            .sinks
+            .values()
+            .filter(|e| e.config.declared_in == file)
+            .map(|e| (e.config.id.clone(), e.config.clone()))
+            .collect();
+        for id in before.keys() {
+            if !declared.iter().any(|s| &s.id == id) {
+                match self.remove_sink(id, true).await {
+                    Ok(()) => changes.removed.push(trigger_id(id)),
+                    Err(error) => errors.push(error.to_string()),
+                }
+            }
+        }
+        for sink in declared {
+            let id = sink.id.clone();
+            let list = match before.get(&id) {
+                Some(old) if *old == sink => continue,
+                Some(_) => match self.remove_sink(&id, false).await {
+                    Ok(()) => &mut changes.changed,
+                    Err(error) => {
+                        errors.push(error.to_string());
+                        continue;
+                    }
+                },
+                None if self.has_sink(&id) => {
+                    errors.push(format!("sink `{id}` is already declared in another file"));
+                    continue;
+                }
+                None => &mut changes.added,
+            };
+            match self.add_sink(sink).await {
+                Ok(()) => list.push(trigger_id(&id)),
+                Err(error) => errors.push(error.to_string()),
+            }
+        }
+    }
+
+    /// Stops and removes sink `id`; `forget`: and its pause (it is gone,
+    /// not replaced).
+    async fn remove_sink(&self, id: &str, forget: bool) -> Result<(), HostError> {
+        let trigger = trigger_id(id);
+        match forget {
+            true => self.scheduler.unregister_trigger(&trigger).await?,
+            false => self.scheduler.withdraw(&trigger).await?,
+        };
+        self.state_mut().sinks.remove(id);
+        tracing::info!(sink = %id, "removed sink");
+        Ok(())
     }
 
     /// Is there a sink `id`?

@@ -244,7 +244,7 @@ pub(crate) async fn rescan(host: &Host) {
 /// What a read of a file gave.
 enum Attempt<'a> {
     Wasm(&'a str, Candidate),
-    Manifest(Result<Vec<config::TriggerConfig>, ConfigError>),
+    Manifest(Result<config::Manifest, ConfigError>),
 }
 
 impl Attempt<'_> {
@@ -274,7 +274,9 @@ async fn sync(host: &Host, file: &PluginFile, mut earlier: Option<Fingerprint>) 
             match file {
                 PluginFile::Wasm { name, .. } => host.unload_plugin(name).await,
                 PluginFile::Manifest { path } => {
-                    let _ = host.apply_manifest(path, Ok(Vec::new())).await;
+                    let _ = host
+                        .apply_manifest(path, Ok(config::Manifest::default()))
+                        .await;
                 }
             }
             return;
@@ -302,7 +304,7 @@ async fn sync(host: &Host, file: &PluginFile, mut earlier: Option<Fingerprint>) 
     tracing::warn!(file = %path.display(), "gave up loading: the file keeps changing");
 }
 
-fn parse_manifest(path: &Path, bytes: Vec<u8>) -> Result<Vec<config::TriggerConfig>, ConfigError> {
+fn parse_manifest(path: &Path, bytes: Vec<u8>) -> Result<config::Manifest, ConfigError> {
     let text = String::from_utf8(bytes).map_err(|_| ConfigError::Syntax {
         path: path.to_owned(),
         message: "not UTF-8 text".into(),
