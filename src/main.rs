@@ -138,13 +138,36 @@ enum CronCommand {
         /// How many fires to print.
         #[arg(short = 'n', default_value_t = 5)]
         count: usize,
+        #[command(flatten)]
+        jitter: JitterArgs,
     },
     /// Describe an expression in plain English and show its next 5 fires.
     Explain {
         expression: String,
         #[arg(long, default_value = "UTC")]
         tz: String,
+        #[command(flatten)]
+        jitter: JitterArgs,
     },
+}
+
+#[derive(clap::Args)]
+struct JitterArgs {
+    /// The trigger's `jitter`, e.g. 90s: fires are shifted by the trigger's offset.
+    #[arg(long, requires = "id")]
+    jitter: Option<String>,
+    /// The trigger id the jitter offset is derived from.
+    #[arg(long)]
+    id: Option<String>,
+}
+
+impl JitterArgs {
+    fn into_jitter(self) -> cli::cron::Jitter {
+        cli::cron::Jitter {
+            jitter: self.jitter,
+            id: self.id,
+        }
+    }
 }
 
 type ClientFuture<'a> =
@@ -199,10 +222,19 @@ fn main() -> ExitCode {
             tz,
             from,
             count,
-        }) => cli::cron::next(&expression, &tz, from.as_deref(), count),
-        Command::Cron(CronCommand::Explain { expression, tz }) => {
-            cli::cron::explain(&expression, &tz)
-        }
+            jitter,
+        }) => cli::cron::next(
+            &expression,
+            &tz,
+            from.as_deref(),
+            count,
+            &jitter.into_jitter(),
+        ),
+        Command::Cron(CronCommand::Explain {
+            expression,
+            tz,
+            jitter,
+        }) => cli::cron::explain(&expression, &tz, &jitter.into_jitter()),
         Command::Check { file } => cli::check::run(&file),
         Command::New { name, lang, dir } => cli::new::run(&name, lang, dir.as_deref()),
         Command::Run { config, listen } => cli::run::run(&config, listen),

@@ -148,3 +148,35 @@ fn output_into_a_closed_pipe_ends_quietly() {
     let err = stderr(&out);
     assert!(!err.contains("panicked"), "{err}");
 }
+
+#[test]
+fn cron_next_with_jitter_shifts_each_fire_by_the_triggers_offset() {
+    let args = [
+        "cron",
+        "next",
+        "0 * * * *",
+        "--from",
+        "2026-01-02T00:30:00Z",
+        "-n",
+        "2",
+    ];
+    let plain = stdout(&wasmsched(&args));
+    let jittered = wasmsched(&[&args[..], &["--jitter", "10m", "--id", "hourly-report"]].concat());
+    assert!(jittered.status.success(), "{}", stderr(&jittered));
+    let parse = |text: &str| -> Vec<chrono::DateTime<chrono::FixedOffset>> {
+        text.lines()
+            .map(|l| chrono::DateTime::parse_from_rfc3339(l).unwrap())
+            .collect()
+    };
+    let (plain, jittered) = (parse(&plain), parse(&stdout(&jittered)));
+    let offset = jittered[0] - plain[0];
+    assert!(offset >= chrono::TimeDelta::zero() && offset < chrono::TimeDelta::minutes(10));
+    assert_eq!(
+        jittered[1] - plain[1],
+        offset,
+        "the same offset for every fire"
+    );
+    let no_id = wasmsched(&["cron", "next", "0 * * * *", "--jitter", "10m"]);
+    assert!(!no_id.status.success());
+    assert!(stderr(&no_id).contains("--id"), "{}", stderr(&no_id));
+}

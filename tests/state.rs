@@ -287,3 +287,43 @@ async fn a_pause_outlives_a_restart_and_instants_during_it_are_skipped() {
     assert!(!store.paused().await.unwrap().contains("hourly"));
     second.stop().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn jitter_delays_each_fire_by_the_triggers_offset_and_keeps_the_instant() {
+    let broker = MemoryBroker::new();
+    let clock = Clock::simulated(at("2030-01-07T09:59:00Z"));
+    let scheduler = Scheduler::with_clock(Arc::new(broker.clone()), clock);
+    let fired_at: Arc<std::sync::Mutex<Vec<(DateTime<Utc>, DateTime<Utc>)>>> = Arc::default();
+    let factory = {
+        let fired_at = fired_at.clone();
+        factory_fn(move |firing| {
+            fired_at.lock().unwrap().push((firing.instant, clock.now()));
+            Ok(vec![])
+        })
+    };
+    let jitter = Duration::from_secs(600);
+    let trigger = CronTrigger::new(CronSchedule::utc("0 * * * *").unwrap(), Some(factory))
+        .with_jitter(jitter);
+    scheduler
+        .register_trigger("report", Arc::new(trigger), Topic::new("r").unwrap())
+        .await
+        .unwrap();
+    scheduler.start().await.unwrap();
+    tokio::time::sleep(Duration::from_secs(2 * 3600)).await; // 10:00 and 11:00
+    scheduler.stop().await;
+    let offset = wasmsched::cron::jitter_offset("report", jitter);
+    let fired = fired_at.lock().unwrap().clone();
+    assert_eq!(fired.len(), 2, "{fired:?}");
+    for (hour, (instant, at)) in ["10", "11"].iter().zip(&fired) {
+        assert_eq!(
+            *instant,
+            self::at(&format!("2030-01-07T{hour}:00:00Z")),
+            "the scheduled instant"
+        );
+        let late = (*at - *instant).to_std().unwrap();
+        assert!(
+            late >= offset && late < offset + Duration::from_secs(1),
+            "{late:?} vs {offset:?}"
+        );
+    }
+}

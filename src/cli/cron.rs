@@ -5,10 +5,43 @@ use anyhow::{Context, Result};
 use chrono::{DateTime, SecondsFormat, Utc};
 use wasmsched::CronSchedule;
 
+/// A trigger's jitter, for `--jitter` and `--id`: each fire happens this
+/// long after its instant.
+pub struct Jitter {
+    /// `--jitter`, e.g. `90s`.
+    pub jitter: Option<String>,
+    /// `--id`: the trigger id the offset is derived from.
+    pub id: Option<String>,
+}
+
+impl Jitter {
+    /// The offset of each fire (zero without `--jitter`).
+    fn offset(&self) -> Result<chrono::TimeDelta> {
+        let Some(text) = &self.jitter else {
+            return Ok(chrono::TimeDelta::zero());
+        };
+        let jitter =
+            wasmsched::units::parse_duration(text).map_err(|e| anyhow::anyhow!("--jitter: {e}"))?;
+        let id = self
+            .id
+            .as_deref()
+            .context("--jitter needs --id: the offset is derived from the trigger id")?;
+        let offset = wasmsched::cron::jitter_offset(id, jitter);
+        Ok(chrono::TimeDelta::from_std(offset).unwrap_or_default())
+    }
+}
+
 /// Prints the next `count` fire instants after `from`, one RFC 3339
-/// timestamp per line, in the schedule's zone.
-pub fn next(expression: &str, zone: &str, from: Option<&str>, count: usize) -> Result<()> {
+/// timestamp per line, in the schedule's zone (plus the jitter offset).
+pub fn next(
+    expression: &str,
+    zone: &str,
+    from: Option<&str>,
+    count: usize,
+    jitter: &Jitter,
+) -> Result<()> {
     let schedule = CronSchedule::with_zone_name(expression, zone)?;
+    let offset = jitter.offset()?;
     let from = match from {
         Some(text) => DateTime::parse_from_rfc3339(text)
             .with_context(|| {
@@ -21,7 +54,8 @@ pub fn next(expression: &str, zone: &str, from: Option<&str>, count: usize) -> R
         .fires_after(from)
         .take(count)
         .map(|t| {
-            t.with_timezone(&schedule.zone())
+            (t + offset)
+                .with_timezone(&schedule.zone())
                 .to_rfc3339_opts(SecondsFormat::Secs, true)
         })
         .collect();
@@ -30,9 +64,10 @@ pub fn next(expression: &str, zone: &str, from: Option<&str>, count: usize) -> R
 }
 
 /// Describes the schedule in plain English and lists its next 5 fires in
-/// local time and UTC.
-pub fn explain(expression: &str, zone: &str) -> Result<()> {
+/// local time and UTC (plus the jitter offset).
+pub fn explain(expression: &str, zone: &str, jitter: &Jitter) -> Result<()> {
     let schedule = CronSchedule::with_zone_name(expression, zone)?;
+    let offset = jitter.offset()?;
     println!("`{}` in {}", schedule.expression(), schedule.zone());
     println!("  {}", schedule.describe());
     if schedule.is_fixed_time() {
@@ -46,8 +81,15 @@ pub fn explain(expression: &str, zone: &str) -> Result<()> {
              skipped by a forward jump do not run, repeated minutes run on both passes."
         );
     }
+    if let (Some(id), false) = (&jitter.id, offset.is_zero()) {
+        println!(
+            "  Jitter: trigger `{id}` fires {} after each instant.",
+            wasmsched::units::format_duration(offset.to_std().unwrap_or_default())
+        );
+    }
     println!("Next 5 fires:");
     for fire in schedule.fires_after(Utc::now()).take(5) {
+        let fire = fire + offset;
         let local = fire.with_timezone(&schedule.zone());
         println!(
             "  {}  ({})   {}",

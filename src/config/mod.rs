@@ -40,6 +40,7 @@
 //! # catch_up = "latest"      # cron only: skip | latest (default) | all
 //! # catch_up_window = "1h"   # cron only: how far back a missed instant still runs
 //! # catch_up_max = 10        # cron only: the most `all` runs
+//! # jitter = "90s"           # cron only: a fixed per-trigger delay in [0, 90s)
 //! [trigger.config]           # strings handed to the plugin
 //! stage = "collection"
 //! ```

@@ -65,6 +65,11 @@ struct TriggerTable {
     catch_up_window: Option<std::time::Duration>,
     #[serde(default)]
     catch_up_max: Option<usize>,
+    #[serde(
+        default,
+        deserialize_with = "crate::units::deserialize_optional_duration"
+    )]
+    jitter: Option<std::time::Duration>,
 }
 
 impl TryFrom<TriggerTable> for TriggerConfig {
@@ -113,6 +118,7 @@ impl TryFrom<TriggerTable> for TriggerConfig {
                     .ok_or("missing `schedule` (a cron trigger needs one)")?,
                 timezone: table.timezone,
                 catch_up,
+                jitter: table.jitter.unwrap_or_default(),
             }),
             TriggerKind::Api => {
                 if let Some(path) = table.path.as_ref().filter(|p| !p.starts_with('/')) {
@@ -189,6 +195,7 @@ mod tests {
                 schedule: "0 9 * * *".into(),
                 timezone: Some("Asia/Seoul".into()),
                 catch_up: CatchUp::default(),
+                jitter: std::time::Duration::ZERO,
             })
         );
         assert_eq!(

@@ -174,6 +174,22 @@ impl fmt::Display for CronSchedule {
     }
 }
 
+/// How long trigger `trigger_id` waits after each scheduled instant when
+/// its schedule has `jitter`: an offset in `[0, jitter)`, derived from the
+/// id (the same on every replica and after a restart, different between
+/// triggers, so a crowd of `0 * * * *` jobs spreads out). Millisecond
+/// steps; zero without jitter.
+pub fn jitter_offset(trigger_id: &str, jitter: std::time::Duration) -> std::time::Duration {
+    use sha2::{Digest, Sha256};
+    let span = u64::try_from(jitter.as_millis()).unwrap_or(u64::MAX);
+    if span == 0 {
+        return std::time::Duration::ZERO;
+    }
+    let digest = Sha256::digest(trigger_id.as_bytes());
+    let seed = u64::from_be_bytes(digest[..8].try_into().expect("8 bytes"));
+    std::time::Duration::from_millis(seed % span)
+}
+
 /// Looks up an IANA zone name such as `Asia/Seoul`.
 pub fn parse_zone(name: &str) -> Result<Tz, CronError> {
     Tz::from_str(name).map_err(|_| CronError::UnknownZone(name.to_owned()))

@@ -309,3 +309,26 @@ proptest! {
 }
 
 use chrono::{Offset, TimeDelta};
+
+#[test]
+fn jitter_offsets_are_in_range_stable_and_spread() {
+    use std::time::Duration;
+    let jitter = Duration::from_secs(90);
+    let offsets: Vec<Duration> = (0..200)
+        .map(|n| super::jitter_offset(&format!("job-{n}"), jitter))
+        .collect();
+    assert!(offsets.iter().all(|o| *o < jitter));
+    assert_eq!(super::jitter_offset("job-7", jitter), offsets[7], "stable");
+    let distinct: std::collections::BTreeSet<_> = offsets.iter().collect();
+    assert!(
+        distinct.len() > 150,
+        "spread: {} distinct of 200",
+        distinct.len()
+    );
+    let early = offsets.iter().filter(|o| o.as_secs() < 45).count();
+    assert!(
+        (60..140).contains(&early),
+        "about half in the first half: {early}"
+    );
+    assert_eq!(super::jitter_offset("any", Duration::ZERO), Duration::ZERO);
+}

@@ -49,6 +49,12 @@ pub struct TriggerView {
     timezone: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     next_fires: Vec<String>,
+    /// When the next fire actually happens: the next instant plus the
+    /// trigger's jitter offset (cron only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_fire: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    jitter: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     path: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -69,9 +75,17 @@ async fn view(
         .iter()
         .map(|t| t.to_rfc3339())
         .collect();
+    let (mut next_fire, mut jitter) = (None, None);
     let (schedule, timezone, path, source) = match &config.spec {
         TriggerSpec::Cron(cron) => {
             let zone = cron.timezone.clone().unwrap_or_else(|| "UTC".into());
+            let offset = crate::cron::jitter_offset(id, cron.jitter);
+            let offset = chrono::TimeDelta::from_std(offset).unwrap_or_default();
+            next_fire = trigger
+                .next_fires(1)
+                .first()
+                .map(|t| (*t + offset).to_rfc3339());
+            jitter = (!cron.jitter.is_zero()).then(|| crate::units::format_duration(cron.jitter));
             (Some(cron.schedule.clone()), Some(zone), None, None)
         }
         TriggerSpec::Api(_) => (None, None, config.api_path(), None),
@@ -90,6 +104,8 @@ async fn view(
         schedule,
         timezone,
         next_fires,
+        next_fire,
+        jitter,
         path,
         source,
         declared_in: config.declared_in.display().to_string(),

@@ -29,6 +29,7 @@ pub struct CronTrigger {
     schedule: CronSchedule,
     factory: Option<Arc<dyn Factory>>,
     catch_up: CatchUp,
+    jitter: std::time::Duration,
     state: TriggerState,
     active: Arc<Mutex<Option<Active>>>,
 }
@@ -50,6 +51,7 @@ impl CronTrigger {
             schedule,
             factory,
             catch_up: CatchUp::default(),
+            jitter: std::time::Duration::ZERO,
             state: TriggerState::default(),
             active: Arc::default(),
         }
@@ -59,6 +61,19 @@ impl CronTrigger {
     pub fn with_catch_up(mut self, catch_up: CatchUp) -> Self {
         self.catch_up = catch_up;
         self
+    }
+
+    /// Delays each fire by [`crate::cron::jitter_offset`] of `jitter`
+    /// (known once started, from the id it is registered under); the
+    /// firing still carries its scheduled instant.
+    pub fn with_jitter(mut self, jitter: std::time::Duration) -> Self {
+        self.jitter = jitter;
+        self
+    }
+
+    /// The jitter its fires are spread over.
+    pub fn jitter(&self) -> std::time::Duration {
+        self.jitter
     }
 
     /// When it fires.
@@ -287,12 +302,26 @@ impl Trigger for CronTrigger {
         });
         let firings = TaskTracker::new();
         let stop = CancellationToken::new();
+        let offset = crate::cron::jitter_offset(&binding.trigger_id, self.jitter);
         let on_fire: FireCallback = {
-            let (dispatcher, firings, claims) =
-                (dispatcher.clone(), firings.clone(), claims.clone());
+            let (dispatcher, firings, claims, stop) = (
+                dispatcher.clone(),
+                firings.clone(),
+                claims.clone(),
+                stop.clone(),
+            );
             Arc::new(move |instant| {
-                let (dispatcher, claims) = (dispatcher.clone(), claims.clone());
+                let (dispatcher, claims, stop) = (dispatcher.clone(), claims.clone(), stop.clone());
                 firings.spawn(async move {
+                    if !offset.is_zero() {
+                        let at = instant + chrono::TimeDelta::from_std(offset).unwrap_or_default();
+                        // A stop during the wait leaves the instant unclaimed:
+                        // the next start catches it up.
+                        tokio::select! {
+                            () = dispatcher.clock.sleep_until(at) => {}
+                            () = stop.cancelled() => return,
+                        }
+                    }
                     if let Some(claims) = claims
                         && !claims.claim_or_fire_anyway(instant).await
                     {

@@ -201,7 +201,10 @@ pub fn create_trigger(
         TriggerSpec::Cron(cron) => {
             let zone = cron.timezone.as_deref().unwrap_or("UTC");
             let schedule = crate::cron::CronSchedule::with_zone_name(&cron.schedule, zone)?;
-            Arc::new(CronTrigger::new(schedule, factory).with_catch_up(cron.catch_up))
+            let trigger = CronTrigger::new(schedule, factory)
+                .with_catch_up(cron.catch_up)
+                .with_jitter(cron.jitter);
+            Arc::new(trigger)
         }
         TriggerSpec::Api(_) => Arc::new(ApiTrigger::new(factory)),
         TriggerSpec::Event(event) => {

@@ -30,6 +30,9 @@ pub struct CronSpec {
     pub timezone: Option<String>,
     /// What it runs, on starting, of the instants it missed.
     pub catch_up: CatchUp,
+    /// Each fire waits [`crate::cron::jitter_offset`] of this after its
+    /// instant (zero: none).
+    pub jitter: std::time::Duration,
 }
 
 /// An api trigger: an HTTP path, and who may call it.
@@ -84,6 +87,7 @@ impl TriggerSpec {
             schedule: schedule.into(),
             timezone: None,
             catch_up: CatchUp::default(),
+            jitter: std::time::Duration::ZERO,
         })
     }
 
