@@ -293,7 +293,9 @@ async fn jitter_delays_each_fire_by_the_triggers_offset_and_keeps_the_instant() 
     let broker = MemoryBroker::new();
     let clock = Clock::simulated(at("2030-01-07T09:59:00Z"));
     let scheduler = Scheduler::with_clock(Arc::new(broker.clone()), clock);
-    let fired_at: Arc<std::sync::Mutex<Vec<(DateTime<Utc>, DateTime<Utc>)>>> = Arc::default();
+    // (scheduled instant, when the factory ran)
+    type Fires = Vec<(DateTime<Utc>, DateTime<Utc>)>;
+    let fired_at: Arc<std::sync::Mutex<Fires>> = Arc::default();
     let factory = {
         let fired_at = fired_at.clone();
         factory_fn(move |firing| {
