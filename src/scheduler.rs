@@ -46,6 +46,9 @@ pub enum SchedulerError {
     State(#[from] StateError),
 }
 
+/// How long a stop waits for the run history to be written.
+const FLUSH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// A registered trigger and the topic it publishes to.
 #[derive(Clone)]
 pub struct Registration {
@@ -295,7 +298,13 @@ impl Scheduler {
             registration.trigger.stop().await;
         }
         if let Some(runs) = self.runs.get() {
-            runs.flush().await;
+            // A store that does not answer does not hold up the stop.
+            let flushed = tokio::time::timeout(FLUSH_TIMEOUT, runs.flush()).await;
+            if flushed.is_err() {
+                tracing::warn!(
+                    "run history: the last runs were not written (the state store does not answer)"
+                );
+            }
         }
     }
 
@@ -315,11 +324,19 @@ impl Scheduler {
     /// the scheduler runs.
     pub async fn resume(&self, id: &str) -> Result<(), SchedulerError> {
         let _change = self.changes.lock().await;
-        self.resume_locked(id).await?;
+        self.state().registration(id)?;
+        let was_paused = self.state().paused.contains(id);
         if let Some(store) = &self.store {
             store.set_paused(id, false).await?;
         }
-        Ok(())
+        let resumed = self.resume_locked(id).await;
+        if let (Err(_), Some(store), true) = (&resumed, &self.store, was_paused) {
+            // Still paused here: so it stays in the store.
+            if let Err(error) = store.set_paused(id, true).await {
+                tracing::warn!(trigger = %id, "failed to start, and {error}");
+            }
+        }
+        resumed
     }
 
     /// Pauses or resumes trigger `id` here, as another replica did in the
@@ -377,6 +394,11 @@ impl Scheduler {
     /// Is the trigger paused (or, withdrawn, held paused for its return)?
     pub async fn is_paused(&self, id: &str) -> bool {
         self.state().paused.contains(id)
+    }
+
+    /// The ids held paused (registered or not).
+    pub async fn paused_ids(&self) -> BTreeSet<String> {
+        self.state().paused.clone()
     }
 
     /// Has [`Self::start`] been called (and not [`Self::stop`] since)?

@@ -74,9 +74,29 @@ impl SinkCounters {
     }
 }
 
+/// `url` as logs, errors and the admin API show it: the scheme, host and
+/// port, and `/…` for a path or query (webhook URLs often carry their
+/// token there).
+pub fn redacted(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(parsed) => {
+            let host = parsed.host_str().unwrap_or("?");
+            let port = parsed.port().map(|p| format!(":{p}")).unwrap_or_default();
+            let rest = match (parsed.path(), parsed.query()) {
+                ("/" | "", None) => "",
+                _ => "/…",
+            };
+            format!("{}://{host}{port}{rest}", parsed.scheme())
+        }
+        Err(_) => "(an invalid URL)".to_owned(),
+    }
+}
+
 /// Delivers the events a sink's trigger is handed.
 pub struct Webhook {
     url: String,
+    /// `url`, [`redacted`].
+    shown: String,
     secret: Option<SigningSecret>,
     client: reqwest::Client,
     counters: Arc<SinkCounters>,
@@ -93,6 +113,7 @@ impl Webhook {
             .build()?;
         Ok(Self {
             url: config.url.clone(),
+            shown: redacted(&config.url),
             secret: config.secret.clone(),
             client,
             counters,
@@ -126,21 +147,35 @@ impl Webhook {
             } else if e.is_connect() {
                 "cannot connect".to_owned()
             } else {
-                e.to_string()
+                e.without_url().to_string()
             };
-            format!("POST {}: {what}", self.url)
+            format!("POST {}: {what}", self.shown)
         })?;
         let status = response.status();
         if status.is_success() {
             return Ok(());
         }
-        let answer = response.text().await.unwrap_or_default();
+        let answer = first_bytes(response, ANSWER_BYTES).await;
         let answer = bounded::cut(answer.trim(), ANSWER_BYTES);
         Err(match answer.is_empty() {
-            true => format!("POST {}: {status}", self.url),
-            false => format!("POST {}: {status}: {answer}", self.url),
+            true => format!("POST {}: {status}", self.shown),
+            false => format!("POST {}: {status}: {answer}", self.shown),
         })
     }
+}
+
+/// The start of `response`'s body, at most `most` bytes read (an endpoint
+/// answering an error with a huge page is not buffered whole).
+async fn first_bytes(mut response: reqwest::Response, most: usize) -> String {
+    let mut bytes = Vec::new();
+    while bytes.len() < most {
+        match response.chunk().await {
+            Ok(Some(chunk)) => bytes.extend_from_slice(&chunk),
+            _ => break,
+        }
+    }
+    bytes.truncate(most);
+    String::from_utf8_lossy(&bytes).into_owned()
 }
 
 #[async_trait]
@@ -193,6 +228,19 @@ pub fn create_sink_trigger(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn urls_are_shown_without_their_path_or_query() {
+        assert_eq!(
+            redacted("https://hooks.example.com/T0/B1/secret"),
+            "https://hooks.example.com/…"
+        );
+        assert_eq!(
+            redacted("http://127.0.0.1:9000/hooks?token=x"),
+            "http://127.0.0.1:9000/…"
+        );
+        assert_eq!(redacted("https://example.com"), "https://example.com");
+    }
 
     #[test]
     fn signs_like_the_standard_webhooks_example() {

@@ -329,3 +329,55 @@ async fn jitter_delays_each_fire_by_the_triggers_offset_and_keeps_the_instant() 
         );
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_replica_starting_while_another_waits_out_its_jitter_does_not_take_the_instant() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, calls) = (store(&dir).await, Arc::new(AtomicU64::new(0)));
+    let jitter = Duration::from_secs(3000);
+    let offset = wasmsched::cron::jitter_offset("hourly", jitter);
+    assert!(
+        offset > Duration::from_secs(60),
+        "the test needs a long wait: {offset:?}"
+    );
+    let skip = CatchUp {
+        policy: CatchUpPolicy::Skip,
+        ..CatchUp::default()
+    };
+    let replica = |now: DateTime<Utc>| {
+        let (store, calls) = (store.clone(), calls.clone());
+        async move {
+            let scheduler =
+                Scheduler::with_clock(Arc::new(MemoryBroker::new()), Clock::simulated(now))
+                    .with_state(store);
+            let factory = factory_fn(move |_| {
+                calls.fetch_add(1, Ordering::SeqCst);
+                Ok(vec![])
+            });
+            let trigger = CronTrigger::new(CronSchedule::utc("0 * * * *").unwrap(), Some(factory))
+                .with_catch_up(skip)
+                .with_jitter(jitter);
+            scheduler
+                .register_trigger("hourly", Arc::new(trigger), Topic::new("t").unwrap())
+                .await
+                .unwrap();
+            scheduler.start().await.unwrap();
+            scheduler
+        }
+    };
+    let a = replica(at("2030-01-07T09:59:00Z")).await;
+    // 10:00 came; A waits out its offset before claiming it. B starts meanwhile.
+    let halfway = Duration::from_secs(60) + offset / 2;
+    tokio::time::sleep(halfway).await;
+    let b =
+        replica(at("2030-01-07T09:59:00Z") + chrono::TimeDelta::from_std(halfway).unwrap()).await;
+    tokio::time::sleep(offset).await;
+    a.stop().await;
+    b.stop().await;
+    assert_eq!(calls.load(Ordering::SeqCst), 1, "10:00 runs once, on A");
+    let history = runs(&a, &store).await;
+    assert!(
+        history.iter().all(|r| r.outcome == Outcome::Ok),
+        "{history:?}"
+    );
+}

@@ -9,6 +9,9 @@ use serde::Deserialize;
 
 use crate::topic::{Topic, TopicPattern, safe_segment};
 
+/// The longest wait before a retry (a day).
+pub const MAX_BACKOFF_SECS: f64 = 86_400.0;
+
 /// The first segment of every dead-letter topic.
 pub const DEAD_LETTER_PREFIX: &str = "deadletter";
 
@@ -64,10 +67,10 @@ impl RetryPolicy {
         if let Some(bad) = self
             .retry_backoff_secs
             .iter()
-            .find(|v| !(v.is_finite() && **v >= 0.0))
+            .find(|v| !(v.is_finite() && (0.0..=MAX_BACKOFF_SECS).contains(*v)))
         {
             return Err(format!(
-                "[broker] retry_backoff_secs contains {bad}: each wait is zero or more seconds"
+                "[broker] retry_backoff_secs contains {bad}: each wait is 0 to {MAX_BACKOFF_SECS} seconds (a day)"
             ));
         }
         Ok(())

@@ -290,6 +290,14 @@ impl Config {
                 .history_max_age
                 .unwrap_or(Retention::default().max_age),
         };
+        if retention.max_age.is_zero() {
+            return Err(ConfigError::Syntax {
+                path: path.to_owned(),
+                message: "[state] history_max_age must be more than 0s (history_max_runs = 0 \
+                          turns history off)"
+                    .into(),
+            });
+        }
         let state = StateConfig {
             path: base.join(main.state.path.unwrap_or_else(|| "wasmsched.db".into())),
             retention,
@@ -303,6 +311,20 @@ impl Config {
         }
         check_unique_ids(&triggers)?;
         check_unique_sinks(&sinks)?;
+        if let BrokerConfig::Nats(options) = &main.broker
+            && let Some(sink) = sinks.iter().find(|s| s.timeout >= options.ack_wait())
+        {
+            return Err(ConfigError::Syntax {
+                path: sink.declared_in.clone(),
+                message: format!(
+                    "sink `{}`: timeout ({}) must be shorter than [broker] ack_wait_secs ({}s), \
+                     or JetStream hands the event to another replica mid-delivery",
+                    sink.id,
+                    crate::units::format_duration(sink.timeout),
+                    options.ack_wait_secs
+                ),
+            });
+        }
         Ok(Self {
             path: path.to_owned(),
             listen: main

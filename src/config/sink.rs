@@ -138,6 +138,10 @@ impl SinkConfig {
         if self.max_in_flight == 0 {
             return Err("`max_in_flight` must be at least 1".into());
         }
+        let day = Duration::from_secs_f64(crate::broker::retry::MAX_BACKOFF_SECS);
+        if self.backoff.iter().any(|b| *b > day) {
+            return Err("`backoff`: each wait is at most a day (\"1d\")".into());
+        }
         Ok(())
     }
 

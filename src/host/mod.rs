@@ -117,6 +117,14 @@ pub enum HostError {
     /// No dead letter has this id.
     #[error("no dead letter with id `{0}`")]
     UnknownDeadLetter(uuid::Uuid),
+    /// A dead letter's trigger is no longer registered; the letter is kept.
+    #[error("dead letter `{id}` not replayed: trigger `{trigger}` is not registered any more")]
+    GoneTrigger {
+        /// The dead letter.
+        id: uuid::Uuid,
+        /// Its trigger.
+        trigger: String,
+    },
     /// A dead letter's trigger failed on its event again, or cannot take
     /// it now; the letter is kept.
     #[error("dead letter `{id}` not replayed: trigger `{trigger}`: {source}")]
@@ -236,6 +244,8 @@ impl Host {
             Some(dir) => PluginRuntime::with_code_cache(config.runtime, dir)?,
             None => PluginRuntime::new(config.runtime)?,
         };
+        // Before anything is read: changes made meanwhile are not missed.
+        let changes = store.changes();
         let scheduler = Scheduler::new(broker.clone())
             .with_event_limits(config.events)
             .with_state(store.clone());
@@ -287,7 +297,7 @@ impl Host {
             }
         }
         host.restore_admin_triggers(&store).await;
-        host.follow_store(&store);
+        host.follow_store(changes);
         host.scheduler.start().await?;
         if host.config.watch {
             let watcher = watch::Watcher::start(&host);
@@ -317,7 +327,8 @@ impl Host {
     /// The newest `limit` runs of trigger `id`, newest first.
     pub async fn runs(&self, id: &str, limit: usize) -> Result<Vec<Run>, HostError> {
         if let Some(log) = self.scheduler.run_log() {
-            log.flush().await;
+            // The newest runs, if the store keeps up; what it has otherwise.
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(2), log.flush()).await;
         }
         Ok(self.store.runs(id, limit).await?)
     }

@@ -31,7 +31,8 @@ pub struct SinkView {
     pub id: String,
     /// The topics it delivers.
     pub pattern: String,
-    /// Where.
+    /// Where: the scheme, host and port (the path and query, which often
+    /// hold a token, are shown as `/…`).
     pub url: String,
     /// Are deliveries signed?
     pub signed: bool,
@@ -56,7 +57,8 @@ impl Host {
         self.scheduler
             .register(trigger_id(&config.id), trigger, topic)
             .await?;
-        tracing::info!(sink = %config.id, pattern = %config.pattern, url = %config.url, "registered sink");
+        let url = crate::sink::redacted(&config.url);
+        tracing::info!(sink = %config.id, pattern = %config.pattern, %url, "registered sink");
         let entry = SinkEntry {
             config: config.clone(),
             counters,
@@ -83,7 +85,7 @@ impl Host {
             let dead = self.store.dead_letters(Some(&id), 1000).await?.len();
             views.push(SinkView {
                 pattern: config.pattern.to_string(),
-                url: config.url.clone(),
+                url: crate::sink::redacted(&config.url),
                 signed: config.secret.is_some(),
                 paused: self.is_paused(&id).await,
                 running,

@@ -118,17 +118,23 @@ impl Host {
             trigger: letter.trigger.clone(),
             source,
         };
-        let registration = self
-            .registration(&letter.trigger)
-            .await
-            .ok_or_else(|| replay(TriggerError::NotRunning))?;
+        let registration =
+            self.registration(&letter.trigger)
+                .await
+                .ok_or_else(|| HostError::GoneTrigger {
+                    id,
+                    trigger: letter.trigger.clone(),
+                })?;
         registration
             .trigger
             .replay(letter.event.clone())
             .await
             .map_err(replay)?;
-        store.delete_dead_letter(id).await?;
         tracing::info!(trigger = %letter.trigger, dead_letter = %id, "replayed a dead letter");
+        if let Err(error) = store.delete_dead_letter(id).await {
+            // Replayed all the same: a retry by the client would replay it twice.
+            tracing::warn!(dead_letter = %id, "replayed, but still listed: {error}");
+        }
         Ok(letter)
     }
 
@@ -140,10 +146,14 @@ impl Host {
         }
     }
 
-    /// Follows the changes other replicas make to a shared store, until
-    /// the host is dropped.
-    pub(super) fn follow_store(self: &Arc<Self>, store: &Arc<dyn StateStore>) {
-        let Some(mut changes) = store.changes() else {
+    /// Follows the changes other replicas make to a shared store (from
+    /// `changes`, subscribed before the host read the store, so that none
+    /// falls in between), until the host is dropped.
+    pub(super) fn follow_store(
+        self: &Arc<Self>,
+        changes: Option<tokio::sync::broadcast::Receiver<StateChange>>,
+    ) {
+        let Some(mut changes) = changes else {
             return;
         };
         let host: Weak<Host> = Arc::downgrade(self);
@@ -152,8 +162,10 @@ impl Host {
                 let change = match changes.recv().await {
                     Ok(change) => change,
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
-                        tracing::warn!("missed {n} changes from other replicas");
-                        continue;
+                        tracing::warn!(
+                            "{n} changes from other replicas came too fast; reading the state store again"
+                        );
+                        StateChange::Resync
                     }
                     Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
                 };
@@ -163,15 +175,56 @@ impl Host {
         });
     }
 
+    /// Brings this replica in line with what `change` names, as the store
+    /// has it now.
     async fn apply_change(&self, change: StateChange) {
-        match change {
-            StateChange::Pause { id, paused } => {
-                if let Err(error) = self.scheduler.apply_pause(&id, paused).await {
-                    tracing::warn!(trigger = %id, "applying a pause from another replica: {error}");
+        let applied = match change {
+            StateChange::Pause(id) => match self.store.is_paused(&id).await {
+                Ok(paused) => self.apply_pause(&id, paused).await,
+                Err(error) => Err(error.to_string()),
+            },
+            StateChange::Trigger(id) => match self.store.admin_trigger(&id).await {
+                Ok(table) => {
+                    self.apply_admin_trigger(&id, table).await;
+                    Ok(())
                 }
-            }
-            StateChange::Trigger { id, table } => self.apply_admin_trigger(&id, table).await,
+                Err(error) => Err(error.to_string()),
+            },
+            StateChange::Resync => self.resync().await,
+        };
+        if let Err(error) = applied {
+            tracing::warn!("applying a change from another replica: {error}");
         }
+    }
+
+    async fn apply_pause(&self, id: &str, paused: bool) -> Result<(), String> {
+        if self.is_paused(id).await == paused {
+            return Ok(());
+        }
+        let applied = self.scheduler.apply_pause(id, paused).await;
+        applied.map_err(|e| format!("trigger `{id}`: {e}"))
+    }
+
+    /// Reads every pause and admin trigger from the store and applies them.
+    async fn resync(&self) -> Result<(), String> {
+        let paused = self.store.paused().await.map_err(|e| e.to_string())?;
+        let held = self.scheduler.paused_ids().await;
+        for id in paused.union(&held) {
+            self.apply_pause(id, paused.contains(id)).await?;
+        }
+        let tables = self
+            .store
+            .admin_triggers()
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut ids: std::collections::BTreeSet<String> = tables.keys().cloned().collect();
+        let local = self.state().triggers.keys().cloned().collect::<Vec<_>>();
+        ids.extend(local.into_iter().filter(|id| self.is_admin_trigger(id)));
+        for id in ids {
+            self.apply_admin_trigger(&id, tables.get(&id).cloned())
+                .await;
+        }
+        Ok(())
     }
 
     /// Adds, replaces or removes admin trigger `id` as another replica did.

@@ -67,11 +67,16 @@ impl Host {
     /// file, and on other replicas it keeps its shared pause).
     pub async fn remove_trigger(&self, id: &str) -> Result<TriggerConfig, HostError> {
         let serial = self.serial().await;
-        if self.is_admin_trigger(id) {
+        let admin = self.is_admin_trigger(id);
+        if admin {
+            // Gone from the store first: other replicas follow it.
             self.store.delete_admin_trigger(id).await?;
+        }
+        let config = self.remove_locked(&serial, id, Removal::Forget).await?;
+        if admin {
             self.scheduler.forget_everywhere(id).await?;
         }
-        self.remove_locked(&serial, id, Removal::Forget).await
+        Ok(config)
     }
 
     /// Stops a trigger until [`Self::resume_trigger`]; the pause holds
@@ -143,21 +148,28 @@ impl Host {
         id: &str,
         removal: Removal,
     ) -> Result<TriggerConfig, HostError> {
+        let pending = self.state_mut().pending.remove(id);
+        let config = match pending {
+            Some(config) => {
+                if let Some(plugin) = &config.plugin {
+                    self.note_waiting(plugin);
+                }
+                config
+            }
+            None => {
+                // Stopped first: a firing under way cannot claim an
+                // instant again once its last fire is forgotten.
+                self.scheduler.withdraw(id).await?;
+                let bound = self.state_mut().triggers.remove(id);
+                bound
+                    .map(|b| b.config)
+                    .ok_or_else(|| SchedulerError::UnknownId(id.to_owned()))?
+            }
+        };
         if removal == Removal::Forget {
             self.scheduler.forget_pause(id).await;
         }
-        let pending = self.state_mut().pending.remove(id);
-        if let Some(config) = pending {
-            if let Some(plugin) = &config.plugin {
-                self.note_waiting(plugin);
-            }
-            return Ok(config);
-        }
-        self.scheduler.withdraw(id).await?;
-        let bound = self.state_mut().triggers.remove(id);
-        bound
-            .map(|b| b.config)
-            .ok_or_else(|| SchedulerError::UnknownId(id.to_owned()).into())
+        Ok(config)
     }
 
     /// Registers a trigger declared in a file; one whose plugin is missing

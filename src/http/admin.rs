@@ -16,7 +16,7 @@ use crate::broker::BrokerError;
 use crate::config::TriggerConfig;
 use crate::host::{HostError, SinkView};
 use crate::scheduler::{Registration, SchedulerError};
-use crate::state::{DeadLetter, Run};
+use crate::state::{DeadLetter, Run, StateError};
 use crate::trigger::{EventSpec, TriggerError, TriggerSpec, TriggerStats};
 
 /// Requires `Authorization: Bearer <admin token>` when one is configured.
@@ -222,7 +222,7 @@ pub async fn runs(
     }
     let runs = app.host.runs(&id, limit).await.map_err(host_error)?;
     let known =
-        app.host.trigger_config(&id).is_some() || app.host.pending_triggers().contains_key(&id);
+        app.host.registration(&id).await.is_some() || app.host.pending_triggers().contains_key(&id);
     if runs.is_empty() && !known {
         return Err(unknown(&id));
     }
@@ -400,8 +400,13 @@ fn host_error(error: HostError) -> ApiError {
     match error {
         HostError::Scheduler(e) => scheduler_error(e),
         HostError::PathTaken { .. } => ApiError::new(StatusCode::CONFLICT, error.to_string()),
+        HostError::State(StateError::Corrupt { .. }) => {
+            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, error.to_string())
+        }
         HostError::State(_) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, error.to_string()),
-        HostError::UnknownDeadLetter(_) => ApiError::not_found(error.to_string()),
+        HostError::UnknownDeadLetter(_) | HostError::GoneTrigger { .. } => {
+            ApiError::not_found(error.to_string())
+        }
         HostError::Replay {
             source: TriggerError::Failed(_),
             ..

@@ -203,24 +203,18 @@ impl Default for Retention {
     }
 }
 
-/// A change another replica made, seen by a replicated store.
-#[derive(Debug, Clone, PartialEq)]
+/// A change another replica (or this one) made, seen by a replicated
+/// store. It names what changed; the current value is read from the store,
+/// so changes that arrive late or twice do no harm.
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum StateChange {
-    /// An admin trigger was added or replaced (`Some` table) or removed.
-    Trigger {
-        /// Its id.
-        id: String,
-        /// Its table, as the admin API took it.
-        table: Option<serde_json::Value>,
-    },
-    /// A trigger was paused or resumed.
-    Pause {
-        /// Its id.
-        id: String,
-        /// Paused now?
-        paused: bool,
-    },
+    /// Admin trigger `id` was added, replaced or removed.
+    Trigger(String),
+    /// Trigger `id` was paused or resumed.
+    Pause(String),
+    /// Changes may have been missed (the watch was broken): read it all.
+    Resync,
 }
 
 /// Where state that must outlive the process lives.
@@ -231,6 +225,10 @@ pub trait StateStore: Send + Sync + 'static {
 
     /// Triggers added through the admin API: id -> the JSON table.
     async fn admin_triggers(&self) -> Result<BTreeMap<String, serde_json::Value>, StateError>;
+    /// One admin trigger's table.
+    async fn admin_trigger(&self, id: &str) -> Result<Option<serde_json::Value>, StateError> {
+        Ok(self.admin_triggers().await?.remove(id))
+    }
     /// Keeps (or replaces) an admin trigger's table.
     async fn put_admin_trigger(
         &self,
@@ -242,6 +240,10 @@ pub trait StateStore: Send + Sync + 'static {
 
     /// The ids of the paused triggers.
     async fn paused(&self) -> Result<BTreeSet<String>, StateError>;
+    /// Is trigger `id` paused?
+    async fn is_paused(&self, id: &str) -> Result<bool, StateError> {
+        Ok(self.paused().await?.contains(id))
+    }
     /// Marks a trigger paused or not.
     async fn set_paused(&self, id: &str, paused: bool) -> Result<(), StateError>;
 

@@ -1,10 +1,10 @@
 //! The replicated state store: JetStream, on the NATS server the broker
 //! uses, shared by every replica.
 //!
-//! Three key-value buckets, each a stream made by hand so that nats-server
+//! Key-value buckets, each a stream made by hand so that nats-server
 //! 2.9 takes it (async-nats's `create_key_value` asks for fields 2.9 does
 //! not know): `<stream>_triggers` (admin triggers, JSON tables),
-//! `<stream>_paused` (a key per paused trigger) and `<stream>_fires` (last
+//! `<stream>_paused` (a key per paused trigger), `<stream>_fires` (last
 //! fires; a claim is an update naming the revision read, which fails with
 //! JetStream error 10071 when another replica wrote first),
 //! `<stream>_deadletters` (by dead-letter id), `<stream>_pending` (retries
@@ -78,7 +78,7 @@ impl NatsStore {
         follow_bucket(&paused, Bucket::Paused);
         Ok(Self {
             name: format!(
-                "JetStream buckets {stream}_{{triggers,paused,fires}} and stream {runs_name}"
+                "JetStream buckets {stream}_{{triggers,paused,fires,deadletters,pending}} and stream {runs_name}"
             ),
             jetstream,
             triggers,
@@ -236,11 +236,17 @@ async fn follow(
     kind: Bucket,
     stop: CancellationToken,
 ) {
+    let mut restarted = false;
     loop {
         let watch = tokio::select! {
             () = stop.cancelled() => return,
             watch = bucket.watch_all() => watch,
         };
+        if restarted {
+            // What changed while the watch was down is not replayed.
+            let _ = changes.send(StateChange::Resync);
+        }
+        restarted = true;
         match watch {
             Ok(mut watch) => loop {
                 let entry = tokio::select! {
@@ -266,15 +272,9 @@ async fn follow(
 
 fn change(entry: &kv::Entry, kind: Bucket) -> Option<StateChange> {
     let id = key_id(&entry.key)?;
-    let put = entry.operation == Operation::Put;
     Some(match kind {
-        Bucket::Paused => StateChange::Pause { id, paused: put },
-        Bucket::Triggers => StateChange::Trigger {
-            id,
-            table: put
-                .then(|| serde_json::from_slice(&entry.value).ok())
-                .flatten(),
-        },
+        Bucket::Paused => StateChange::Pause(id),
+        Bucket::Triggers => StateChange::Trigger(id),
     })
 }
 
@@ -296,6 +296,20 @@ impl StateStore for NatsStore {
             tables.insert(id, table);
         }
         Ok(tables)
+    }
+
+    async fn admin_trigger(&self, id: &str) -> Result<Option<serde_json::Value>, StateError> {
+        let value = self
+            .triggers
+            .get(id_key(id))
+            .await
+            .map_err(|e| self.io("reading an admin trigger", e))?;
+        value
+            .map(|v| {
+                serde_json::from_slice(&v)
+                    .map_err(|e| self.corrupt(format!("admin trigger {id}"), e))
+            })
+            .transpose()
     }
 
     async fn put_admin_trigger(
@@ -321,6 +335,15 @@ impl StateStore for NatsStore {
     async fn paused(&self) -> Result<BTreeSet<String>, StateError> {
         let entries = self.entries(&self.paused, "reading pauses").await?;
         Ok(entries.iter().filter_map(|(key, _)| key_id(key)).collect())
+    }
+
+    async fn is_paused(&self, id: &str) -> Result<bool, StateError> {
+        let value = self
+            .paused
+            .get(id_key(id))
+            .await
+            .map_err(|e| self.io("reading a pause", e))?;
+        Ok(value.is_some())
     }
 
     async fn set_paused(&self, id: &str, paused: bool) -> Result<(), StateError> {

@@ -11,9 +11,9 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::{Run, StateStore};
 
-/// Runs waiting to be written; a firing waits when this many are (so
-/// history is never dropped for being slow, only slowed).
-const QUEUE: usize = 4096;
+/// Runs waiting to be written; beyond this many (the store is slow or
+/// unreachable) runs are dropped and counted rather than slowing firings.
+const QUEUE: usize = 16_384;
 /// The most runs written in one batch.
 const BATCH: usize = 512;
 /// How long a batch waits for more runs after its first: one commit per
@@ -36,6 +36,7 @@ pub struct RunLog {
 struct Counters {
     written: AtomicU64,
     failed: AtomicU64,
+    dropped: AtomicU64,
 }
 
 /// What a [`RunLog`] has done.
@@ -45,6 +46,8 @@ pub struct RunLogStats {
     pub written: u64,
     /// Runs the store refused (each batch's error is logged).
     pub failed: u64,
+    /// Runs dropped because too many waited for a slow store.
+    pub dropped: u64,
 }
 
 impl RunLog {
@@ -57,11 +60,21 @@ impl RunLog {
         Self { sender, counters }
     }
 
-    /// Queues `run` for the store; waits only while the queue is full.
+    /// Queues `run` for the store. A firing never waits for history: with
+    /// the queue full (the store is slow or unreachable), the run is
+    /// dropped, counted and, now and then, logged.
     pub async fn record(&self, run: Run) {
-        // The writer outlives every sender, so sending fails only while
-        // the runtime shuts down.
-        let _ = self.sender.send(Message::Run(Box::new(run))).await;
+        if let Err(mpsc::error::TrySendError::Full(_)) =
+            self.sender.try_send(Message::Run(Box::new(run)))
+        {
+            let dropped = self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+            if dropped.is_multiple_of(10_000) {
+                tracing::warn!(
+                    "run history: the state store is behind; {} runs dropped so far",
+                    dropped + 1
+                );
+            }
+        }
     }
 
     /// Returns once every run recorded before the call is written (or
@@ -78,6 +91,7 @@ impl RunLog {
         RunLogStats {
             written: self.counters.written.load(Ordering::Relaxed),
             failed: self.counters.failed.load(Ordering::Relaxed),
+            dropped: self.counters.dropped.load(Ordering::Relaxed),
         }
     }
 }

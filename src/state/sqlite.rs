@@ -70,8 +70,8 @@ const AGE_OUT_EVERY_MS: i64 = 60_000;
 impl SqliteStore {
     /// Opens (or creates) the store at `path`, keeping `retention` of run
     /// history. Fails, naming the file, if it is not a wasmsched store
-    /// (or not a database at all), was written by a newer wasmsched, or
-    /// is in use by another process.
+    /// (or not a database at all), is damaged, or was written by a newer
+    /// wasmsched.
     pub async fn open(path: &Path, retention: Retention) -> Result<Self, StateError> {
         let path = path.to_owned();
         let opened = {

@@ -50,9 +50,9 @@ impl Default for CatchUp {
     }
 }
 
-/// The most missed instants a start looks at: a minutely trigger down for
-/// a week is 10 080 of them, counted but not all listed.
-pub const MAX_SCAN: usize = 10_000;
+/// The most missed instants a start counts (a minutely trigger down for
+/// two years); beyond it the count says "at least".
+pub const MAX_SCAN: usize = 1_000_000;
 
 /// What to do about the instants after `last` up to `now`.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -72,7 +72,8 @@ pub struct Plan {
 
 /// Sorts the instants of `schedule` after `last` and up to `now` by
 /// `catch_up`; `paused`: none runs (they fell during a pause). Keeps the
-/// reasons of the newest `keep` instants not run.
+/// reasons of the newest `keep` instants not run. One pass, keeping only
+/// the newest instants it may need.
 pub fn plan(
     schedule: &CronSchedule,
     last: DateTime<Utc>,
@@ -81,22 +82,19 @@ pub fn plan(
     paused: bool,
     keep: usize,
 ) -> Plan {
-    let instants: Vec<DateTime<Utc>> = schedule
-        .fires_after(last)
-        .take_while(|t| *t <= now)
-        .take(MAX_SCAN)
-        .collect();
     let window = TimeDelta::from_std(catch_up.window).unwrap_or(TimeDelta::MAX);
     let oldest_in_window = now
         .checked_sub_signed(window)
         .unwrap_or(DateTime::<Utc>::MIN_UTC);
-    let recent = instants.partition_point(|t| *t < oldest_in_window);
-    let runs = match (paused, catch_up.policy) {
+    let may_run = match (paused, catch_up.policy) {
         (true, _) | (false, CatchUpPolicy::Skip) => 0,
-        (false, CatchUpPolicy::Latest) => 1.min(instants.len() - recent),
-        (false, CatchUpPolicy::All) => catch_up.max.min(instants.len() - recent),
+        (false, CatchUpPolicy::Latest) => 1,
+        (false, CatchUpPolicy::All) => catch_up.max,
     };
-    let split = instants.len() - runs;
+    let (total, first, tail) = scan(schedule, last, now, (keep + may_run).max(1));
+    let in_window = tail.iter().filter(|t| **t >= oldest_in_window).count();
+    let runs = may_run.min(in_window);
+    let split = tail.len() - runs;
     let reason = |t: &DateTime<Utc>| -> String {
         if paused {
             "the trigger was paused".to_owned()
@@ -113,16 +111,60 @@ pub fn plan(
             }
         }
     };
-    let not_run = &instants[..split];
+    let not_run = &tail[..split];
+    let missed_count = total - runs;
     Plan {
-        fire: instants[split..].to_vec(),
+        fire: tail[split..].to_vec(),
         missed: not_run[not_run.len().saturating_sub(keep)..]
             .iter()
             .map(|t| (*t, reason(t)))
             .collect(),
-        missed_count: split,
-        newest: instants.last().copied(),
-        first_missed: not_run.first().copied(),
+        missed_count,
+        newest: tail.last().copied(),
+        first_missed: first.filter(|_| missed_count > 0),
+    }
+}
+
+/// The instants after `last` up to `now`: how many (at most [`MAX_SCAN`]),
+/// the first, and the newest `tail` of them, oldest first. Past
+/// [`MAX_SCAN`] the newest are found by scanning back from `now` in
+/// growing steps, so that the window is never lost to the count.
+fn scan(
+    schedule: &CronSchedule,
+    last: DateTime<Utc>,
+    now: DateTime<Utc>,
+    tail: usize,
+) -> (usize, Option<DateTime<Utc>>, Vec<DateTime<Utc>>) {
+    let mut newest = std::collections::VecDeque::with_capacity(tail + 1);
+    let (mut total, mut first) = (0, None);
+    for t in schedule
+        .fires_after(last)
+        .take_while(|t| *t <= now)
+        .take(MAX_SCAN)
+    {
+        total += 1;
+        first.get_or_insert(t);
+        if newest.len() == tail {
+            newest.pop_front();
+        }
+        newest.push_back(t);
+    }
+    if total < MAX_SCAN {
+        return (total, first, newest.into());
+    }
+    // Too many to walk: find the newest `tail` from a start close to now.
+    let mut span = TimeDelta::hours(1);
+    loop {
+        let from = (now - span).max(last);
+        let recent: Vec<DateTime<Utc>> = schedule
+            .fires_after(from)
+            .take_while(|t| *t <= now)
+            .collect();
+        if recent.len() >= tail || from == last || span > TimeDelta::days(3650) {
+            let skip = recent.len().saturating_sub(tail);
+            return (total, first, recent[skip..].to_vec());
+        }
+        span = span * 4;
     }
 }
 
@@ -204,5 +246,18 @@ mod tests {
         assert!(paused.missed.iter().all(|(_, why)| why.contains("paused")));
         let quiet = plan(&hourly(), now, now, &CatchUp::default(), false, 100);
         assert_eq!(quiet, Plan::default());
+    }
+
+    #[test]
+    fn a_downtime_longer_than_the_scan_still_runs_the_newest_instant() {
+        // A minutely trigger down for three years: more instants than are counted.
+        let minutely = CronSchedule::utc("* * * * *").unwrap();
+        let (last, now) = (at("2027-01-07T09:00:30Z"), at("2030-01-07T09:00:30Z"));
+        let plan = plan(&minutely, last, now, &CatchUp::default(), false, 3);
+        assert_eq!(plan.fire, vec![at("2030-01-07T09:00:00Z")]);
+        assert_eq!(plan.missed_count, MAX_SCAN - 1);
+        assert_eq!(plan.missed.len(), 3);
+        assert_eq!(plan.missed[2].0, at("2030-01-07T08:59:00Z"));
+        assert_eq!(plan.first_missed, Some(at("2027-01-07T09:01:00Z")));
     }
 }

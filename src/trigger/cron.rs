@@ -9,7 +9,7 @@
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -169,15 +169,27 @@ struct Start {
     schedule: CronSchedule,
     catch_up: CatchUp,
     reason: StartReason,
+    /// The trigger's jitter: a replica that is up may still be waiting to
+    /// claim an instant this recent.
+    jitter: std::time::Duration,
 }
 
+/// How long a replica that is up may take to claim an instant it fires:
+/// instants this recent (plus the jitter) are left to the schedule, not
+/// caught up, so a replica starting next to a running one does not take
+/// them as missed.
+const CLAIM_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
 impl Start {
-    /// Returns where the timer takes over: the newest instant handled.
+    /// Catches up the instants up to a little before now; returns the
+    /// instant after which the schedule (and its claims) takes over.
     async fn catch_up(&self, stop: &CancellationToken) -> DateTime<Utc> {
         let now = self.dispatcher.clock.now();
         let Some(claims) = &self.claims else {
             return now;
         };
+        let settled = TimeDelta::from_std(self.jitter + CLAIM_GRACE).unwrap_or_default();
+        let cut = now - settled;
         let last = match claims.store.last_fire(&claims.trigger).await {
             Ok(last) => last,
             Err(error) => {
@@ -200,16 +212,19 @@ impl Start {
         let from = last.value.instant;
         *claims.seen.lock().unwrap_or_else(|p| p.into_inner()) = Some(last);
         let paused = self.reason == StartReason::Resume;
+        if from >= cut {
+            return from;
+        }
         let plan = catch_up::plan(
             &self.schedule,
             from,
-            now,
+            cut,
             &self.catch_up,
             paused,
             MISSED_LISTED,
         );
         let Some(newest) = plan.newest else {
-            return now;
+            return cut;
         };
         // The replica that claims the first instant of the plan records
         // what is not run; each instant then runs where its claim lands.
@@ -233,7 +248,7 @@ impl Start {
                 let _ = self.dispatcher.fire(late).await;
             }
         }
-        now
+        cut
     }
 
     async fn record_not_run(&self, plan: &catch_up::Plan, paused: bool) {
@@ -346,6 +361,7 @@ impl Trigger for CronTrigger {
             schedule: self.schedule.clone(),
             catch_up: self.catch_up,
             reason: binding.start,
+            jitter: self.jitter,
         };
         let timer = binding.timer;
         let schedule = self.schedule.clone();
@@ -354,9 +370,16 @@ impl Trigger for CronTrigger {
         let this = self.active.clone();
         firings.spawn(async move {
             let from = start.catch_up(&stop).await;
+            // The instants after the catch-up's cut (the last seconds, and
+            // any that fell while it ran) go the regular way: each claimed,
+            // and run where its claim lands. Then the timer takes over.
+            let now = start.dispatcher.clock.now();
+            for instant in schedule.fires_after(from).take_while(|t| *t <= now) {
+                on_fire(instant);
+            }
             let mut active = this.lock().unwrap_or_else(|p| p.into_inner());
             if let Some(active) = active.as_mut().filter(|_| !stop.is_cancelled()) {
-                active.key = Some(timer.add_after(schedule, from, on_fire));
+                active.key = Some(timer.add_after(schedule, now, on_fire));
             }
         });
         Ok(())

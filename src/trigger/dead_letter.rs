@@ -53,11 +53,11 @@ impl RetryQueue {
         self.queue.peek().map(|Reverse((at, _))| *at)
     }
 
-    /// Takes the events due at `now`.
-    pub fn take_due(&mut self, now: Instant) -> Vec<Delivery> {
+    /// Takes at most `most` of the events due at `now`, earliest first.
+    pub fn take_due(&mut self, now: Instant, most: usize) -> Vec<Delivery> {
         let mut due = Vec::new();
         while let Some(Reverse((at, key))) = self.queue.peek().copied() {
-            if at > now {
+            if at > now || due.len() >= most {
                 break;
             }
             self.queue.pop();

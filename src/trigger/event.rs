@@ -124,7 +124,8 @@ impl Consumer {
                     }
                 }
                 () = sleep_until(next_retry), if next_retry.is_some() && handling.len() < in_flight => {
-                    for mut delivery in retries.take_due(Instant::now()) {
+                    let room = in_flight - handling.len();
+                    for mut delivery in retries.take_due(Instant::now(), room) {
                         delivery.attempt += 1;
                         handling.push(self.handle(delivery));
                     }
