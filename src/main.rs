@@ -90,6 +90,21 @@ enum Command {
         #[command(flatten)]
         remote: RemoteArgs,
     },
+    /// Publish an event once, later: at an instant or after a delay (a one-off timer).
+    At {
+        /// When: an RFC 3339 instant (2030-01-07T09:00:00Z) or a delay (90s, 5m, 2h).
+        when: String,
+        /// The topic, e.g. reminders.invoice.
+        topic: String,
+        /// The event data as JSON.
+        #[arg(default_value = "{}")]
+        data: String,
+        /// The timer's id (the same id twice makes one timer); default: a new one.
+        #[arg(long)]
+        id: Option<String>,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
     /// Show a trigger's run history, newest first.
     Runs {
         /// The trigger id.
@@ -266,6 +281,15 @@ fn main() -> ExitCode {
                     Some(DeadLetterCommand::Discard { id }) => r.discard_dead_letter(&id).await,
                 }
             })
+        }),
+        Command::At {
+            when,
+            topic,
+            data,
+            id,
+            remote,
+        } => client(&remote, |r| {
+            Box::pin(async move { r.at(&when, &topic, &data, id.as_deref()).await })
         }),
         Command::Runs { id, limit, remote } => client(&remote, |r| {
             Box::pin(async move { r.runs(&id, limit).await })

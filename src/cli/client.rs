@@ -1,5 +1,5 @@
 //! Clients of a running host: `trigger`, `publish`, `tail`, `status`,
-//! `runs`, `deadletters`.
+//! `runs`, `deadletters`, `at`.
 
 use anyhow::{Context, Result, bail};
 use futures_util::StreamExt;
@@ -240,6 +240,31 @@ impl Remote {
                 letter["error"].as_str().unwrap_or(""),
             );
         }
+        Ok(())
+    }
+
+    /// Adds a one-off timer publishing `data` on `topic` at `when` (an RFC
+    /// 3339 instant, or a delay such as `90s`).
+    pub async fn at(&self, when: &str, topic: &str, data: &str, id: Option<&str>) -> Result<()> {
+        let data: Value = serde_json::from_str(data).context("DATA is not valid JSON")?;
+        let mut body = serde_json::json!({ "topic": topic, "data": data });
+        let key = match chrono::DateTime::parse_from_rfc3339(when) {
+            Ok(_) => "at",
+            Err(_) => "delay",
+        };
+        body[key] = Value::String(when.to_owned());
+        if let Some(id) = id {
+            body["id"] = Value::String(id.to_owned());
+        }
+        let url = format!("{}/api/admin/timers", self.base);
+        let timer = self
+            .send(self.admin(self.http.post(url).json(&body)))
+            .await?;
+        println!(
+            "timer {} publishes on {topic} at {}",
+            timer["id"].as_str().unwrap_or("?"),
+            timer["due"].as_str().unwrap_or("?")
+        );
         Ok(())
     }
 

@@ -18,6 +18,7 @@ mod manifests;
 mod plugins;
 mod sinks;
 mod stored;
+mod timers;
 mod triggers;
 mod watch;
 
@@ -30,6 +31,7 @@ pub use self::manifests::ManifestChanges;
 use self::plugins::Candidate;
 pub use self::sinks::SinkView;
 pub use self::stored::ADMIN_API;
+pub use self::timers::{LATE_HEADER, TIMER_HEADER};
 pub use self::triggers::NativeLogic;
 use self::triggers::{Declared, Removal};
 use crate::bounded::EventLimits;
@@ -182,6 +184,8 @@ pub struct Host {
     problems: Mutex<Vec<String>>,
     reloads: AtomicU64,
     watcher: Mutex<Option<watch::Watcher>>,
+    /// The one-off timers' task, once started.
+    timers: std::sync::OnceLock<timers::Timers>,
 }
 
 #[derive(Default)]
@@ -269,6 +273,7 @@ impl Host {
             problems: Mutex::new(Vec::new()),
             reloads: AtomicU64::new(0),
             watcher: Mutex::new(None),
+            timers: std::sync::OnceLock::new(),
             config,
         });
         let names: BTreeSet<String> = host
@@ -299,6 +304,12 @@ impl Host {
         host.restore_admin_triggers(&store).await;
         host.follow_store(changes);
         host.scheduler.start().await?;
+        match host.store.timers().await {
+            Ok(pending) => {
+                let _ = host.timers.set(timers::Timers::spawn(&host, pending));
+            }
+            Err(error) => host.report(format!("one-off timers not started: {error}")),
+        }
         if host.config.watch {
             let watcher = watch::Watcher::start(&host);
             *host.watcher.lock().unwrap_or_else(|p| p.into_inner()) = watcher;

@@ -190,6 +190,7 @@ impl Host {
                 }
                 Err(error) => Err(error.to_string()),
             },
+            StateChange::Timer(id) => self.refresh_timer(&id).await,
             StateChange::Resync => self.resync().await,
         };
         if let Err(error) = applied {

@@ -396,7 +396,8 @@ fn scheduler_error(error: SchedulerError) -> ApiError {
     }
 }
 
-fn host_error(error: HostError) -> ApiError {
+/// The HTTP answer to a host error.
+pub(super) fn host_error(error: HostError) -> ApiError {
     match error {
         HostError::Scheduler(e) => scheduler_error(e),
         HostError::PathTaken { .. } => ApiError::new(StatusCode::CONFLICT, error.to_string()),

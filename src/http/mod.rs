@@ -6,6 +6,7 @@ mod api_triggers;
 mod error;
 mod events;
 mod ops;
+mod timers;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -74,6 +75,8 @@ pub fn router(state: AppState) -> Router {
         .route("/sinks", get(admin::list_sinks))
         .route("/sinks/{id}/pause", post(admin::pause_sink))
         .route("/sinks/{id}/resume", post(admin::resume_sink))
+        .route("/timers", get(timers::list).post(timers::add))
+        .route("/timers/{id}", delete(timers::cancel))
         .route("/deadletters", get(admin::dead_letters))
         .route("/deadletters/{id}", delete(admin::discard_dead_letter))
         .route("/deadletters/{id}/replay", post(admin::replay_dead_letter))

@@ -305,6 +305,15 @@ fn openapi_document() -> Value {
                 "summary": "Resume a sink",
                 "parameters": [{ "name": "id", "in": "path", "required": true, "schema": { "type": "string" } }],
                 "responses": ok("the sink") } },
+            "/api/admin/timers": {
+                "get": { "summary": "Pending one-off timers, soonest first: `[{id, due, topic, data} | {id, due, trigger, data}]`", "responses": ok("timers") },
+                "post": {
+                    "summary": "Add a one-off timer: `{\"topic\" | \"trigger\", \"data\", \"at\" (RFC 3339) | \"delay\" (\"90s\"), \"id\"?}` -> 201 `{id, due}` (200 for the same request again, 409 for an id taken by another timer)",
+                    "responses": { "201": { "description": "`{id, due}`" }, "4XX": errors } } },
+            "/api/admin/timers/{id}": { "delete": {
+                "summary": "Cancel a pending timer",
+                "parameters": [{ "name": "id", "in": "path", "required": true, "schema": { "type": "string" } }],
+                "responses": ok("`{cancelled}`") } },
             "/api/admin/deadletters": { "get": {
                 "summary": "Events event triggers gave up on after max_deliver attempts, newest first: `[{id, trigger, event, error, attempts, at}]`",
                 "parameters": [

@@ -184,6 +184,41 @@ pub struct PendingRetry {
     pub due: DateTime<Utc>,
 }
 
+/// A one-off timer: at `due`, publish an event or fire a trigger, once
+/// across replicas.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OneOffTimer {
+    /// Chosen by the client (so a retried request makes one timer) or a
+    /// UUIDv7.
+    pub id: String,
+    /// When it fires.
+    pub due: DateTime<Utc>,
+    /// What it does.
+    #[serde(flatten)]
+    pub action: TimerAction,
+}
+
+/// What a one-off timer does when it is due.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum TimerAction {
+    /// Publishes `data` on `topic`.
+    Publish {
+        /// Where.
+        topic: crate::topic::Topic,
+        /// The event's data.
+        data: serde_json::Value,
+    },
+    /// Fires trigger `trigger` with `data` (an api trigger's payload, an
+    /// event trigger's source data).
+    Fire {
+        /// The trigger's id.
+        trigger: String,
+        /// The payload.
+        data: serde_json::Value,
+    },
+}
+
 /// How much run history a store keeps per trigger.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Retention {
@@ -213,6 +248,8 @@ pub enum StateChange {
     Trigger(String),
     /// Trigger `id` was paused or resumed.
     Pause(String),
+    /// One-off timer `id` was added or removed.
+    Timer(String),
     /// Changes may have been missed (the watch was broken): read it all.
     Resync,
 }
@@ -297,6 +334,17 @@ pub trait StateStore: Send + Sync + 'static {
     fn is_shared(&self) -> bool {
         false
     }
+
+    /// Keeps a timer unless one with its id exists; returns the one kept
+    /// under that id (this one, or the earlier one).
+    async fn put_timer(&self, timer: &OneOffTimer) -> Result<OneOffTimer, StateError>;
+    /// Every pending timer.
+    async fn timers(&self) -> Result<Vec<OneOffTimer>, StateError>;
+    /// One timer.
+    async fn timer(&self, id: &str) -> Result<Option<OneOffTimer>, StateError>;
+    /// Removes timer `id`: `true` if this call removed it (so, when it is
+    /// due, the replica whose call returns `true` fires it).
+    async fn take_timer(&self, id: &str) -> Result<bool, StateError>;
 
     /// Changes made by other replicas, for a store shared by several
     /// (`None` for one that is not).

@@ -8,7 +8,9 @@
 //! fires; a claim is an update naming the revision read, which fails with
 //! JetStream error 10071 when another replica wrote first),
 //! `<stream>_deadletters` (by dead-letter id), `<stream>_pending` (retries
-//! waiting, used only with a broker that does not redeliver). Run history is
+//! waiting, used only with a broker that does not redeliver),
+//! `<stream>_timers` (one-off timers; the replica whose revision-checked
+//! delete lands fires one). Run history is
 //! the stream `<stream>_RUNS`, one subject per trigger
 //! (`<stream>_runs.<trigger>`), trimmed by the server per subject and by
 //! age. Keys and subject tokens are [`super::id_key`]s.
@@ -27,8 +29,8 @@ use tokio::sync::broadcast;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 use super::{
-    DeadLetter, LastFire, PendingRetry, Retention, Run, StateChange, StateError, StateStore,
-    Stored, id_key, kept_runs, key_id,
+    DeadLetter, LastFire, OneOffTimer, PendingRetry, Retention, Run, StateChange, StateError,
+    StateStore, Stored, id_key, kept_runs, key_id,
 };
 
 /// How long a read of the run history may take.
@@ -43,6 +45,7 @@ pub struct NatsStore {
     fires: kv::Store,
     dead_letters: kv::Store,
     pending: kv::Store,
+    timers: kv::Store,
     runs: stream::Stream,
     runs_prefix: String,
     retention: Retention,
@@ -66,6 +69,7 @@ impl NatsStore {
         let fires = ensure_bucket(&jetstream, &bucket("fires")).await?;
         let dead_letters = ensure_bucket(&jetstream, &bucket("deadletters")).await?;
         let pending = ensure_bucket(&jetstream, &bucket("pending")).await?;
+        let timers = ensure_bucket(&jetstream, &bucket("timers")).await?;
         let runs_prefix = format!("{stream}_runs");
         let runs_name = format!("{stream}_RUNS");
         let runs = ensure_runs_stream(&jetstream, &runs_name, &runs_prefix, retention).await?;
@@ -76,9 +80,10 @@ impl NatsStore {
         };
         follow_bucket(&triggers, Bucket::Triggers);
         follow_bucket(&paused, Bucket::Paused);
+        follow_bucket(&timers, Bucket::Timers);
         Ok(Self {
             name: format!(
-                "JetStream buckets {stream}_{{triggers,paused,fires,deadletters,pending}} and stream {runs_name}"
+                "JetStream buckets {stream}_{{triggers,paused,fires,deadletters,pending,timers}} and stream {runs_name}"
             ),
             jetstream,
             triggers,
@@ -86,6 +91,7 @@ impl NatsStore {
             fires,
             dead_letters,
             pending,
+            timers,
             runs,
             runs_prefix,
             retention,
@@ -226,6 +232,7 @@ async fn ensure_runs_stream(
 enum Bucket {
     Triggers,
     Paused,
+    Timers,
 }
 
 /// Turns the puts and deletes of `bucket` into [`StateChange`]s until
@@ -275,6 +282,7 @@ fn change(entry: &kv::Entry, kind: Bucket) -> Option<StateChange> {
     Some(match kind {
         Bucket::Paused => StateChange::Pause(id),
         Bucket::Triggers => StateChange::Trigger(id),
+        Bucket::Timers => StateChange::Timer(id),
     })
 }
 
@@ -557,6 +565,65 @@ impl StateStore for NatsStore {
             .delete(id.to_string())
             .await
             .map_err(|e| self.io("forgetting a pending retry", e))
+    }
+
+    async fn put_timer(&self, timer: &OneOffTimer) -> Result<OneOffTimer, StateError> {
+        let key = id_key(&timer.id);
+        let value = Bytes::from(serde_json::to_vec(timer).expect("timers serialize"));
+        match self.timers.create(&key, value).await {
+            Ok(_) => Ok(timer.clone()),
+            Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => self
+                .timer(&timer.id)
+                .await?
+                .ok_or_else(|| self.io("keeping a timer", "it vanished while being added")),
+            Err(e) => Err(self.io("keeping a timer", e)),
+        }
+    }
+
+    async fn timers(&self) -> Result<Vec<OneOffTimer>, StateError> {
+        let mut timers = Vec::new();
+        for (key, value) in self.entries(&self.timers, "reading timers").await? {
+            let timer: OneOffTimer = serde_json::from_slice(&value)
+                .map_err(|e| self.corrupt(format!("timer {key}"), e))?;
+            timers.push(timer);
+        }
+        timers.sort_by_key(|t| t.due);
+        Ok(timers)
+    }
+
+    async fn timer(&self, id: &str) -> Result<Option<OneOffTimer>, StateError> {
+        let value = self
+            .timers
+            .get(id_key(id))
+            .await
+            .map_err(|e| self.io("reading a timer", e))?;
+        value
+            .map(|v| serde_json::from_slice(&v).map_err(|e| self.corrupt(format!("timer {id}"), e)))
+            .transpose()
+    }
+
+    async fn take_timer(&self, id: &str) -> Result<bool, StateError> {
+        let key = id_key(id);
+        let entry = self
+            .timers
+            .entry(&key)
+            .await
+            .map_err(|e| self.io("taking a timer", e))?;
+        let Some(entry) = entry.filter(|e| e.operation == Operation::Put) else {
+            return Ok(false);
+        };
+        match self
+            .timers
+            .delete_expect_revision(&key, Some(entry.revision))
+            .await
+        {
+            Ok(()) => Ok(true),
+            // Another replica deleted it first (the revision moved on), or NATS failed.
+            Err(error) => match self.timer(id).await? {
+                None => Ok(false),
+                Some(_) => Err(self.io("taking a timer", error)),
+            },
+        }
     }
 
     fn is_shared(&self) -> bool {

@@ -18,7 +18,8 @@ use async_trait::async_trait;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
 use super::{
-    DeadLetter, LastFire, PendingRetry, Retention, Run, StateError, StateStore, Stored, kept_runs,
+    DeadLetter, LastFire, OneOffTimer, PendingRetry, Retention, Run, StateError, StateStore,
+    Stored, kept_runs,
 };
 
 /// The schema this version writes (`PRAGMA user_version`).
@@ -53,6 +54,7 @@ CREATE TABLE pending_retries (
     record TEXT NOT NULL
 );
 CREATE INDEX pending_retries_by_trigger ON pending_retries (trigger);
+CREATE TABLE timers (id TEXT PRIMARY KEY, due TEXT NOT NULL, record TEXT NOT NULL);
 ";
 
 /// State in one SQLite file.
@@ -483,5 +485,59 @@ impl StateStore for SqliteStore {
         self.with(move |c| c.execute("DELETE FROM pending_retries WHERE id = ?1", [key]))
             .await
             .map(drop)
+    }
+
+    async fn put_timer(&self, timer: &OneOffTimer) -> Result<OneOffTimer, StateError> {
+        let json = serde_json::to_string(timer).expect("timers serialize");
+        let (id, due) = (timer.id.clone(), timer.due.to_rfc3339());
+        let kept: String = self
+            .with(move |c| {
+                c.execute(
+                    "INSERT OR IGNORE INTO timers (id, due, record) VALUES (?1, ?2, ?3)",
+                    params![id, due, json],
+                )?;
+                c.query_row("SELECT record FROM timers WHERE id = ?1", [id], |row| {
+                    row.get(0)
+                })
+            })
+            .await?;
+        serde_json::from_str(&kept).map_err(|e| self.corrupt(format!("timer {}", timer.id), e))
+    }
+
+    async fn timers(&self) -> Result<Vec<OneOffTimer>, StateError> {
+        let rows: Vec<String> = self
+            .with(|c| {
+                let mut statement = c.prepare_cached("SELECT record FROM timers ORDER BY due")?;
+                let rows = statement.query_map([], |row| row.get(0))?;
+                rows.collect()
+            })
+            .await?;
+        rows.iter()
+            .map(|json| serde_json::from_str(json).map_err(|e| self.corrupt("timer".into(), e)))
+            .collect()
+    }
+
+    async fn timer(&self, id: &str) -> Result<Option<OneOffTimer>, StateError> {
+        let key = id.to_owned();
+        let row: Option<String> = self
+            .with(move |c| {
+                c.query_row("SELECT record FROM timers WHERE id = ?1", [key], |row| {
+                    row.get(0)
+                })
+                .optional()
+            })
+            .await?;
+        row.map(|json| {
+            serde_json::from_str(&json).map_err(|e| self.corrupt(format!("timer {id}"), e))
+        })
+        .transpose()
+    }
+
+    async fn take_timer(&self, id: &str) -> Result<bool, StateError> {
+        let key = id.to_owned();
+        let taken = self
+            .with(move |c| c.execute("DELETE FROM timers WHERE id = ?1", [key]))
+            .await?;
+        Ok(taken == 1)
     }
 }
