@@ -190,7 +190,10 @@ async fn two_replicas_on_jetstream_fire_a_timer_once() {
     // Added on A, which dies before they are due: B fires them.
     for n in 0..3 {
         let timer = json!({"topic": "reminders.orphan", "data": {"n": n}, "delay": "2s"});
-        assert_eq!(post(format!("{}/api/admin/timers", a.base), timer).await.0, 201);
+        assert_eq!(
+            post(format!("{}/api/admin/timers", a.base), timer).await.0,
+            201
+        );
     }
     tokio::time::sleep(Duration::from_millis(300)).await; // B hears of them
     drop(a); // SIGKILL

@@ -240,7 +240,13 @@ impl Host {
             BrokerConfig::Nats(options) => {
                 let broker = NatsBroker::connect(options.clone()).await?;
                 let jetstream = broker.jetstream();
-                let store = NatsStore::open(jetstream, &options.stream, config.state.retention);
+                let retention = config.state.retention;
+                let store = NatsStore::open_replicated(
+                    jetstream,
+                    &options.stream,
+                    retention,
+                    options.replicas,
+                );
                 (Arc::new(broker), Arc::new(store.await?))
             }
         };

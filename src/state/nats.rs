@@ -63,16 +63,32 @@ impl NatsStore {
         stream: &str,
         retention: Retention,
     ) -> Result<Self, StateError> {
+        Self::open_replicated(jetstream, stream, retention, 1).await
+    }
+
+    /// [`Self::open`], keeping `replicas` copies of every bucket and stream
+    /// (`[broker] replicas`).
+    pub async fn open_replicated(
+        jetstream: Context,
+        stream: &str,
+        retention: Retention,
+        replicas: usize,
+    ) -> Result<Self, StateError> {
         let bucket = |suffix: &str| format!("{stream}_{suffix}");
-        let triggers = ensure_bucket(&jetstream, &bucket("triggers")).await?;
-        let paused = ensure_bucket(&jetstream, &bucket("paused")).await?;
-        let fires = ensure_bucket(&jetstream, &bucket("fires")).await?;
-        let dead_letters = ensure_bucket(&jetstream, &bucket("deadletters")).await?;
-        let pending = ensure_bucket(&jetstream, &bucket("pending")).await?;
-        let timers = ensure_bucket(&jetstream, &bucket("timers")).await?;
+        let ensure_bucket = |name: String| {
+            let jetstream = jetstream.clone();
+            async move { ensure_bucket(&jetstream, &name, replicas).await }
+        };
+        let triggers = ensure_bucket(bucket("triggers")).await?;
+        let paused = ensure_bucket(bucket("paused")).await?;
+        let fires = ensure_bucket(bucket("fires")).await?;
+        let dead_letters = ensure_bucket(bucket("deadletters")).await?;
+        let pending = ensure_bucket(bucket("pending")).await?;
+        let timers = ensure_bucket(bucket("timers")).await?;
         let runs_prefix = format!("{stream}_runs");
         let runs_name = format!("{stream}_RUNS");
-        let runs = ensure_runs_stream(&jetstream, &runs_name, &runs_prefix, retention).await?;
+        let runs =
+            ensure_runs_stream(&jetstream, &runs_name, &runs_prefix, retention, replicas).await?;
         let (changes, _) = broadcast::channel(1024);
         let stop = CancellationToken::new();
         let follow_bucket = |bucket: &kv::Store, kind| {
@@ -147,15 +163,24 @@ async fn create_or_open(
     let mut stream = jetstream
         .get_or_create_stream(wanted.clone())
         .await
-        .map_err(|e| open_error(format!("cannot create or open it: {e}")))?;
+        .map_err(|e| {
+            let hint = crate::broker::nats::replicas_hint(wanted.num_replicas, &e);
+            open_error(format!("cannot create or open it: {hint}"))
+        })?;
     let kept = stream.info().await.map_err(|e| open_error(e.to_string()))?;
     let config = kept.config.clone();
+    crate::broker::nats::check_replicas(&wanted.name, config.num_replicas, wanted.num_replicas)
+        .map_err(open_error)?;
     Ok((stream, config))
 }
 
 /// Creates the stream behind key-value bucket `name` as nats-server 2.9
 /// takes it, or checks the one there; returns the bucket.
-async fn ensure_bucket(jetstream: &Context, name: &str) -> Result<kv::Store, StateError> {
+async fn ensure_bucket(
+    jetstream: &Context,
+    name: &str,
+    replicas: usize,
+) -> Result<kv::Store, StateError> {
     let wanted = stream::Config {
         name: format!("KV_{name}"),
         subjects: vec![format!("$KV.{name}.>")],
@@ -165,7 +190,7 @@ async fn ensure_bucket(jetstream: &Context, name: &str) -> Result<kv::Store, Sta
         allow_direct: true,
         discard: DiscardPolicy::New,
         storage: StorageType::File,
-        num_replicas: 1,
+        num_replicas: replicas,
         ..Default::default()
     };
     let what = format!("JetStream bucket {name}");
@@ -192,6 +217,7 @@ async fn ensure_runs_stream(
     name: &str,
     prefix: &str,
     retention: Retention,
+    replicas: usize,
 ) -> Result<stream::Stream, StateError> {
     let wanted = stream::Config {
         name: name.to_owned(),
@@ -201,7 +227,7 @@ async fn ensure_runs_stream(
         discard: DiscardPolicy::Old,
         storage: StorageType::File,
         allow_direct: true,
-        num_replicas: 1,
+        num_replicas: replicas,
         ..Default::default()
     };
     let what = format!("JetStream stream {name}");

@@ -35,6 +35,11 @@ pub struct NatsOptions {
     /// waiting for JetStream to store its output overlaps; 1 handles them
     /// one by one, in stream order.
     pub in_flight_per_trigger: usize,
+    /// Copies JetStream keeps of every stream, consumer and key-value
+    /// bucket wasmsched creates (1, 3 or 5; more than 1 needs a NATS
+    /// cluster of at least that many servers): with 3, any one server can
+    /// die without losing an event or a state record.
+    pub replicas: usize,
 }
 
 impl Default for NatsOptions {
@@ -49,6 +54,7 @@ impl Default for NatsOptions {
             max_deliver: RetryPolicy::default().max_deliver,
             retry_backoff_secs: RetryPolicy::default().retry_backoff_secs,
             in_flight_per_trigger: 16,
+            replicas: 1,
         }
     }
 }
@@ -88,6 +94,12 @@ impl NatsOptions {
         }
         if self.in_flight_per_trigger == 0 {
             return Err("[broker] in_flight_per_trigger = 0: a trigger handles at least one event at a time".to_owned());
+        }
+        if ![1, 3, 5].contains(&self.replicas) {
+            return Err(format!(
+                "[broker] replicas = {}: use 1, 3 or 5 (an odd count keeps a majority when a server dies)",
+                self.replicas
+            ));
         }
         self.retry_policy().validate()?;
         Ok(())

@@ -65,6 +65,7 @@ pub async fn ensure_stream(
         duplicate_window: options.duplicate_window(),
         max_age: options.max_age(),
         storage: StorageType::File,
+        num_replicas: options.replicas,
         ..Default::default()
     };
     let error = |what: &str, e: &dyn std::fmt::Display| {
@@ -86,7 +87,7 @@ pub async fn ensure_stream(
             let created = jetstream
                 .create_stream(wanted.clone())
                 .await
-                .map_err(|e| error("creating it", &e))?;
+                .map_err(|e| error("creating it", &replicas_hint(options.replicas, &e)))?;
             let kept = &created.cached_info().config;
             verify(&[
                 (
@@ -100,6 +101,11 @@ pub async fn ensure_stream(
                     secs(kept.duplicate_window),
                 ),
                 ("max_age", secs(wanted.max_age), secs(kept.max_age)),
+                (
+                    "replicas",
+                    wanted.num_replicas.to_string(),
+                    kept.num_replicas.to_string(),
+                ),
             ])
             .map_err(|e| error("the server did not keep the configuration", &e))?;
             tracing::info!(stream = %name, "created the NATS stream");
@@ -112,9 +118,38 @@ pub async fn ensure_stream(
     }
 }
 
+/// The server's error, with what to do when it is about replicas (a
+/// single server, or a cluster smaller than `[broker] replicas`).
+pub fn replicas_hint(replicas: usize, error: &dyn std::fmt::Display) -> String {
+    let text = error.to_string();
+    let about_replicas = ["replicas", "insufficient resources", "no suitable peers"]
+        .iter()
+        .any(|s| text.to_lowercase().contains(s));
+    match (replicas > 1, about_replicas) {
+        (true, true) => format!(
+            "{text} ([broker] replicas = {replicas} needs a NATS cluster of at least \
+             {replicas} servers with JetStream; use replicas = 1 with a single server)"
+        ),
+        _ => text,
+    }
+}
+
+/// Fails if an existing stream keeps fewer copies than `[broker] replicas`
+/// asks: it is reported, not changed behind the operator's back.
+pub fn check_replicas(name: &str, have: usize, wanted: usize) -> Result<(), String> {
+    if have < wanted {
+        return Err(format!(
+            "`{name}` keeps {have} replica(s), [broker] replicas = {wanted}: raise it \
+             (`nats stream edit {name} --replicas {wanted}`) or lower the setting"
+        ));
+    }
+    Ok(())
+}
+
 /// A stream made by someone else is used as it is, if it captures our
 /// subjects and deduplicates; differences in retention are only logged.
 fn check_existing_stream(have: &stream::Config, wanted: &stream::Config) -> Result<(), String> {
+    check_replicas(&wanted.name, have.num_replicas, wanted.num_replicas)?;
     if !have.subjects.iter().any(|s| wanted.subjects.contains(s)) {
         return Err(format!(
             "it captures {:?}, not {:?}: change [broker] stream or subject_prefix",
@@ -173,6 +208,7 @@ pub async fn durable_consumer(
         // Unlimited on the server: the host counts attempts itself and
         // dead-letters, so an event is never silently dropped.
         max_deliver: -1,
+        num_replicas: options.replicas,
         ..Default::default()
     };
     let error = |what: &str, e: &dyn std::fmt::Display| {
@@ -198,7 +234,7 @@ pub async fn durable_consumer(
             let created: jetstream::consumer::PullConsumer = stream
                 .create_consumer(wanted.clone())
                 .await
-                .map_err(|e| error("creating it", &e))?;
+                .map_err(|e| error("creating it", &replicas_hint(options.replicas, &e)))?;
             let kept = created.cached_info().config.clone();
             verify(&[("ack_wait", secs(wanted.ack_wait), secs(kept.ack_wait))])
                 .map_err(|e| error("the server did not keep the configuration", &e))?;

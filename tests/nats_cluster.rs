@@ -1,0 +1,190 @@
+//! `[broker] replicas` against real NATS: a single server refuses
+//! `replicas = 3` with a clear error; on a real 3-node cluster, two
+//! wasmsched replicas connected to different servers lose no acknowledged
+//! event, handle none twice, and answer api calls again soon after the
+//! server leading the stream is killed with SIGKILL; the killed server
+//! rejoins and catches up.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use common::nats_cluster::NatsCluster;
+use common::nats_server::NatsServer;
+use common::replica::Replica;
+use futures_util::StreamExt;
+use serde_json::json;
+use wasmsched::broker::{NatsBroker, NatsOptions};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_3_against_a_single_server_is_a_clear_setup_error() {
+    let server = NatsServer::start();
+    let options = NatsOptions {
+        url: server.url(),
+        replicas: 3,
+        ..NatsOptions::default()
+    };
+    let error = NatsBroker::connect(options)
+        .await
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        error.contains("replicas = 3 needs a NATS cluster of at least 3 servers"),
+        "{error}"
+    );
+    let bad = NatsOptions {
+        replicas: 2,
+        ..NatsOptions::default()
+    };
+    assert!(bad.validate().unwrap_err().contains("use 1, 3 or 5"));
+}
+
+fn write_config(dir: &Path, urls: &str) -> PathBuf {
+    std::fs::create_dir_all(dir.join("plugins")).unwrap();
+    let path = dir.join("wasmsched.toml");
+    let text = format!(
+        "[plugins]\nwatch = false\ncache = false\n\n[broker]\nkind = \"nats\"\nurl = \"{urls}\"\n\
+         replicas = 3\nack_wait_secs = 2\n\n\
+         [[trigger]]\nid = \"hook\"\nkind = \"api\"\ntopic = \"hooks.in\"\n\n\
+         [[trigger]]\nid = \"relay\"\nkind = \"event\"\nsource = \"hooks.*\"\ntopic = \"relayed\"\n"
+    );
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// The server leading stream `name`.
+async fn leader(cluster: &NatsCluster, name: &str) -> usize {
+    let client = async_nats::connect(cluster.url_list()).await.unwrap();
+    let jetstream = async_nats::jetstream::new(client);
+    let mut stream = jetstream.get_stream(name).await.unwrap();
+    let info = stream.info().await.unwrap();
+    let leader = info
+        .cluster
+        .as_ref()
+        .and_then(|c| c.leader.clone())
+        .unwrap();
+    cluster.index_of(&leader)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_3_node_cluster_survives_losing_the_stream_leader() {
+    let mut cluster = NatsCluster::start(3).await;
+    let root = tempfile::tempdir().unwrap();
+    // Each replica connects through a different server first.
+    let a_urls = format!("{},{}", cluster.url(0), cluster.url(1));
+    let b_urls = format!("{},{}", cluster.url(2), cluster.url(0));
+    let (a_config, b_config) = (
+        write_config(&root.path().join("a"), &a_urls),
+        write_config(&root.path().join("b"), &b_urls),
+    );
+    let (a, b) = tokio::join!(Replica::start(&a_config), Replica::start(&b_config));
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let call = |base: String, n: usize| {
+        let request = client
+            .post(format!("{base}/api/triggers/hook/trigger"))
+            .json(&json!({ "data": { "n": n } }));
+        async move {
+            request
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+                .unwrap_or(0)
+        }
+    };
+
+    let mut acknowledged = Vec::new();
+    for n in 0..50 {
+        let base = if n % 2 == 0 { &a.base } else { &b.base };
+        if call(base.clone(), n).await == 200 {
+            acknowledged.push(n);
+        }
+    }
+    assert_eq!(acknowledged.len(), 50, "all calls succeed before the kill");
+
+    let killed = leader(&cluster, "WASMSCHED").await;
+    cluster.kill(killed);
+    let killed_at = Instant::now();
+    let (mut unavailable_until, mut n) = (None, 50);
+    while acknowledged.len() < 150 {
+        let base = if n % 2 == 0 { &a.base } else { &b.base };
+        match call(base.clone(), n).await {
+            200 => acknowledged.push(n),
+            503 | 0 => unavailable_until = Some(killed_at.elapsed()),
+            other => panic!("call {n}: {other}"),
+        }
+        n += 1;
+        assert!(
+            killed_at.elapsed() < Duration::from_secs(60),
+            "calls did not recover"
+        );
+    }
+    if let Some(outage) = unavailable_until {
+        println!("api calls failed for {outage:?} after the leader was killed");
+        assert!(
+            outage < Duration::from_secs(20),
+            "unavailable for {outage:?}"
+        );
+    }
+
+    // The killed server comes back and catches up.
+    cluster.restart(killed);
+    let client = async_nats::connect(cluster.url_list()).await.unwrap();
+    let jetstream = async_nats::jetstream::new(client);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut stream = jetstream.get_stream("WASMSCHED").await.unwrap();
+        let info = stream.info().await.unwrap();
+        let replicas = info
+            .cluster
+            .as_ref()
+            .map(|c| c.replicas.clone())
+            .unwrap_or_default();
+        if replicas.len() == 2 && replicas.iter().all(|r| r.current) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the killed server did not catch up: {replicas:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+
+    // Every acknowledged call was relayed, none twice.
+    let stream = jetstream.get_stream("WASMSCHED").await.unwrap();
+    let expected: usize = acknowledged.len();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let relayed = loop {
+        let consumer = stream
+            .create_consumer(async_nats::jetstream::consumer::pull::OrderedConfig {
+                filter_subject: "ev.relayed".into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let mut messages = consumer.messages().await.unwrap();
+        let mut relayed: BTreeMap<u64, usize> = BTreeMap::new();
+        while let Ok(Some(Ok(message))) =
+            tokio::time::timeout(Duration::from_secs(2), messages.next()).await
+        {
+            // The stream keeps each event whole: {id, topic, time, data, headers}.
+            let data: serde_json::Value = serde_json::from_slice(&message.payload).unwrap();
+            *relayed.entry(data["data"]["n"].as_u64().unwrap()).or_default() += 1;
+        }
+        if relayed.len() >= expected || Instant::now() > deadline {
+            break relayed;
+        }
+    };
+    let lost: Vec<&usize> = acknowledged
+        .iter()
+        .filter(|n| !relayed.contains_key(&(**n as u64)))
+        .collect();
+    assert!(lost.is_empty(), "acknowledged but never relayed: {lost:?}");
+    let twice: Vec<_> = relayed.iter().filter(|(_, c)| **c > 1).collect();
+    assert!(twice.is_empty(), "relayed twice: {twice:?}");
+}
