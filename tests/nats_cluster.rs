@@ -174,7 +174,9 @@ async fn a_3_node_cluster_survives_losing_the_stream_leader() {
         {
             // The stream keeps each event whole: {id, topic, time, data, headers}.
             let data: serde_json::Value = serde_json::from_slice(&message.payload).unwrap();
-            *relayed.entry(data["data"]["n"].as_u64().unwrap()).or_default() += 1;
+            *relayed
+                .entry(data["data"]["n"].as_u64().unwrap())
+                .or_default() += 1;
         }
         if relayed.len() >= expected || Instant::now() > deadline {
             break relayed;

@@ -160,8 +160,8 @@ async fn create_or_open(
         store: what.to_owned(),
         message,
     };
-    let mut stream = jetstream
-        .get_or_create_stream(wanted.clone())
+    let create = || jetstream.get_or_create_stream(wanted.clone());
+    let mut stream = crate::broker::nats::while_cluster_settles(create)
         .await
         .map_err(|e| {
             let hint = crate::broker::nats::replicas_hint(wanted.num_replicas, &e);

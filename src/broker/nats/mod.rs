@@ -42,7 +42,7 @@ use crate::event::Event;
 use crate::topic::TopicPattern;
 
 pub use self::options::NatsOptions;
-pub use self::setup::{check_replicas, replicas_hint};
+pub use self::setup::{check_replicas, replicas_hint, while_cluster_settles};
 
 /// How long stopping waits for buffered messages to reach NATS.
 const FLUSH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);

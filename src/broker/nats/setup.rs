@@ -84,8 +84,7 @@ pub async fn ensure_stream(
             if matches!(e.kind(), GetStreamErrorKind::JetStream(api)
                 if api.error_code() == ErrorCode::STREAM_NOT_FOUND) =>
         {
-            let created = jetstream
-                .create_stream(wanted.clone())
+            let created = while_cluster_settles(|| jetstream.create_stream(wanted.clone()))
                 .await
                 .map_err(|e| error("creating it", &replicas_hint(options.replicas, &e)))?;
             let kept = &created.cached_info().config;
@@ -116,6 +115,36 @@ pub async fn ensure_stream(
             &e,
         )),
     }
+}
+
+/// Runs `attempt` again while JetStream answers that it is not ready: a
+/// cluster that just formed, or is electing a leader, times out or is
+/// "temporarily unavailable" for a few seconds (two replicas starting
+/// together on a new cluster see it). Other errors return at once.
+pub async fn while_cluster_settles<T, E, F, Fut>(mut attempt: F) -> Result<T, E>
+where
+    E: std::fmt::Display,
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, E>>,
+{
+    const ATTEMPTS: usize = 20;
+    for _ in 1..ATTEMPTS {
+        match attempt().await {
+            Err(error) if settling(&error.to_string()) => {
+                tracing::debug!("JetStream is not ready ({error}); trying again");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            done => return done,
+        }
+    }
+    attempt().await
+}
+
+fn settling(error: &str) -> bool {
+    let error = error.to_lowercase();
+    ["timed out", "temporarily unavailable", "no meta leader"]
+        .iter()
+        .any(|s| error.contains(s))
 }
 
 /// The server's error, with what to do when it is about replicas (a
@@ -231,10 +260,10 @@ pub async fn durable_consumer(
             info.config
         }
         Err(e) if e.kind() == ConsumerInfoErrorKind::NotFound => {
-            let created: jetstream::consumer::PullConsumer = stream
-                .create_consumer(wanted.clone())
-                .await
-                .map_err(|e| error("creating it", &replicas_hint(options.replicas, &e)))?;
+            let created: jetstream::consumer::PullConsumer =
+                while_cluster_settles(|| stream.create_consumer(wanted.clone()))
+                    .await
+                    .map_err(|e| error("creating it", &replicas_hint(options.replicas, &e)))?;
             let kept = created.cached_info().config.clone();
             verify(&[("ack_wait", secs(wanted.ack_wait), secs(kept.ack_wait))])
                 .map_err(|e| error("the server did not keep the configuration", &e))?;
