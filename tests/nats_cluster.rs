@@ -2,8 +2,8 @@
 //! `replicas = 3` with a clear error; on a real 3-node cluster, two
 //! wasmsched replicas connected to different servers lose no acknowledged
 //! event, handle none twice, and answer api calls again soon after the
-//! server leading the stream is killed with SIGKILL; the killed server
-//! rejoins and catches up.
+//! server leading the stream is killed with SIGKILL; cron instants keep
+//! firing once; the killed server rejoins and catches up.
 
 mod common;
 
@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use chrono::DurationRound;
 use common::nats_cluster::NatsCluster;
 use common::nats_server::NatsServer;
 use common::replica::Replica;
@@ -49,7 +50,8 @@ fn write_config(dir: &Path, urls: &str) -> PathBuf {
         "[plugins]\nwatch = false\ncache = false\n\n[broker]\nkind = \"nats\"\nurl = \"{urls}\"\n\
          replicas = 3\nack_wait_secs = 2\n\n\
          [[trigger]]\nid = \"hook\"\nkind = \"api\"\ntopic = \"hooks.in\"\n\n\
-         [[trigger]]\nid = \"relay\"\nkind = \"event\"\nsource = \"hooks.*\"\ntopic = \"relayed\"\n"
+         [[trigger]]\nid = \"relay\"\nkind = \"event\"\nsource = \"hooks.*\"\ntopic = \"relayed\"\n\n\
+         [[trigger]]\nid = \"tick\"\nkind = \"cron\"\nschedule = \"* * * * *\"\ntopic = \"ticks\"\n"
     );
     std::fs::write(&path, text).unwrap();
     path
@@ -138,13 +140,14 @@ async fn a_3_node_cluster_survives_losing_the_stream_leader() {
     let jetstream = async_nats::jetstream::new(client);
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let mut stream = jetstream.get_stream("WASMSCHED").await.unwrap();
-        let info = stream.info().await.unwrap();
-        let replicas = info
-            .cluster
-            .as_ref()
-            .map(|c| c.replicas.clone())
-            .unwrap_or_default();
+        // Requests may time out while the cluster takes the server back.
+        let replicas = match jetstream.get_stream("WASMSCHED").await {
+            Ok(mut stream) => match stream.info().await {
+                Ok(info) => info.cluster.clone().map(|c| c.replicas).unwrap_or_default(),
+                Err(_) => Vec::new(),
+            },
+            Err(_) => Vec::new(),
+        };
         if replicas.len() == 2 && replicas.iter().all(|r| r.current) {
             break;
         }
@@ -189,4 +192,89 @@ async fn a_3_node_cluster_survives_losing_the_stream_leader() {
     assert!(lost.is_empty(), "acknowledged but never relayed: {lost:?}");
     let twice: Vec<_> = relayed.iter().filter(|(_, c)| **c > 1).collect();
     assert!(twice.is_empty(), "relayed twice: {twice:?}");
+
+    // Cron instants after the kill fire once across the two replicas.
+    let next_minute = (chrono::Utc::now() + chrono::TimeDelta::minutes(1))
+        .duration_trunc(chrono::TimeDelta::minutes(1))
+        .unwrap();
+    let wait = (next_minute - chrono::Utc::now())
+        .to_std()
+        .unwrap_or_default();
+    tokio::time::sleep(wait + Duration::from_secs(5)).await;
+    let runs: serde_json::Value = reqwest::get(format!("{}/api/admin/triggers/tick/runs", a.base))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut per_instant: BTreeMap<String, usize> = BTreeMap::new();
+    for run in runs.as_array().unwrap() {
+        *per_instant
+            .entry(run["instant"].as_str().unwrap().to_owned())
+            .or_default() += 1;
+    }
+    assert!(
+        per_instant
+            .keys()
+            .any(|i| i.parse::<chrono::DateTime<chrono::Utc>>().unwrap() == next_minute),
+        "{next_minute} fired: {per_instant:?}"
+    );
+    assert!(
+        per_instant.values().all(|n| *n == 1),
+        "each instant once: {per_instant:?}\n{}",
+        runs.as_array()
+            .unwrap()
+            .iter()
+            .map(|r| format!(
+                "{} {} {} {}",
+                r["instant"], r["outcome"], r["events"], r["catch_up"]
+            ))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claims_stay_exclusive_after_the_bucket_leader_dies() {
+    use wasmsched::state::nats::NatsStore;
+    use wasmsched::state::{LastFire, Retention, StateStore};
+    let mut cluster = NatsCluster::start(3).await;
+    let open = |urls: Vec<String>| async move {
+        let client = async_nats::connect(urls).await.unwrap();
+        NatsStore::open_replicated(
+            async_nats::jetstream::new(client),
+            "CLAIMS",
+            Retention::default(),
+            3,
+        )
+        .await
+        .unwrap()
+    };
+    let a = open(vec![cluster.url(0), cluster.url(1)]).await;
+    let b = open(vec![cluster.url(2), cluster.url(0)]).await;
+    let killed = leader(&cluster, "KV_CLAIMS_fires").await;
+    cluster.kill(killed);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let start: chrono::DateTime<chrono::Utc> = "2030-01-01T00:00:00Z".parse().unwrap();
+    let mut doubles = Vec::new();
+    for n in 0..40 {
+        let seen = loop {
+            match a.last_fire("job").await {
+                Ok(seen) => break seen.map(|s| s.revision),
+                Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+            }
+        };
+        let next = LastFire {
+            instant: start + chrono::TimeDelta::minutes(n),
+            schedule: "* * * * * @ UTC".into(),
+        };
+        let (x, y) = tokio::join!(
+            a.claim_fire("job", &next, seen),
+            b.claim_fire("job", &next, seen)
+        );
+        if matches!((&x, &y), (Ok(Some(_)), Ok(Some(_)))) {
+            doubles.push((n, x, y));
+        }
+    }
+    assert!(doubles.is_empty(), "both claims landed: {doubles:?}");
 }

@@ -33,6 +33,17 @@ use super::{
     StateStore, Stored, id_key, kept_runs, key_id,
 };
 
+/// How long a claim on a replicated bucket waits before checking it was
+/// not overwritten (see [`NatsStore::still_ours`]).
+const CONFIRM_AFTER: Duration = Duration::from_millis(25);
+
+/// What a timer's key holds between being taken and deleted.
+const TAKEN: &[u8] = b"\"taken\"";
+
+fn is_taken(value: &[u8]) -> bool {
+    value == TAKEN
+}
+
 /// How long a read of the run history may take.
 const READ_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -49,6 +60,8 @@ pub struct NatsStore {
     runs: stream::Stream,
     runs_prefix: String,
     retention: Retention,
+    /// Copies of each bucket (`[broker] replicas`).
+    replicas: usize,
     changes: broadcast::Sender<StateChange>,
     /// Ends the tasks following the buckets when the store is dropped.
     _stop: DropGuard,
@@ -111,9 +124,32 @@ impl NatsStore {
             runs,
             runs_prefix,
             retention,
+            replicas,
             changes,
             _stop: stop.drop_guard(),
         })
+    }
+
+    /// Is `revision` still the last write of `key` in `bucket`,
+    /// read from the stream's leader a moment later? On a nats-server 2.9
+    /// cluster two updates naming the same revision can both be accepted
+    /// when they arrive together (the leader checks each against what it
+    /// has applied, not what it has accepted); the later one wins, and the
+    /// replica whose write was overwritten takes its claim back.
+    async fn still_ours(
+        &self,
+        bucket: &kv::Store,
+        key: &str,
+        revision: u64,
+    ) -> Result<bool, StateError> {
+        tokio::time::sleep(CONFIRM_AFTER).await;
+        let subject = format!("$KV.{}.{key}", bucket.name);
+        let last = bucket
+            .stream
+            .get_last_raw_message_by_subject(&subject)
+            .await
+            .map_err(|e| self.io("confirming a claim", e))?;
+        Ok(last.sequence == revision)
     }
 
     fn io(&self, what: &str, error: impl std::fmt::Display) -> StateError {
@@ -419,18 +455,22 @@ impl StateStore for NatsStore {
     ) -> Result<Option<u64>, StateError> {
         let value = Bytes::from(serde_json::to_vec(next).expect("last fires serialize"));
         let key = id_key(id);
-        match seen {
-            None => match self.fires.create(key, value).await {
-                Ok(revision) => Ok(Some(revision)),
-                Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => Ok(None),
-                Err(e) => Err(self.io("claiming a cron instant", e)),
+        let written = match seen {
+            None => match self.fires.create(&key, value).await {
+                Ok(revision) => revision,
+                Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => return Ok(None),
+                Err(e) => return Err(self.io("claiming a cron instant", e)),
             },
-            Some(revision) => match self.fires.update(key, value, revision).await {
-                Ok(revision) => Ok(Some(revision)),
-                Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => Ok(None),
-                Err(e) => Err(self.io("claiming a cron instant", e)),
+            Some(revision) => match self.fires.update(&key, value, revision).await {
+                Ok(revision) => revision,
+                Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => return Ok(None),
+                Err(e) => return Err(self.io("claiming a cron instant", e)),
             },
+        };
+        if self.replicas > 1 && !self.still_ours(&self.fires, &key, written).await? {
+            return Ok(None);
         }
+        Ok(Some(written))
     }
 
     async fn forget_fire(&self, id: &str) -> Result<(), StateError> {
@@ -609,6 +649,9 @@ impl StateStore for NatsStore {
     async fn timers(&self) -> Result<Vec<OneOffTimer>, StateError> {
         let mut timers = Vec::new();
         for (key, value) in self.entries(&self.timers, "reading timers").await? {
+            if is_taken(&value) {
+                continue;
+            }
             let timer: OneOffTimer = serde_json::from_slice(&value)
                 .map_err(|e| self.corrupt(format!("timer {key}"), e))?;
             timers.push(timer);
@@ -624,6 +667,7 @@ impl StateStore for NatsStore {
             .await
             .map_err(|e| self.io("reading a timer", e))?;
         value
+            .filter(|v| !is_taken(v))
             .map(|v| serde_json::from_slice(&v).map_err(|e| self.corrupt(format!("timer {id}"), e)))
             .transpose()
     }
@@ -635,21 +679,29 @@ impl StateStore for NatsStore {
             .entry(&key)
             .await
             .map_err(|e| self.io("taking a timer", e))?;
-        let Some(entry) = entry.filter(|e| e.operation == Operation::Put) else {
+        let Some(entry) = entry.filter(|e| e.operation == Operation::Put && !is_taken(&e.value))
+        else {
             return Ok(false);
         };
-        match self
+        // Marked taken with a revision-checked write (confirmed on a
+        // cluster, as claims are), then deleted.
+        let taken = match self
             .timers
-            .delete_expect_revision(&key, Some(entry.revision))
+            .update(&key, Bytes::from_static(TAKEN), entry.revision)
             .await
         {
-            Ok(()) => Ok(true),
-            // Another replica deleted it first (the revision moved on), or NATS failed.
-            Err(error) => match self.timer(id).await? {
-                None => Ok(false),
-                Some(_) => Err(self.io("taking a timer", error)),
-            },
+            Ok(revision) => revision,
+            Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => return Ok(false),
+            Err(e) => return Err(self.io("taking a timer", e)),
+        };
+        if self.replicas > 1 && !self.still_ours(&self.timers, &key, taken).await? {
+            return Ok(false);
         }
+        self.timers
+            .delete(&key)
+            .await
+            .map_err(|e| self.io("taking a timer", e))?;
+        Ok(true)
     }
 
     fn is_shared(&self) -> bool {

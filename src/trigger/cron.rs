@@ -136,15 +136,19 @@ impl Claims {
                 .claim_fire(&self.trigger, &next, revision)
                 .await?
             {
-                Some(revision) => {
+                Some(new) => {
+                    tracing::debug!(trigger = %self.trigger, %instant, ?revision, new, "claimed");
                     let stored = Stored {
                         value: next,
-                        revision,
+                        revision: new,
                     };
                     *self.seen.lock().unwrap_or_else(|p| p.into_inner()) = Some(stored);
                     return Ok(true);
                 }
-                None => seen = self.store.last_fire(&self.trigger).await?,
+                None => {
+                    seen = self.store.last_fire(&self.trigger).await?;
+                    tracing::debug!(trigger = %self.trigger, %instant, ?revision, seen = ?seen.as_ref().map(|s| (s.value.instant, s.revision)), "claim lost");
+                }
             }
         }
         tracing::warn!(trigger = %self.trigger, %instant, "gave up claiming a cron instant after {CLAIM_ATTEMPTS} lost races");

@@ -27,7 +27,11 @@ impl Replica {
         let mut child = Command::new(env!("CARGO_BIN_EXE_wasmsched"))
             .args(["run", "--listen", "127.0.0.1:0", "--config"])
             .arg(config)
-            .env("RUST_LOG", "warn,wasmsched::cli::run=info")
+            .env(
+                "RUST_LOG",
+                std::env::var("WASMSCHED_TEST_LOG")
+                    .unwrap_or_else(|_| "warn,wasmsched::cli::run=info".into()),
+            )
             .env("NO_COLOR", "1")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -40,6 +44,10 @@ impl Replica {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 if let Some((_, base)) = line.split_once("HTTP API on ") {
                     let _ = address.send(base.trim().to_owned());
+                }
+                // Shown when a test fails (the harness captures it otherwise).
+                if line.contains(" WARN ") || line.contains(" ERROR ") || line.contains("DEBUG") {
+                    eprintln!("[wasmsched {}] {line}", std::process::id());
                 }
             }
         });
