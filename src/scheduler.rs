@@ -17,6 +17,7 @@ use crate::clock::Clock;
 use crate::state::{RunLog, StateError, StateStore};
 use crate::timer::TimerHandle;
 use crate::topic::Topic;
+use crate::trigger::health::ScheduleHealth;
 use crate::trigger::{Binding, StartReason, Trigger, TriggerError};
 
 /// Why a scheduler operation failed.
@@ -66,6 +67,7 @@ pub struct Scheduler {
     limits: EventLimits,
     store: Option<Arc<dyn StateStore>>,
     runs: OnceLock<RunLog>,
+    health: Arc<ScheduleHealth>,
     state: Mutex<State>,
     /// Held by every change, across the starts and stops it awaits.
     changes: tokio::sync::Mutex<()>,
@@ -103,6 +105,7 @@ impl Scheduler {
             limits: EventLimits::default(),
             store: None,
             runs: OnceLock::new(),
+            health: Arc::default(),
             state: Mutex::new(State::default()),
             changes: tokio::sync::Mutex::new(()),
         }
@@ -142,6 +145,11 @@ impl Scheduler {
     /// The state store, if any.
     pub fn store(&self) -> Option<&Arc<dyn StateStore>> {
         self.store.as_ref()
+    }
+
+    /// How well the cron schedule keeps time (lateness, missed instants).
+    pub fn schedule_health(&self) -> &ScheduleHealth {
+        &self.health
     }
 
     /// The run history's writer (with a state store, once started).
@@ -436,6 +444,7 @@ impl Scheduler {
             store: self.store.clone(),
             runs: self.run_log_started(),
             start,
+            health: self.health.clone(),
         };
         registration
             .trigger

@@ -314,6 +314,12 @@ async fn jitter_delays_each_fire_by_the_triggers_offset_and_keeps_the_instant() 
     tokio::time::sleep(Duration::from_secs(2 * 3600)).await; // 10:00 and 11:00
     scheduler.stop().await;
     let offset = wasmsched::cron::jitter_offset("report", jitter);
+    let health = scheduler.schedule_health().snapshot();
+    assert_eq!(health.count, 2, "two fires measured");
+    assert_eq!(
+        health.buckets[0].1, 2,
+        "on time, once the jitter is taken out"
+    );
     let fired = fired_at.lock().unwrap().clone();
     assert_eq!(fired.len(), 2, "{fired:?}");
     for (hour, (instant, at)) in ["10", "11"].iter().zip(&fired) {

@@ -210,6 +210,17 @@ async fn cron_instants_missed_while_down_are_caught_up_at_start() {
         metrics.contains("wasmsched_trigger_missed_total{trigger=\"hourly\",kind=\"cron\"} 4"),
         "{metrics}"
     );
+    // By reason, across triggers: the 4 missed split between the window and the policy.
+    let by_reason = |reason: &str| -> u64 {
+        let prefix = format!("wasmsched_cron_missed_total{{reason=\"{reason}\"}} ");
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no {prefix} in {metrics}"))
+    };
+    assert_eq!(by_reason("outside_window") + by_reason("policy"), 4);
+    assert_eq!(by_reason("over_max"), 0);
 }
 
 #[test]
@@ -232,4 +243,38 @@ fn a_corrupt_store_file_is_an_error_naming_it() {
     // Nothing was reset.
     let kept = std::fs::read_to_string(dir.path().join("wasmsched.db")).unwrap();
     assert_eq!(kept, "hello, not a database");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_can_leave_out_series_per_trigger() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        "[metrics]\nper_trigger = false\n\n[[trigger]]\nid = \"hook\"\nkind = \"api\"\ntopic = \"h\"\n\n\
+         [[trigger]]\nid = \"hook2\"\nkind = \"api\"\ntopic = \"h\"\n",
+    );
+    let host = Replica::start(&config).await;
+    for id in ["hook", "hook2"] {
+        let (status, _) = post(
+            format!("{}/api/triggers/{id}/trigger", host.base),
+            json!({"data": {}}),
+        )
+        .await;
+        assert_eq!(status, 200);
+    }
+    let metrics = reqwest::get(format!("{}/metrics", host.base))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("wasmsched_trigger_firings_total{kind=\"api\"} 2"),
+        "{metrics}"
+    );
+    assert!(!metrics.contains("trigger=\"hook\""), "{metrics}");
+    assert!(
+        metrics.contains("wasmsched_cron_lateness_seconds_count"),
+        "{metrics}"
+    );
 }

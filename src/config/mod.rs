@@ -28,6 +28,9 @@
 //! history_max_runs = 100     # run history kept per trigger (0: none)
 //! history_max_age = "7d"     # and for how long
 //!
+//! [metrics]
+//! # per_trigger = true       # series per trigger in /metrics (default: up to 1 000 triggers)
+//!
 //! [[trigger]]
 //! id = "nightly"
 //! kind = "cron"              # cron | api | event
@@ -145,6 +148,10 @@ pub struct Config {
     pub triggers: Vec<TriggerConfig>,
     /// Every `[[sink]]` table, of the main file and the manifests.
     pub sinks: Vec<SinkConfig>,
+    /// `/metrics` has series per trigger (`[metrics] per_trigger`); `None`
+    /// (the default): while there are at most 1 000 triggers, so a host
+    /// with 100 000 exposes a bounded page (totals per kind then).
+    pub metrics_per_trigger: Option<bool>,
 }
 
 /// Where state that outlives the process is kept (`[state]`).
@@ -194,6 +201,14 @@ struct MainFile {
     trigger: Vec<toml::Value>,
     #[serde(default)]
     sink: Vec<toml::Value>,
+    #[serde(default)]
+    metrics: MetricsSection,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct MetricsSection {
+    per_trigger: Option<bool>,
 }
 
 #[derive(Deserialize, Default)]
@@ -341,6 +356,7 @@ impl Config {
             state,
             triggers,
             sinks,
+            metrics_per_trigger: main.metrics.per_trigger,
         })
     }
 }

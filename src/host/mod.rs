@@ -350,6 +350,12 @@ impl Host {
         Ok(self.store.runs(id, limit).await?)
     }
 
+    /// How well the cron schedule keeps time: fire lateness, instants not
+    /// run by reason.
+    pub fn schedule_health(&self) -> crate::trigger::health::HealthSnapshot {
+        self.scheduler.schedule_health().snapshot()
+    }
+
     /// The plugin runtime (its limits and counters).
     pub fn runtime(&self) -> &PluginRuntime {
         &self.runtime

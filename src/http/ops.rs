@@ -32,6 +32,10 @@ pub async fn healthz(State(app): State<AppState>) -> impl IntoResponse {
 }
 
 type TriggerCounter = (&'static str, &'static str, fn(&TriggerStats) -> u64);
+
+/// With `[metrics] per_trigger` unset, series per trigger are written up
+/// to this many triggers; beyond, totals per kind.
+const PER_TRIGGER_AUTO: usize = 1000;
 type PluginCounter = (&'static str, &'static str, fn(&PluginStats) -> u64);
 
 const TRIGGER_COUNTERS: [TriggerCounter; 7] = [
@@ -109,18 +113,32 @@ const PLUGIN_COUNTERS: [PluginCounter; 6] = [
 /// Prometheus text format.
 pub async fn metrics(State(app): State<AppState>) -> impl IntoResponse {
     let mut out = String::new();
-    let triggers: Vec<(String, TriggerStats)> = app
+    let registered = app.host.registered_triggers().await;
+    let per_trigger = app
         .host
-        .registered_triggers()
-        .await
-        .into_iter()
-        .map(|(id, r)| {
-            (
-                format!("trigger=\"{}\",kind=\"{}\"", escape(&id), r.trigger.kind()),
-                r.trigger.stats(),
-            )
-        })
-        .collect();
+        .config()
+        .metrics_per_trigger
+        .unwrap_or(registered.len() <= PER_TRIGGER_AUTO);
+    let triggers: Vec<(String, TriggerStats)> = match per_trigger {
+        true => registered
+            .into_iter()
+            .map(|(id, r)| {
+                let labels = format!("trigger=\"{}\",kind=\"{}\"", escape(&id), r.trigger.kind());
+                (labels, r.trigger.stats())
+            })
+            .collect(),
+        // Bounded: one series per kind, summed.
+        false => {
+            let mut by_kind: std::collections::BTreeMap<String, TriggerStats> = Default::default();
+            for registration in registered.values() {
+                let total = by_kind
+                    .entry(format!("kind=\"{}\"", registration.trigger.kind()))
+                    .or_default();
+                *total = total.plus(&registration.trigger.stats());
+            }
+            by_kind.into_iter().collect()
+        }
+    };
     for (name, help, value) in TRIGGER_COUNTERS {
         family(
             &mut out,
@@ -155,6 +173,7 @@ pub async fn metrics(State(app): State<AppState>) -> impl IntoResponse {
                 .map(|(labels, s, _)| (labels.as_str(), value(s))),
         );
     }
+    schedule_health(&mut out, &app.host.schedule_health());
     let name = "wasmsched_plugin_call_seconds";
     let _ = writeln!(
         out,
@@ -236,6 +255,33 @@ fn family<'a>(
         }
         .expect("writing to a String");
     }
+}
+
+/// `wasmsched_cron_lateness_seconds` and `wasmsched_cron_missed_total`.
+fn schedule_health(out: &mut String, health: &crate::trigger::health::HealthSnapshot) {
+    let name = "wasmsched_cron_lateness_seconds";
+    let _ = writeln!(
+        out,
+        "# HELP {name} How late cron fires ran after their scheduled instant (jitter excluded).\n# TYPE {name} histogram"
+    );
+    for (bound, count) in &health.buckets {
+        let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {count}");
+    }
+    let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {}", health.count);
+    let _ = writeln!(out, "{name}_sum {}", health.sum_seconds);
+    let _ = writeln!(out, "{name}_count {}", health.count);
+    let labels: Vec<(String, u64)> = health
+        .missed
+        .iter()
+        .map(|(reason, count)| (format!("reason=\"{}\"", reason.as_str()), *count))
+        .collect();
+    family(
+        out,
+        "wasmsched_cron_missed_total",
+        "Cron instants not run, by reason (outside_window, policy, over_max, paused).",
+        "counter",
+        labels.iter().map(|(l, c)| (l.as_str(), *c)),
+    );
 }
 
 /// Escapes a Prometheus label value.

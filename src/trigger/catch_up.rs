@@ -64,6 +64,8 @@ pub struct Plan {
     pub missed: Vec<(DateTime<Utc>, String)>,
     /// How many were not run (at most [`MAX_SCAN`] counted).
     pub missed_count: usize,
+    /// How many of those fell before the window.
+    pub outside_window: usize,
     /// The newest instant up to `now` (nothing after `last`: `None`).
     pub newest: Option<DateTime<Utc>>,
     /// The oldest instant not run.
@@ -92,6 +94,12 @@ pub fn plan(
         (false, CatchUpPolicy::All) => catch_up.max,
     };
     let (total, first, tail) = scan(schedule, last, now, (keep + may_run).max(1));
+    let window_start = (oldest_in_window - TimeDelta::nanoseconds(1)).max(last);
+    let in_window_total = schedule
+        .fires_after(window_start)
+        .take_while(|t| *t <= now)
+        .take(MAX_SCAN)
+        .count();
     let in_window = tail.iter().filter(|t| **t >= oldest_in_window).count();
     let runs = may_run.min(in_window);
     let split = tail.len() - runs;
@@ -120,6 +128,7 @@ pub fn plan(
             .map(|t| (*t, reason(t)))
             .collect(),
         missed_count,
+        outside_window: total.saturating_sub(in_window_total),
         newest: tail.last().copied(),
         first_missed: first.filter(|_| missed_count > 0),
     }

@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::catch_up::{self, CatchUp};
+use super::health::{MissReason, ScheduleHealth};
 use super::{Binding, Dispatcher, StartReason, Trigger, TriggerError, TriggerKind, TriggerState};
 use crate::cron::CronSchedule;
 use crate::firing::{Cause, Factory, Firing};
@@ -176,6 +177,8 @@ struct Start {
     /// The trigger's jitter: a replica that is up may still be waiting to
     /// claim an instant this recent.
     jitter: std::time::Duration,
+    /// Where instants not run are counted.
+    health: Arc<ScheduleHealth>,
 }
 
 /// How long a replica that is up may take to claim an instant it fires:
@@ -272,9 +275,18 @@ impl Start {
             },
             plan.missed_count,
         );
+        let health = &self.health;
         if paused {
+            health.record_missed(MissReason::Paused, count as u64);
             tracing::info!(trigger = %dispatcher.trigger_id, "{count} instants skipped while paused ({first} to {last})");
         } else {
+            let outside = plan.outside_window;
+            let in_window = match self.catch_up.policy {
+                catch_up::CatchUpPolicy::All => MissReason::OverMax,
+                _ => MissReason::Policy,
+            };
+            health.record_missed(MissReason::OutsideWindow, outside as u64);
+            health.record_missed(in_window, count.saturating_sub(outside) as u64);
             let more = if count >= catch_up::MAX_SCAN { "+" } else { "" };
             dispatcher
                 .counters
@@ -322,6 +334,8 @@ impl Trigger for CronTrigger {
         let firings = TaskTracker::new();
         let stop = CancellationToken::new();
         let offset = crate::cron::jitter_offset(&binding.trigger_id, self.jitter);
+        let jitter_delta = TimeDelta::from_std(offset).unwrap_or_default();
+        let health = binding.health.clone();
         let on_fire: FireCallback = {
             let (dispatcher, firings, claims, stop) = (
                 dispatcher.clone(),
@@ -331,6 +345,7 @@ impl Trigger for CronTrigger {
             );
             Arc::new(move |instant| {
                 let (dispatcher, claims, stop) = (dispatcher.clone(), claims.clone(), stop.clone());
+                let health = health.clone();
                 firings.spawn(async move {
                     if !offset.is_zero() {
                         let at = instant + chrono::TimeDelta::from_std(offset).unwrap_or_default();
@@ -347,6 +362,8 @@ impl Trigger for CronTrigger {
                         tracing::debug!(trigger = %dispatcher.trigger_id, %instant, "another replica runs this instant");
                         return;
                     }
+                    let late = dispatcher.clock.now() - instant - jitter_delta;
+                    health.record_lateness(late.to_std().unwrap_or_default());
                     // Errors are counted and logged by the dispatcher.
                     let _ = dispatcher.fire(firing(&dispatcher, instant, false)).await;
                 });
@@ -366,6 +383,7 @@ impl Trigger for CronTrigger {
             catch_up: self.catch_up,
             reason: binding.start,
             jitter: self.jitter,
+            health: binding.health.clone(),
         };
         let timer = binding.timer;
         let schedule = self.schedule.clone();

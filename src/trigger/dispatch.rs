@@ -58,6 +58,21 @@ pub struct TriggerStats {
     pub catch_ups: u64,
 }
 
+impl TriggerStats {
+    /// These counters and `other`'s, added.
+    pub fn plus(&self, other: &TriggerStats) -> TriggerStats {
+        TriggerStats {
+            fires: self.fires + other.fires,
+            errors: self.errors + other.errors,
+            events_published: self.events_published + other.events_published,
+            filter_accepted: self.filter_accepted + other.filter_accepted,
+            filter_rejected: self.filter_rejected + other.filter_rejected,
+            missed: self.missed + other.missed,
+            catch_ups: self.catch_ups + other.catch_ups,
+        }
+    }
+}
+
 impl TriggerCounters {
     /// The counters now.
     pub fn snapshot(&self) -> TriggerStats {

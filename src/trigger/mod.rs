@@ -7,6 +7,7 @@ mod cron;
 mod dead_letter;
 mod dispatch;
 mod event;
+pub mod health;
 mod spec;
 
 use std::sync::Arc;
@@ -85,6 +86,8 @@ pub struct Binding {
     pub runs: Option<RunLog>,
     /// Why the trigger starts.
     pub start: StartReason,
+    /// The scheduler's time-keeping counters.
+    pub health: Arc<health::ScheduleHealth>,
 }
 
 /// Why a trigger starts: a cron trigger does not catch up the instants
