@@ -387,3 +387,49 @@ async fn a_replica_starting_while_another_waits_out_its_jitter_does_not_take_the
         "{history:?}"
     );
 }
+
+/// A cron trigger whose factory takes 150 s, fired every minute for 6
+/// minutes under `overlap`: the instants each firing was for.
+async fn overlapping(overlap: wasmsched::trigger::OverlapPolicy) -> Vec<String> {
+    let clock = Clock::simulated(at("2030-01-07T09:59:30Z"));
+    let scheduler = Scheduler::with_clock(Arc::new(MemoryBroker::new()), clock);
+    let started: Arc<std::sync::Mutex<Vec<String>>> = Arc::default();
+    let factory = {
+        let started = started.clone();
+        wasmsched::async_factory_fn(move |firing| {
+            started
+                .lock()
+                .unwrap()
+                .push(firing.instant.format("%H:%M").to_string());
+            async move {
+                tokio::time::sleep(Duration::from_secs(150)).await;
+                Ok(vec![])
+            }
+        })
+    };
+    let trigger = CronTrigger::new(CronSchedule::utc("* * * * *").unwrap(), Some(factory))
+        .with_overlap(overlap);
+    scheduler
+        .register_trigger("slow", Arc::new(trigger), Topic::new("t").unwrap())
+        .await
+        .unwrap();
+    scheduler.start().await.unwrap();
+    tokio::time::sleep(Duration::from_secs(6 * 60)).await; // 10:00 .. 10:05
+    scheduler.stop().await;
+    started.lock().unwrap().clone()
+}
+
+#[tokio::test(start_paused = true)]
+async fn overlap_policies_decide_what_runs_while_a_firing_still_runs() {
+    use wasmsched::trigger::OverlapPolicy;
+    let all = overlapping(OverlapPolicy::Allow).await;
+    assert_eq!(all, ["10:00", "10:01", "10:02", "10:03", "10:04", "10:05"]);
+    // 10:00 runs until 10:02:30; 10:01 and 10:02 are skipped; 10:03 runs until 10:05:30.
+    assert_eq!(overlapping(OverlapPolicy::Skip).await, ["10:00", "10:03"]);
+    // 10:01 waits for 10:00 and runs at 10:02:30 (until 10:05); 10:02 is skipped;
+    // 10:03 waits and runs at 10:05; 10:04 is skipped; 10:05 waits (stopped before it runs).
+    assert_eq!(
+        overlapping(OverlapPolicy::BufferOne).await,
+        ["10:00", "10:01", "10:03"]
+    );
+}

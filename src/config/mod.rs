@@ -44,6 +44,7 @@
 //! # catch_up_window = "1h"   # cron only: how far back a missed instant still runs
 //! # catch_up_max = 10        # cron only: the most `all` runs
 //! # jitter = "90s"           # cron only: a fixed per-trigger delay in [0, 90s)
+//! # overlap = "skip"         # cron only: allow (default) | skip | buffer_one
 //! [trigger.config]           # strings handed to the plugin
 //! stage = "collection"
 //! ```

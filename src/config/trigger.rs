@@ -8,7 +8,8 @@ use serde::Deserialize;
 
 use crate::topic::{Topic, TopicPattern};
 use crate::trigger::{
-    ApiAuth, ApiSpec, CatchUp, CatchUpPolicy, CronSpec, EventSpec, TriggerKind, TriggerSpec,
+    ApiAuth, ApiSpec, CatchUp, CatchUpPolicy, CronSpec, EventSpec, OverlapPolicy, TriggerKind,
+    TriggerSpec,
 };
 
 /// One `[[trigger]]` table, checked for its kind: what every trigger has,
@@ -70,6 +71,8 @@ struct TriggerTable {
         deserialize_with = "crate::units::deserialize_optional_duration"
     )]
     jitter: Option<std::time::Duration>,
+    #[serde(default)]
+    overlap: Option<OverlapPolicy>,
 }
 
 impl TryFrom<TriggerTable> for TriggerConfig {
@@ -102,6 +105,8 @@ impl TryFrom<TriggerTable> for TriggerConfig {
             table.catch_up_max.is_some(),
             TriggerKind::Cron,
         )?;
+        only_for("jitter", table.jitter.is_some(), TriggerKind::Cron)?;
+        only_for("overlap", table.overlap.is_some(), TriggerKind::Cron)?;
         let defaults = CatchUp::default();
         let catch_up = CatchUp {
             policy: table.catch_up.unwrap_or(defaults.policy),
@@ -119,6 +124,7 @@ impl TryFrom<TriggerTable> for TriggerConfig {
                 timezone: table.timezone,
                 catch_up,
                 jitter: table.jitter.unwrap_or_default(),
+                overlap: table.overlap.unwrap_or_default(),
             }),
             TriggerKind::Api => {
                 if let Some(path) = table.path.as_ref().filter(|p| !p.starts_with('/')) {
@@ -196,6 +202,7 @@ mod tests {
                 timezone: Some("Asia/Seoul".into()),
                 catch_up: CatchUp::default(),
                 jitter: std::time::Duration::ZERO,
+                overlap: OverlapPolicy::Allow,
             })
         );
         assert_eq!(
@@ -230,6 +237,12 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(error, "`catch_up` is only for cron triggers, not api");
+        for key in [r#""jitter": "1s""#, r#""overlap": "skip""#] {
+            let table = format!(r#"{{"id": "a", "kind": "api", "topic": "t", {key}}}"#);
+            let error =
+                TriggerConfig::from_json(serde_json::from_str(&table).unwrap()).unwrap_err();
+            assert!(error.contains("only for cron triggers"), "{error}");
+        }
         let error = TriggerConfig::from_json(
             json!({"id": "c", "kind": "cron", "topic": "t", "schedule": "@daily", "catch_up": "some"}),
         )

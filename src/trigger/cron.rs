@@ -15,6 +15,7 @@ use tokio_util::task::TaskTracker;
 
 use super::catch_up::{self, CatchUp};
 use super::health::{MissReason, ScheduleHealth};
+use super::overlap::{Admit, Overlap, OverlapPolicy};
 use super::{Binding, Dispatcher, StartReason, Trigger, TriggerError, TriggerKind, TriggerState};
 use crate::cron::CronSchedule;
 use crate::firing::{Cause, Factory, Firing};
@@ -31,6 +32,7 @@ pub struct CronTrigger {
     factory: Option<Arc<dyn Factory>>,
     catch_up: CatchUp,
     jitter: std::time::Duration,
+    overlap: OverlapPolicy,
     state: TriggerState,
     active: Arc<Mutex<Option<Active>>>,
 }
@@ -53,6 +55,7 @@ impl CronTrigger {
             factory,
             catch_up: CatchUp::default(),
             jitter: std::time::Duration::ZERO,
+            overlap: OverlapPolicy::Allow,
             state: TriggerState::default(),
             active: Arc::default(),
         }
@@ -69,6 +72,12 @@ impl CronTrigger {
     /// firing still carries its scheduled instant.
     pub fn with_jitter(mut self, jitter: std::time::Duration) -> Self {
         self.jitter = jitter;
+        self
+    }
+
+    /// Sets what happens to an instant due while a firing still runs.
+    pub fn with_overlap(mut self, overlap: OverlapPolicy) -> Self {
+        self.overlap = overlap;
         self
     }
 
@@ -336,6 +345,7 @@ impl Trigger for CronTrigger {
         let offset = crate::cron::jitter_offset(&binding.trigger_id, self.jitter);
         let jitter_delta = TimeDelta::from_std(offset).unwrap_or_default();
         let health = binding.health.clone();
+        let overlap = Arc::new(Overlap::new(self.overlap));
         let on_fire: FireCallback = {
             let (dispatcher, firings, claims, stop) = (
                 dispatcher.clone(),
@@ -346,6 +356,7 @@ impl Trigger for CronTrigger {
             Arc::new(move |instant| {
                 let (dispatcher, claims, stop) = (dispatcher.clone(), claims.clone(), stop.clone());
                 let health = health.clone();
+                let overlap = overlap.clone();
                 firings.spawn(async move {
                     if !offset.is_zero() {
                         let at = instant + chrono::TimeDelta::from_std(offset).unwrap_or_default();
@@ -356,16 +367,36 @@ impl Trigger for CronTrigger {
                             () = stop.cancelled() => return,
                         }
                     }
-                    if let Some(claims) = claims
-                        && !claims.claim_or_fire_anyway(instant).await
-                    {
-                        tracing::debug!(trigger = %dispatcher.trigger_id, %instant, "another replica runs this instant");
-                        return;
+                    match overlap.admit(instant) {
+                        Admit::Run => {}
+                        Admit::Buffered => return,
+                        Admit::Skip => {
+                            let why = "the previous firing still runs (overlap)".to_owned();
+                            let run = dispatcher.unfired(TriggerKind::Cron, instant, Outcome::Skipped, Some(why));
+                            return dispatcher.record(run).await;
+                        }
                     }
-                    let late = dispatcher.clock.now() - instant - jitter_delta;
-                    health.record_lateness(late.to_std().unwrap_or_default());
-                    // Errors are counted and logged by the dispatcher.
-                    let _ = dispatcher.fire(firing(&dispatcher, instant, false)).await;
+                    let mut instant = instant;
+                    loop {
+                        let claimed = match &claims {
+                            Some(claims) => claims.claim_or_fire_anyway(instant).await,
+                            None => true,
+                        };
+                        if claimed {
+                            let late = dispatcher.clock.now() - instant - jitter_delta;
+                            health.record_lateness(late.to_std().unwrap_or_default());
+                            // Errors are counted and logged by the dispatcher.
+                            let _ = dispatcher.fire(firing(&dispatcher, instant, false)).await;
+                        } else {
+                            tracing::debug!(trigger = %dispatcher.trigger_id, %instant, "another replica runs this instant");
+                        }
+                        match overlap.done() {
+                            // Once stopped, a buffered instant is left to the
+                            // next start's catch-up.
+                            Some(buffered) if !stop.is_cancelled() => instant = buffered,
+                            _ => break,
+                        }
+                    }
                 });
             })
         };

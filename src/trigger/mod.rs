@@ -8,6 +8,7 @@ mod dead_letter;
 mod dispatch;
 mod event;
 pub mod health;
+pub mod overlap;
 mod spec;
 
 use std::sync::Arc;
@@ -20,6 +21,7 @@ pub use self::catch_up::{CatchUp, CatchUpPolicy};
 pub use self::cron::CronTrigger;
 pub use self::dispatch::{Dispatcher, FireError, TriggerCounters, TriggerStats};
 pub use self::event::EventTrigger;
+pub use self::overlap::OverlapPolicy;
 pub use self::spec::{ApiAuth, ApiSpec, CronSpec, EventSpec, TriggerSpec};
 use crate::bounded::EventLimits;
 use crate::broker::{Broker, BrokerError};
@@ -206,7 +208,8 @@ pub fn create_trigger(
             let schedule = crate::cron::CronSchedule::with_zone_name(&cron.schedule, zone)?;
             let trigger = CronTrigger::new(schedule, factory)
                 .with_catch_up(cron.catch_up)
-                .with_jitter(cron.jitter);
+                .with_jitter(cron.jitter)
+                .with_overlap(cron.overlap);
             Arc::new(trigger)
         }
         TriggerSpec::Api(_) => Arc::new(ApiTrigger::new(factory)),

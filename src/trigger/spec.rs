@@ -33,6 +33,8 @@ pub struct CronSpec {
     /// Each fire waits [`crate::cron::jitter_offset`] of this after its
     /// instant (zero: none).
     pub jitter: std::time::Duration,
+    /// What happens to an instant due while a firing still runs.
+    pub overlap: super::OverlapPolicy,
 }
 
 /// An api trigger: an HTTP path, and who may call it.
@@ -88,6 +90,7 @@ impl TriggerSpec {
             timezone: None,
             catch_up: CatchUp::default(),
             jitter: std::time::Duration::ZERO,
+            overlap: super::OverlapPolicy::Allow,
         })
     }
 
