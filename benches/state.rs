@@ -141,6 +141,7 @@ async fn runs(store: &dyn StateStore) -> (f64, f64) {
             events: vec![uuid::Uuid::now_v7()],
             error: None,
             catch_up: false,
+            backfill: false,
             source_event: None,
         };
         let began = Instant::now();

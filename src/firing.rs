@@ -107,10 +107,8 @@ pub struct Firing {
 pub enum Cause {
     /// The schedule came due; [`Firing::instant`] is the scheduled instant.
     Cron {
-        /// The instant fell while no replica ran the trigger, and runs
-        /// late (its trigger's `catch_up` policy).
-        #[serde(skip_serializing_if = "std::ops::Not::not")]
-        catch_up: bool,
+        /// On time, caught up after downtime, or backfilled on request.
+        run: CronRun,
     },
     /// An api call (HTTP or [`crate::ApiTrigger::trigger`]) with its payload.
     Api {
@@ -123,6 +121,29 @@ pub enum Cause {
         /// The event that fired the trigger.
         source: Event,
     },
+}
+
+/// Why a cron instant runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum CronRun {
+    /// Its time came.
+    OnTime,
+    /// It fell while no replica ran the trigger, and runs late (the
+    /// trigger's `catch_up` policy).
+    CatchUp,
+    /// A backfill asked for it (`POST /api/admin/triggers/{id}/backfill`).
+    Backfill,
+}
+
+impl Cause {
+    /// A cron instant that came due.
+    pub fn cron() -> Self {
+        Cause::Cron {
+            run: CronRun::OnTime,
+        }
+    }
 }
 
 impl Firing {

@@ -118,8 +118,8 @@ pub use clock::Clock;
 pub use cron::{CronError, CronSchedule};
 pub use event::{Event, NewEvent};
 pub use firing::{
-    BoxError, Cause, Factory, Filter, Firing, async_factory_fn, async_filter_fn, factory_fn,
-    filter_fn,
+    BoxError, Cause, CronRun, Factory, Filter, Firing, async_factory_fn, async_filter_fn,
+    factory_fn, filter_fn,
 };
 #[cfg(feature = "plugins")]
 pub use plugin::{CallError, Plugin, PluginError, PluginRuntime};

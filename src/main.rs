@@ -105,6 +105,22 @@ enum Command {
         #[command(flatten)]
         remote: RemoteArgs,
     },
+    /// Fire a cron trigger for every scheduled instant of a past range, with a progress bar.
+    Backfill {
+        /// The cron trigger's id.
+        id: String,
+        /// The range's start, exclusive (RFC 3339).
+        #[arg(long)]
+        from: String,
+        /// The range's end, inclusive (RFC 3339).
+        #[arg(long)]
+        to: String,
+        /// Firings per second.
+        #[arg(long, default_value_t = 10.0)]
+        rate: f64,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
     /// Show a trigger's run history, newest first.
     Runs {
         /// The trigger id.
@@ -290,6 +306,15 @@ fn main() -> ExitCode {
             remote,
         } => client(&remote, |r| {
             Box::pin(async move { r.at(&when, &topic, &data, id.as_deref()).await })
+        }),
+        Command::Backfill {
+            id,
+            from,
+            to,
+            rate,
+            remote,
+        } => client(&remote, |r| {
+            Box::pin(async move { r.backfill(&id, &from, &to, rate).await })
         }),
         Command::Runs { id, limit, remote } => client(&remote, |r| {
             Box::pin(async move { r.runs(&id, limit).await })

@@ -225,7 +225,7 @@ async fn error_alert_filters_by_level_and_makes_an_alert() {
 
     let error = call_error(
         factory
-            .make_events(&firing(Cause::Cron { catch_up: false }))
+            .make_events(&firing(Cause::cron()))
             .await
             .unwrap_err(),
     );
@@ -315,10 +315,7 @@ async fn pipeline_stage_announces_the_scheduled_stage() {
     let factory = plugin
         .factory("nightly-collection", BTreeMap::new())
         .unwrap();
-    let events = factory
-        .make_events(&firing(Cause::Cron { catch_up: false }))
-        .await
-        .unwrap();
+    let events = factory.make_events(&firing(Cause::cron())).await.unwrap();
     assert_eq!(events.len(), 1);
     assert_eq!(
         events[0].data,
@@ -327,10 +324,7 @@ async fn pipeline_stage_announces_the_scheduled_stage() {
     let heartbeat = plugin
         .factory("heartbeat", config(&[("stage", "heartbeat")]))
         .unwrap();
-    let events = heartbeat
-        .make_events(&firing(Cause::Cron { catch_up: false }))
-        .await
-        .unwrap();
+    let events = heartbeat.make_events(&firing(Cause::cron())).await.unwrap();
     assert_eq!(events[0].data["stage"], "heartbeat");
 }
 
@@ -415,10 +409,7 @@ async fn guest_logs_and_stderr_reach_the_host_log_tagged() {
         .factory("heartbeat", config(&[("stage", "heartbeat")]))
         .unwrap();
     let logs = capture_logs(async {
-        factory
-            .make_events(&firing(Cause::Cron { catch_up: false }))
-            .await
-            .unwrap();
+        factory.make_events(&firing(Cause::cron())).await.unwrap();
     })
     .await;
     let line = logs

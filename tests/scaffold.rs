@@ -207,7 +207,7 @@ async fn check_installed(plugins: &Path, project: &Path, name: &str, only_host_i
             TriggerKind::Api => Cause::Api {
                 payload: json!({"x": 1}),
             },
-            TriggerKind::Cron => Cause::Cron { catch_up: false },
+            TriggerKind::Cron => Cause::cron(),
             TriggerKind::Event => Cause::Event {
                 source: Event::new(Topic::new("a.b").unwrap(), json!({})),
             },

@@ -50,7 +50,12 @@ async fn host(
     let calls = calls.clone();
     let factory = factory_fn(move |firing| {
         calls.fetch_add(1, Ordering::SeqCst);
-        let catch_up = matches!(firing.cause, Cause::Cron { catch_up: true });
+        let catch_up = matches!(
+            firing.cause,
+            Cause::Cron {
+                run: wasmsched::CronRun::CatchUp
+            }
+        );
         Ok(vec![NewEvent::new(json!({
             "at": firing.instant.to_rfc3339(),
             "late": catch_up,

@@ -1,5 +1,5 @@
 //! Clients of a running host: `trigger`, `publish`, `tail`, `status`,
-//! `runs`, `deadletters`, `at`.
+//! `runs`, `deadletters`, `at`, `backfill`.
 
 use anyhow::{Context, Result, bail};
 use futures_util::StreamExt;
@@ -266,6 +266,42 @@ impl Remote {
             timer["due"].as_str().unwrap_or("?")
         );
         Ok(())
+    }
+
+    /// Starts a backfill of trigger `id` and follows it with a progress bar
+    /// until it ends.
+    pub async fn backfill(&self, id: &str, from: &str, to: &str, rate: f64) -> Result<()> {
+        use std::io::Write;
+        let url = format!("{}/api/admin/triggers/{id}/backfill", self.base);
+        let body = serde_json::json!({ "from": from, "to": to, "rate": rate });
+        self.send(self.admin(self.http.post(&url).json(&body)))
+            .await?;
+        loop {
+            let progress = self.send(self.admin(self.http.get(&url))).await?;
+            let (done, total) = (
+                progress["done"].as_u64().unwrap_or(0),
+                progress["total"].as_u64().unwrap_or(0),
+            );
+            let filled = (done * 30).checked_div(total).unwrap_or(30).min(30) as usize;
+            print!(
+                "\r[{}{}] {done}/{total}",
+                "#".repeat(filled),
+                ".".repeat(30 - filled)
+            );
+            let _ = std::io::stdout().flush();
+            match progress["state"].as_str() {
+                Some("running") => tokio::time::sleep(std::time::Duration::from_millis(200)).await,
+                Some("done") => {
+                    println!("  done");
+                    return Ok(());
+                }
+                other => {
+                    println!();
+                    let why = progress["error"].as_str().unwrap_or("");
+                    bail!("backfill {}: {why}", other.unwrap_or("?"));
+                }
+            }
+        }
     }
 
     /// Replays dead letter `id`.

@@ -14,6 +14,7 @@
 //! the change it guards cannot interleave with another change; reading
 //! never waits for it.
 
+mod backfill;
 mod manifests;
 mod plugins;
 mod sinks;
@@ -27,6 +28,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
+pub use self::backfill::{BackfillState, BackfillView};
 pub use self::manifests::ManifestChanges;
 use self::plugins::Candidate;
 pub use self::sinks::SinkView;
@@ -116,6 +118,9 @@ pub enum HostError {
     /// A `[[trigger]]` table given as JSON is not valid.
     #[error("invalid trigger: {0}")]
     InvalidTable(String),
+    /// A backfill of this trigger is running.
+    #[error("trigger `{0}`: a backfill is running (cancel it first)")]
+    BackfillRunning(String),
     /// No dead letter has this id.
     #[error("no dead letter with id `{0}`")]
     UnknownDeadLetter(uuid::Uuid),
@@ -186,6 +191,8 @@ pub struct Host {
     watcher: Mutex<Option<watch::Watcher>>,
     /// The one-off timers' task, once started.
     timers: std::sync::OnceLock<timers::Timers>,
+    /// The last backfill of each trigger.
+    backfills: Mutex<BTreeMap<String, Arc<backfill::Backfill>>>,
 }
 
 #[derive(Default)]
@@ -280,6 +287,7 @@ impl Host {
             reloads: AtomicU64::new(0),
             watcher: Mutex::new(None),
             timers: std::sync::OnceLock::new(),
+            backfills: Mutex::default(),
             config,
         });
         let names: BTreeSet<String> = host

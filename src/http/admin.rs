@@ -400,7 +400,9 @@ fn scheduler_error(error: SchedulerError) -> ApiError {
 pub(super) fn host_error(error: HostError) -> ApiError {
     match error {
         HostError::Scheduler(e) => scheduler_error(e),
-        HostError::PathTaken { .. } => ApiError::new(StatusCode::CONFLICT, error.to_string()),
+        HostError::PathTaken { .. } | HostError::BackfillRunning(_) => {
+            ApiError::new(StatusCode::CONFLICT, error.to_string())
+        }
         HostError::State(StateError::Corrupt { .. }) => {
             ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, error.to_string())
         }

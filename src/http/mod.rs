@@ -3,6 +3,7 @@
 
 mod admin;
 mod api_triggers;
+mod backfill;
 mod error;
 mod events;
 mod ops;
@@ -71,6 +72,12 @@ pub fn router(state: AppState) -> Router {
         .route("/triggers/{id}/resume", post(admin::resume))
         .route("/triggers/{id}/run", post(admin::run_now))
         .route("/triggers/{id}/runs", get(admin::runs))
+        .route(
+            "/triggers/{id}/backfill",
+            post(backfill::start)
+                .get(backfill::progress)
+                .delete(backfill::cancel),
+        )
         .route("/plugins", get(admin::list_plugins))
         .route("/sinks", get(admin::list_sinks))
         .route("/sinks/{id}/pause", post(admin::pause_sink))

@@ -340,6 +340,13 @@ fn openapi_document() -> Value {
                     { "name": "id", "in": "path", "required": true, "schema": { "type": "string" } },
                     { "name": "limit", "in": "query", "required": false, "schema": { "type": "integer", "minimum": 1, "maximum": 1000, "default": 20 } }],
                 "responses": ok("runs") } },
+            "/api/admin/triggers/{id}/backfill": {
+                "post": {
+                    "summary": "Fire a cron trigger for every scheduled instant in (from, to], oldest first, each marked as a backfill: `{from, to, rate?}` (RFC 3339; rate per second, default 10) -> 202 progress",
+                    "parameters": [{ "name": "id", "in": "path", "required": true, "schema": { "type": "string" } }],
+                    "responses": { "202": { "description": "`{from, to, total, done, state}`" }, "4XX": errors } },
+                "get": { "summary": "The trigger's last backfill: `{from, to, total, done, state, error?}`", "responses": ok("progress") },
+                "delete": { "summary": "Cancel the trigger's running backfill", "responses": ok("progress") } },
             "/api/admin/sinks": { "get": {
                 "summary": "Webhook sinks: `[{id, pattern, url, signed, paused, running, delivered, failed_attempts, last_error, dead}]`",
                 "responses": ok("sinks") } },

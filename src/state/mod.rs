@@ -131,6 +131,9 @@ pub struct Run {
     /// A cron instant run late, after downtime.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub catch_up: bool,
+    /// A cron instant run again by a backfill.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub backfill: bool,
     /// The event that fired an event trigger.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_event: Option<Uuid>,
@@ -418,6 +421,7 @@ mod tests {
             events: Vec::new(),
             error: None,
             catch_up: false,
+            backfill: false,
             source_event: None,
         };
         let runs = [

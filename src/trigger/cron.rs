@@ -18,7 +18,7 @@ use super::health::{MissReason, ScheduleHealth};
 use super::overlap::{Admit, Overlap, OverlapPolicy};
 use super::{Binding, Dispatcher, StartReason, Trigger, TriggerError, TriggerKind, TriggerState};
 use crate::cron::CronSchedule;
-use crate::firing::{Cause, Factory, Firing};
+use crate::firing::{Cause, CronRun, Factory, Firing};
 use crate::state::{LastFire, Outcome, StateError, StateStore, Stored};
 use crate::timer::{FireCallback, TimerHandle, TimerKey};
 
@@ -106,12 +106,8 @@ impl CronTrigger {
     }
 }
 
-fn firing(dispatcher: &Dispatcher, instant: DateTime<Utc>, catch_up: bool) -> Firing {
-    Firing::new(
-        dispatcher.trigger_id.clone(),
-        instant,
-        Cause::Cron { catch_up },
-    )
+fn firing(dispatcher: &Dispatcher, instant: DateTime<Utc>, run: CronRun) -> Firing {
+    Firing::new(dispatcher.trigger_id.clone(), instant, Cause::Cron { run })
 }
 
 /// A trigger's last fire in the store, and the revision this replica saw
@@ -259,7 +255,7 @@ impl Start {
                 self.record_not_run(&plan, paused).await;
             }
             if !plan.fire.is_empty() {
-                let late = firing(&self.dispatcher, *instant, true);
+                let late = firing(&self.dispatcher, *instant, CronRun::CatchUp);
                 // Errors are counted, logged and recorded by the dispatcher.
                 let _ = self.dispatcher.fire(late).await;
             }
@@ -386,7 +382,7 @@ impl Trigger for CronTrigger {
                             let late = dispatcher.clock.now() - instant - jitter_delta;
                             health.record_lateness(late.to_std().unwrap_or_default());
                             // Errors are counted and logged by the dispatcher.
-                            let _ = dispatcher.fire(firing(&dispatcher, instant, false)).await;
+                            let _ = dispatcher.fire(firing(&dispatcher, instant, CronRun::OnTime)).await;
                         } else {
                             tracing::debug!(trigger = %dispatcher.trigger_id, %instant, "another replica runs this instant");
                         }
@@ -454,9 +450,19 @@ impl Trigger for CronTrigger {
     async fn run_now(&self, _payload: Option<serde_json::Value>) -> Result<u64, TriggerError> {
         let dispatcher = self.dispatcher().ok_or(TriggerError::NotRunning)?;
         dispatcher
-            .fire(firing(&dispatcher, Utc::now(), false))
+            .fire(firing(&dispatcher, Utc::now(), CronRun::OnTime))
             .await?;
         Ok(self.fire_count())
+    }
+
+    /// Runs the factory for scheduled `instant`, marked as a backfill
+    /// (no claim: a backfill is asked for, on one replica).
+    async fn backfill(&self, instant: DateTime<Utc>) -> Result<(), TriggerError> {
+        let dispatcher = self.dispatcher().ok_or(TriggerError::NotRunning)?;
+        dispatcher
+            .fire(firing(&dispatcher, instant, CronRun::Backfill))
+            .await?;
+        Ok(())
     }
 
     fn state(&self) -> &TriggerState {

@@ -16,7 +16,7 @@ use crate::bounded::{self, EventLimits, LimitError};
 use crate::broker::{Broker, BrokerError};
 use crate::clock::Clock;
 use crate::event::NewEvent;
-use crate::firing::{Cause, Factory, Firing, TriggerKind, panic_message};
+use crate::firing::{Cause, CronRun, Factory, Firing, TriggerKind, panic_message};
 use crate::state::{Outcome, Run, RunLog};
 use crate::topic::Topic;
 
@@ -163,7 +163,7 @@ impl Dispatcher {
     /// to the history.
     pub async fn fire(&self, firing: Firing) -> Result<usize, FireError> {
         self.counters.fires.fetch_add(1, Ordering::Relaxed);
-        if matches!(firing.cause, Cause::Cron { catch_up: true }) {
+        if cron_run(&firing) == Some(CronRun::CatchUp) {
             self.counters.catch_ups.fetch_add(1, Ordering::Relaxed);
         }
         let started = Instant::now();
@@ -205,7 +205,8 @@ impl Dispatcher {
             duration_ms: took.as_secs_f64() * 1000.0,
             events: Vec::new(),
             error,
-            catch_up: matches!(firing.cause, Cause::Cron { catch_up: true }),
+            catch_up: cron_run(firing) == Some(CronRun::CatchUp),
+            backfill: cron_run(firing) == Some(CronRun::Backfill),
             source_event: firing.source().map(|e| e.id),
         }
     }
@@ -228,6 +229,7 @@ impl Dispatcher {
             events: Vec::new(),
             error,
             catch_up: false,
+            backfill: false,
             source_event: None,
         }
     }
@@ -252,11 +254,15 @@ impl Dispatcher {
                 plugin: self.factory.as_ref().and_then(|f| f.plugin()),
                 source: Box::new(source),
             })?;
-        let catch_up = matches!(firing.cause, Cause::Cron { catch_up: true });
+        let marked = match cron_run(firing) {
+            Some(CronRun::CatchUp) => Some(CATCH_UP_HEADER),
+            Some(CronRun::Backfill) => Some(BACKFILL_HEADER),
+            _ => None,
+        };
         for (index, draft) in drafts.into_iter().enumerate() {
             let mut event = draft.into_event(&self.topic);
-            if catch_up {
-                event = event.with_header(CATCH_UP_HEADER, "true");
+            if let Some(header) = marked {
+                event = event.with_header(header, "true");
             }
             let id = event.id;
             tracing::debug!(trigger = %self.trigger_id, topic = %event.topic, id = %event.id, "publishing");
@@ -306,6 +312,16 @@ impl Dispatcher {
 
 /// The header on every event of a catch-up firing (`true`).
 pub const CATCH_UP_HEADER: &str = "wasmsched-catch-up";
+/// The header on every event of a backfilled firing (`true`).
+pub const BACKFILL_HEADER: &str = "wasmsched-backfill";
+
+/// Why a cron firing runs; `None` for other kinds.
+fn cron_run(firing: &Firing) -> Option<CronRun> {
+    match firing.cause {
+        Cause::Cron { run } => Some(run),
+        _ => None,
+    }
+}
 
 fn result_text(result: &Result<(), FireError>) -> String {
     result
@@ -319,10 +335,13 @@ fn result_text(result: &Result<(), FireError>) -> String {
 /// once however often it is repeated: by every replica firing the same
 /// cron instant (`<trigger id>:<scheduled instant>`), or by a replica
 /// handling a redelivered source event (`<trigger id>:<source event id>`).
-/// Later events of one firing add `/<index>`. Api calls have no key: two
-/// calls are two firings.
+/// Later events of one firing add `/<index>`. Api calls and backfills
+/// (asked for, so run again however recently the instant ran) have no key.
 fn publish_key(firing: &Firing, index: usize) -> Option<String> {
     let base = match &firing.cause {
+        Cause::Cron {
+            run: CronRun::Backfill,
+        } => return None,
         Cause::Cron { .. } => format!("{}:{}", firing.trigger_id, firing.instant.to_rfc3339()),
         Cause::Event { source } => format!("{}:{}", firing.trigger_id, source.id),
         Cause::Api { .. } => return None,
@@ -339,15 +358,18 @@ fn default_event(firing: &Firing) -> NewEvent {
     let data = match &firing.cause {
         Cause::Api { payload } => payload.clone(),
         Cause::Event { source } => source.data.clone(),
-        Cause::Cron { catch_up: false } => json!({
-            "trigger_id": firing.trigger_id,
-            "scheduled": firing.instant.to_rfc3339(),
-        }),
-        Cause::Cron { catch_up: true } => json!({
-            "trigger_id": firing.trigger_id,
-            "scheduled": firing.instant.to_rfc3339(),
-            "catch_up": true,
-        }),
+        Cause::Cron { run } => {
+            let mut data = json!({
+                "trigger_id": firing.trigger_id,
+                "scheduled": firing.instant.to_rfc3339(),
+            });
+            match run {
+                CronRun::CatchUp => data["catch_up"] = json!(true),
+                CronRun::Backfill => data["backfill"] = json!(true),
+                _ => {}
+            }
+            data
+        }
     };
     NewEvent::new(data)
 }
@@ -364,7 +386,7 @@ mod tests {
 
     #[test]
     fn publish_keys_name_the_trigger_and_what_fired_it() {
-        let cron = firing(Cause::Cron { catch_up: false });
+        let cron = firing(Cause::cron());
         assert_eq!(
             publish_key(&cron, 0).unwrap(),
             "t:2030-01-07T09:00:00+00:00"

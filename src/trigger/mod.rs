@@ -64,6 +64,9 @@ pub enum TriggerError {
     /// This kind of trigger cannot do that (e.g. replay an event).
     #[error("a {0} trigger cannot replay an event")]
     CannotReplay(TriggerKind),
+    /// Only cron triggers have instants to backfill.
+    #[error("a {0} trigger has no schedule to backfill")]
+    CannotBackfill(TriggerKind),
 }
 
 /// What the scheduler hands a trigger when it starts it.
@@ -137,6 +140,13 @@ pub trait Trigger: Send + Sync + 'static {
     async fn replay(&self, event: crate::event::Event) -> Result<(), TriggerError> {
         let _ = event;
         Err(TriggerError::CannotReplay(self.kind()))
+    }
+
+    /// Fires once for scheduled `instant`, marked as a backfill (cron
+    /// triggers; the others cannot).
+    async fn backfill(&self, instant: chrono::DateTime<chrono::Utc>) -> Result<(), TriggerError> {
+        let _ = instant;
+        Err(TriggerError::CannotBackfill(self.kind()))
     }
 
     /// How many times the trigger has fired.
