@@ -26,7 +26,7 @@ pub struct TimerKey(u64);
 enum Command {
     Add {
         key: TimerKey,
-        schedule: Box<CronSchedule>,
+        schedule: Arc<CronSchedule>,
         callback: FireCallback,
         after: Option<DateTime<Utc>>,
     },
@@ -51,25 +51,26 @@ impl TimerHandle {
         }
     }
 
-    /// Fires `callback` at every fire instant of `schedule` from now on.
-    pub fn add(&self, schedule: CronSchedule, callback: FireCallback) -> TimerKey {
-        self.send_add(schedule, callback, None)
+    /// Fires `callback` at every fire instant of `schedule` from now on
+    /// (a schedule shared by many triggers is held once: pass an `Arc`).
+    pub fn add(&self, schedule: impl Into<Arc<CronSchedule>>, callback: FireCallback) -> TimerKey {
+        self.send_add(schedule.into(), callback, None)
     }
 
     /// Fires `callback` at every fire instant of `schedule` after `after`;
     /// if some are already due, once, for the latest of them.
     pub fn add_after(
         &self,
-        schedule: CronSchedule,
+        schedule: impl Into<Arc<CronSchedule>>,
         after: DateTime<Utc>,
         callback: FireCallback,
     ) -> TimerKey {
-        self.send_add(schedule, callback, Some(after))
+        self.send_add(schedule.into(), callback, Some(after))
     }
 
     fn send_add(
         &self,
-        schedule: CronSchedule,
+        schedule: Arc<CronSchedule>,
         callback: FireCallback,
         after: Option<DateTime<Utc>>,
     ) -> TimerKey {
@@ -77,7 +78,7 @@ impl TimerHandle {
         // The task only stops once every handle (including this one) is gone.
         let _ = self.commands.send(Command::Add {
             key,
-            schedule: Box::new(schedule),
+            schedule,
             callback,
             after,
         });
@@ -91,7 +92,7 @@ impl TimerHandle {
 }
 
 struct Entry {
-    schedule: CronSchedule,
+    schedule: Arc<CronSchedule>,
     callback: FireCallback,
     /// The instant this entry's heap item is for; stale heap items differ.
     next: DateTime<Utc>,
@@ -108,7 +109,7 @@ async fn run(clock: Clock, mut commands: mpsc::UnboundedReceiver<Command>) {
                 Some(Command::Add { key, schedule, callback, after }) => {
                     if let Some(next) = schedule.next_after(after.unwrap_or_else(|| clock.now())) {
                         heap.push(Reverse((next, key.0)));
-                        entries.insert(key, Entry { schedule: *schedule, callback, next });
+                        entries.insert(key, Entry { schedule, callback, next });
                     }
                 }
                 Some(Command::Remove(key)) => {

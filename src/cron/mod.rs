@@ -14,8 +14,10 @@
 mod fields;
 mod next;
 
+use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
+use std::sync::{Arc, Mutex, Weak};
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
@@ -73,6 +75,9 @@ pub enum CronError {
         message: String,
     },
 }
+
+/// Schedules in use, by (expression, zone): see [`CronSchedule::shared`].
+type SharedSchedules = HashMap<(String, String), Weak<CronSchedule>>;
 
 /// A parsed crontab expression bound to a time zone.
 #[derive(Debug, Clone)]
@@ -135,6 +140,29 @@ impl CronSchedule {
     /// Parses `expression` in UTC.
     pub fn utc(expression: &str) -> Result<Self, CronError> {
         Self::new(expression, Tz::UTC)
+    }
+
+    /// The schedule of `expression` in zone `zone`, shared: triggers with
+    /// the same expression and zone hold one copy (a parsed expression
+    /// takes a few KiB, and a host may run 100 000 triggers on a handful
+    /// of schedules).
+    pub fn shared(expression: &str, zone: &str) -> Result<Arc<Self>, CronError> {
+        static SHARED: Mutex<Option<SharedSchedules>> = Mutex::new(None);
+        let key = (expression.to_owned(), zone.to_owned());
+        {
+            let shared = SHARED.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(schedule) = shared.as_ref().and_then(|m| m.get(&key)?.upgrade()) {
+                return Ok(schedule);
+            }
+        }
+        let schedule = Arc::new(Self::with_zone_name(expression, zone)?);
+        let mut shared = SHARED.lock().unwrap_or_else(|p| p.into_inner());
+        let map = shared.get_or_insert_with(HashMap::new);
+        if map.len() >= 1024 && map.len().is_power_of_two() {
+            map.retain(|_, s| s.strong_count() > 0);
+        }
+        map.insert(key, Arc::downgrade(&schedule));
+        Ok(schedule)
     }
 
     /// The expression as written.

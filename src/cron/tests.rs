@@ -332,3 +332,13 @@ fn jitter_offsets_are_in_range_stable_and_spread() {
     );
     assert_eq!(super::jitter_offset("any", Duration::ZERO), Duration::ZERO);
 }
+
+#[test]
+fn triggers_on_one_schedule_share_it() {
+    let a = super::CronSchedule::shared("0 * * * *", "UTC").unwrap();
+    let b = super::CronSchedule::shared("0 * * * *", "UTC").unwrap();
+    let c = super::CronSchedule::shared("0 * * * *", "Asia/Seoul").unwrap();
+    assert!(std::sync::Arc::ptr_eq(&a, &b));
+    assert!(!std::sync::Arc::ptr_eq(&a, &c));
+    assert!(super::CronSchedule::shared("61 * * * *", "UTC").is_err());
+}

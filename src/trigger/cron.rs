@@ -28,7 +28,7 @@ const MISSED_LISTED: usize = 100;
 
 /// Fires at every instant of its schedule, through the scheduler's shared timer.
 pub struct CronTrigger {
-    schedule: CronSchedule,
+    schedule: Arc<CronSchedule>,
     factory: Option<Arc<dyn Factory>>,
     catch_up: CatchUp,
     jitter: std::time::Duration,
@@ -49,9 +49,9 @@ struct Active {
 impl CronTrigger {
     /// A cron trigger on `schedule` running `factory` (none: publish the
     /// scheduled instant), catching up by [`CatchUp::default`].
-    pub fn new(schedule: CronSchedule, factory: Option<Arc<dyn Factory>>) -> Self {
+    pub fn new(schedule: impl Into<Arc<CronSchedule>>, factory: Option<Arc<dyn Factory>>) -> Self {
         Self {
-            schedule,
+            schedule: schedule.into(),
             factory,
             catch_up: CatchUp::default(),
             jitter: std::time::Duration::ZERO,
@@ -176,7 +176,7 @@ impl Claims {
 struct Start {
     claims: Option<Arc<Claims>>,
     dispatcher: Arc<Dispatcher>,
-    schedule: CronSchedule,
+    schedule: Arc<CronSchedule>,
     catch_up: CatchUp,
     reason: StartReason,
     /// The trigger's jitter: a replica that is up may still be waiting to

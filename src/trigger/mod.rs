@@ -215,7 +215,7 @@ pub fn create_trigger(
     Ok(match spec {
         TriggerSpec::Cron(cron) => {
             let zone = cron.timezone.as_deref().unwrap_or("UTC");
-            let schedule = crate::cron::CronSchedule::with_zone_name(&cron.schedule, zone)?;
+            let schedule = crate::cron::CronSchedule::shared(&cron.schedule, zone)?;
             let trigger = CronTrigger::new(schedule, factory)
                 .with_catch_up(cron.catch_up)
                 .with_jitter(cron.jitter)
