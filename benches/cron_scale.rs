@@ -17,9 +17,10 @@ fn rss_mib() -> f64 {
 
 #[tokio::main]
 async fn main() {
+    // `cargo bench` passes `--bench`: the count is the first number given.
     let n: usize = std::env::args()
-        .nth(1)
-        .map(|a| a.parse().unwrap())
+        .skip(1)
+        .find_map(|a| a.parse().ok())
         .unwrap_or(100_000);
     let scheduler = Scheduler::new(Arc::new(MemoryBroker::new()));
     let base = rss_mib();
