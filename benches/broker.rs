@@ -20,15 +20,16 @@
 #[allow(dead_code)] // restart() is for the tests
 #[path = "../tests/common/nats_server.rs"]
 mod nats_server;
+#[path = "common/relay.rs"]
+mod relay;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures_util::StreamExt;
 use serde_json::json;
-use wasmsched::broker::{Broker, MemoryBroker, NatsBroker, NatsOptions, SubscriberKind};
+use wasmsched::broker::{Broker, MemoryBroker, NatsBroker, NatsOptions};
 use wasmsched::trigger::create_event_trigger;
-use wasmsched::{Event, Scheduler, Topic, TopicPattern};
+use wasmsched::{Event, Scheduler, Topic};
 
 const BURST: usize = 5_000;
 const PACED: usize = 1_000;
@@ -130,48 +131,9 @@ async fn measure(broker: Arc<dyn Broker>, run: &str) -> Sample {
         .await
         .unwrap();
     scheduler.start().await.unwrap();
-    // A trigger-kind sink: never drops (an observer may, when it lags),
-    // and acknowledges each output as an event trigger would.
-    let sink = SubscriberKind::Trigger {
-        name: format!("sink{run}"),
-    };
-    let mut outputs = broker
-        .subscribe(&TopicPattern::new("bench.out").unwrap(), sink)
-        .await
-        .unwrap();
+    let mut outputs = relay::sink(&broker, format!("sink{run}")).await;
     let input = Topic::new("bench.in").unwrap();
-
-    // Throughput: a burst, 64 publishes in flight.
-    let started = Instant::now();
-    let publishing = tokio::spawn({
-        let (broker, input) = (broker.clone(), input.clone());
-        async move {
-            futures_util::stream::iter(0..BURST)
-                .map(|n| {
-                    let (broker, input) = (broker.clone(), input.clone());
-                    async move {
-                        broker
-                            .publish(Event::new(input, json!({ "n": n })))
-                            .await
-                            .unwrap()
-                    }
-                })
-                .buffer_unordered(64)
-                .collect::<Vec<()>>()
-                .await;
-        }
-    });
-    for _ in 0..BURST {
-        outputs
-            .next()
-            .await
-            .expect("an output")
-            .ack()
-            .await
-            .unwrap();
-    }
-    let events_per_second = BURST as f64 / started.elapsed().as_secs_f64();
-    publishing.await.unwrap();
+    let events_per_second = relay::burst(&broker, &mut outputs, BURST).await;
 
     // Latency: paced, one event every PACE.
     let origin = Instant::now();

@@ -16,20 +16,17 @@
 #[allow(dead_code)]
 #[path = "../tests/common/nats_cluster.rs"]
 mod nats_cluster;
+#[path = "common/relay.rs"]
+mod relay;
 #[allow(dead_code)] // latency figures: the http_api and state benches report them
 #[path = "common/wrk.rs"]
 mod wrk;
 
 use std::sync::Arc;
-use std::time::Instant;
 
-use futures_util::StreamExt;
-use serde_json::json;
-use wasmsched::broker::SubscriberKind;
 use wasmsched::config::Config;
 use wasmsched::host::Host;
 use wasmsched::http::{self, AppState};
-use wasmsched::{Event, Topic, TopicPattern};
 
 const EVENTS: usize = 20_000;
 const ROUNDS: usize = 3;
@@ -142,45 +139,8 @@ async fn start_hosts(
 
 async fn events_per_second(host: &Arc<Host>) -> f64 {
     let broker = host.broker().clone();
-    let sink = SubscriberKind::Trigger {
-        name: format!("sink-{}", uuid::Uuid::now_v7()),
-    };
-    let mut outputs = broker
-        .subscribe(&TopicPattern::new("bench.out").unwrap(), sink)
-        .await
-        .unwrap();
-    let input = Topic::new("bench.in").unwrap();
-    let started = Instant::now();
-    let publishing = tokio::spawn({
-        let broker = broker.clone();
-        async move {
-            futures_util::stream::iter(0..EVENTS)
-                .map(|n| {
-                    let (broker, input) = (broker.clone(), input.clone());
-                    async move {
-                        broker
-                            .publish(Event::new(input, json!({ "n": n })))
-                            .await
-                            .unwrap()
-                    }
-                })
-                .buffer_unordered(64)
-                .collect::<Vec<()>>()
-                .await;
-        }
-    });
-    for _ in 0..EVENTS {
-        outputs
-            .next()
-            .await
-            .expect("an output")
-            .ack()
-            .await
-            .unwrap();
-    }
-    let rate = EVENTS as f64 / started.elapsed().as_secs_f64();
-    publishing.await.unwrap();
-    rate
+    let mut outputs = relay::sink(&broker, format!("sink-{}", uuid::Uuid::now_v7())).await;
+    relay::burst(&broker, &mut outputs, EVENTS).await
 }
 
 async fn requests_per_second(hosts: &[(Arc<Host>, String)], script: &std::path::Path) -> f64 {

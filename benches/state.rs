@@ -20,22 +20,21 @@
 #[allow(dead_code)] // restart() and friends are for the tests
 #[path = "../tests/common/nats_server.rs"]
 mod nats_server;
+#[path = "common/relay.rs"]
+mod relay;
 #[path = "common/wrk.rs"]
 mod wrk;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures_util::StreamExt;
-use serde_json::json;
-use wasmsched::broker::SubscriberKind;
+use wasmsched::TriggerKind;
 use wasmsched::config::Config;
 use wasmsched::host::Host;
 use wasmsched::http::{self, AppState};
 use wasmsched::state::nats::NatsStore;
 use wasmsched::state::sqlite::SqliteStore;
 use wasmsched::state::{LastFire, Outcome, Retention, Run, StateStore};
-use wasmsched::{Event, Topic, TopicPattern, TriggerKind};
 
 const WRITES: usize = 2_000;
 const WARM_UP: usize = 100;
@@ -233,43 +232,6 @@ async fn start_host(extra: &str) -> (Arc<Host>, String) {
 
 async fn events_per_second(host: &Arc<Host>) -> f64 {
     let broker = host.broker().clone();
-    let sink = SubscriberKind::Trigger {
-        name: format!("sink-{}", uuid::Uuid::now_v7()),
-    };
-    let mut outputs = broker
-        .subscribe(&TopicPattern::new("bench.out").unwrap(), sink)
-        .await
-        .unwrap();
-    let input = Topic::new("bench.in").unwrap();
-    let started = Instant::now();
-    let publishing = tokio::spawn({
-        let broker = broker.clone();
-        async move {
-            futures_util::stream::iter(0..BURST)
-                .map(|n| {
-                    let (broker, input) = (broker.clone(), input.clone());
-                    async move {
-                        broker
-                            .publish(Event::new(input, json!({ "n": n })))
-                            .await
-                            .unwrap()
-                    }
-                })
-                .buffer_unordered(64)
-                .collect::<Vec<()>>()
-                .await;
-        }
-    });
-    for _ in 0..BURST {
-        outputs
-            .next()
-            .await
-            .expect("an output")
-            .ack()
-            .await
-            .unwrap();
-    }
-    let rate = BURST as f64 / started.elapsed().as_secs_f64();
-    publishing.await.unwrap();
-    rate
+    let mut outputs = relay::sink(&broker, format!("sink-{}", uuid::Uuid::now_v7())).await;
+    relay::burst(&broker, &mut outputs, BURST).await
 }
