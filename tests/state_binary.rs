@@ -10,8 +10,9 @@ use std::process::Command;
 use std::time::Duration;
 
 use chrono::{DurationRound, TimeDelta, Utc};
+use common::http::{call, get, post};
 use common::replica::Replica;
-use serde_json::{Value, json};
+use serde_json::json;
 use wasmsched::state::sqlite::SqliteStore;
 use wasmsched::state::{LastFire, Retention, StateStore};
 
@@ -21,26 +22,6 @@ fn write_config(dir: &Path, triggers: &str) -> PathBuf {
     let text = format!("[plugins]\nwatch = false\ncache = false\n\n{triggers}");
     std::fs::write(&path, text).unwrap();
     path
-}
-
-async fn call(method: reqwest::Method, url: String, body: Option<Value>) -> (u16, Value) {
-    let mut request = reqwest::Client::new().request(method, url);
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.unwrap();
-    (
-        response.status().as_u16(),
-        response.json().await.unwrap_or(Value::Null),
-    )
-}
-
-async fn get(url: String) -> (u16, Value) {
-    call(reqwest::Method::GET, url, None).await
-}
-
-async fn post(url: String, body: Value) -> (u16, Value) {
-    call(reqwest::Method::POST, url, Some(body)).await
 }
 
 /// Kills the host with SIGKILL: nothing is flushed or closed.

@@ -10,34 +10,15 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use chrono::{DurationRound, TimeDelta, Utc};
+use common::http::{call, get, post};
 use common::nats_server::NatsServer;
 use common::replica::{Replica, write_config};
-use serde_json::{Value, json};
+use serde_json::json;
 use wasmsched::state::nats::NatsStore;
 use wasmsched::state::{LastFire, Retention, StateStore};
 
 /// How long a change may take to reach the other replica.
 const PROPAGATION: Duration = Duration::from_secs(5);
-
-async fn call(method: reqwest::Method, url: String, body: Option<Value>) -> (u16, Value) {
-    let mut request = reqwest::Client::new().request(method, url);
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.unwrap();
-    (
-        response.status().as_u16(),
-        response.json().await.unwrap_or(Value::Null),
-    )
-}
-
-async fn get(url: String) -> (u16, Value) {
-    call(reqwest::Method::GET, url, None).await
-}
-
-async fn post(url: String, body: Value) -> (u16, Value) {
-    call(reqwest::Method::POST, url, Some(body)).await
-}
 
 /// Polls `check` until it holds, failing after [`PROPAGATION`].
 async fn eventually<F, Fut>(what: &str, mut check: F)

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::http::post;
 use common::nats_server::NatsServer;
 use common::replica::Replica;
 use serde_json::{Value, json};
@@ -25,19 +26,6 @@ fn write_config(dir: &Path, broker: &str) -> PathBuf {
     )
     .unwrap();
     path
-}
-
-async fn post(url: String, body: Value) -> (u16, Value) {
-    let response = reqwest::Client::new()
-        .post(url)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    (
-        response.status().as_u16(),
-        response.json().await.unwrap_or(Value::Null),
-    )
 }
 
 async fn get(url: String) -> Value {

@@ -27,6 +27,8 @@ pub async fn next_event_within(sub: &mut Subscription, within: Duration) -> Even
         .event
 }
 #[cfg(feature = "cli")]
+pub mod http;
+#[cfg(feature = "cli")]
 pub mod nats_cluster;
 #[cfg(feature = "cli")]
 pub mod nats_server;
