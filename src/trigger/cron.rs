@@ -227,14 +227,15 @@ impl Start {
         if from >= cut {
             return from;
         }
-        let plan = catch_up::plan(
-            &self.schedule,
-            from,
-            cut,
-            &self.catch_up,
-            paused,
-            MISSED_LISTED,
-        );
+        // A long downtime is up to a million instants to walk: off the
+        // runtime's workers.
+        let (schedule, policy) = (self.schedule.clone(), self.catch_up);
+        let planned = tokio::task::spawn_blocking(move || {
+            catch_up::plan(&schedule, from, cut, &policy, paused, MISSED_LISTED)
+        });
+        let Ok(plan) = planned.await else {
+            return cut;
+        };
         let Some(newest) = plan.newest else {
             return cut;
         };
