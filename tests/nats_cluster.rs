@@ -109,6 +109,15 @@ async fn a_3_node_cluster_survives_losing_the_stream_leader() {
     }
     assert_eq!(acknowledged.len(), 50, "all calls succeed before the kill");
 
+    // The kill lands a second before a cron instant: the replicas claim
+    // it while the cluster elects new leaders.
+    let boundary = (chrono::Utc::now() + chrono::TimeDelta::minutes(1))
+        .duration_trunc(chrono::TimeDelta::minutes(1))
+        .unwrap();
+    let until_kill = (boundary - chrono::TimeDelta::seconds(1) - chrono::Utc::now())
+        .to_std()
+        .unwrap_or_default();
+    tokio::time::sleep(until_kill).await;
     let killed = leader(&cluster, "WASMSCHED").await;
     cluster.kill(killed);
     let killed_at = Instant::now();
@@ -193,14 +202,13 @@ async fn a_3_node_cluster_survives_losing_the_stream_leader() {
     let twice: Vec<_> = relayed.iter().filter(|(_, c)| **c > 1).collect();
     assert!(twice.is_empty(), "relayed twice: {twice:?}");
 
-    // Cron instants after the kill fire once across the two replicas.
-    let next_minute = (chrono::Utc::now() + chrono::TimeDelta::minutes(1))
-        .duration_trunc(chrono::TimeDelta::minutes(1))
-        .unwrap();
-    let wait = (next_minute - chrono::Utc::now())
+    // The instant due during the election, and every other, fired once
+    // across the two replicas.
+    let next_minute = boundary;
+    let wait = (boundary + chrono::TimeDelta::seconds(25) - chrono::Utc::now())
         .to_std()
         .unwrap_or_default();
-    tokio::time::sleep(wait + Duration::from_secs(5)).await;
+    tokio::time::sleep(wait).await;
     let runs: serde_json::Value = reqwest::get(format!("{}/api/admin/triggers/tick/runs", a.base))
         .await
         .unwrap()

@@ -120,6 +120,9 @@ struct Claims {
     seen: Mutex<Option<Stored<LastFire>>>,
 }
 
+/// How long a claim is tried again while the store cannot be reached.
+const CLAIM_PATIENCE: std::time::Duration = std::time::Duration::from_secs(20);
+
 /// Claims give up after this many lost races in a row.
 const CLAIM_ATTEMPTS: usize = 8;
 
@@ -161,13 +164,27 @@ impl Claims {
         Ok(false)
     }
 
-    /// Claims `instant`; a store that cannot be reached does not stop the
-    /// firing (the broker's dedupe still publishes once).
+    /// Claims `instant`, trying again while the store cannot be reached
+    /// (a NATS cluster electing a new leader takes seconds); past
+    /// [`CLAIM_PATIENCE`] it fires without a claim (the broker's dedupe
+    /// still publishes once) rather than not at all.
     async fn claim_or_fire_anyway(&self, instant: DateTime<Utc>) -> bool {
-        self.claim(instant).await.unwrap_or_else(|error| {
-            tracing::warn!(trigger = %self.trigger, %instant, "firing without a claim: {error}");
-            true
-        })
+        let deadline = tokio::time::Instant::now() + CLAIM_PATIENCE;
+        let mut wait = std::time::Duration::from_millis(250);
+        loop {
+            match self.claim(instant).await {
+                Ok(claimed) => return claimed,
+                Err(error) if tokio::time::Instant::now() + wait > deadline => {
+                    tracing::warn!(trigger = %self.trigger, %instant, "firing without a claim: {error}");
+                    return true;
+                }
+                Err(error) => {
+                    tracing::debug!(trigger = %self.trigger, %instant, "claim failed ({error}); trying again");
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(std::time::Duration::from_secs(4));
+                }
+            }
+        }
     }
 }
 
