@@ -14,6 +14,7 @@ const EXAMPLES: &[&str] = &[
     "error_alert",
     "github_webhook",
     "pipeline_stage",
+    "chat_poster",
 ];
 
 fn main() {

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""A webhook receiver for trying sinks: prints each delivery and checks its
-Standard Webhooks signature.
+"""A webhook receiver for trying sinks and the chat_poster plugin: prints
+each POST and checks its Standard Webhooks signature (or says whether it
+carried an authorization header, never its value).
 
     python3 examples/sink-receiver.py [PORT] [SECRET]
 
@@ -33,6 +34,8 @@ class Receiver(BaseHTTPRequestHandler):
         global failures
         body = self.rfile.read(int(self.headers["content-length"]))
         check = "unsigned"
+        if "authorization" in self.headers:
+            check = f"authorization: {self.headers['authorization'].split()[0]} ***"
         if "webhook-signature" in self.headers:
             check = "signature ok" if signed(self.headers, body) else "signature BAD"
         status = 500 if failures > 0 else 204

@@ -344,13 +344,17 @@ fn a_loaded_plugin_describes_itself() {
     assert!(plugin.loaded_at() >= before && plugin.loaded_at() <= Utc::now());
     assert_eq!(plugin.limits(), Limits::default());
     assert_eq!(
+        plugin.contract_version().package(),
+        "wasmsched:plugin@0.2.0"
+    );
+    assert_eq!(
         plugin.stats(),
         Default::default(),
         "the load-time check is not a call"
     );
     let imports = plugin.imports();
     assert!(
-        imports.iter().any(|i| i == "wasmsched:plugin/host@0.1.0"),
+        imports.iter().any(|i| i == "wasmsched:plugin/host@0.2.0"),
         "{imports:?}"
     );
     assert!(
@@ -750,7 +754,7 @@ async fn a_component_for_another_contract_is_refused() {
     assert_eq!(
         error.to_string(),
         "plugin `adv_other_world` exports neither `wasmsched:plugin/factory` nor \
-         `wasmsched:plugin/filter` of wasmsched:plugin@0.1.x (it exports: `greet`)"
+         `wasmsched:plugin/filter` of wasmsched:plugin@0.1.x or 0.2.x (it exports: `greet`)"
     );
     assert_runtime_serves().await;
 }

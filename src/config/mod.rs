@@ -51,9 +51,12 @@
 //!
 //! `[[sink]]` tables (see [`SinkConfig`]) deliver events to webhooks.
 //!
-//! A manifest holds `[[trigger]]` and `[[sink]]` tables only. Unknown keys, duplicate ids
+//! A manifest holds `[[trigger]]` and `[[sink]]` tables, and a `[plugin]`
+//! table (see [`PluginManifest`]) with the limits and grants of the plugin
+//! named like it. Unknown keys, duplicate ids
 //! and missing fields are errors naming the file, the trigger and the key.
 
+mod plugin;
 mod sink;
 mod trigger;
 
@@ -68,6 +71,8 @@ use crate::broker::{NatsOptions, RetryPolicy};
 use crate::plugin::{Limits, RuntimeOptions};
 use crate::state::Retention;
 
+pub use self::plugin::{PluginManifest, SecretSource};
+use self::plugin::PluginTable;
 pub use self::sink::{SigningSecret, SinkConfig};
 pub use self::trigger::TriggerConfig;
 pub use crate::trigger::ApiAuth;
@@ -149,6 +154,8 @@ pub struct Config {
     pub triggers: Vec<TriggerConfig>,
     /// Every `[[sink]]` table, of the main file and the manifests.
     pub sinks: Vec<SinkConfig>,
+    /// The `[plugin]` tables of the manifests, by plugin name.
+    pub plugins: BTreeMap<String, PluginManifest>,
     /// `/metrics` has series per trigger (`[metrics] per_trigger`); `None`
     /// (the default): while there are at most 1 000 triggers, so a host
     /// with 100 000 exposes a bounded page (totals per kind then).
@@ -249,6 +256,8 @@ struct ManifestFile {
     trigger: Vec<toml::Value>,
     #[serde(default)]
     sink: Vec<toml::Value>,
+    #[serde(default)]
+    plugin: Option<PluginTable>,
 }
 
 impl Config {
@@ -320,10 +329,14 @@ impl Config {
         };
         let mut triggers = parse_triggers(path, main.trigger)?;
         let mut sinks = parse_sinks(path, main.sink)?;
+        let mut plugins = BTreeMap::new();
         for manifest in manifests_in(&plugins_dir)? {
             let manifest = load_manifest(&manifest)?;
             triggers.extend(manifest.triggers);
             sinks.extend(manifest.sinks);
+            if let Some(plugin) = manifest.plugin {
+                plugins.insert(plugin.plugin.clone(), plugin);
+            }
         }
         check_unique_ids(&triggers)?;
         check_unique_sinks(&sinks)?;
@@ -357,6 +370,7 @@ impl Config {
             state,
             triggers,
             sinks,
+            plugins,
             metrics_per_trigger: main.metrics.per_trigger,
         })
     }
@@ -369,6 +383,8 @@ pub struct Manifest {
     pub triggers: Vec<TriggerConfig>,
     /// Its `[[sink]]` tables.
     pub sinks: Vec<SinkConfig>,
+    /// Its `[plugin]` table.
+    pub plugin: Option<PluginManifest>,
 }
 
 /// Loads one manifest file.
@@ -383,7 +399,19 @@ pub fn parse_manifest(path: &Path, text: &str) -> Result<Manifest, ConfigError> 
     let triggers = parse_triggers(path, manifest.trigger)?;
     check_unique_ids(&triggers)?;
     let sinks = parse_sinks(path, manifest.sink)?;
-    Ok(Manifest { triggers, sinks })
+    let plugin = manifest
+        .plugin
+        .map(|table| table.into_manifest(path))
+        .transpose()
+        .map_err(|message| ConfigError::Syntax {
+            path: path.to_owned(),
+            message: format!("[plugin]: {message}"),
+        })?;
+    Ok(Manifest {
+        triggers,
+        sinks,
+        plugin,
+    })
 }
 
 /// The `*.toml` files directly in `dir`, sorted; none if `dir` is missing.

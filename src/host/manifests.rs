@@ -73,6 +73,7 @@ impl Host {
         let Manifest {
             triggers: declared,
             sinks,
+            plugin,
         } = match parsed {
             Ok(manifest) => manifest,
             Err(error) => {
@@ -139,13 +140,23 @@ impl Host {
         if !changes.is_empty() {
             tracing::info!(file = %path.display(), added = ?changes.added, changed = ?changes.changed, removed = ?changes.removed, "applied manifest");
         }
-        let mut state = self.state_mut();
-        if errors.is_empty() {
-            state.manifest_errors.remove(path);
-        } else {
-            let message = in_file(path, errors.join("; "));
-            tracing::error!(file = %path.display(), "{message}");
-            state.manifest_errors.insert(path.to_owned(), message);
+        {
+            let mut state = self.state_mut();
+            if errors.is_empty() {
+                state.manifest_errors.remove(path);
+            } else {
+                let message = in_file(path, errors.join("; "));
+                tracing::error!(file = %path.display(), "{message}");
+                state.manifest_errors.insert(path.to_owned(), message);
+            }
+        }
+        drop(serial);
+        // The plugin named like the manifest, only from the plugins directory.
+        if path.parent() == Some(self.config.plugins_dir.as_path())
+            && let Some(stem) = path.file_stem()
+        {
+            let name = stem.to_string_lossy().into_owned();
+            self.plugin_manifest_changed(&name, plugin).await;
         }
         Ok(changes)
     }

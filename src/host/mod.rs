@@ -207,6 +207,10 @@ struct State {
     manifest_errors: BTreeMap<PathBuf, String>,
     /// The sinks, by id.
     sinks: BTreeMap<String, sinks::SinkEntry>,
+    /// The `[plugin]` table of each plugin's manifest, by plugin name.
+    plugin_manifests: BTreeMap<String, crate::config::PluginManifest>,
+    /// The `[plugin]` table each loaded version was loaded with.
+    loaded_with: BTreeMap<String, Option<crate::config::PluginManifest>>,
 }
 
 /// A registered trigger: its table, and the plugin exports it calls.
@@ -261,6 +265,7 @@ impl Host {
             Some(dir) => PluginRuntime::with_code_cache(config.runtime, dir)?,
             None => PluginRuntime::new(config.runtime)?,
         };
+        runtime.use_state_store(store.clone());
         // Before anything is read: changes made meanwhile are not missed.
         let changes = store.changes();
         let scheduler = Scheduler::new(broker.clone())
@@ -290,6 +295,7 @@ impl Host {
             backfills: Mutex::default(),
             config,
         });
+        host.state_mut().plugin_manifests = host.config.plugins.clone();
         let names: BTreeSet<String> = host
             .config
             .triggers

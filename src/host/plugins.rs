@@ -9,6 +9,10 @@
 //! reported. A broken file is reported the same way. Either way triggers
 //! waiting for the plugin are registered once it loads.
 //!
+//! A plugin is loaded with the limits and grants of the `[plugin]` table
+//! of its manifest (`plugins/NAME.toml`), secrets read then; a change to
+//! that table reloads it ([`Host::plugin_manifest_changed`]).
+//!
 //! Deleting the file ([`Host::unload_plugin`]) unregisters the triggers
 //! using the plugin and keeps them pending until the file is back.
 
@@ -16,7 +20,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use super::{Declared, Failure, Host, HostError, Removal, Serial};
-use crate::config::TriggerConfig;
+use crate::config::{PluginManifest, TriggerConfig};
 use crate::plugin::{Plugin, PluginError, PluginSlot, content_hash};
 
 /// A plugin file, compiled and checked but not in use yet.
@@ -25,7 +29,8 @@ pub(crate) enum Candidate {
     Current,
     /// The bytes of the last failed load, already reported.
     KnownBroken,
-    New(Arc<Plugin>),
+    /// Compiled with the `[plugin]` table it names.
+    New(Arc<Plugin>, Option<PluginManifest>),
     Broken {
         /// The bytes' hash, if they could be read.
         hash: Option<String>,
@@ -71,13 +76,16 @@ impl Host {
     }
 
     /// Compiles and checks `bytes` as plugin `name`, off the async runtime,
-    /// unless they are those of the version in use or of the last failure.
+    /// with the limits and grants of its manifest, unless they are those of
+    /// the version in use (under the same manifest) or of the last failure.
     pub(crate) async fn compile_plugin(&self, name: &str, bytes: Vec<u8>) -> Candidate {
         let hash = content_hash(&bytes);
+        let manifest = self.state().plugin_manifests.get(name).cloned();
         {
             let state = self.state();
             if let Some(slot) = state.plugins.get(name)
                 && slot.current().hash() == hash
+                && state.loaded_with.get(name) == Some(&manifest)
             {
                 return Candidate::Current;
             }
@@ -89,7 +97,16 @@ impl Host {
         }
         let runtime = self.runtime.clone();
         let owned = name.to_owned();
-        let loaded = tokio::task::spawn_blocking(move || runtime.load_bytes(&owned, &bytes, None))
+        let with = manifest.clone();
+        let load = move || match &with {
+            Some(manifest) => {
+                let limits = manifest.limits(runtime.options().default_limits);
+                let grants = manifest.grants()?;
+                runtime.load_granted(&owned, &bytes, Some(limits), grants)
+            }
+            None => runtime.load_bytes(&owned, &bytes, None),
+        };
+        let loaded = tokio::task::spawn_blocking(load)
             .await
             .unwrap_or_else(|panic| {
                 Err(PluginError::Compile {
@@ -98,7 +115,7 @@ impl Host {
                 })
             });
         match loaded {
-            Ok(plugin) => Candidate::New(plugin),
+            Ok(plugin) => Candidate::New(plugin, manifest),
             Err(error) => Candidate::Broken {
                 hash: Some(hash),
                 error,
@@ -118,9 +135,13 @@ impl Host {
             message,
         };
         match candidate {
-            Candidate::New(plugin) => {
+            Candidate::New(plugin, manifest) => {
                 let serial = self.serial().await;
-                self.install(&serial, name, plugin).await
+                let installed = self.install(&serial, name, plugin).await;
+                if installed.is_ok() {
+                    self.state_mut().loaded_with.insert(name.to_owned(), manifest);
+                }
+                installed
             }
             Candidate::Current => {
                 let mut state = self.state_mut();
@@ -245,6 +266,7 @@ impl Host {
                 }
             }
         }
+        self.state_mut().loaded_with.remove(name);
         let slot = self.state_mut().plugins.remove(name);
         if let Some(slot) = slot {
             let hash = slot.current().hash().to_owned();
@@ -283,6 +305,31 @@ impl Host {
             waiting_note: true,
         };
         state.failures.insert(name.to_owned(), note);
+    }
+
+    /// Takes the `[plugin]` table of `name`'s manifest as it is now (`None`:
+    /// no table, or no manifest) and, if it changed, reloads the plugin with
+    /// it: new grants and limits apply to the calls that start after.
+    pub(crate) async fn plugin_manifest_changed(&self, name: &str, manifest: Option<PluginManifest>) {
+        let known = {
+            let mut state = self.state_mut();
+            let before = match &manifest {
+                Some(m) => state.plugin_manifests.insert(name.to_owned(), m.clone()),
+                None => state.plugin_manifests.remove(name),
+            };
+            if before == manifest {
+                return;
+            }
+            // A load that failed under the old table may work under this one.
+            state.failures.remove(name);
+            state.plugins.contains_key(name) || self.plugin_path(name).is_file()
+        };
+        if known {
+            tracing::info!(plugin = %name, "the [plugin] table of its manifest changed: reloading it");
+            if let Err(error) = self.load_plugin(name).await {
+                tracing::debug!(plugin = %name, "reload after a manifest change: {error}");
+            }
+        }
     }
 
     /// Records (and logs) a failed load of plugin `name`.

@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use chrono::SecondsFormat;
 
 use super::admission::Lane;
-use super::host::bindings::wasmsched::plugin::types as wit;
+use super::bindings::wit;
 use super::{CallError, PluginSlot};
 use crate::event::{Event, NewEvent};
 use crate::firing::{BoxError, Factory, Filter, Firing};
@@ -98,6 +98,7 @@ pub(crate) fn firing_to_wit(firing: &Firing) -> wit::Firing {
         instant: time(&firing.instant),
         payload: firing.payload().map(|p| p.to_string()),
         source: firing.source().map(event_to_wit),
+        batch: None,
     }
 }
 
@@ -130,7 +131,7 @@ pub(crate) fn new_events_from_wit(events: Vec<wit::NewEvent>) -> Result<Vec<NewE
 fn is_timeout(error: &(dyn std::error::Error + 'static)) -> bool {
     matches!(
         error.downcast_ref::<CallError>(),
-        Some(CallError::Timeout { .. })
+        Some(CallError::Timeout { .. } | CallError::WallTimeout { .. })
     )
 }
 

@@ -2,8 +2,10 @@
 //! call of the same trigger, or a fresh one from the cached `InstancePre`),
 //! the time and memory budget, and the failure classified (returned error,
 //! trap, timeout, out of memory, bad data) and counted. Calls are futures
-//! that yield at every epoch tick (see `engine.rs`); what the guest says
-//! (errors, traps) is cut to [`bounded::MAX_MESSAGE_BYTES`].
+//! that yield at every epoch tick (see `engine.rs`), their running time
+//! measured on a [`RunClock`] and their whole duration bounded by the
+//! plugin's `wall_timeout`; what the guest says (errors, traps) is cut to
+//! [`bounded::MAX_MESSAGE_BYTES`].
 //!
 //! Instances are reused because instantiating dominates a call's cost
 //! (BENCHMARKS.md): after a successful call the instance goes back to its
@@ -23,7 +25,8 @@ use wasmtime::{Store, Trap};
 use super::adapter::{event_to_wit, firing_to_wit, new_events_from_wit};
 use super::engine::Ticking;
 use super::error::{CallError, one_line};
-use super::host::{self, CallState};
+use super::host::{self, CallSetup, CallState};
+use super::limits::RunClock;
 use super::{Plugin, PluginError};
 use crate::bounded;
 use crate::event::{Event, NewEvent};
@@ -71,17 +74,16 @@ impl Plugin {
         config: &Arc<BTreeMap<String, String>>,
         event: &Event,
     ) -> Result<bool, CallError> {
-        let Some(filter) = &self.filter else {
+        if !self.worlds.filter {
             return Err(self.trap("this plugin exports no filter".into()));
-        };
+        }
         let event = event_to_wit(event);
-        let mut session = self.enter(trigger, config).await?;
-        let (store, instance) = (&mut session.store, session.instance);
-        let outcome = match filter.load(&mut *store, &instance) {
-            Ok(guest) => guest.call_accept(store, &event).await,
-            Err(error) => Err(error),
-        };
-        let returned = self.leave(session, outcome)?;
+        let returned = self
+            .bounded(trigger, config, async |store, instance| {
+                let called = self.exports.accept(store, instance, &event).await;
+                called.expect("the filter export was checked")
+            })
+            .await?;
         returned.map_err(|message| self.failed(message))
     }
 
@@ -92,18 +94,16 @@ impl Plugin {
         config: &Arc<BTreeMap<String, String>>,
         firing: &Firing,
     ) -> Result<Vec<NewEvent>, CallError> {
-        let Some(factory) = &self.factory else {
+        if !self.worlds.factory {
             return Err(self.trap("this plugin exports no factory".into()));
-        };
+        }
         let firing = firing_to_wit(firing);
-        let mut session = self.enter(trigger, config).await?;
-        let (store, instance) = (&mut session.store, session.instance);
-        let outcome = match factory.load(&mut *store, &instance) {
-            Ok(guest) => guest.call_make_events(store, &firing).await,
-            Err(error) => Err(error),
-        };
         let drafts = self
-            .leave(session, outcome)?
+            .bounded(trigger, config, async |store, instance| {
+                let called = self.exports.make_events(store, instance, &firing).await;
+                called.expect("the factory export was checked")
+            })
+            .await?
             .map_err(|message| self.failed(message))?;
         new_events_from_wit(drafts).map_err(|message| {
             self.count(CallError::BadData {
@@ -113,15 +113,46 @@ impl Plugin {
         })
     }
 
+    /// One call: an instance (see [`Self::enter`]), `call` on it, and the
+    /// outcome counted (see [`Self::leave`]); its running time measured,
+    /// and the whole bounded by the plugin's wall-clock limit (a call cut
+    /// there drops its instance).
+    async fn bounded<R>(
+        &self,
+        trigger: &Arc<str>,
+        config: &Arc<BTreeMap<String, String>>,
+        call: impl AsyncFnOnce(&mut Store<CallState>, &Instance) -> wasmtime::Result<R>,
+    ) -> Result<R, CallError> {
+        let clock = RunClock::default();
+        let started = Instant::now();
+        let run = clock.meter(async {
+            let mut session = self.enter(trigger, config, clock.clone()).await?;
+            let instance = session.instance;
+            let outcome = call(&mut session.store, &instance).await;
+            self.leave(session, outcome)
+        });
+        match tokio::time::timeout(self.limits.wall_timeout, run).await {
+            Ok(result) => result,
+            Err(_) => {
+                self.stats.observe(started.elapsed());
+                Err(self.count(CallError::WallTimeout {
+                    plugin: self.name().to_owned(),
+                    limit: self.limits.wall_timeout,
+                }))
+            }
+        }
+    }
+
     /// Instantiates once at load: start code runs within the limits, and
     /// the exports are type-checked against the contract. Blocks the
     /// calling thread (loading compiles anyway: call it off the runtime).
     pub(crate) fn probe(&self) -> Result<(), PluginError> {
         let _ticking = self.runtime.ticker.busy();
         let mut store = self.store(&Arc::from("(load)"), &Arc::default());
-        store.data_mut().begin_call(self.limits.timeout);
-        let instance = match super::wasi_io::block_on_local(self.pre.instantiate_async(&mut store))
-        {
+        let clock = RunClock::default();
+        store.data_mut().begin_call(self.limits.timeout, clock.clone());
+        let instantiate = clock.meter(self.pre.instantiate_async(&mut store));
+        let instance = match super::local::block_on_local(instantiate) {
             Ok(instance) => instance,
             Err(error) => {
                 let error = self.classify(&error, store.data());
@@ -134,13 +165,7 @@ impl Plugin {
             name: self.name().to_owned(),
             message: one_line(&error),
         };
-        if let Some(factory) = &self.factory {
-            factory.load(&mut store, &instance).map_err(contract)?;
-        }
-        if let Some(filter) = &self.filter {
-            filter.load(&mut store, &instance).map_err(contract)?;
-        }
-        Ok(())
+        self.exports.check(&mut store, &instance).map_err(contract)
     }
 
     /// Starts a call: a warm instance of the trigger's, or a fresh one
@@ -150,6 +175,7 @@ impl Plugin {
         &self,
         trigger: &'a Arc<str>,
         config: &'a Arc<BTreeMap<String, String>>,
+        clock: RunClock,
     ) -> Result<Session<'a>, CallError> {
         self.stats.call();
         let ticking = self.runtime.ticker.busy();
@@ -158,7 +184,7 @@ impl Plugin {
             Some(warm) => (warm.store, Some(warm.instance), warm.calls),
             None => (self.store(trigger, config), None, 0),
         };
-        store.data_mut().begin_call(self.limits.timeout);
+        store.data_mut().begin_call(self.limits.timeout, clock);
         store.set_epoch_deadline(1);
         let instance = match warm {
             Some(instance) => instance,
@@ -251,12 +277,14 @@ impl Plugin {
         trigger: &Arc<str>,
         config: &Arc<BTreeMap<String, String>>,
     ) -> Store<CallState> {
-        let state = CallState::new(
-            self.name.clone(),
-            trigger.clone(),
-            config.clone(),
-            self.limits.memory_bytes,
-        );
+        let state = CallState::new(CallSetup {
+            plugin: self.name.clone(),
+            trigger: trigger.clone(),
+            config: config.clone(),
+            grants: self.grants.clone(),
+            store: self.runtime.state.get().cloned(),
+            memory_bytes: self.limits.memory_bytes,
+        });
         host::store(&self.runtime.engine, state)
     }
 

@@ -45,10 +45,35 @@ pub enum PluginError {
         /// The interface it imports.
         import: String,
     },
+    /// It imports an interface its manifest does not grant.
+    #[error(
+        "plugin `{name}` imports `{import}`, which needs a grant: add `{key}` to the \
+         `[plugin]` table of plugins/{name}.toml"
+    )]
+    NeedsGrant {
+        /// The plugin's name (its file stem).
+        name: String,
+        /// The interface it imports.
+        import: String,
+        /// The manifest key that grants it.
+        key: &'static str,
+    },
+    /// A secret granted in the manifest could not be read.
+    #[error("plugin `{name}`: secret `{secret}` ({source_name}): {message}")]
+    Secret {
+        /// The plugin's name (its file stem).
+        name: String,
+        /// The secret's name.
+        secret: String,
+        /// Where it is read from (`env NAME` or `file PATH`), never the value.
+        source_name: String,
+        /// What went wrong.
+        message: String,
+    },
     /// It exports neither a factory nor a filter.
     #[error(
         "plugin `{name}` exports neither `wasmsched:plugin/factory` nor \
-         `wasmsched:plugin/filter` of wasmsched:plugin@0.1.x (it exports: {})",
+         `wasmsched:plugin/filter` of wasmsched:plugin@0.1.x or 0.2.x (it exports: {})",
         list_or_nothing(found)
     )]
     MissingExports {
@@ -60,7 +85,7 @@ pub enum PluginError {
     /// It was built for another version of the contract.
     #[error(
         "plugin `{name}` was built for `{found}`, but this wasmsched speaks \
-         wasmsched:plugin@0.1.x; rebuild it against wit/plugin.wit"
+         wasmsched:plugin@0.1.x and 0.2.x; rebuild it against wit/plugin.wit"
     )]
     IncompatibleVersion {
         /// The plugin's name (its file stem).
@@ -69,7 +94,7 @@ pub enum PluginError {
         found: String,
     },
     /// Its exports do not have the contract's types.
-    #[error("plugin `{name}` does not fit the wasmsched:plugin@0.1 contract: {message}")]
+    #[error("plugin `{name}` does not fit the wasmsched:plugin contract: {message}")]
     Contract {
         /// The plugin's name (its file stem).
         name: String,
@@ -140,6 +165,15 @@ pub enum CallError {
         /// The limit it ran into.
         limit: Duration,
     },
+    /// The call took longer than its wall-clock limit, waits included
+    /// (e.g. on a server that never answers).
+    #[error("plugin `{plugin}` ran past its wall-clock limit ({limit:?}, waits included)")]
+    WallTimeout {
+        /// The plugin's name.
+        plugin: String,
+        /// The limit it ran into (`wall_timeout`).
+        limit: Duration,
+    },
     /// The call needed more memory than its limit.
     #[error("plugin `{plugin}` ran out of memory (limit {})", human_bytes(*limit_bytes))]
     MemoryExhausted {
@@ -166,6 +200,7 @@ impl CallError {
             CallError::Failed { plugin, .. }
             | CallError::Trap { plugin, .. }
             | CallError::Timeout { plugin, .. }
+            | CallError::WallTimeout { plugin, .. }
             | CallError::MemoryExhausted { plugin, .. }
             | CallError::BadData { plugin, .. } => plugin,
         }

@@ -1,40 +1,39 @@
 //! What a plugin instance can reach: the `wasmsched:plugin/host` interface
-//! (logging, per-trigger config) and a WASI sandbox of stdio only. Also the
-//! per-call store state and the linker that grants exactly this.
+//! (logging, per-trigger config, granted secrets), the `kv` interface
+//! (granted), outbound HTTP (granted, see `outbound.rs`), and a WASI
+//! sandbox of stdio only. Also the per-call store state and the linker.
+//!
+//! The linker holds every interface any plugin may be granted; what one
+//! plugin may import is checked at load against its grants
+//! (`inspect.rs`), and each call checks its grants again.
 
 use std::collections::BTreeMap;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use wasmtime::component::{HasSelf, Linker, ResourceTable};
 use wasmtime::{Engine, Store, UpdateDeadline};
-use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
-use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
-use super::limits::MemoryLimiter;
+use super::bindings::{v0_1, v0_2};
+use super::capture::Capture;
+use super::grants::Grants;
+use super::limits::{MemoryLimiter, RunClock};
+use super::outbound::Outbound;
+use crate::state::{KvError, MAX_KEY_BYTES, StateStore};
 
-/// Bindings generated from `wit/plugin.wit` (world `plugin`: both exports;
-/// factory-only and filter-only components use the half they export).
-pub(crate) mod bindings {
-    wasmtime::component::bindgen!({
-        path: "wit",
-        world: "plugin",
-        // Guests are called as futures (see `engine.rs`); what they import
-        // from the host answers at once, so imports stay synchronous.
-        exports: { default: async },
-    });
-}
+use v0_2::wasmsched::plugin::{host, kv};
 
-use bindings::wasmsched::plugin::{host, types};
-
-/// Interfaces a plugin may import, without their version. Everything else
-/// (files, sockets, clocks, random, http, ...) is refused at load.
+/// Interfaces every plugin may import, without their version. Everything
+/// else (files, sockets, clocks, random, ...) is refused at load, unless
+/// granted (see [`HTTP_GRANTED`]).
 pub(crate) const GRANTED: &[&str] = &[
     "wasmsched:plugin/host",
     "wasmsched:plugin/types",
+    "wasmsched:plugin/kv",
     "wasi:io/poll",
     "wasi:io/error",
     "wasi:io/streams",
@@ -50,79 +49,93 @@ pub(crate) const GRANTED: &[&str] = &[
     "wasi:cli/terminal-stderr",
 ];
 
+/// What a plugin granted outbound HTTP may import besides: the handler,
+/// its types, and the monotonic clock (its request options use it).
+pub(crate) const HTTP_GRANTED: &[&str] = &[
+    "wasi:http/outgoing-handler",
+    "wasi:http/types",
+    "wasi:clocks/monotonic-clock",
+];
+
 /// Guest log lines kept per call, and bytes per line.
 const MAX_LOG_LINES: u32 = 100;
 const MAX_LOG_LINE: usize = crate::bounded::MAX_MESSAGE_BYTES;
-/// Bytes of stdout / stderr kept per call (the rest is counted, not kept).
-pub(crate) const MAX_CAPTURE: usize = 4096;
 
 /// The data of one call's store.
 pub(crate) struct CallState {
     pub(crate) plugin: Arc<str>,
     pub(crate) trigger: Arc<str>,
     config: Arc<BTreeMap<String, String>>,
+    grants: Arc<Grants>,
+    /// The state store holding key-value data, if the runtime has one.
+    store: Option<Arc<dyn StateStore>>,
     table: ResourceTable,
     wasi: WasiCtx,
+    http: WasiHttpCtx,
+    outbound: Outbound,
     pub(crate) limiter: MemoryLimiter,
     pub(crate) stdout: Capture,
     pub(crate) stderr: Capture,
     log_lines: u32,
     /// The call's time limit: running time, instantiation included.
     budget: Duration,
-    /// Running time used so far by the call under way.
-    used: Duration,
-    /// When the guest last resumed (set by [`Resume`] after each yield).
-    resumed: Arc<Mutex<Instant>>,
+    /// Running time of the call under way.
+    clock: RunClock,
+}
+
+/// Who a store serves, and with what.
+pub(crate) struct CallSetup {
+    pub(crate) plugin: Arc<str>,
+    pub(crate) trigger: Arc<str>,
+    pub(crate) config: Arc<BTreeMap<String, String>>,
+    pub(crate) grants: Arc<Grants>,
+    pub(crate) store: Option<Arc<dyn StateStore>>,
+    pub(crate) memory_bytes: u64,
 }
 
 impl CallState {
-    pub(crate) fn new(
-        plugin: Arc<str>,
-        trigger: Arc<str>,
-        config: Arc<BTreeMap<String, String>>,
-        memory_bytes: u64,
-    ) -> Self {
+    pub(crate) fn new(setup: CallSetup) -> Self {
         let stdout = Capture::default();
         let stderr = Capture::default();
-        // No args, no env, no preopened directories, stdin closed; the
-        // network is not even linked.
+        // No args, no env, no preopened directories, stdin closed; sockets
+        // are not even linked.
         let wasi = WasiCtxBuilder::new()
             .stdout(stdout.clone())
             .stderr(stderr.clone())
             .allow_tcp(false)
             .allow_udp(false)
             .build();
+        let outbound = Outbound {
+            plugin: setup.plugin.clone(),
+            trigger: setup.trigger.clone(),
+            grant: setup.grants.http.clone().map(Arc::new),
+        };
         Self {
-            plugin,
-            trigger,
-            config,
+            plugin: setup.plugin,
+            trigger: setup.trigger,
+            config: setup.config,
+            grants: setup.grants,
+            store: setup.store,
             table: ResourceTable::new(),
             wasi,
-            limiter: MemoryLimiter::new(memory_bytes),
+            http: WasiHttpCtx::new(),
+            outbound,
+            limiter: MemoryLimiter::new(setup.memory_bytes),
             stdout,
             stderr,
             log_lines: 0,
             budget: Duration::ZERO,
-            used: Duration::ZERO,
-            resumed: Arc::new(Mutex::new(Instant::now())),
+            clock: RunClock::default(),
         }
     }
 
-    /// Starts a call that may run for `timeout` (instantiation included);
-    /// resets what is counted per call, for an instance serving another.
-    pub(crate) fn begin_call(&mut self, timeout: Duration) {
+    /// Starts a call that may run for `timeout` (instantiation included),
+    /// measured on `clock`; resets what is counted per call, for an
+    /// instance serving another.
+    pub(crate) fn begin_call(&mut self, timeout: Duration, clock: RunClock) {
         self.log_lines = 0;
         self.budget = timeout;
-        self.used = Duration::ZERO;
-        *self.resumed.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
-    }
-
-    /// At an epoch tick: adds the running time since the guest last resumed
-    /// and tells whether the budget is spent.
-    fn budget_spent(&mut self) -> bool {
-        let resumed = *self.resumed.lock().unwrap_or_else(|p| p.into_inner());
-        self.used += resumed.elapsed();
-        self.used >= self.budget
+        self.clock = clock;
     }
 
     /// Sends what the guest printed to the host log, tagged.
@@ -148,26 +161,7 @@ impl CallState {
             );
         }
     }
-}
 
-impl WasiView for CallState {
-    fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.wasi,
-            table: &mut self.table,
-        }
-    }
-}
-
-impl super::wasi_io::TableOf for CallState {
-    fn table(&mut self) -> &mut ResourceTable {
-        &mut self.table
-    }
-}
-
-impl types::Host for CallState {}
-
-impl host::Host for CallState {
     fn log(&mut self, level: host::Level, message: String) {
         self.log_lines += 1;
         if self.log_lines > MAX_LOG_LINES {
@@ -184,21 +178,142 @@ impl host::Host for CallState {
         }
     }
 
+    /// The store and quota for a key-value call, or why there are none.
+    fn kv_access(&self, key: Option<&str>) -> Result<(Arc<dyn StateStore>, &Grants), kv::Error> {
+        if self.grants.kv.is_none() {
+            return Err(kv::Error::Denied);
+        }
+        if key.is_some_and(|k| k.is_empty() || k.len() > MAX_KEY_BYTES) {
+            return Err(kv::Error::InvalidKey);
+        }
+        let store = self.store.clone().ok_or_else(|| {
+            kv::Error::Unavailable("this runtime has no state store (embedded use)".into())
+        })?;
+        Ok((store, &self.grants))
+    }
+
+    fn kv_failed(&self, error: impl std::fmt::Display) -> kv::Error {
+        let (plugin, trigger) = (&*self.plugin, &*self.trigger);
+        tracing::warn!(plugin, trigger, "key-value store: {error}");
+        kv::Error::Unavailable(crate::bounded::message(error.to_string()))
+    }
+}
+
+impl WasiView for CallState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for CallState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.outbound,
+        }
+    }
+}
+
+impl v0_2::wasmsched::plugin::types::Host for CallState {}
+impl v0_1::wasmsched::plugin::types::Host for CallState {}
+
+impl host::Host for CallState {
+    fn log(&mut self, level: host::Level, message: String) {
+        CallState::log(self, level, message);
+    }
+
+    fn config(&mut self, key: String) -> Option<String> {
+        self.config.get(&key).cloned()
+    }
+
+    fn secret(&mut self, name: String) -> Option<String> {
+        let value = self.grants.secrets.get(&name)?;
+        Some(value.expose().to_owned())
+    }
+}
+
+impl v0_1::wasmsched::plugin::host::Host for CallState {
+    fn log(&mut self, level: v0_1::wasmsched::plugin::host::Level, message: String) {
+        use v0_1::wasmsched::plugin::host::Level as Old;
+        let level = match level {
+            Old::Trace => host::Level::Trace,
+            Old::Debug => host::Level::Debug,
+            Old::Info => host::Level::Info,
+            Old::Warn => host::Level::Warn,
+            Old::Error => host::Level::Error,
+        };
+        CallState::log(self, level, message);
+    }
+
     fn config(&mut self, key: String) -> Option<String> {
         self.config.get(&key).cloned()
     }
 }
 
-/// The linker every plugin is instantiated with: the `host` and `types`
-/// interfaces and the stdio part of WASI, nothing else.
+impl kv::Host for CallState {
+    async fn get(&mut self, key: String) -> Result<Option<String>, kv::Error> {
+        let (store, _) = self.kv_access(Some(&key))?;
+        let scope = self.plugin.clone();
+        store
+            .kv_get(&scope, &key)
+            .await
+            .map_err(|e| self.kv_failed(e))
+    }
+
+    async fn set(&mut self, key: String, value: String) -> Result<(), kv::Error> {
+        let (store, grants) = self.kv_access(Some(&key))?;
+        let quota = grants.kv.unwrap_or_default();
+        let scope = self.plugin.clone();
+        match store.kv_set(&scope, &key, &value, &quota).await {
+            Ok(()) => Ok(()),
+            Err(KvError::Quota(message)) => Err(kv::Error::QuotaExceeded(message)),
+            Err(error) => Err(self.kv_failed(error)),
+        }
+    }
+
+    async fn delete(&mut self, key: String) -> Result<bool, kv::Error> {
+        let (store, _) = self.kv_access(Some(&key))?;
+        let scope = self.plugin.clone();
+        store
+            .kv_delete(&scope, &key)
+            .await
+            .map_err(|e| self.kv_failed(e))
+    }
+
+    async fn list_keys(&mut self, prefix: String) -> Result<Vec<String>, kv::Error> {
+        let (store, _) = self.kv_access(None)?;
+        let scope = self.plugin.clone();
+        store
+            .kv_keys(&scope, &prefix)
+            .await
+            .map_err(|e| self.kv_failed(e))
+    }
+}
+
+/// The linker every plugin is instantiated with: both versions of the
+/// contract, `wasi:io` and stdio, and `wasi:http` with the monotonic
+/// clock (for the plugins granted outbound HTTP).
 pub(crate) fn linker(engine: &Engine) -> wasmtime::Result<Linker<CallState>> {
     use wasmtime_wasi::cli::WasiCli;
-    use wasmtime_wasi::p2::bindings::cli;
+    use wasmtime_wasi::clocks::WasiClocks;
+    use wasmtime_wasi::p2::bindings::{cli, clocks, io};
 
     let mut linker = Linker::new(engine);
-    bindings::Plugin::add_to_linker::<CallState, HasSelf<CallState>>(&mut linker, |s| s)?;
-    super::wasi_io::add_to_linker(&mut linker)?;
+    v0_2::Plugin::add_to_linker::<CallState, HasSelf<CallState>>(&mut linker, |s| s)?;
+    v0_1::Plugin::add_to_linker::<CallState, HasSelf<CallState>>(&mut linker, |s| s)?;
     let l = &mut linker;
+    // Asynchronous: a guest waiting on a stream or pollable (an HTTP
+    // response) suspends, holding no thread.
+    fn table(s: &mut CallState) -> &mut ResourceTable {
+        &mut s.table
+    }
+    io::error::add_to_linker::<CallState, HasSelf<ResourceTable>>(l, table)?;
+    io::poll::add_to_linker::<CallState, HasSelf<ResourceTable>>(l, table)?;
+    io::streams::add_to_linker::<CallState, HasSelf<ResourceTable>>(l, table)?;
     fn cli_view(s: &mut CallState) -> wasmtime_wasi::cli::WasiCliCtxView<'_> {
         use wasmtime_wasi::cli::WasiCliView;
         s.cli()
@@ -213,6 +328,12 @@ pub(crate) fn linker(engine: &Engine) -> wasmtime::Result<Linker<CallState>> {
     cli::terminal_stdin::add_to_linker::<CallState, WasiCli>(l, cli_view)?;
     cli::terminal_stdout::add_to_linker::<CallState, WasiCli>(l, cli_view)?;
     cli::terminal_stderr::add_to_linker::<CallState, WasiCli>(l, cli_view)?;
+    fn clocks_view(s: &mut CallState) -> wasmtime_wasi::clocks::WasiClocksCtxView<'_> {
+        use wasmtime_wasi::clocks::WasiClocksView;
+        s.clocks()
+    }
+    clocks::monotonic_clock::add_to_linker::<CallState, WasiClocks>(l, clocks_view)?;
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(l)?;
     Ok(linker)
 }
 
@@ -220,151 +341,35 @@ pub(crate) fn linker(engine: &Engine) -> wasmtime::Result<Linker<CallState>> {
 /// the time limit enforced at each epoch tick: once the call has run for
 /// its budget the guest is interrupted (a timeout), otherwise it yields to
 /// the async runtime for one tick, so other tasks run while it works. Time
-/// spent suspended, waiting for a worker while other plugins run, is not
-/// counted: a busy host does not make a plugin time out.
+/// spent suspended (waiting for a worker while other plugins run, or on
+/// the network) is not counted: see [`RunClock`].
 pub(crate) fn store(engine: &Engine, state: CallState) -> Store<CallState> {
     let mut store = Store::new(engine, state);
     store.limiter(|s| &mut s.limiter);
-    store.epoch_deadline_callback(|mut store| {
-        let state = store.data_mut();
-        Ok(if state.budget_spent() {
+    store.epoch_deadline_callback(|store| {
+        let state = store.data();
+        Ok(if state.clock.running() >= state.budget {
             UpdateDeadline::Interrupt
         } else {
-            let resume = Resume {
-                resumed: state.resumed.clone(),
-                yielded: false,
-            };
-            UpdateDeadline::YieldCustom(1, Box::pin(resume))
+            UpdateDeadline::YieldCustom(1, Box::pin(YieldOnce(false)))
         })
     });
     store.set_epoch_deadline(1);
     store
 }
 
-/// Yields once to the async runtime, then notes when the guest resumed.
-struct Resume {
-    resumed: Arc<Mutex<Instant>>,
-    yielded: bool,
-}
+/// Yields once to the async runtime.
+struct YieldOnce(bool);
 
-impl std::future::Future for Resume {
+impl std::future::Future for YieldOnce {
     type Output = ();
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        if !self.yielded {
-            self.yielded = true;
-            cx.waker().wake_by_ref();
-            return Poll::Pending;
+        if self.0 {
+            return Poll::Ready(());
         }
-        *self.resumed.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
-        Poll::Ready(())
-    }
-}
-
-/// Captures a guest's stdout or stderr: keeps the first [`MAX_CAPTURE`]
-/// bytes and counts the rest. Never fails and never blocks, so a chatty
-/// guest is not broken by the capture.
-#[derive(Clone, Default)]
-pub(crate) struct Capture(Arc<Mutex<Captured>>);
-
-#[derive(Default)]
-struct Captured {
-    kept: Vec<u8>,
-    dropped: usize,
-}
-
-impl Capture {
-    fn push(&self, bytes: &[u8]) {
-        let mut captured = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        let room = MAX_CAPTURE.saturating_sub(captured.kept.len());
-        let keep = bytes.len().min(room);
-        captured.kept.extend_from_slice(&bytes[..keep]);
-        captured.dropped += bytes.len() - keep;
-    }
-
-    /// What was written since the last call, as text; `None` if nothing.
-    pub(crate) fn take_text(&self) -> Option<String> {
-        let mut captured = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        let kept = std::mem::take(&mut captured.kept);
-        let dropped = std::mem::take(&mut captured.dropped);
-        let text = String::from_utf8_lossy(&kept);
-        let text = text.trim_end();
-        match (text.is_empty(), dropped) {
-            (true, 0) => None,
-            (_, 0) => Some(text.to_owned()),
-            _ => Some(format!("{text}… ({dropped} more bytes dropped)")),
-        }
-    }
-
-    /// The last lines written (for a trap's message), without consuming them.
-    pub(crate) fn tail(&self, max: usize) -> String {
-        let captured = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        let text = String::from_utf8_lossy(&captured.kept);
-        let lines: Vec<&str> = text
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty() && !l.starts_with("note: run with `RUST_BACKTRACE"))
-            .collect();
-        let joined = lines.join(" ");
-        let start = joined.len().saturating_sub(max);
-        let start = (start..=joined.len())
-            .find(|&i| joined.is_char_boundary(i))
-            .unwrap_or(joined.len());
-        joined[start..].to_owned()
-    }
-}
-
-impl IsTerminal for Capture {
-    fn is_terminal(&self) -> bool {
-        false
-    }
-}
-
-impl StdoutStream for Capture {
-    fn p2_stream(&self) -> Box<dyn OutputStream> {
-        Box::new(self.clone())
-    }
-
-    fn async_stream(&self) -> Box<dyn tokio::io::AsyncWrite + Send + Sync> {
-        Box::new(self.clone())
-    }
-}
-
-impl OutputStream for Capture {
-    fn write(&mut self, bytes: bytes::Bytes) -> StreamResult<()> {
-        self.push(&bytes);
-        Ok(())
-    }
-
-    fn flush(&mut self) -> StreamResult<()> {
-        Ok(())
-    }
-
-    fn check_write(&mut self) -> StreamResult<usize> {
-        Ok(64 << 10)
-    }
-}
-
-#[wasmtime_wasi::async_trait]
-impl Pollable for Capture {
-    async fn ready(&mut self) {}
-}
-
-impl tokio::io::AsyncWrite for Capture {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        _cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        self.push(buf);
-        Poll::Ready(Ok(buf.len()))
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Poll::Ready(Ok(()))
+        self.0 = true;
+        cx.waker().wake_by_ref();
+        Poll::Pending
     }
 }

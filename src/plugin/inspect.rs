@@ -1,12 +1,15 @@
 //! Load-time checks of a component against the contract: which worlds it
-//! implements (its exports) and whether everything it imports is granted.
+//! implements and in which version (its exports), and whether everything
+//! it imports is granted (to every plugin, or to this one by its manifest).
 
 use serde::Serialize;
 use wasmtime::Engine;
 use wasmtime::component::Component;
 
+use super::bindings::ContractVersion;
 use super::error::PluginError;
-use super::host::GRANTED;
+use super::grants::Grants;
+use super::host::{GRANTED, HTTP_GRANTED};
 
 pub(crate) const FACTORY: &str = "wasmsched:plugin/factory";
 pub(crate) const FILTER: &str = "wasmsched:plugin/filter";
@@ -44,15 +47,14 @@ impl Worlds {
     }
 }
 
-/// Exported interface names of the contract, as the component spells them
-/// (e.g. `wasmsched:plugin/filter@0.1.0`).
+/// Which exports of the contract a component has, in which version.
 pub(crate) struct ContractExports {
     pub(crate) worlds: Worlds,
-    pub(crate) factory: Option<String>,
-    pub(crate) filter: Option<String>,
+    pub(crate) version: ContractVersion,
 }
 
-/// Finds the factory and filter exports; refuses other versions.
+/// Finds the factory and filter exports; refuses other versions, and a
+/// component whose two exports target different versions.
 pub(crate) fn exports(
     name: &str,
     component: &Component,
@@ -69,11 +71,20 @@ pub(crate) fn exports(
             FILTER => &mut filter,
             _ => continue,
         };
-        if version.is_some_and(is_contract_version) {
-            *slot = Some(export.to_owned());
-        } else {
-            incompatible.get_or_insert_with(|| export.to_owned());
+        match version.and_then(ContractVersion::of) {
+            Some(version) => *slot = Some((export.to_owned(), version)),
+            None => {
+                incompatible.get_or_insert_with(|| export.to_owned());
+            }
         }
+    }
+    if let (Some((a, va)), Some((b, vb))) = (&factory, &filter)
+        && va != vb
+    {
+        return Err(PluginError::Contract {
+            name: name.to_owned(),
+            message: format!("it exports `{a}` and `{b}`: both must be of one version"),
+        });
     }
     if let Some(found) = incompatible {
         return Err(PluginError::IncompatibleVersion {
@@ -81,19 +92,18 @@ pub(crate) fn exports(
             found,
         });
     }
-    if factory.is_none() && filter.is_none() {
+    let Some((_, version)) = factory.as_ref().or(filter.as_ref()) else {
         return Err(PluginError::MissingExports {
             name: name.to_owned(),
             found,
         });
-    }
+    };
     Ok(ContractExports {
         worlds: Worlds {
             factory: factory.is_some(),
             filter: filter.is_some(),
         },
-        factory,
-        filter,
+        version: *version,
     })
 }
 
@@ -101,25 +111,37 @@ pub(crate) fn exports(
 ///
 /// Of several refused imports the error names a file-system, socket or
 /// HTTP one first: that is the capability the author reached for, while
-/// e.g. `wasi:clocks` usually came along with it.
+/// e.g. `wasi:clocks` usually came along with it. An HTTP import the
+/// manifest does not grant names the key that would.
 pub(crate) fn imports(
     name: &str,
     component: &Component,
     engine: &Engine,
+    grants: &Grants,
 ) -> Result<Vec<String>, PluginError> {
     let ty = component.component_type();
     let imports: Vec<String> = ty.imports(engine).map(|(n, _)| n.to_owned()).collect();
-    let refused = imports.iter().filter(|import| !granted(import));
+    let allowed = |import: &&String| granted(import) || (grants.http.is_some() && http_granted(import));
+    let refused = imports.iter().filter(|import| !allowed(import));
     let worst = refused
         .clone()
         .find(|import| is_capability(import))
         .or_else(|| refused.clone().next());
     if let Some(import) = worst {
         let (interface, version) = split_version(import);
-        if interface.starts_with("wasmsched:plugin/") && !version.is_some_and(is_contract_version) {
+        if interface.starts_with("wasmsched:plugin/")
+            && version.and_then(ContractVersion::of).is_none()
+        {
             return Err(PluginError::IncompatibleVersion {
                 name: name.to_owned(),
                 found: import.clone(),
+            });
+        }
+        if http_granted(import) {
+            return Err(PluginError::NeedsGrant {
+                name: name.to_owned(),
+                import: import.clone(),
+                key: "allowed_outbound_hosts",
             });
         }
         return Err(PluginError::ImportNotGranted {
@@ -141,21 +163,20 @@ fn granted(import: &str) -> bool {
     if interface.starts_with("wasi:") {
         version.starts_with("0.2.")
     } else {
-        is_contract_version(version)
+        ContractVersion::of(version).is_some()
     }
+}
+
+/// Is it one of the interfaces a grant of outbound HTTP allows?
+fn http_granted(import: &str) -> bool {
+    let (interface, version) = split_version(import);
+    HTTP_GRANTED.contains(&interface) && version.is_some_and(|v| v.starts_with("0.2."))
 }
 
 fn is_capability(import: &str) -> bool {
     ["wasi:filesystem/", "wasi:sockets/", "wasi:http/"]
         .iter()
         .any(|prefix| import.starts_with(prefix))
-}
-
-/// `wasmsched:plugin@0.1.x`, any patch release, no pre-release.
-fn is_contract_version(version: &str) -> bool {
-    version
-        .strip_prefix("0.1.")
-        .is_some_and(|patch| !patch.is_empty() && patch.chars().all(|c| c.is_ascii_digit()))
 }
 
 /// `a:b/c@1.2.3` -> (`a:b/c`, Some(`1.2.3`)).
@@ -171,20 +192,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn versions() {
-        assert!(is_contract_version("0.1.0"));
-        assert!(is_contract_version("0.1.17"));
-        assert!(!is_contract_version("0.2.0"));
-        assert!(!is_contract_version("0.1.0-rc1"));
-        assert!(!is_contract_version("1.0.0"));
-    }
-
-    #[test]
     fn grants() {
         assert!(granted("wasi:cli/stdout@0.2.6"));
         assert!(granted("wasi:io/streams@0.2.0"));
         assert!(granted("wasmsched:plugin/host@0.1.0"));
-        assert!(!granted("wasmsched:plugin/host@0.2.0"));
+        assert!(granted("wasmsched:plugin/host@0.2.0"));
+        assert!(granted("wasmsched:plugin/kv@0.2.0"));
+        assert!(!granted("wasmsched:plugin/host@0.3.0"));
+        assert!(!granted("wasi:http/outgoing-handler@0.2.6"));
+        assert!(http_granted("wasi:http/outgoing-handler@0.2.6"));
+        assert!(http_granted("wasi:clocks/monotonic-clock@0.2.0"));
+        assert!(!http_granted("wasi:clocks/wall-clock@0.2.0"));
         assert!(!granted("wasi:filesystem/types@0.2.6"));
         assert!(!granted("wasi:clocks/wall-clock@0.2.6"));
         assert!(!granted("wasi:io/streams@0.3.0"));

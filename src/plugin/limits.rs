@@ -1,10 +1,16 @@
-//! Per-plugin budgets ([`Limits`]: time and memory per call) and the
-//! store limiter that enforces the memory budget.
+//! Per-plugin budgets ([`Limits`]: time and memory per call), the store
+//! limiter that enforces the memory budget, and the clock that measures a
+//! call's running time ([`RunClock`]).
 //!
-//! In manifests: `timeout = "250ms"` (or a number of milliseconds) and
-//! `memory_bytes = "128MiB"` (or a number of bytes).
+//! In `[plugins.limits]` and a manifest's `[plugin]` table:
+//! `timeout = "250ms"` (or a number of milliseconds), `wall_timeout = "30s"`
+//! and `memory_bytes = "128MiB"` (or a number of bytes).
 
-use std::time::Duration;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 
@@ -19,6 +25,11 @@ pub struct Limits {
     /// tasks run, does not count.
     #[serde(deserialize_with = "duration")]
     pub timeout: Duration,
+    /// Wall-clock time for one call, waits included (an outbound HTTP
+    /// request, the key-value store, a turn behind other calls); default
+    /// 30 s, at least `timeout`.
+    #[serde(deserialize_with = "duration")]
+    pub wall_timeout: Duration,
     /// Linear memory of one instance, all its memories together; default 64 MiB.
     #[serde(alias = "memory", deserialize_with = "bytes")]
     pub memory_bytes: u64,
@@ -28,6 +39,7 @@ impl Default for Limits {
     fn default() -> Self {
         Self {
             timeout: Duration::from_millis(100),
+            wall_timeout: Duration::from_secs(30),
             memory_bytes: 64 << 20,
         }
     }
@@ -38,6 +50,12 @@ impl Limits {
     pub(crate) fn validate(&self, max_memory_bytes: u64) -> Result<(), String> {
         if self.timeout.is_zero() {
             return Err("timeout must be more than 0".into());
+        }
+        if self.wall_timeout < self.timeout {
+            return Err(format!(
+                "wall_timeout ({:?}) must be at least timeout ({:?})",
+                self.wall_timeout, self.timeout
+            ));
         }
         if self.memory_bytes < 64 << 10 {
             return Err(format!(
@@ -132,6 +150,64 @@ impl wasmtime::ResourceLimiter for MemoryLimiter {
     }
 }
 
+/// A call's running time: the time spent inside polls of the call's
+/// future (the guest running, or host code it calls synchronously). Time
+/// suspended does not count: waiting for a worker while other tasks run,
+/// or on an asynchronous host call (an HTTP response, the state store).
+#[derive(Clone, Default)]
+pub(crate) struct RunClock(Arc<Mutex<ClockState>>);
+
+#[derive(Default)]
+struct ClockState {
+    used: Duration,
+    /// When the poll under way began.
+    since: Option<Instant>,
+}
+
+impl RunClock {
+    /// Running time so far, the poll under way included.
+    pub(crate) fn running(&self) -> Duration {
+        let clock = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        clock.used + clock.since.map_or(Duration::ZERO, |s| s.elapsed())
+    }
+
+    fn start(&self) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).since = Some(Instant::now());
+    }
+
+    fn stop(&self) {
+        let mut clock = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(since) = clock.since.take() {
+            clock.used += since.elapsed();
+        }
+    }
+
+    /// `future`, with the time spent in its polls counted on this clock.
+    pub(crate) fn meter<F: Future>(&self, future: F) -> Metered<F> {
+        Metered {
+            clock: self.clone(),
+            inner: Box::pin(future),
+        }
+    }
+}
+
+/// A future whose polls are timed (see [`RunClock::meter`]).
+pub(crate) struct Metered<F> {
+    clock: RunClock,
+    inner: Pin<Box<F>>,
+}
+
+impl<F: Future> Future for Metered<F> {
+    type Output = F::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        self.clock.start();
+        let polled = self.inner.as_mut().poll(cx);
+        self.clock.stop();
+        polled
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -144,8 +220,31 @@ mod tests {
         assert_eq!(limits.memory_bytes, 128 << 20);
         let limits: Limits = toml::from_str("timeout = 50").unwrap();
         assert_eq!(limits.timeout, Duration::from_millis(50));
+        assert_eq!(limits.wall_timeout, Duration::from_secs(30));
         assert_eq!(limits.memory_bytes, Limits::default().memory_bytes);
         assert!(toml::from_str::<Limits>("time = 5").is_err());
+    }
+
+    #[test]
+    fn wall_timeout_is_at_least_the_running_time() {
+        let limits: Limits = toml::from_str("timeout = \"2s\"\nwall_timeout = \"1s\"").unwrap();
+        let error = limits.validate(1 << 30).unwrap_err();
+        assert!(error.contains("wall_timeout"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn the_clock_counts_polls_not_waits() {
+        let clock = RunClock::default();
+        clock
+            .meter(async {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                std::thread::sleep(Duration::from_millis(20));
+            })
+            .await;
+        let running = clock.running();
+        assert!(running >= Duration::from_millis(20), "{running:?}");
+        // The 500 ms asleep are not counted.
+        assert!(running < Duration::from_millis(400), "{running:?}");
     }
 
     #[test]

@@ -6,6 +6,11 @@
 //! against the contract: it must export `wasmsched:plugin/factory` and/or
 //! `.../filter` at version 0.1.x, and import nothing beyond the `host`
 //! interface and WASI stdio (no files, sockets, clocks, random or network).
+//! Components may target `wasmsched:plugin@0.2.0` or 0.1.0 (see
+//! `bindings.rs`); what a plugin may do beyond the sandbox (outbound HTTP,
+//! key-value, secrets) is its [`Grants`], given at load
+//! ([`PluginRuntime::load_granted`]); the key-value store is the runtime's
+//! state store ([`PluginRuntime::use_state_store`]).
 //! A loaded [`Plugin`] is bound to a trigger with [`Plugin::factory`] or
 //! [`Plugin::filter`], which give the ports the scheduler calls; bound
 //! through a [`PluginSlot`] instead, the trigger follows the versions
@@ -16,24 +21,28 @@
 //! [`RuntimeOptions::max_calls`] in flight, [`RuntimeOptions::max_calls_per_trigger`]
 //! per trigger), then runs on an instance kept warm for its trigger, or a
 //! fresh one (~20 µs with the pooling allocator), under the plugin's
-//! [`Limits`]: a time budget checked at every epoch tick, where the guest
-//! also yields to the async runtime (so it never holds a worker thread for
-//! more than [`EPOCH_TICK`]), and a memory budget enforced by a store
-//! limiter. A failed call is a [`CallError`] and discards its instance; the
+//! [`Limits`]: a running-time budget checked at every epoch tick, where the
+//! guest also yields to the async runtime (so it never holds a worker
+//! thread for more than [`EPOCH_TICK`]), a wall-clock limit for waits (the
+//! network), and a memory budget enforced by a store limiter. A failed call is a [`CallError`] and discards its instance; the
 //! plugin serves the next call normally. See `call.rs` and `engine.rs`.
 
 mod adapter;
 mod admission;
+mod bindings;
 mod cache;
 mod call;
+mod capture;
 mod engine;
 mod error;
+mod grants;
 mod host;
 mod inspect;
 mod limits;
+mod local;
+mod outbound;
 mod slot;
 mod stats;
-mod wasi_io;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -46,6 +55,8 @@ use wasmtime::Engine;
 use wasmtime::component::{Component, InstancePre, Linker};
 
 pub use self::admission::AdmissionStats;
+pub use self::bindings::ContractVersion;
+pub use self::grants::{Grants, GrantsView, HttpGrant, KvQuota, Origin, Secret};
 pub use self::cache::CacheStats;
 pub use self::engine::EPOCH_TICK;
 pub use self::error::{CallError, PluginError};
@@ -60,9 +71,10 @@ use self::cache::CodeCache;
 pub use self::engine::MAX_CALLS_LIMIT;
 use self::engine::{EpochTicker, MAX_MEMORY_BYTES, build_engine};
 use self::error::one_line;
+use self::bindings::Exports;
 use self::host::CallState;
-use self::host::bindings::exports::wasmsched::plugin::{factory, filter};
 use self::stats::StatsCounters;
+use crate::state::StateStore;
 
 /// Settings of a [`PluginRuntime`].
 #[derive(Debug, Clone, Copy)]
@@ -120,6 +132,8 @@ struct RuntimeInner {
     warm_instances: std::sync::atomic::AtomicUsize,
     /// Who may call now (see `admission.rs`).
     admission: Arc<Admission>,
+    /// Where plugins granted a key-value store keep it.
+    state: std::sync::OnceLock<Arc<dyn StateStore>>,
     /// Stops when the runtime and every plugin it loaded are gone.
     ticker: EpochTicker,
 }
@@ -174,9 +188,17 @@ impl PluginRuntime {
                     options.max_calls,
                     options.max_calls_per_trigger,
                 )),
+                state: std::sync::OnceLock::new(),
                 ticker,
             }),
         })
+    }
+
+    /// Keeps the key-value data of plugins granted it in `store` (set
+    /// once; later calls are ignored). Without one, their `kv` calls fail
+    /// with `unavailable`.
+    pub fn use_state_store(&self, store: Arc<dyn StateStore>) {
+        let _ = self.inner.state.set(store);
     }
 
     /// The settings it was made with.
@@ -217,12 +239,25 @@ impl PluginRuntime {
         self.load_bytes(&name, &bytes, limits)
     }
 
-    /// Loads a plugin from the bytes of a component.
+    /// Loads a plugin from the bytes of a component, granted nothing.
     pub fn load_bytes(
         &self,
         name: &str,
         bytes: &[u8],
         limits: Option<Limits>,
+    ) -> Result<Arc<Plugin>, PluginError> {
+        self.load_granted(name, bytes, limits, Grants::default())
+    }
+
+    /// Loads a plugin from the bytes of a component, with `grants`. A
+    /// component importing what is not granted is refused, naming the
+    /// manifest key that would grant it.
+    pub fn load_granted(
+        &self,
+        name: &str,
+        bytes: &[u8],
+        limits: Option<Limits>,
+        grants: Grants,
     ) -> Result<Arc<Plugin>, PluginError> {
         let limits = limits.unwrap_or(self.inner.options.default_limits);
         limits
@@ -244,8 +279,19 @@ impl PluginRuntime {
             Some(cache) => cache.get_or_compile(engine, name, &hash, compile)?,
             None => compile()?,
         };
+        if let Some(http) = &grants.http
+            && http.timeout > limits.wall_timeout
+        {
+            return Err(PluginError::InvalidLimits {
+                name: name.to_owned(),
+                message: format!(
+                    "http_timeout ({:?}) must not be longer than wall_timeout ({:?})",
+                    http.timeout, limits.wall_timeout
+                ),
+            });
+        }
         let contract = inspect::exports(name, &component, engine)?;
-        let imports = inspect::imports(name, &component, engine)?;
+        let imports = inspect::imports(name, &component, engine, &grants)?;
         let not_fit = |e: wasmtime::Error| PluginError::Contract {
             name: name.to_owned(),
             message: one_line(&e),
@@ -255,24 +301,19 @@ impl PluginRuntime {
             .linker
             .instantiate_pre(&component)
             .map_err(not_fit)?;
-        let factory = match contract.factory {
-            Some(_) => Some(factory::GuestIndices::new(&pre).map_err(not_fit)?),
-            None => None,
-        };
-        let filter = match contract.filter {
-            Some(_) => Some(filter::GuestIndices::new(&pre).map_err(not_fit)?),
-            None => None,
-        };
+        let worlds = contract.worlds;
+        let exports = Exports::new(&pre, contract.version, worlds.factory, worlds.filter)
+            .map_err(not_fit)?;
         let plugin = Plugin {
             name: name.into(),
             hash,
-            worlds: contract.worlds,
+            worlds,
             imports,
             limits,
+            grants: Arc::new(grants),
             loaded_at: Utc::now(),
             pre,
-            factory,
-            filter,
+            exports,
             stats: StatsCounters::default(),
             warm: Default::default(),
             runtime: self.inner.clone(),
@@ -297,10 +338,10 @@ pub struct Plugin {
     worlds: Worlds,
     imports: Vec<String>,
     limits: Limits,
+    grants: Arc<Grants>,
     loaded_at: DateTime<Utc>,
     pre: InstancePre<CallState>,
-    factory: Option<factory::GuestIndices>,
-    filter: Option<filter::GuestIndices>,
+    exports: Exports,
     stats: StatsCounters,
     /// Idle instances by trigger (see `call.rs`).
     warm: std::sync::Mutex<std::collections::HashMap<call::WarmKey, Vec<call::Warm>>>,
@@ -343,6 +384,16 @@ impl Plugin {
     /// Its time and memory budget per call.
     pub fn limits(&self) -> Limits {
         self.limits
+    }
+
+    /// The version of the contract it targets.
+    pub fn contract_version(&self) -> ContractVersion {
+        self.exports.version()
+    }
+
+    /// What it is granted beyond the sandbox.
+    pub fn grants(&self) -> &Grants {
+        &self.grants
     }
 
     /// Its call counters since it was loaded.
@@ -388,6 +439,8 @@ impl fmt::Debug for Plugin {
             .field("hash", &self.hash)
             .field("worlds", &self.worlds)
             .field("limits", &self.limits)
+            .field("version", &self.exports.version())
+            .field("grants", &self.grants)
             .finish_non_exhaustive()
     }
 }

@@ -63,7 +63,7 @@ impl StatsCounters {
         let counter = match error {
             CallError::Failed { .. } => &self.errors,
             CallError::Trap { .. } => &self.traps,
-            CallError::Timeout { .. } => &self.timeouts,
+            CallError::Timeout { .. } | CallError::WallTimeout { .. } => &self.timeouts,
             CallError::MemoryExhausted { .. } => &self.memory_exhausted,
             CallError::BadData { .. } => &self.bad_data,
         };

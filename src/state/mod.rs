@@ -9,6 +9,7 @@
 //! shared by every replica. Without a store (the core's default) a
 //! scheduler remembers nothing across restarts.
 
+mod kv;
 #[cfg(feature = "nats")]
 pub mod nats;
 mod runs;
@@ -22,6 +23,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+pub use self::kv::{KvError, KvQuota, KvUsage, MAX_KEY_BYTES};
 pub use self::runs::{RunLog, RunLogStats};
 use crate::firing::TriggerKind;
 
@@ -348,6 +350,22 @@ pub trait StateStore: Send + Sync + 'static {
     /// Removes timer `id`: `true` if this call removed it (so, when it is
     /// due, the replica whose call returns `true` fires it).
     async fn take_timer(&self, id: &str) -> Result<bool, StateError>;
+
+    /// The value of `key` in plugin key-value scope `scope`.
+    async fn kv_get(&self, scope: &str, key: &str) -> Result<Option<String>, StateError>;
+    /// Sets `key` in `scope` to `value`, unless the scope would then be
+    /// over `quota` (see [`KvUsage::after_set`]).
+    async fn kv_set(
+        &self,
+        scope: &str,
+        key: &str,
+        value: &str,
+        quota: &KvQuota,
+    ) -> Result<(), KvError>;
+    /// Removes `key` from `scope`: `true` if it was set.
+    async fn kv_delete(&self, scope: &str, key: &str) -> Result<bool, StateError>;
+    /// The keys of `scope` starting with `prefix`, sorted.
+    async fn kv_keys(&self, scope: &str, prefix: &str) -> Result<Vec<String>, StateError>;
 
     /// Changes made by other replicas, for a store shared by several
     /// (`None` for one that is not).

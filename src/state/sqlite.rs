@@ -18,13 +18,14 @@ use async_trait::async_trait;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
 use super::{
-    DeadLetter, LastFire, OneOffTimer, PendingRetry, Retention, Run, StateError, StateStore,
-    Stored, kept_runs,
+    DeadLetter, KvError, KvQuota, KvUsage, LastFire, OneOffTimer, PendingRetry, Retention, Run,
+    StateError, StateStore, Stored, kept_runs,
 };
 
 /// The schema this version writes (`PRAGMA user_version`).
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
+/// Schema 1: triggers, pauses, fires, runs, dead letters, retries, timers.
 const SCHEMA: &str = "
 CREATE TABLE admin_triggers (id TEXT PRIMARY KEY, table_json TEXT NOT NULL);
 CREATE TABLE paused (id TEXT PRIMARY KEY);
@@ -55,6 +56,17 @@ CREATE TABLE pending_retries (
 );
 CREATE INDEX pending_retries_by_trigger ON pending_retries (trigger);
 CREATE TABLE timers (id TEXT PRIMARY KEY, due TEXT NOT NULL, record TEXT NOT NULL);
+";
+
+/// Schema 2 adds plugin key-value data (a file of schema 1 is upgraded in
+/// place when opened).
+const SCHEMA_2: &str = "
+CREATE TABLE kv (
+    scope TEXT NOT NULL,
+    key TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (scope, key)
+) WITHOUT ROWID;
 ";
 
 /// State in one SQLite file.
@@ -165,17 +177,24 @@ fn open(path: &Path) -> Result<Connection, String> {
             }
             connection
                 .execute_batch(&format!(
-                    "BEGIN; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+                    "BEGIN; {SCHEMA} {SCHEMA_2} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
                 ))
                 .map_err(explain)?;
         }
-        SCHEMA_VERSION => {
+        1..=SCHEMA_VERSION => {
             // A damaged page shows up here rather than in the middle of a firing.
             let check: String = connection
                 .query_row("PRAGMA quick_check", [], |row| row.get(0))
                 .map_err(explain)?;
             if check != "ok" {
                 return Err(format!("the file is corrupt ({check})"));
+            }
+            if version == 1 {
+                connection
+                    .execute_batch(&format!(
+                        "BEGIN; {SCHEMA_2} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+                    ))
+                    .map_err(explain)?;
             }
         }
         newer => {
@@ -539,5 +558,83 @@ impl StateStore for SqliteStore {
             .with(move |c| c.execute("DELETE FROM timers WHERE id = ?1", [key]))
             .await?;
         Ok(taken == 1)
+    }
+
+    async fn kv_get(&self, scope: &str, key: &str) -> Result<Option<String>, StateError> {
+        let (scope, key) = (scope.to_owned(), key.to_owned());
+        self.with(move |c| {
+            c.query_row(
+                "SELECT value FROM kv WHERE scope = ?1 AND key = ?2",
+                [scope, key],
+                |row| row.get(0),
+            )
+            .optional()
+        })
+        .await
+    }
+
+    async fn kv_set(
+        &self,
+        scope: &str,
+        key: &str,
+        value: &str,
+        quota: &KvQuota,
+    ) -> Result<(), KvError> {
+        let (scope, key, value, quota) = (scope.to_owned(), key.to_owned(), value.to_owned(), *quota);
+        // The check and the write in one transaction: two writers cannot
+        // both squeeze under the quota.
+        self.with(move |c| {
+            let tx = c.transaction()?;
+            let usage = tx.query_row(
+                "SELECT count(*), coalesce(sum(length(CAST(key AS BLOB)) + length(CAST(value AS BLOB))), 0) \
+                 FROM kv WHERE scope = ?1",
+                [&scope],
+                |row| {
+                    Ok(KvUsage {
+                        keys: row.get::<_, i64>(0)? as u64,
+                        bytes: row.get::<_, i64>(1)? as u64,
+                    })
+                },
+            )?;
+            let old: Option<i64> = tx
+                .query_row(
+                    "SELECT length(CAST(value AS BLOB)) FROM kv WHERE scope = ?1 AND key = ?2",
+                    [&scope, &key],
+                    |row| row.get(0),
+                )
+                .optional()?;
+            if let Err(refused) = usage.after_set(&key, old.map(|n| n as usize), value.len(), &quota) {
+                return Ok(Err(refused));
+            }
+            tx.execute(
+                "INSERT INTO kv (scope, key, value) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (scope, key) DO UPDATE SET value = excluded.value",
+                [&scope, &key, &value],
+            )?;
+            tx.commit()?;
+            Ok(Ok(()))
+        })
+        .await?
+    }
+
+    async fn kv_delete(&self, scope: &str, key: &str) -> Result<bool, StateError> {
+        let (scope, key) = (scope.to_owned(), key.to_owned());
+        let deleted = self
+            .with(move |c| c.execute("DELETE FROM kv WHERE scope = ?1 AND key = ?2", [scope, key]))
+            .await?;
+        Ok(deleted == 1)
+    }
+
+    async fn kv_keys(&self, scope: &str, prefix: &str) -> Result<Vec<String>, StateError> {
+        let (scope, prefix) = (scope.to_owned(), prefix.to_owned());
+        self.with(move |c| {
+            // `substr` rather than LIKE: a prefix may hold `%` or `_`.
+            let mut statement = c.prepare_cached(
+                "SELECT key FROM kv WHERE scope = ?1 AND substr(key, 1, length(?2)) = ?2 ORDER BY key",
+            )?;
+            let rows = statement.query_map([scope, prefix], |row| row.get(0))?;
+            rows.collect()
+        })
+        .await
     }
 }

@@ -10,10 +10,13 @@
 //! `<stream>_deadletters` (by dead-letter id), `<stream>_pending` (retries
 //! waiting, used only with a broker that does not redeliver),
 //! `<stream>_timers` (one-off timers; the replica whose revision-checked
-//! delete lands fires one). Run history is
+//! delete lands fires one), `<stream>_kv` (plugin key-value data and a
+//! usage record per plugin, see `kv.rs`). Run history is
 //! the stream `<stream>_RUNS`, one subject per trigger
 //! (`<stream>_runs.<trigger>`), trimmed by the server per subject and by
 //! age. Keys and subject tokens are [`super::id_key`]s.
+
+mod plugin_kv;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -29,8 +32,8 @@ use tokio::sync::broadcast;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 use super::{
-    DeadLetter, LastFire, OneOffTimer, PendingRetry, Retention, Run, StateChange, StateError,
-    StateStore, Stored, id_key, kept_runs, key_id,
+    DeadLetter, KvError, KvQuota, LastFire, OneOffTimer, PendingRetry, Retention, Run,
+    StateChange, StateError, StateStore, Stored, id_key, kept_runs, key_id,
 };
 
 /// How long a claim on a replicated bucket waits before checking it was
@@ -57,6 +60,8 @@ pub struct NatsStore {
     dead_letters: kv::Store,
     pending: kv::Store,
     timers: kv::Store,
+    /// Plugin key-value data (see `kv.rs`).
+    plugin_kv: kv::Store,
     runs: stream::Stream,
     runs_prefix: String,
     retention: Retention,
@@ -98,6 +103,7 @@ impl NatsStore {
         let dead_letters = ensure_bucket(bucket("deadletters")).await?;
         let pending = ensure_bucket(bucket("pending")).await?;
         let timers = ensure_bucket(bucket("timers")).await?;
+        let plugin_kv = ensure_bucket(bucket("kv")).await?;
         let runs_prefix = format!("{stream}_runs");
         let runs_name = format!("{stream}_RUNS");
         let runs =
@@ -112,7 +118,7 @@ impl NatsStore {
         follow_bucket(&timers, Bucket::Timers);
         Ok(Self {
             name: format!(
-                "JetStream buckets {stream}_{{triggers,paused,fires,deadletters,pending,timers}} and stream {runs_name}"
+                "JetStream buckets {stream}_{{triggers,paused,fires,deadletters,pending,timers,kv}} and stream {runs_name}"
             ),
             jetstream,
             triggers,
@@ -121,6 +127,7 @@ impl NatsStore {
             dead_letters,
             pending,
             timers,
+            plugin_kv,
             runs,
             runs_prefix,
             retention,
@@ -710,5 +717,27 @@ impl StateStore for NatsStore {
 
     fn changes(&self) -> Option<broadcast::Receiver<StateChange>> {
         Some(self.changes.subscribe())
+    }
+
+    async fn kv_get(&self, scope: &str, key: &str) -> Result<Option<String>, StateError> {
+        self.plugin_kv_get(scope, key).await
+    }
+
+    async fn kv_set(
+        &self,
+        scope: &str,
+        key: &str,
+        value: &str,
+        quota: &KvQuota,
+    ) -> Result<(), KvError> {
+        self.plugin_kv_set(scope, key, value, quota).await
+    }
+
+    async fn kv_delete(&self, scope: &str, key: &str) -> Result<bool, StateError> {
+        self.plugin_kv_delete(scope, key).await
+    }
+
+    async fn kv_keys(&self, scope: &str, prefix: &str) -> Result<Vec<String>, StateError> {
+        self.plugin_kv_keys(scope, prefix).await
     }
 }
