@@ -15,7 +15,7 @@ target_dir="${CARGO_TARGET_DIR:-$workspace/target}"
 out="$target_dir/wasm32-wasip2/release"
 
 examples=(large_dataset error_alert github_webhook pipeline_stage chat_poster)
-adversarial=(adv_loop adv_alloc adv_panic adv_fs adv_net adv_other_world legacy_v01)
+adversarial=(adv_loop adv_alloc adv_panic adv_fs adv_net adv_other_world legacy_v01 kv_probe)
 
 if command -v rustup >/dev/null \
     && ! rustup target list --installed | grep -x wasm32-wasip2 >/dev/null; then

@@ -445,3 +445,76 @@ async fn check_through_the_scheduler(pair: &Pair) {
         "{lang}: the broken trigger published"
     );
 }
+
+// ---------------------------------------------------------- key-value store
+
+/// `py_error_counter` (the Python key-value example) counts ERROR events
+/// per service across calls in the store its grant opens, and a service
+/// over the quota fails the call with the store's message.
+#[tokio::test]
+async fn python_counts_errors_per_service_in_its_key_value_store() {
+    use wasmsched::plugin::{Grants, KvQuota};
+    use wasmsched::state::Retention;
+    use wasmsched::state::sqlite::SqliteStore;
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("state.db"), Retention::default())
+        .await
+        .unwrap();
+    runtime().use_state_store(Arc::new(store));
+    let path = polyglot_dir().join("py_error_counter.wasm");
+    assert!(
+        path.is_file(),
+        "{} is missing: PLUGIN_OUT_DIR={} bash plugins/build-python.sh",
+        path.display(),
+        polyglot_dir().display()
+    );
+    let quota = KvQuota {
+        max_keys: 2,
+        max_bytes: 1 << 10,
+    };
+    let grants = Grants::default().with_kv(quota);
+    let bytes = std::fs::read(&path).unwrap();
+    let counter = tokio::task::spawn_blocking(move || {
+        runtime().load_granted("py_error_counter", &bytes, None, grants)
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    let factory = counter.factory("error-counter", BTreeMap::new()).unwrap();
+    let fire = |service: &str, level: &str| {
+        let source = event(
+            "logs.app",
+            json!({"level": level, "service": service, "message": "x"}),
+        );
+        Firing::new("error-counter", Utc::now(), Cause::Event { source })
+    };
+    let mut counts = Vec::new();
+    for (service, level) in [
+        ("db", "ERROR"),
+        ("db", "error"),
+        ("web", "ERROR"),
+        ("db", "WARN"),
+    ] {
+        let events = factory.make_events(&fire(service, level)).await.unwrap();
+        counts.extend(events.into_iter().map(|e| e.data));
+    }
+    assert_eq!(
+        counts,
+        [
+            json!({"service": "db", "count": 1, "services": 1}),
+            json!({"service": "db", "count": 2, "services": 1}),
+            json!({"service": "web", "count": 1, "services": 2}),
+        ],
+        "a WARN is not counted"
+    );
+    let error = factory
+        .make_events(&fire("api", "ERROR"))
+        .await
+        .unwrap_err();
+    let message = call_error(error).to_string();
+    assert!(
+        message.contains("key-value store: QuotaExceeded") && message.contains("max_keys"),
+        "{message}"
+    );
+}

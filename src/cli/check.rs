@@ -45,7 +45,10 @@ pub fn run(file: &Path) -> Result<()> {
         let view = plugin.grants().view();
         println!("  granted by {}:", manifest.declared_in.display());
         if !view.allowed_outbound_hosts.is_empty() {
-            println!("    outbound HTTP to {}", view.allowed_outbound_hosts.join(", "));
+            println!(
+                "    outbound HTTP to {}",
+                view.allowed_outbound_hosts.join(", ")
+            );
         }
         if let Some(kv) = view.kv {
             println!(

@@ -71,8 +71,8 @@ use crate::broker::{NatsOptions, RetryPolicy};
 use crate::plugin::{Limits, RuntimeOptions};
 use crate::state::Retention;
 
-pub use self::plugin::{PluginManifest, SecretSource};
 use self::plugin::PluginTable;
+pub use self::plugin::{PluginManifest, SecretSource};
 pub use self::sink::{SigningSecret, SinkConfig};
 pub use self::trigger::TriggerConfig;
 pub use crate::trigger::ApiAuth;

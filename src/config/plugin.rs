@@ -81,9 +81,11 @@ impl PluginManifest {
     /// unreadable file is an error naming the secret and its source,
     /// never a value.
     pub fn grants(&self) -> Result<Grants, PluginError> {
-        let mut grants = Grants::default();
-        grants.http = self.http.clone();
-        grants.kv = self.kv;
+        let mut grants = Grants {
+            http: self.http.clone(),
+            kv: self.kv,
+            ..Grants::default()
+        };
         for (name, source) in &self.secrets {
             let failed = |message: String| PluginError::Secret {
                 name: self.plugin.clone(),
@@ -171,7 +173,8 @@ impl PluginTable {
                 .with_timeout(self.http_timeout.unwrap_or(default.timeout))
                 .with_body_caps(
                     self.max_request_bytes.unwrap_or(default.max_request_bytes),
-                    self.max_response_bytes.unwrap_or(default.max_response_bytes),
+                    self.max_response_bytes
+                        .unwrap_or(default.max_response_bytes),
                 )
         });
         if let Some(http) = &http
@@ -261,7 +264,10 @@ mod tests {
                 .unwrap();
         let manifest = table.into_manifest(&dir.join("p.toml")).unwrap();
         let error = manifest.grants().unwrap_err().to_string();
-        assert!(error.contains("GONE") && error.contains("not set"), "{error}");
+        assert!(
+            error.contains("GONE") && error.contains("not set"),
+            "{error}"
+        );
         let mut manifest = manifest;
         manifest.secrets.remove("GONE");
         let grants = manifest.grants().unwrap();

@@ -139,7 +139,9 @@ impl Host {
                 let serial = self.serial().await;
                 let installed = self.install(&serial, name, plugin).await;
                 if installed.is_ok() {
-                    self.state_mut().loaded_with.insert(name.to_owned(), manifest);
+                    self.state_mut()
+                        .loaded_with
+                        .insert(name.to_owned(), manifest);
                 }
                 installed
             }
@@ -310,7 +312,11 @@ impl Host {
     /// Takes the `[plugin]` table of `name`'s manifest as it is now (`None`:
     /// no table, or no manifest) and, if it changed, reloads the plugin with
     /// it: new grants and limits apply to the calls that start after.
-    pub(crate) async fn plugin_manifest_changed(&self, name: &str, manifest: Option<PluginManifest>) {
+    pub(crate) async fn plugin_manifest_changed(
+        &self,
+        name: &str,
+        manifest: Option<PluginManifest>,
+    ) {
         let known = {
             let mut state = self.state_mut();
             let before = match &manifest {

@@ -34,10 +34,10 @@ pub(crate) mod v0_1 {
     });
 }
 
-pub(crate) use v0_2::wasmsched::plugin::types as wit;
 use v0_1::exports::wasmsched::plugin::{factory as factory_1, filter as filter_1};
 use v0_1::wasmsched::plugin::types as wit_1;
 use v0_2::exports::wasmsched::plugin::{factory as factory_2, filter as filter_2};
+pub(crate) use v0_2::wasmsched::plugin::types as wit;
 
 /// A version of the contract.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -107,13 +107,17 @@ impl Exports {
                 factory: factory
                     .then(|| factory_1::GuestIndices::new(pre))
                     .transpose()?,
-                filter: filter.then(|| filter_1::GuestIndices::new(pre)).transpose()?,
+                filter: filter
+                    .then(|| filter_1::GuestIndices::new(pre))
+                    .transpose()?,
             },
             ContractVersion::V0_2 => Self::V0_2 {
                 factory: factory
                     .then(|| factory_2::GuestIndices::new(pre))
                     .transpose()?,
-                filter: filter.then(|| filter_2::GuestIndices::new(pre)).transpose()?,
+                filter: filter
+                    .then(|| filter_2::GuestIndices::new(pre))
+                    .transpose()?,
             },
         })
     }

@@ -150,7 +150,9 @@ impl Plugin {
         let _ticking = self.runtime.ticker.busy();
         let mut store = self.store(&Arc::from("(load)"), &Arc::default());
         let clock = RunClock::default();
-        store.data_mut().begin_call(self.limits.timeout, clock.clone());
+        store
+            .data_mut()
+            .begin_call(self.limits.timeout, clock.clone());
         let instantiate = clock.meter(self.pre.instantiate_async(&mut store));
         let instance = match super::local::block_on_local(instantiate) {
             Ok(instance) => instance,

@@ -162,12 +162,12 @@ impl Origin {
     /// Parses `http://host[:port]` or `https://host[:port]` (a trailing `/`
     /// is allowed; a path, query, user or wildcard is not).
     pub fn parse(text: &str) -> Result<Self, String> {
-        let bad = |why: &str| format!("`{text}` is not an origin like `https://api.example.com`: {why}");
-        let (scheme, rest) = text
-            .split_once("://")
-            .ok_or_else(|| bad("no scheme"))?;
+        let bad =
+            |why: &str| format!("`{text}` is not an origin like `https://api.example.com`: {why}");
+        let (scheme, rest) = text.split_once("://").ok_or_else(|| bad("no scheme"))?;
         let scheme = scheme.to_ascii_lowercase();
-        let default = default_port(&scheme).ok_or_else(|| bad("the scheme must be http or https"))?;
+        let default =
+            default_port(&scheme).ok_or_else(|| bad("the scheme must be http or https"))?;
         let rest = rest.strip_suffix('/').unwrap_or(rest);
         if rest.is_empty() {
             return Err(bad("no host"));
@@ -219,7 +219,13 @@ mod tests {
         assert!(!grant.allows("https", "evil.example.com", None));
         assert!(grant.allows("http", "127.0.0.1", Some(9000)));
         assert!(!grant.allows("http", "127.0.0.1", None));
-        for bad in ["api.example.com", "ftp://x", "https://", "https://x/path", "https://*.x.com"] {
+        for bad in [
+            "api.example.com",
+            "ftp://x",
+            "https://",
+            "https://x/path",
+            "https://*.x.com",
+        ] {
             assert!(Origin::parse(bad).is_err(), "{bad}");
         }
     }
@@ -229,6 +235,9 @@ mod tests {
         let grants = Grants::default().with_secret("TOKEN", "hunter2");
         assert!(!format!("{grants:?}").contains("hunter2"));
         let view = serde_json::to_string(&grants.view()).unwrap();
-        assert!(view.contains("TOKEN") && !view.contains("hunter2"), "{view}");
+        assert!(
+            view.contains("TOKEN") && !view.contains("hunter2"),
+            "{view}"
+        );
     }
 }

@@ -121,7 +121,8 @@ pub(crate) fn imports(
 ) -> Result<Vec<String>, PluginError> {
     let ty = component.component_type();
     let imports: Vec<String> = ty.imports(engine).map(|(n, _)| n.to_owned()).collect();
-    let allowed = |import: &&String| granted(import) || (grants.http.is_some() && http_granted(import));
+    let allowed =
+        |import: &&String| granted(import) || (grants.http.is_some() && http_granted(import));
     let refused = imports.iter().filter(|import| !allowed(import));
     let worst = refused
         .clone()

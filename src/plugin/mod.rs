@@ -56,10 +56,10 @@ use wasmtime::component::{Component, InstancePre, Linker};
 
 pub use self::admission::AdmissionStats;
 pub use self::bindings::ContractVersion;
-pub use self::grants::{Grants, GrantsView, HttpGrant, KvQuota, Origin, Secret};
 pub use self::cache::CacheStats;
 pub use self::engine::EPOCH_TICK;
 pub use self::error::{CallError, PluginError};
+pub use self::grants::{Grants, GrantsView, HttpGrant, KvQuota, Origin, Secret};
 pub use self::inspect::Worlds;
 pub use self::limits::Limits;
 pub use self::slot::PluginSlot;
@@ -67,11 +67,11 @@ pub use self::stats::{LATENCY_BUCKETS, LatencyHistogram, PluginStats};
 pub use crate::units::{parse_bytes, parse_duration};
 
 use self::admission::Admission;
+use self::bindings::Exports;
 use self::cache::CodeCache;
 pub use self::engine::MAX_CALLS_LIMIT;
 use self::engine::{EpochTicker, MAX_MEMORY_BYTES, build_engine};
 use self::error::one_line;
-use self::bindings::Exports;
 use self::host::CallState;
 use self::stats::StatsCounters;
 use crate::state::StateStore;
@@ -302,8 +302,8 @@ impl PluginRuntime {
             .instantiate_pre(&component)
             .map_err(not_fit)?;
         let worlds = contract.worlds;
-        let exports = Exports::new(&pre, contract.version, worlds.factory, worlds.filter)
-            .map_err(not_fit)?;
+        let exports =
+            Exports::new(&pre, contract.version, worlds.factory, worlds.filter).map_err(not_fit)?;
         let plugin = Plugin {
             name: name.into(),
             hash,

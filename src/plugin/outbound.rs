@@ -28,10 +28,13 @@ pub(crate) struct Outbound {
 
 type ResponseFuture = Box<
     dyn Future<
-            Output = Result<(
-                http::Response<WasiBody>,
-                Box<dyn Future<Output = Result<(), Error>> + Send>,
-            ), Error>,
+            Output = Result<
+                (
+                    http::Response<WasiBody>,
+                    Box<dyn Future<Output = Result<(), Error>> + Send>,
+                ),
+                Error,
+            >,
         > + Send,
 >;
 
@@ -115,8 +118,9 @@ async fn send(
     if declared.is_some_and(|length| length > max) {
         return Err(Error::HttpResponseBodySize(declared));
     }
-    let response = response
-        .map(|body| Capped::new(body.boxed_unsync(), max, Error::HttpResponseBodySize).boxed_unsync());
+    let response = response.map(|body| {
+        Capped::new(body.boxed_unsync(), max, Error::HttpResponseBodySize).boxed_unsync()
+    });
     Ok((response, Box::new(io)))
 }
 
@@ -189,6 +193,9 @@ mod tests {
         assert_eq!(capped.collect().await.unwrap().to_bytes().len(), 10);
         let capped = Capped::new(body(11), 10, Error::HttpResponseBodySize);
         let error = capped.collect().await.unwrap_err();
-        assert!(matches!(error, Error::HttpResponseBodySize(Some(10))), "{error:?}");
+        assert!(
+            matches!(error, Error::HttpResponseBodySize(Some(10))),
+            "{error:?}"
+        );
     }
 }

@@ -49,7 +49,10 @@ impl KvUsage {
     ) -> Result<KvUsage, KvError> {
         let key_len = key.len() as u64;
         let (keys, bytes) = match old {
-            Some(old) => (self.keys, self.bytes - (old as u64).min(self.bytes) + new as u64),
+            Some(old) => (
+                self.keys,
+                self.bytes - (old as u64).min(self.bytes) + new as u64,
+            ),
             None => (self.keys + 1, self.bytes + key_len + new as u64),
         };
         if old.is_none() && keys > quota.max_keys {

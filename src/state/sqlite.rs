@@ -580,7 +580,8 @@ impl StateStore for SqliteStore {
         value: &str,
         quota: &KvQuota,
     ) -> Result<(), KvError> {
-        let (scope, key, value, quota) = (scope.to_owned(), key.to_owned(), value.to_owned(), *quota);
+        let (scope, key, value, quota) =
+            (scope.to_owned(), key.to_owned(), value.to_owned(), *quota);
         // The check and the write in one transaction: two writers cannot
         // both squeeze under the quota.
         self.with(move |c| {

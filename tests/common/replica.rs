@@ -17,6 +17,8 @@ const START: Duration = Duration::from_secs(20);
 pub struct Replica {
     pub child: Child,
     pub base: String,
+    /// Every line it logged so far.
+    pub log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl Replica {
@@ -24,14 +26,25 @@ impl Replica {
     /// (`--listen 127.0.0.1:0`, read back from its log) and waits until
     /// `/healthz` answers 200.
     pub async fn start(config: &Path) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_wasmsched"))
+        Self::start_with_env(config, &[]).await
+    }
+
+    /// [`Self::start`] with these environment variables set (`RUST_LOG`
+    /// among them overrides the default).
+    pub async fn start_with_env(config: &Path, env: &[(&str, &str)]) -> Self {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_wasmsched"));
+        command
             .args(["run", "--listen", "127.0.0.1:0", "--config"])
             .arg(config)
             .env(
                 "RUST_LOG",
                 std::env::var("WASMSCHED_TEST_LOG")
                     .unwrap_or_else(|_| "warn,wasmsched::cli::run=info".into()),
-            )
+            );
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        let mut child = command
             .env("NO_COLOR", "1")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -39,9 +52,12 @@ impl Replica {
             .unwrap();
         let (address, listening) = std::sync::mpsc::channel();
         let stderr = child.stderr.take().expect("piped stderr");
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let kept = log.clone();
         std::thread::spawn(move || {
             // Keeps reading, so that the replica never blocks on a full pipe.
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                kept.lock().unwrap().push(line.clone());
                 if let Some((_, base)) = line.split_once("HTTP API on ") {
                     let _ = address.send(base.trim().to_owned());
                 }
@@ -54,7 +70,7 @@ impl Replica {
         let base = listening
             .recv_timeout(START)
             .expect("the replica logs its HTTP address");
-        let replica = Self { child, base };
+        let replica = Self { child, base, log };
         let deadline = Instant::now() + START;
         while health(&replica.base).await.0 != 200 {
             assert!(

@@ -32,8 +32,8 @@ use tokio::sync::broadcast;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 use super::{
-    DeadLetter, KvError, KvQuota, LastFire, OneOffTimer, PendingRetry, Retention, Run,
-    StateChange, StateError, StateStore, Stored, id_key, kept_runs, key_id,
+    DeadLetter, KvError, KvQuota, LastFire, OneOffTimer, PendingRetry, Retention, Run, StateChange,
+    StateError, StateStore, Stored, id_key, kept_runs, key_id,
 };
 
 /// How long a claim on a replicated bucket waits before checking it was

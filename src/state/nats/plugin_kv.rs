@@ -65,16 +65,25 @@ impl NatsStore {
             };
             if self.swap_usage(scope, after, revision).await? {
                 self.plugin_kv
-                    .put(value_key(scope, key), Bytes::copy_from_slice(value.as_bytes()))
+                    .put(
+                        value_key(scope, key),
+                        Bytes::copy_from_slice(value.as_bytes()),
+                    )
                     .await
                     .map_err(|e| self.io("writing a plugin key", e))?;
                 return Ok(());
             }
         }
-        Err(self.io("writing a plugin key", "too many concurrent writers").into())
+        Err(self
+            .io("writing a plugin key", "too many concurrent writers")
+            .into())
     }
 
-    pub(super) async fn plugin_kv_delete(&self, scope: &str, key: &str) -> Result<bool, StateError> {
+    pub(super) async fn plugin_kv_delete(
+        &self,
+        scope: &str,
+        key: &str,
+    ) -> Result<bool, StateError> {
         let Some(old) = self.value_len(scope, key).await? else {
             return Ok(false);
         };
