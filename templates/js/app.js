@@ -15,7 +15,7 @@
 // The plugin is sandboxed: console.log goes nowhere, Date.now() returns the
 // build time and Math.random() repeats itself. Log with `log('info', ...)`.
 
-import { config, log } from 'wasmsched:plugin/host@0.1.0';
+import { config, log } from 'wasmsched:plugin/host@0.2.0';
 
 export const factory = {
   makeEvents(firing) {

@@ -9,7 +9,7 @@
 // To return `err(message)`, throw the message as a *string*: throwing an
 // Error object (or any uncaught exception, e.g. a TypeError) is a trap.
 
-import { config, log } from 'wasmsched:plugin/host@0.1.0';
+import { config, log } from 'wasmsched:plugin/host@0.2.0';
 
 const DEFAULT_THRESHOLD = 1000;
 

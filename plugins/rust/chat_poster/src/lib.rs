@@ -70,14 +70,13 @@ impl Guest for ChatPoster {
     }
 }
 
-/// The chat message for an alert: its level, service and message if it
-/// has them.
+/// The chat message for an alert: its level (or severity), service and
+/// message if it has them.
 fn message(trigger: &str, alert: &Value) -> String {
     let field = |name: &str| alert.get(name).and_then(Value::as_str);
-    let source = alert.get("source").unwrap_or(alert);
-    let level = field("level").or_else(|| source.get("level").and_then(Value::as_str));
-    let service = field("service").or_else(|| source.get("service").and_then(Value::as_str));
-    let text = field("message").or_else(|| source.get("message").and_then(Value::as_str));
+    let level = field("level").or_else(|| field("severity"));
+    let service = field("service");
+    let text = field("message");
     format!(
         "[{}] {}: {} (trigger {trigger})",
         level.unwrap_or("ALERT"),
