@@ -124,7 +124,10 @@ fn median(samples: &mut [Duration]) -> Duration {
 async fn start_receiver(received: Arc<AtomicUsize>) -> String {
     let app = axum::Router::new().route(
         "/chat",
-        post(async move || {
+        // Reads the body, as a real webhook does (a server answering before
+        // it has read the body makes the client's write fail).
+        post(async move |body: axum::body::Bytes| {
+            assert!(!body.is_empty());
             received.fetch_add(1, Ordering::Relaxed);
             StatusCode::NO_CONTENT
         }),

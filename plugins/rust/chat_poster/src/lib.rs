@@ -115,20 +115,26 @@ fn post(url: &str, body: &[u8], token: Option<&str>) -> Result<Answer, String> {
     }
     let outgoing = request.body().map_err(|_| failed("no request body"))?;
     let response = outgoing_handler::handle(request, None).map_err(|e| failed(&format!("{e:?}")))?;
+    // A server may answer before reading the whole body (and close it):
+    // a failed write is reported only if no response comes.
+    let mut written = Ok(());
     {
         let stream = outgoing.write().map_err(|_| failed("no body stream"))?;
         for chunk in body.chunks(4096) {
-            stream
-                .blocking_write_and_flush(chunk)
-                .map_err(|e| failed(&format!("writing the body: {e:?}")))?;
+            if let Err(e) = stream.blocking_write_and_flush(chunk) {
+                written = Err(failed(&format!("writing the body: {e:?}")));
+                break;
+            }
         }
     }
-    OutgoingBody::finish(outgoing, None).map_err(|e| failed(&format!("{e:?}")))?;
+    if written.is_ok() {
+        OutgoingBody::finish(outgoing, None).map_err(|e| failed(&format!("{e:?}")))?;
+    }
     response.subscribe().block();
     let response = match response.get() {
         Some(Ok(Ok(response))) => response,
         Some(Ok(Err(code))) => return Err(failed(&format!("{code:?}"))),
-        _ => return Err(failed("no response")),
+        _ => return Err(written.err().unwrap_or_else(|| failed("no response"))),
     };
     let status = response.status();
     let location = response
