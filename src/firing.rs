@@ -121,6 +121,12 @@ pub enum Cause {
         /// The event that fired the trigger.
         source: Event,
     },
+    /// Events of an event trigger with a `batch` setting, fired together
+    /// (oldest first; never empty).
+    Batch {
+        /// The events of the batch.
+        events: Vec<Event>,
+    },
 }
 
 /// Why a cron instant runs.
@@ -161,7 +167,7 @@ impl Firing {
         match self.cause {
             Cause::Cron { .. } => TriggerKind::Cron,
             Cause::Api { .. } => TriggerKind::Api,
-            Cause::Event { .. } => TriggerKind::Event,
+            Cause::Event { .. } | Cause::Batch { .. } => TriggerKind::Event,
         }
     }
 
@@ -173,10 +179,19 @@ impl Firing {
         }
     }
 
-    /// The source event, for an event firing.
+    /// The source event, for an event firing (the last of a batch).
     pub fn source(&self) -> Option<&Event> {
         match &self.cause {
             Cause::Event { source } => Some(source),
+            Cause::Batch { events } => events.last(),
+            _ => None,
+        }
+    }
+
+    /// The events of a batched firing.
+    pub fn batch(&self) -> Option<&[Event]> {
+        match &self.cause {
+            Cause::Batch { events } => Some(events),
             _ => None,
         }
     }

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 use crate::topic::{Topic, TopicPattern};
+use crate::trigger::flow::{Batch, Debounce, Dedupe, FlowSpec, Throttle};
 use crate::trigger::{
     ApiAuth, ApiSpec, CatchUp, CatchUpPolicy, CronSpec, EventSpec, OverlapPolicy, TriggerKind,
     TriggerSpec,
@@ -73,6 +74,18 @@ struct TriggerTable {
     jitter: Option<std::time::Duration>,
     #[serde(default)]
     overlap: Option<OverlapPolicy>,
+    #[serde(default)]
+    key: Option<String>,
+    #[serde(default)]
+    dedupe: Option<Dedupe>,
+    #[serde(default)]
+    throttle: Option<Throttle>,
+    #[serde(default)]
+    debounce: Option<Debounce>,
+    #[serde(default)]
+    batch: Option<Batch>,
+    #[serde(default)]
+    concurrency: Option<usize>,
 }
 
 impl TryFrom<TriggerTable> for TriggerConfig {
@@ -107,6 +120,25 @@ impl TryFrom<TriggerTable> for TriggerConfig {
         )?;
         only_for("jitter", table.jitter.is_some(), TriggerKind::Cron)?;
         only_for("overlap", table.overlap.is_some(), TriggerKind::Cron)?;
+        let flow = FlowSpec {
+            key: table.key,
+            dedupe: table.dedupe,
+            throttle: table.throttle,
+            debounce: table.debounce,
+            batch: table.batch,
+            concurrency: table.concurrency,
+        };
+        for (key, present) in [
+            ("key", flow.key.is_some()),
+            ("dedupe", flow.dedupe.is_some()),
+            ("throttle", flow.throttle.is_some()),
+            ("debounce", flow.debounce.is_some()),
+            ("batch", flow.batch.is_some()),
+            ("concurrency", flow.concurrency.is_some()),
+        ] {
+            only_for(key, present, TriggerKind::Event)?;
+        }
+        flow.validate()?;
         let defaults = CatchUp::default();
         let catch_up = CatchUp {
             policy: table.catch_up.unwrap_or(defaults.policy),
@@ -146,6 +178,7 @@ impl TryFrom<TriggerTable> for TriggerConfig {
                 source: table
                     .source
                     .ok_or("missing `source` (an event trigger needs a topic pattern)")?,
+                flow,
             }),
         };
         Ok(Self {

@@ -87,6 +87,18 @@ pub enum HostError {
         /// The trigger's kind.
         kind: TriggerKind,
     },
+    /// A batched trigger names a factory built for a contract without
+    /// batches.
+    #[error(
+        "trigger `{id}`: plugin `{plugin}` targets wasmsched:plugin@0.1.0, whose factories \
+         cannot take batches; rebuild it against wit/plugin.wit (0.2.0) or drop `batch`"
+    )]
+    BatchNeedsNewerContract {
+        /// The trigger's id.
+        id: String,
+        /// The plugin's name.
+        plugin: String,
+    },
     /// Another api trigger serves the path.
     #[error("trigger `{id}`: path `{path}` is already served by trigger `{other}`")]
     PathTaken {

@@ -205,9 +205,22 @@ impl Host {
     fn refusal(&self, name: &str, new: &Plugin) -> Option<String> {
         let state = self.state();
         let has = new.worlds();
-        let (id, bound) = state.triggers.iter().find(|(_, bound)| {
-            bound.config.plugin.as_deref() == Some(name) && !has.covers(bound.uses)
-        })?;
+        let using = |bound: &&super::Bound| bound.config.plugin.as_deref() == Some(name);
+        if !new.takes_batches()
+            && let Some((id, _)) = state.triggers.iter().find(|(_, bound)| {
+                using(bound) && bound.uses.factory && super::triggers::batches(&bound.config)
+            })
+        {
+            return Some(format!(
+                "the new version ({}) targets wasmsched:plugin@0.1.0, whose factories cannot \
+                 take the batches trigger `{id}` fires with",
+                short(new.hash()),
+            ));
+        }
+        let (id, bound) = state
+            .triggers
+            .iter()
+            .find(|(_, bound)| using(bound) && !has.covers(bound.uses))?;
         let export = match bound.uses.factory && !has.factory {
             true => "factory",
             false => "filter",

@@ -236,6 +236,12 @@ impl Host {
                     kind,
                 });
             }
+            if uses.factory && batches(config) && !slot.current().takes_batches() {
+                return Err(HostError::BatchNeedsNewerContract {
+                    id: config.id.clone(),
+                    plugin: name.clone(),
+                });
+            }
             logic.factory = match uses.factory {
                 true => Some(slot.factory(&config.id, config.config.clone())?),
                 false => None,
@@ -255,4 +261,9 @@ impl Host {
             })?;
         Ok((trigger, uses))
     }
+}
+
+/// Does the trigger fire with batches (an event trigger with `batch`)?
+pub(super) fn batches(config: &TriggerConfig) -> bool {
+    matches!(&config.spec, crate::trigger::TriggerSpec::Event(event) if event.flow.batch.is_some())
 }

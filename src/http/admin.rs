@@ -59,6 +59,9 @@ pub struct TriggerView {
     path: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     source: Option<String>,
+    /// Flow control (event triggers that have some).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    flow: Option<crate::trigger::flow::FlowSpec>,
     declared_in: String,
 }
 
@@ -75,7 +78,7 @@ async fn view(
         .iter()
         .map(|t| t.to_rfc3339())
         .collect();
-    let (mut next_fire, mut jitter) = (None, None);
+    let (mut next_fire, mut jitter, mut flow) = (None, None, None);
     let (schedule, timezone, path, source) = match &config.spec {
         TriggerSpec::Cron(cron) => {
             let zone = cron.timezone.clone().unwrap_or_else(|| "UTC".into());
@@ -89,7 +92,10 @@ async fn view(
             (Some(cron.schedule.clone()), Some(zone), None, None)
         }
         TriggerSpec::Api(_) => (None, None, config.api_path(), None),
-        TriggerSpec::Event(event) => (None, None, None, Some(event.source.to_string())),
+        TriggerSpec::Event(event) => {
+            flow = event.flow.is_active().then(|| event.flow.clone());
+            (None, None, None, Some(event.source.to_string()))
+        }
     };
     TriggerView {
         id: id.to_owned(),
@@ -108,6 +114,7 @@ async fn view(
         jitter,
         path,
         source,
+        flow,
         declared_in: config.declared_in.display().to_string(),
     }
 }
@@ -332,7 +339,7 @@ pub async fn match_topic(
         crate::topic::Topic::new(query.topic).map_err(|e| ApiError::bad_request(e.to_string()))?;
     let mut matching = Vec::new();
     for (id, registration) in app.host.registered_triggers().await {
-        let Some(TriggerSpec::Event(EventSpec { source })) =
+        let Some(TriggerSpec::Event(EventSpec { source, flow })) =
             app.host.trigger_config(&id).map(|c| c.spec)
         else {
             continue;
@@ -345,6 +352,7 @@ pub async fn match_topic(
                 "running": registration.trigger.is_running(),
                 "filter_accepted": stats.filter_accepted,
                 "filter_rejected": stats.filter_rejected,
+                "flow_control": flow.describe(),
             }));
         }
     }

@@ -38,7 +38,7 @@ type TriggerCounter = (&'static str, &'static str, fn(&TriggerStats) -> u64);
 const PER_TRIGGER_AUTO: usize = 1000;
 type PluginCounter = (&'static str, &'static str, fn(&PluginStats) -> u64);
 
-const TRIGGER_COUNTERS: [TriggerCounter; 7] = [
+const TRIGGER_COUNTERS: [TriggerCounter; 12] = [
     (
         "wasmsched_trigger_firings_total",
         "Firings per trigger.",
@@ -73,6 +73,31 @@ const TRIGGER_COUNTERS: [TriggerCounter; 7] = [
         "wasmsched_trigger_catch_ups_total",
         "Cron instants run late, after downtime.",
         |s| s.catch_ups,
+    ),
+    (
+        "wasmsched_flow_deduplicated_total",
+        "Events dropped by the trigger's dedupe (flow control).",
+        |s| s.deduplicated,
+    ),
+    (
+        "wasmsched_flow_throttled_total",
+        "Events dropped by the trigger's throttle (flow control).",
+        |s| s.throttled,
+    ),
+    (
+        "wasmsched_flow_debounced_total",
+        "Events replaced by a later one under the trigger's debounce.",
+        |s| s.debounced,
+    ),
+    (
+        "wasmsched_flow_batched_total",
+        "Events collected into the trigger's batches.",
+        |s| s.batched,
+    ),
+    (
+        "wasmsched_flow_concurrency_waits_total",
+        "Firings that waited for a concurrency slot of their key.",
+        |s| s.concurrency_waits,
     ),
 ];
 

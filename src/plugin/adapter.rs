@@ -98,7 +98,9 @@ pub(crate) fn firing_to_wit(firing: &Firing) -> wit::Firing {
         instant: time(&firing.instant),
         payload: firing.payload().map(|p| p.to_string()),
         source: firing.source().map(event_to_wit),
-        batch: None,
+        batch: firing
+            .batch()
+            .map(|events| events.iter().map(event_to_wit).collect()),
     }
 }
 

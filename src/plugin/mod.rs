@@ -391,6 +391,11 @@ impl Plugin {
         self.exports.version()
     }
 
+    /// Can its factory take batched firings (contract 0.2.0 or later)?
+    pub fn takes_batches(&self) -> bool {
+        self.contract_version() >= ContractVersion::V0_2
+    }
+
     /// What it is granted beyond the sandbox.
     pub fn grants(&self) -> &Grants {
         &self.grants

@@ -97,10 +97,20 @@ pub enum Outcome {
     Missed,
     /// A cron instant that fell while the trigger was paused.
     Skipped,
+    /// An event dropped by the trigger's `dedupe` (flow control).
+    Deduplicated,
+    /// An event dropped by the trigger's `throttle`.
+    Throttled,
+    /// An event replaced by a later one under `debounce`.
+    Debounced,
+    /// An event collected into a batch (the batch's firing is a run of
+    /// its own).
+    Batched,
 }
 
 impl Outcome {
-    /// `ok`, `filtered`, `error`, `timeout`, `missed` or `skipped`.
+    /// `ok`, `filtered`, `error`, `timeout`, `missed`, `skipped`,
+    /// `deduplicated`, `throttled`, `debounced` or `batched`.
     pub fn as_str(self) -> &'static str {
         match self {
             Outcome::Ok => "ok",
@@ -109,6 +119,10 @@ impl Outcome {
             Outcome::Timeout => "timeout",
             Outcome::Missed => "missed",
             Outcome::Skipped => "skipped",
+            Outcome::Deduplicated => "deduplicated",
+            Outcome::Throttled => "throttled",
+            Outcome::Debounced => "debounced",
+            Outcome::Batched => "batched",
         }
     }
 }
@@ -366,6 +380,35 @@ pub trait StateStore: Send + Sync + 'static {
     async fn kv_delete(&self, scope: &str, key: &str) -> Result<bool, StateError>;
     /// The keys of `scope` starting with `prefix`, sorted.
     async fn kv_keys(&self, scope: &str, prefix: &str) -> Result<Vec<String>, StateError>;
+
+    /// The flow-control windows of trigger `trigger` (JSON records of
+    /// `trigger::flow::window`), by key.
+    async fn flow_windows(
+        &self,
+        trigger: &str,
+    ) -> Result<Vec<(String, Stored<serde_json::Value>)>, StateError>;
+    /// One flow-control window.
+    async fn flow_window(
+        &self,
+        trigger: &str,
+        key: &str,
+    ) -> Result<Option<Stored<serde_json::Value>>, StateError>;
+    /// Writes a window if it is still at `revision` (`None`: absent);
+    /// returns its new revision, or `None` if another writer came first.
+    async fn put_flow_window(
+        &self,
+        trigger: &str,
+        key: &str,
+        window: &serde_json::Value,
+        revision: Option<u64>,
+    ) -> Result<Option<u64>, StateError>;
+    /// Removes a window if it is still at `revision`.
+    async fn delete_flow_window(
+        &self,
+        trigger: &str,
+        key: &str,
+        revision: u64,
+    ) -> Result<(), StateError>;
 
     /// Changes made by other replicas, for a store shared by several
     /// (`None` for one that is not).

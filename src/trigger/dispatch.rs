@@ -37,6 +37,16 @@ pub struct TriggerCounters {
     pub missed: AtomicU64,
     /// Cron instants run late, after downtime.
     pub catch_ups: AtomicU64,
+    /// Events dropped by `dedupe`.
+    pub deduplicated: AtomicU64,
+    /// Events dropped by `throttle`.
+    pub throttled: AtomicU64,
+    /// Events replaced by a later one under `debounce`.
+    pub debounced: AtomicU64,
+    /// Events collected into batches.
+    pub batched: AtomicU64,
+    /// Firings that waited for a `concurrency` slot of their key.
+    pub concurrency_waits: AtomicU64,
 }
 
 /// A snapshot of [`TriggerCounters`].
@@ -56,6 +66,16 @@ pub struct TriggerStats {
     pub missed: u64,
     /// Cron instants run late, after downtime.
     pub catch_ups: u64,
+    /// Events dropped by `dedupe`.
+    pub deduplicated: u64,
+    /// Events dropped by `throttle`.
+    pub throttled: u64,
+    /// Events replaced by a later one under `debounce`.
+    pub debounced: u64,
+    /// Events collected into batches.
+    pub batched: u64,
+    /// Firings that waited for a `concurrency` slot of their key.
+    pub concurrency_waits: u64,
 }
 
 impl TriggerStats {
@@ -69,6 +89,11 @@ impl TriggerStats {
             filter_rejected: self.filter_rejected + other.filter_rejected,
             missed: self.missed + other.missed,
             catch_ups: self.catch_ups + other.catch_ups,
+            deduplicated: self.deduplicated + other.deduplicated,
+            throttled: self.throttled + other.throttled,
+            debounced: self.debounced + other.debounced,
+            batched: self.batched + other.batched,
+            concurrency_waits: self.concurrency_waits + other.concurrency_waits,
         }
     }
 }
@@ -85,6 +110,11 @@ impl TriggerCounters {
             filter_rejected: get(&self.filter_rejected),
             missed: get(&self.missed),
             catch_ups: get(&self.catch_ups),
+            deduplicated: get(&self.deduplicated),
+            throttled: get(&self.throttled),
+            debounced: get(&self.debounced),
+            batched: get(&self.batched),
+            concurrency_waits: get(&self.concurrency_waits),
         }
     }
 }
@@ -344,6 +374,7 @@ fn publish_key(firing: &Firing, index: usize) -> Option<String> {
         } => return None,
         Cause::Cron { .. } => format!("{}:{}", firing.trigger_id, firing.instant.to_rfc3339()),
         Cause::Event { source } => format!("{}:{}", firing.trigger_id, source.id),
+        Cause::Batch { events } => format!("{}:{}", firing.trigger_id, events.first()?.id),
         Cause::Api { .. } => return None,
     };
     Some(match index {
@@ -358,6 +389,10 @@ fn default_event(firing: &Firing) -> NewEvent {
     let data = match &firing.cause {
         Cause::Api { payload } => payload.clone(),
         Cause::Event { source } => source.data.clone(),
+        Cause::Batch { events } => json!({
+            "count": events.len(),
+            "events": events.iter().map(|e| &e.data).collect::<Vec<_>>(),
+        }),
         Cause::Cron { run } => {
             let mut data = json!({
                 "trigger_id": firing.trigger_id,

@@ -1,11 +1,13 @@
 //! Event triggers: fire for broker events whose topic matches a pattern
-//! and that the filter (if any) accepts.
+//! and that the filter (if any) accepts, through the trigger's flow
+//! control (`flow/`) if it has any.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
+use futures_util::future::BoxFuture;
 use futures_util::stream::FuturesUnordered;
 use futures_util::{FutureExt, StreamExt};
 use tokio::sync::watch;
@@ -14,6 +16,9 @@ use tokio::time::Instant;
 
 use super::Dispatcher;
 use super::dead_letter::{MAX_RETRYING, RetryQueue, Undertaker};
+use super::flow::FlowSpec;
+use super::flow::gate::FlowGate;
+use super::flow::window::{COUNT_HEADER, Dropped, Release, Step};
 use super::{Binding, Trigger, TriggerError, TriggerKind, TriggerState};
 use crate::bounded;
 use crate::broker::{Delivery, RetryPolicy, SubscriberKind, Subscription};
@@ -28,6 +33,7 @@ use serde_json::Value;
 /// ([`super::dead_letter`]).
 pub struct EventTrigger {
     source: TopicPattern,
+    flow: FlowSpec,
     factory: Option<Arc<dyn Factory>>,
     filter: Option<Arc<dyn Filter>>,
     /// Overrides the broker's retry policy.
@@ -54,6 +60,7 @@ impl EventTrigger {
     ) -> Self {
         Self {
             source,
+            flow: FlowSpec::default(),
             factory,
             filter,
             retry: None,
@@ -77,6 +84,18 @@ impl EventTrigger {
         self
     }
 
+    /// Applies `flow` (checked with [`FlowSpec::validate`]) to the events
+    /// its filter accepts.
+    pub fn with_flow(mut self, flow: FlowSpec) -> Self {
+        self.flow = flow;
+        self
+    }
+
+    /// Its flow control.
+    pub fn flow(&self) -> &FlowSpec {
+        &self.flow
+    }
+
     /// The pattern it watches.
     pub fn source(&self) -> &TopicPattern {
         &self.source
@@ -94,7 +113,12 @@ struct Consumer {
     dispatcher: Arc<Dispatcher>,
     filter: Option<Arc<dyn Filter>>,
     undertaker: Undertaker,
+    /// Flow control, if the trigger has any.
+    flow: Option<Arc<FlowGate>>,
 }
+
+/// A retry to schedule: when, the delivery, and why.
+type Retry = Option<(Instant, Delivery, String)>;
 
 impl Consumer {
     /// Handles up to `in_flight` deliveries at once (the broker says how
@@ -108,8 +132,13 @@ impl Consumer {
         mut stop: watch::Receiver<bool>,
         in_flight: usize,
     ) {
-        let mut handling = FuturesUnordered::new();
+        let mut handling: FuturesUnordered<BoxFuture<'_, Retry>> = FuturesUnordered::new();
         let mut retries = RetryQueue::default();
+        let flow = self.flow.clone();
+        let mut rescan = flow
+            .as_ref()
+            .and_then(|gate| gate.rescan_every())
+            .map(tokio::time::interval);
         for (at, delivery, reason) in self.undertaker.owed(&self.dispatcher).await {
             retries.push(at, delivery, reason);
         }
@@ -127,12 +156,23 @@ impl Consumer {
                     let room = in_flight - handling.len();
                     for mut delivery in retries.take_due(Instant::now(), room) {
                         delivery.attempt += 1;
-                        handling.push(self.handle(delivery));
+                        handling.push(self.handle(delivery).boxed());
+                    }
+                }
+                () = next_due(&flow), if flow.is_some() => {
+                    let gate = flow.as_ref().expect("checked");
+                    for (key, release) in gate.take_due().await {
+                        handling.push(self.deferred(gate.clone(), key, release).boxed());
+                    }
+                }
+                _ = tick(&mut rescan), if rescan.is_some() => {
+                    if let Some(gate) = &flow && let Err(error) = gate.load().await {
+                        tracing::warn!(trigger = %self.dispatcher.trigger_id, "rereading flow-control windows failed: {error}");
                     }
                 }
                 delivery = subscription.next(),
                     if handling.len() < in_flight && retries.len() < MAX_RETRYING => match delivery {
-                    Some(delivery) => handling.push(self.handle(delivery)),
+                    Some(delivery) => handling.push(self.handle(delivery).boxed()),
                     None => break,
                 },
             }
@@ -156,8 +196,8 @@ impl Consumer {
 
     /// Filters, fires, then acknowledges; a failure is retried or given up
     /// on ([`Undertaker::failed`]). Returns a delivery to retry here, and when.
-    async fn handle(&self, delivery: Delivery) -> Option<(Instant, Delivery, String)> {
-        match self.attempt(&delivery.event).await {
+    async fn handle(&self, delivery: Delivery) -> Retry {
+        match self.attempt(&delivery.event, false).await {
             Ok(()) => {
                 let owed = self.undertaker.owed_id(&self.dispatcher, &delivery);
                 self.undertaker.settled(&self.dispatcher, owed).await;
@@ -174,23 +214,23 @@ impl Consumer {
         }
     }
 
-    /// Asks the filter, then fires: what a delivery (or a replay) does.
-    async fn attempt(&self, event: &Event) -> Result<(), String> {
+    /// Asks the filter, then fires (through flow control, unless
+    /// `replay`): what a delivery (or a replay) does.
+    async fn attempt(&self, event: &Event, replay: bool) -> Result<(), String> {
         match self.accepts(event).await {
             Ok(false) => {
                 self.record_unfired(event, Outcome::Filtered, None).await;
                 Ok(())
             }
-            Ok(true) => {
-                let firing = self.dispatcher.firing(Cause::Event {
-                    source: event.clone(),
-                });
-                self.dispatcher
-                    .fire(firing)
-                    .await
-                    .map(drop)
-                    .map_err(|e| e.to_string())
-            }
+            Ok(true) => match &self.flow {
+                Some(gate) if !replay => self.through_flow(gate, event).await,
+                _ => {
+                    let firing = self.dispatcher.firing(Cause::Event {
+                        source: event.clone(),
+                    });
+                    self.fire(firing).await
+                }
+            },
             Err(error) => {
                 self.dispatcher
                     .counters
@@ -202,6 +242,74 @@ impl Consumer {
                 Err(error)
             }
         }
+    }
+
+    /// Dedupe, throttle, debounce or batch, then (now or later) fire.
+    async fn through_flow(&self, gate: &FlowGate, event: &Event) -> Result<(), String> {
+        let key = gate.key_of(event);
+        let unfired = match gate.admit(&key, event).await? {
+            Step::Fire(release) => {
+                if release.batched {
+                    self.record_unfired(event, Outcome::Batched, None).await;
+                }
+                return self.fire_release(gate, &key, release).await;
+            }
+            Step::Dropped(Dropped::Deduplicated) => Some((event.clone(), Outcome::Deduplicated)),
+            Step::Dropped(Dropped::Throttled) => Some((event.clone(), Outcome::Throttled)),
+            Step::Held { replaced } => replaced.map(|old| (*old, Outcome::Debounced)),
+            Step::Collected => Some((event.clone(), Outcome::Batched)),
+        };
+        if let Some((event, outcome)) = unfired {
+            self.record_unfired(&event, outcome, None).await;
+        }
+        Ok(())
+    }
+
+    /// Fires what flow control released, in a `concurrency` slot of its key.
+    async fn fire_release(
+        &self,
+        gate: &FlowGate,
+        key: &str,
+        release: Release,
+    ) -> Result<(), String> {
+        let _slot = gate.slot(key).await;
+        let count = release.stands_for.to_string();
+        let mut events = release.events;
+        if let Some(last) = events.pop() {
+            events.push(last.with_header(COUNT_HEADER, count));
+        }
+        let cause = match release.batched {
+            true => Cause::Batch { events },
+            false => Cause::Event {
+                source: events.pop().expect("a release has an event"),
+            },
+        };
+        self.fire(self.dispatcher.firing(cause)).await
+    }
+
+    /// Fires a held event or a batch whose time came. Its events were
+    /// acknowledged when they were held: if the firing fails, each becomes
+    /// a dead letter of the trigger (replayed one by one, without flow
+    /// control).
+    async fn deferred(&self, gate: Arc<FlowGate>, key: String, release: Release) -> Retry {
+        let events = release.events.clone();
+        if let Err(reason) = self.fire_release(&gate, &key, release).await {
+            for event in events {
+                let delivery = Delivery::unacknowledged(event);
+                self.undertaker
+                    .bury(&self.dispatcher, delivery, reason.clone())
+                    .await;
+            }
+        }
+        None
+    }
+
+    async fn fire(&self, firing: crate::firing::Firing) -> Result<(), String> {
+        self.dispatcher
+            .fire(firing)
+            .await
+            .map(drop)
+            .map_err(|e| e.to_string())
     }
 
     /// Records an event that did not fire the trigger.
@@ -262,8 +370,28 @@ impl Trigger for EventTrigger {
             }
         };
         let dispatcher = Arc::new(self.state.dispatcher(&binding, &self.factory));
+        let flow = match self.flow.is_active() {
+            true => {
+                let gate = FlowGate::new(
+                    self.flow.clone(),
+                    &binding.trigger_id,
+                    binding.store.clone(),
+                    dispatcher.clock,
+                    dispatcher.counters.clone(),
+                );
+                if let Err(error) = gate.load().await {
+                    self.state.end();
+                    return Err(TriggerError::Failed(format!(
+                        "reading the flow-control windows: {error}"
+                    )));
+                }
+                Some(Arc::new(gate))
+            }
+            false => None,
+        };
         let consumer = Arc::new(Consumer {
             dispatcher: dispatcher.clone(),
+            flow,
             filter: self.filter.clone(),
             undertaker: Undertaker {
                 store: binding.store.clone(),
@@ -318,11 +446,32 @@ impl Trigger for EventTrigger {
     /// Asks the filter and fires, as for a delivery of `event`, once.
     async fn replay(&self, event: Event) -> Result<(), TriggerError> {
         let consumer = self.consumer()?;
-        consumer.attempt(&event).await.map_err(TriggerError::Failed)
+        consumer
+            .attempt(&event, true)
+            .await
+            .map_err(TriggerError::Failed)
     }
 
     fn state(&self) -> &TriggerState {
         &self.state
+    }
+}
+
+/// The next flow-control deadline; never, without flow control.
+async fn next_due(flow: &Option<Arc<FlowGate>>) {
+    match flow {
+        Some(gate) => gate.next_due().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The next tick; never, without an interval.
+async fn tick(interval: &mut Option<tokio::time::Interval>) {
+    match interval {
+        Some(interval) => {
+            interval.tick().await;
+        }
+        None => std::future::pending().await,
     }
 }
 

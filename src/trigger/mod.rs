@@ -7,6 +7,7 @@ mod cron;
 mod dead_letter;
 mod dispatch;
 mod event;
+pub mod flow;
 pub mod health;
 pub mod overlap;
 mod spec;
@@ -224,7 +225,11 @@ pub fn create_trigger(
         }
         TriggerSpec::Api(_) => Arc::new(ApiTrigger::new(factory)),
         TriggerSpec::Event(event) => {
-            Arc::new(EventTrigger::new(event.source.clone(), factory, filter))
+            event.flow.validate().map_err(TriggerError::Failed)?;
+            Arc::new(
+                EventTrigger::new(event.source.clone(), factory, filter)
+                    .with_flow(event.flow.clone()),
+            )
         }
     })
 }

@@ -6,6 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::CatchUp;
+use super::flow::FlowSpec;
 use crate::firing::TriggerKind;
 use crate::topic::TopicPattern;
 
@@ -52,6 +53,8 @@ pub struct ApiSpec {
 pub struct EventSpec {
     /// `*` matches one segment, `**` any number.
     pub source: TopicPattern,
+    /// Flow control per key: dedupe, throttle, debounce, batch, concurrency.
+    pub flow: FlowSpec,
 }
 
 /// How an api trigger authenticates callers (`[trigger.auth]`).
@@ -101,6 +104,9 @@ impl TriggerSpec {
 
     /// An event spec watching `source`.
     pub fn event(source: TopicPattern) -> Self {
-        TriggerSpec::Event(EventSpec { source })
+        TriggerSpec::Event(EventSpec {
+            source,
+            flow: FlowSpec::default(),
+        })
     }
 }

@@ -11,11 +11,13 @@
 //! waiting, used only with a broker that does not redeliver),
 //! `<stream>_timers` (one-off timers; the replica whose revision-checked
 //! delete lands fires one), `<stream>_kv` (plugin key-value data and a
-//! usage record per plugin, see `kv.rs`). Run history is
+//! usage record per plugin, see `plugin_kv.rs`), `<stream>_flow`
+//! (flow-control windows, see `flow.rs`). Run history is
 //! the stream `<stream>_RUNS`, one subject per trigger
 //! (`<stream>_runs.<trigger>`), trimmed by the server per subject and by
 //! age. Keys and subject tokens are [`super::id_key`]s.
 
+mod flow;
 mod plugin_kv;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -60,8 +62,10 @@ pub struct NatsStore {
     dead_letters: kv::Store,
     pending: kv::Store,
     timers: kv::Store,
-    /// Plugin key-value data (see `kv.rs`).
+    /// Plugin key-value data (see `plugin_kv.rs`).
     plugin_kv: kv::Store,
+    /// Flow-control windows (see `flow.rs`).
+    flow: kv::Store,
     runs: stream::Stream,
     runs_prefix: String,
     retention: Retention,
@@ -104,6 +108,7 @@ impl NatsStore {
         let pending = ensure_bucket(bucket("pending")).await?;
         let timers = ensure_bucket(bucket("timers")).await?;
         let plugin_kv = ensure_bucket(bucket("kv")).await?;
+        let flow = ensure_bucket(bucket("flow")).await?;
         let runs_prefix = format!("{stream}_runs");
         let runs_name = format!("{stream}_RUNS");
         let runs =
@@ -118,7 +123,7 @@ impl NatsStore {
         follow_bucket(&timers, Bucket::Timers);
         Ok(Self {
             name: format!(
-                "JetStream buckets {stream}_{{triggers,paused,fires,deadletters,pending,timers,kv}} and stream {runs_name}"
+                "JetStream buckets {stream}_{{triggers,paused,fires,deadletters,pending,timers,kv,flow}} and stream {runs_name}"
             ),
             jetstream,
             triggers,
@@ -128,6 +133,7 @@ impl NatsStore {
             pending,
             timers,
             plugin_kv,
+            flow,
             runs,
             runs_prefix,
             retention,
@@ -739,5 +745,40 @@ impl StateStore for NatsStore {
 
     async fn kv_keys(&self, scope: &str, prefix: &str) -> Result<Vec<String>, StateError> {
         self.plugin_kv_keys(scope, prefix).await
+    }
+
+    async fn flow_windows(
+        &self,
+        trigger: &str,
+    ) -> Result<Vec<(String, Stored<serde_json::Value>)>, StateError> {
+        self.nats_flow_windows(trigger).await
+    }
+
+    async fn flow_window(
+        &self,
+        trigger: &str,
+        key: &str,
+    ) -> Result<Option<Stored<serde_json::Value>>, StateError> {
+        self.nats_flow_window(trigger, key).await
+    }
+
+    async fn put_flow_window(
+        &self,
+        trigger: &str,
+        key: &str,
+        window: &serde_json::Value,
+        revision: Option<u64>,
+    ) -> Result<Option<u64>, StateError> {
+        self.nats_put_flow_window(trigger, key, window, revision)
+            .await
+    }
+
+    async fn delete_flow_window(
+        &self,
+        trigger: &str,
+        key: &str,
+        revision: u64,
+    ) -> Result<(), StateError> {
+        self.nats_delete_flow_window(trigger, key, revision).await
     }
 }

@@ -5,7 +5,10 @@
 //!   trigger's `level` config (default `ERROR`), ignoring case.
 //! * factory: makes one alert event (published on the trigger's topic)
 //!   from the source event: `{"severity": "critical", "service", "message",
-//!   "source_topic", "source_id"}`.
+//!   "count", "source_topic", "source_id"}`. `count` is how many errors the
+//!   alert stands for: 1, or more when the trigger throttles alerts (the
+//!   host's `wasmsched-flow-count` header: this error and those dropped
+//!   since the service's last alert).
 
 wit_bindgen::generate!({
     world: "plugin",
@@ -47,10 +50,17 @@ impl factory::Guest for ErrorAlert {
         let level = text("level").unwrap_or(DEFAULT_LEVEL).to_uppercase();
         let service = text("service").unwrap_or("unknown");
         let message = text("message").unwrap_or("");
+        let count: u64 = source
+            .headers
+            .iter()
+            .find(|(name, _)| name == "wasmsched-flow-count")
+            .and_then(|(_, value)| value.parse().ok())
+            .unwrap_or(1);
         let alert = json!({
             "severity": "critical",
             "service": service,
             "message": format!("{level} in {service}: {message}"),
+            "count": count,
             "source_topic": source.topic,
             "source_id": source.id,
         });

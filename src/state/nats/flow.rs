@@ -1,0 +1,114 @@
+//! Flow-control windows in the bucket `<stream>_flow`, shared by replicas:
+//! one record per trigger and key, under `<trigger>.k<key in hex>`, written
+//! by compare-and-set on its revision (so two replicas taking one event of
+//! a key each cannot both pass a throttle of one).
+
+use async_nats::jetstream::kv::{self, Operation};
+use bytes::Bytes;
+use futures_util::StreamExt;
+
+use super::NatsStore;
+use crate::state::{StateError, Stored, id_key};
+
+fn window_key(trigger: &str, key: &str) -> String {
+    format!("{}.k{}", id_key(trigger), hex::encode(key))
+}
+
+impl NatsStore {
+    pub(super) async fn nats_flow_windows(
+        &self,
+        trigger: &str,
+    ) -> Result<Vec<(String, Stored<serde_json::Value>)>, StateError> {
+        let what = "listing flow-control windows";
+        let start = format!("{}.k", id_key(trigger));
+        let mut keys = self.flow.keys().await.map_err(|e| self.io(what, e))?;
+        let mut found = Vec::new();
+        while let Some(stored) = keys.next().await {
+            let stored = stored.map_err(|e| self.io(what, e))?;
+            let Some(encoded) = stored.strip_prefix(&start) else {
+                continue;
+            };
+            let key = hex::decode(encoded)
+                .ok()
+                .and_then(|bytes| String::from_utf8(bytes).ok())
+                .ok_or_else(|| self.corrupt(stored.clone(), "not a hex-encoded key"))?;
+            found.push(key);
+        }
+        let mut windows = Vec::with_capacity(found.len());
+        for key in found {
+            if let Some(window) = self.nats_flow_window(trigger, &key).await? {
+                windows.push((key, window));
+            }
+        }
+        Ok(windows)
+    }
+
+    pub(super) async fn nats_flow_window(
+        &self,
+        trigger: &str,
+        key: &str,
+    ) -> Result<Option<Stored<serde_json::Value>>, StateError> {
+        let stored = window_key(trigger, key);
+        let entry = self
+            .flow
+            .entry(&stored)
+            .await
+            .map_err(|e| self.io("reading a flow-control window", e))?;
+        let Some(entry) = entry.filter(|e| e.operation == Operation::Put) else {
+            return Ok(None);
+        };
+        let value = serde_json::from_slice(&entry.value).map_err(|e| self.corrupt(stored, e))?;
+        Ok(Some(Stored {
+            value,
+            revision: entry.revision,
+        }))
+    }
+
+    pub(super) async fn nats_put_flow_window(
+        &self,
+        trigger: &str,
+        key: &str,
+        window: &serde_json::Value,
+        revision: Option<u64>,
+    ) -> Result<Option<u64>, StateError> {
+        let stored = window_key(trigger, key);
+        let value = Bytes::from(serde_json::to_vec(window).expect("JSON serializes"));
+        let what = "writing a flow-control window";
+        let written = match revision {
+            Some(revision) => match self.flow.update(&stored, value, revision).await {
+                Ok(revision) => revision,
+                Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => return Ok(None),
+                Err(e) => return Err(self.io(what, e)),
+            },
+            None => match self.flow.create(&stored, value).await {
+                Ok(revision) => revision,
+                Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => return Ok(None),
+                Err(e) => return Err(self.io(what, e)),
+            },
+        };
+        if self.replicas > 1 && !self.still_ours(&self.flow, &stored, written).await? {
+            return Ok(None);
+        }
+        Ok(Some(written))
+    }
+
+    pub(super) async fn nats_delete_flow_window(
+        &self,
+        trigger: &str,
+        key: &str,
+        revision: u64,
+    ) -> Result<(), StateError> {
+        let stored = window_key(trigger, key);
+        // A refusal means another writer came first (async-nats reports
+        // it as `Other`): the window is theirs, and not idle. Any other
+        // failure leaves an idle window behind, deleted at a later start.
+        if let Err(error) = self
+            .flow
+            .delete_expect_revision(&stored, Some(revision))
+            .await
+        {
+            tracing::debug!(trigger, "flow-control window not deleted: {error}");
+        }
+        Ok(())
+    }
+}
