@@ -451,3 +451,125 @@ async fn concurrency_holds_a_key_to_its_limit() {
         trigger.stats()
     );
 }
+
+// ----------------------------------------------------------------- JetStream
+
+#[cfg(feature = "cli")]
+mod jetstream {
+    use super::*;
+    use wasmsched::state::nats::NatsStore;
+    use wasmsched::{NatsBroker, NatsOptions};
+
+    use super::common::nats_server;
+
+    /// Two replicas of one event trigger under `flow`, sharing the stream
+    /// (a durable consumer) and the state store.
+    async fn replicas(
+        server: &nats_server::NatsServer,
+        flow: &FlowSpec,
+    ) -> (Vec<Scheduler>, Vec<Arc<EventTrigger>>, Arc<NatsBroker>) {
+        let (mut schedulers, mut triggers, mut brokers) = (Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..2 {
+            let options = NatsOptions {
+                url: server.url(),
+                ..NatsOptions::default()
+            };
+            let broker = Arc::new(NatsBroker::connect(options).await.unwrap());
+            let store = NatsStore::open(broker.jetstream(), "WASMSCHED", Retention::default())
+                .await
+                .unwrap();
+            let scheduler = Scheduler::new(broker.clone()).with_state(Arc::new(store));
+            let trigger = alerting(flow.clone());
+            scheduler
+                .register_trigger("alerts", trigger.clone(), topic("alerts.critical"))
+                .await
+                .unwrap();
+            scheduler.start().await.unwrap();
+            schedulers.push(scheduler);
+            triggers.push(trigger);
+            brokers.push(broker);
+        }
+        (schedulers, triggers, brokers.swap_remove(0))
+    }
+
+    async fn decided(triggers: &[Arc<EventTrigger>], n: u64) {
+        for _ in 0..600 {
+            let total: u64 = triggers
+                .iter()
+                .map(|t| {
+                    let s = t.stats();
+                    s.fires + s.throttled + s.batched
+                })
+                .sum();
+            if total >= n {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the replicas did not take {n} events");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_throttle_is_shared_by_two_replicas() {
+        let server = nats_server::NatsServer::start();
+        let flow = per_service(FlowSpec {
+            throttle: Some(Throttle {
+                limit: 1,
+                period: Duration::from_secs(300),
+            }),
+            ..FlowSpec::default()
+        });
+        let (_schedulers, triggers, broker) = replicas(&server, &flow).await;
+        let mut alerts = observe(&*broker, "alerts.**").await;
+        let services = ["db", "web", "queue"];
+        for n in 0..300 {
+            broker
+                .publish(log(services[n % 3], n as u64))
+                .await
+                .unwrap();
+        }
+        decided(&triggers, 300).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let mut seen = Vec::new();
+        while let Ok(Some(d)) =
+            tokio::time::timeout(Duration::from_millis(200), alerts.next()).await
+        {
+            seen.push(d.event.data);
+        }
+        assert_eq!(
+            seen.len(),
+            3,
+            "one alert per service across replicas: {seen:?}"
+        );
+        let fires: u64 = triggers.iter().map(|t| t.stats().fires).sum();
+        let throttled: u64 = triggers.iter().map(|t| t.stats().throttled).sum();
+        assert_eq!((fires, throttled), (3, 297));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn batches_are_shared_by_two_replicas() {
+        let server = nats_server::NatsServer::start();
+        let flow = FlowSpec {
+            batch: Some(Batch {
+                max_events: 100,
+                max_wait: Duration::from_secs(2),
+            }),
+            ..FlowSpec::default()
+        };
+        let (_schedulers, triggers, broker) = replicas(&server, &flow).await;
+        let mut alerts = observe(&*broker, "alerts.**").await;
+        for n in 0..250 {
+            broker.publish(log("db", n)).await.unwrap();
+        }
+        decided(&triggers, 250).await;
+        let mut batches = Vec::new();
+        while batches.len() < 3 {
+            let alert = common::next_event_within(&mut alerts, Duration::from_secs(15)).await;
+            batches.push(alert.data["batch"].as_array().unwrap().len());
+        }
+        batches.sort();
+        assert_eq!(batches, [50, 100, 100]);
+        let fires: u64 = triggers.iter().map(|t| t.stats().fires).sum();
+        assert_eq!(fires, 3);
+    }
+}

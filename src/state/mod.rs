@@ -402,13 +402,14 @@ pub trait StateStore: Send + Sync + 'static {
         window: &serde_json::Value,
         revision: Option<u64>,
     ) -> Result<Option<u64>, StateError>;
-    /// Removes a window if it is still at `revision`.
+    /// Removes a window if it is still at `revision`: `false` if another
+    /// writer came first.
     async fn delete_flow_window(
         &self,
         trigger: &str,
         key: &str,
         revision: u64,
-    ) -> Result<(), StateError>;
+    ) -> Result<bool, StateError>;
 
     /// Changes made by other replicas, for a store shared by several
     /// (`None` for one that is not).

@@ -734,15 +734,16 @@ impl StateStore for SqliteStore {
         trigger: &str,
         key: &str,
         revision: u64,
-    ) -> Result<(), StateError> {
+    ) -> Result<bool, StateError> {
         let (trigger, key) = (trigger.to_owned(), key.to_owned());
-        self.with(move |c| {
-            c.execute(
-                "DELETE FROM flow_windows WHERE trigger = ?1 AND key = ?2 AND revision = ?3",
-                rusqlite::params![trigger, key, revision as i64],
-            )
-        })
-        .await?;
-        Ok(())
+        let deleted = self
+            .with(move |c| {
+                c.execute(
+                    "DELETE FROM flow_windows WHERE trigger = ?1 AND key = ?2 AND revision = ?3",
+                    rusqlite::params![trigger, key, revision as i64],
+                )
+            })
+            .await?;
+        Ok(deleted == 1)
     }
 }

@@ -97,18 +97,17 @@ impl NatsStore {
         trigger: &str,
         key: &str,
         revision: u64,
-    ) -> Result<(), StateError> {
+    ) -> Result<bool, StateError> {
         let stored = window_key(trigger, key);
-        // A refusal means another writer came first (async-nats reports
-        // it as `Other`): the window is theirs, and not idle. Any other
-        // failure leaves an idle window behind, deleted at a later start.
-        if let Err(error) = self
+        match self
             .flow
             .delete_expect_revision(&stored, Some(revision))
             .await
         {
-            tracing::debug!(trigger, "flow-control window not deleted: {error}");
+            Ok(()) => Ok(true),
+            // Another writer came first: the window is theirs.
+            Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => Ok(false),
+            Err(e) => Err(self.io("deleting a flow-control window", e)),
         }
-        Ok(())
     }
 }

@@ -778,7 +778,7 @@ impl StateStore for NatsStore {
         trigger: &str,
         key: &str,
         revision: u64,
-    ) -> Result<(), StateError> {
+    ) -> Result<bool, StateError> {
         self.nats_delete_flow_window(trigger, key, revision).await
     }
 }

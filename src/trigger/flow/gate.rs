@@ -276,11 +276,11 @@ impl FlowGate {
             (None, _, _) => Some(None),
             (Some(_), true, None) => Some(None),
             (Some(store), true, Some(revision)) => {
-                store
+                let deleted = store
                     .delete_flow_window(&self.trigger, key, revision)
                     .await
                     .map_err(|e| e.to_string())?;
-                Some(None)
+                deleted.then_some(None)
             }
             (Some(store), false, _) => {
                 let json = serde_json::to_value(&window).expect("windows serialize");
