@@ -3,7 +3,8 @@
 # components with componentize-py: plugins/NAME.wasm.
 #
 # Usage: bash plugins/build-python.sh [NAME...]   (from any directory)
-#   Builds py_threshold, py_enrich and py_error_counter unless names are given.
+#   Builds py_threshold, py_enrich, py_error_counter and py_digest unless
+#   names are given.
 #   PLUGIN_OUT_DIR=DIR writes DIR/NAME.wasm instead (created if missing;
 #   the tests read them from $CARGO_TARGET_DIR/polyglot, see tests/polyglot.rs).
 # Needs python3 (>= 3.10, with the venv module). Installs the pinned
@@ -37,8 +38,8 @@ if [[ ! -x "$tool" ]] || [[ "$("$tool" --version 2>/dev/null)" != "componentize-
 fi
 
 # name -> WIT world
-declare -A worlds=([py_threshold]=filter-plugin [py_enrich]=factory-plugin [py_error_counter]=factory-plugin)
-if (($# > 0)); then names=("$@"); else names=(py_threshold py_enrich py_error_counter); fi
+declare -A worlds=([py_threshold]=filter-plugin [py_enrich]=factory-plugin [py_error_counter]=factory-plugin [py_digest]=factory-plugin)
+if (($# > 0)); then names=("$@"); else names=(py_threshold py_enrich py_error_counter py_digest); fi
 
 stub=(--stub-wasi)
 [[ "${PY_STUB_WASI:-1}" == 0 ]] && stub=()

@@ -573,3 +573,36 @@ mod jetstream {
         assert_eq!(fires, 3);
     }
 }
+
+/// A batched trigger whose factory targets wasmsched:plugin@0.1.0 (which
+/// has no batches) is refused when registered, saying why; unbatched, the
+/// same plugin runs.
+#[tokio::test]
+async fn a_batched_trigger_refuses_a_0_1_0_factory() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = dir.path().join("plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    let guest = std::path::Path::new(env!("WASMSCHED_GUEST_DIR")).join("legacy_v01.wasm");
+    std::fs::copy(guest, plugins.join("legacy.wasm")).unwrap();
+    std::fs::write(
+        plugins.join("legacy.toml"),
+        "[[trigger]]\nid = \"digest\"\nkind = \"event\"\nsource = \"logs.**\"\ntopic = \"d\"\n\
+         plugin = \"legacy\"\nbatch = { max_events = 10, max_wait = \"5s\" }\n\n\
+         [[trigger]]\nid = \"each\"\nkind = \"event\"\nsource = \"logs.**\"\ntopic = \"e\"\n\
+         plugin = \"legacy\"\nthrottle = { limit = 1, period = \"1m\" }\n",
+    )
+    .unwrap();
+    let path = dir.path().join("wasmsched.toml");
+    std::fs::write(&path, "[plugins]\nwatch = false\ncache = false\n").unwrap();
+    let config = wasmsched::config::Config::load(&path).unwrap();
+    let host = wasmsched::host::Host::start(config).await.unwrap();
+    let problems = host.problems().join("\n");
+    assert!(
+        problems.contains("trigger `digest`")
+            && problems.contains("wasmsched:plugin@0.1.0, whose factories cannot take batches"),
+        "{problems}"
+    );
+    let registered = host.registered_triggers().await;
+    assert!(registered.contains_key("each") && !registered.contains_key("digest"));
+    host.stop().await;
+}

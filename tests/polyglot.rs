@@ -518,3 +518,70 @@ async fn python_counts_errors_per_service_in_its_key_value_store() {
         "{message}"
     );
 }
+
+// ------------------------------------------------------------------ batches
+
+/// `py_digest` (the Python batch example) behind a batched event trigger:
+/// five log events become one digest.
+#[tokio::test]
+async fn python_digests_a_batch_of_events() {
+    use wasmsched::trigger::flow::{Batch, FlowSpec};
+    let path = polyglot_dir().join("py_digest.wasm");
+    assert!(
+        path.is_file(),
+        "{} is missing: PLUGIN_OUT_DIR={} bash plugins/build-python.sh",
+        path.display(),
+        polyglot_dir().display()
+    );
+    let digest = tokio::task::spawn_blocking(move || runtime().load_file(&path, None))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(digest.takes_batches());
+    let flow = FlowSpec {
+        batch: Some(Batch {
+            max_events: 5,
+            max_wait: Duration::from_secs(30),
+        }),
+        ..FlowSpec::default()
+    };
+    let factory = digest.factory("log-digest", BTreeMap::new()).unwrap();
+    let trigger = Arc::new(
+        wasmsched::EventTrigger::new("logs.**".parse().unwrap(), Some(factory), None)
+            .with_flow(flow),
+    );
+    let broker = MemoryBroker::new();
+    let scheduler = Scheduler::new(Arc::new(broker.clone()));
+    scheduler
+        .register_trigger("log-digest", trigger, topic("digests.logs"))
+        .await
+        .unwrap();
+    let mut digests = observe(&broker, "digests.**").await;
+    scheduler.start().await.unwrap();
+    for (service, level) in [
+        ("db", "ERROR"),
+        ("db", "warn"),
+        ("web", "ERROR"),
+        ("db", "ERROR"),
+        ("api", "INFO"),
+    ] {
+        broker
+            .publish(event(
+                "logs.app",
+                json!({"service": service, "level": level}),
+            ))
+            .await
+            .unwrap();
+    }
+    let made = next_event_within(&mut digests, Duration::from_secs(30)).await;
+    assert_eq!(made.data["count"], 5);
+    assert_eq!(
+        made.data["by_service"],
+        json!({"api": 1, "db": 3, "web": 1})
+    );
+    assert_eq!(
+        made.data["by_level"],
+        json!({"ERROR": 3, "INFO": 1, "WARN": 1})
+    );
+    scheduler.stop().await;
+}

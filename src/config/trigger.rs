@@ -254,6 +254,25 @@ mod tests {
     }
 
     #[test]
+    fn flow_control_is_set_in_the_table() {
+        let spec = TriggerConfig::from_json(json!({"id": "e", "kind": "event", "topic": "t",
+            "source": "logs.**", "key": "/service", "throttle": {"limit": 1, "period": "5m"},
+            "concurrency": 2}))
+        .unwrap()
+        .spec;
+        let TriggerSpec::Event(event) = spec else {
+            panic!("{spec:?}")
+        };
+        assert_eq!(event.flow.key.as_deref(), Some("/service"));
+        assert_eq!(event.flow.throttle.unwrap().limit, 1);
+        assert_eq!(event.flow.concurrency, Some(2));
+        let error = TriggerConfig::from_json(json!({"id": "a", "kind": "api", "topic": "t",
+            "dedupe": {"window": "1m"}}))
+        .unwrap_err();
+        assert_eq!(error, "`dedupe` is only for event triggers, not api");
+    }
+
+    #[test]
     fn catch_up_settings_belong_to_cron_triggers() {
         let spec = TriggerConfig::from_json(json!({"id": "c", "kind": "cron", "topic": "t",
             "schedule": "@daily", "catch_up": "all", "catch_up_window": "1d", "catch_up_max": 3}))
