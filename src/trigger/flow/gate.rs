@@ -6,7 +6,10 @@
 //! A key's window changes under that key's lock, by compare-and-set on its
 //! revision in the store: a replica that lost the race reads the window
 //! again and decides again. An event is acknowledged only once its window
-//! is written, so one held or collected is the store's from then on. On a
+//! is written, so one held or collected is the store's from then on. A
+//! drop is the exception: it changes only the key's count of dropped
+//! events, kept here and written with the key's next change (so a storm of
+//! drops costs no store write each; a crash loses only those counts). On a
 //! shared store every replica also rereads the trigger's windows now and
 //! then ([`FlowGate::rescan_every`]), so a held event whose replica died
 //! still fires (by one replica: the take is a compare-and-set too).
@@ -33,6 +36,15 @@ const CAS_TRIES: usize = 20;
 /// holds events (debounce, batch).
 const RESCAN_SHARED: Duration = Duration::from_secs(5);
 
+/// A window as this replica knows it.
+#[derive(Clone)]
+struct Known {
+    window: KeyWindow,
+    revision: Option<u64>,
+    /// Drops decided here and not written yet (counted in `window`).
+    unsaved_drops: u64,
+}
+
 /// Flow control bound to one running trigger.
 pub(crate) struct FlowGate {
     spec: FlowSpec,
@@ -40,8 +52,9 @@ pub(crate) struct FlowGate {
     store: Option<Arc<dyn StateStore>>,
     clock: Clock,
     counters: Arc<TriggerCounters>,
-    /// The windows as last read or written, with their revision.
-    windows: Mutex<HashMap<String, (KeyWindow, Option<u64>)>>,
+    /// The windows as last read or written (drops since included), with
+    /// their revision in the store.
+    windows: Mutex<HashMap<String, Known>>,
     /// One lock per key, held across its store writes.
     key_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// Firings in flight per key (`concurrency`).
@@ -114,8 +127,16 @@ impl FlowGate {
             if let Some(due) = window.due(&self.spec) {
                 self.schedule(due, &key);
             }
-            let revision = Some(stored.revision);
-            self.windows_mut().insert(key, (window, revision));
+            let mut windows = self.windows_mut();
+            let unsaved_drops = windows.get(&key).map_or(0, |k| k.unsaved_drops);
+            let mut window = window;
+            window.dropped += unsaved_drops;
+            let known = Known {
+                window,
+                revision: Some(stored.revision),
+                unsaved_drops,
+            };
+            windows.insert(key, known);
         }
         Ok(())
     }
@@ -141,12 +162,29 @@ impl FlowGate {
         for attempt in 0..CAS_TRIES {
             let (mut window, revision) = self.current(key, attempt > 0).await?;
             let step = window.admit(&self.spec, event.clone(), self.clock.now());
+            if let Step::Dropped(_) = step {
+                self.note_drop(key, window, revision);
+                self.count(&step);
+                return Ok(step);
+            }
             if self.save(key, window, revision).await? {
                 self.count(&step);
                 return Ok(step);
             }
         }
         Err(self.contended(key))
+    }
+
+    /// Keeps a drop here, to be written with the key's next change.
+    fn note_drop(&self, key: &str, window: KeyWindow, revision: Option<u64>) {
+        let mut windows = self.windows_mut();
+        let unsaved_drops = windows.get(key).map_or(0, |k| k.unsaved_drops) + 1;
+        let known = Known {
+            window,
+            revision,
+            unsaved_drops,
+        };
+        windows.insert(key.to_owned(), known);
     }
 
     /// Everything due by now: held events and batches whose time came,
@@ -238,19 +276,23 @@ impl FlowGate {
     }
 
     /// The window of `key` and its revision: the one known here, or
-    /// (`fresh`, or none known) the store's.
+    /// (`fresh`, or none known) the store's, with the drops not written yet.
     async fn current(&self, key: &str, fresh: bool) -> Result<(KeyWindow, Option<u64>), String> {
-        if !fresh && let Some(known) = self.windows_mut().get(key) {
-            return Ok(known.clone());
+        let known = self.windows_mut().get(key).cloned();
+        if let Some(known) = &known
+            && (!fresh || self.store.is_none())
+        {
+            return Ok((known.window.clone(), known.revision));
         }
         let Some(store) = &self.store else {
-            return Ok(self.windows_mut().get(key).cloned().unwrap_or_default());
+            return Ok((KeyWindow::default(), None));
         };
+        let unsaved_drops = known.map_or(0, |k| k.unsaved_drops);
         let stored = store
             .flow_window(&self.trigger, key)
             .await
             .map_err(|e| e.to_string())?;
-        Ok(match stored {
+        let (mut window, revision) = match stored {
             Some(stored) => {
                 let window = serde_json::from_value(stored.value).unwrap_or_else(|error| {
                     tracing::warn!(trigger = %self.trigger, key, "an unreadable flow-control window is started afresh: {error}");
@@ -259,7 +301,9 @@ impl FlowGate {
                 (window, Some(stored.revision))
             }
             None => (KeyWindow::default(), None),
-        })
+        };
+        window.dropped += unsaved_drops;
+        Ok((window, revision))
     }
 
     /// Writes `window` if the store still has `revision`: `false` if
@@ -298,7 +342,14 @@ impl FlowGate {
             let mut windows = self.windows_mut();
             match idle {
                 true => windows.remove(key),
-                false => windows.insert(key.to_owned(), (window, revision)),
+                false => windows.insert(
+                    key.to_owned(),
+                    Known {
+                        window,
+                        revision,
+                        unsaved_drops: 0,
+                    },
+                ),
             };
         }
         if let Some(due) = due {
@@ -344,7 +395,7 @@ impl FlowGate {
         locks.entry(key.to_owned()).or_default().clone()
     }
 
-    fn windows_mut(&self) -> std::sync::MutexGuard<'_, HashMap<String, (KeyWindow, Option<u64>)>> {
+    fn windows_mut(&self) -> std::sync::MutexGuard<'_, HashMap<String, Known>> {
         self.windows.lock().unwrap_or_else(|p| p.into_inner())
     }
 
