@@ -218,10 +218,19 @@ async fn error_alert_filters_by_level_and_makes_an_alert() {
             "severity": "critical",
             "service": "db",
             "message": "ERROR in db: disk full",
+            "count": 1,
             "source_topic": "logs.db",
             "source_id": source.id.to_string(),
         })
     );
+    // Under a throttle, the alert says how many errors it stands for.
+    let events = factory
+        .make_events(&firing(Cause::Event {
+            source: source.clone().with_header("wasmsched-flow-count", "57"),
+        }))
+        .await
+        .unwrap();
+    assert_eq!(events[0].data["count"], 57);
 
     let error = call_error(
         factory

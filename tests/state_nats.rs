@@ -197,7 +197,11 @@ async fn a_replica_killed_mid_catch_up_leaves_each_instant_run_once() {
         let instant: chrono::DateTime<Utc> = run["instant"].as_str().unwrap().parse().unwrap();
         if instant <= minute {
             assert_eq!(run["outcome"], "timeout", "{run}");
-            assert_eq!(run["catch_up"], true, "{run}");
+            // The newest one runs on time if the replicas started within
+            // 5 s of it (instants that recent are not caught up but fired).
+            if instant < minute {
+                assert_eq!(run["catch_up"], true, "{run}");
+            }
             *per_instant.entry(instant.to_rfc3339()).or_default() += 1;
         }
     }

@@ -2,9 +2,31 @@
 //! ([`KvQuota`]), and why a write is refused ([`KvError`]). Keys live in a
 //! *scope* (the plugin's name), so plugins never see each other's.
 
+use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use super::StateError;
+
+/// Plugin key-value data: the part of the [`super::StateStore`] port the
+/// `wasmsched:plugin/kv` interface reads and writes.
+#[async_trait]
+pub trait PluginKv: Send + Sync {
+    /// The value of `key` in plugin key-value scope `scope`.
+    async fn kv_get(&self, scope: &str, key: &str) -> Result<Option<String>, StateError>;
+    /// Sets `key` in `scope` to `value`, unless the scope would then be
+    /// over `quota` (see [`KvUsage::after_set`]).
+    async fn kv_set(
+        &self,
+        scope: &str,
+        key: &str,
+        value: &str,
+        quota: &KvQuota,
+    ) -> Result<(), KvError>;
+    /// Removes `key` from `scope`: `true` if it was set.
+    async fn kv_delete(&self, scope: &str, key: &str) -> Result<bool, StateError>;
+    /// The keys of `scope` starting with `prefix`, sorted.
+    async fn kv_keys(&self, scope: &str, prefix: &str) -> Result<Vec<String>, StateError>;
+}
 
 /// The longest key, in bytes.
 pub const MAX_KEY_BYTES: usize = 512;

@@ -9,6 +9,7 @@
 //! shared by every replica. Without a store (the core's default) a
 //! scheduler remembers nothing across restarts.
 
+mod flow;
 mod kv;
 #[cfg(feature = "nats")]
 pub mod nats;
@@ -23,7 +24,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-pub use self::kv::{KvError, KvQuota, KvUsage, MAX_KEY_BYTES};
+pub use self::flow::FlowWindows;
+pub use self::kv::{KvError, KvQuota, KvUsage, MAX_KEY_BYTES, PluginKv};
 pub use self::runs::{RunLog, RunLogStats};
 use crate::firing::TriggerKind;
 
@@ -275,7 +277,7 @@ pub enum StateChange {
 
 /// Where state that must outlive the process lives.
 #[async_trait]
-pub trait StateStore: Send + Sync + 'static {
+pub trait StateStore: PluginKv + FlowWindows + Send + Sync + 'static {
     /// The file or buckets, for messages (`SQLite file ./wasmsched.db`).
     fn describe(&self) -> String;
 
@@ -364,52 +366,6 @@ pub trait StateStore: Send + Sync + 'static {
     /// Removes timer `id`: `true` if this call removed it (so, when it is
     /// due, the replica whose call returns `true` fires it).
     async fn take_timer(&self, id: &str) -> Result<bool, StateError>;
-
-    /// The value of `key` in plugin key-value scope `scope`.
-    async fn kv_get(&self, scope: &str, key: &str) -> Result<Option<String>, StateError>;
-    /// Sets `key` in `scope` to `value`, unless the scope would then be
-    /// over `quota` (see [`KvUsage::after_set`]).
-    async fn kv_set(
-        &self,
-        scope: &str,
-        key: &str,
-        value: &str,
-        quota: &KvQuota,
-    ) -> Result<(), KvError>;
-    /// Removes `key` from `scope`: `true` if it was set.
-    async fn kv_delete(&self, scope: &str, key: &str) -> Result<bool, StateError>;
-    /// The keys of `scope` starting with `prefix`, sorted.
-    async fn kv_keys(&self, scope: &str, prefix: &str) -> Result<Vec<String>, StateError>;
-
-    /// The flow-control windows of trigger `trigger` (JSON records of
-    /// `trigger::flow::window`), by key.
-    async fn flow_windows(
-        &self,
-        trigger: &str,
-    ) -> Result<Vec<(String, Stored<serde_json::Value>)>, StateError>;
-    /// One flow-control window.
-    async fn flow_window(
-        &self,
-        trigger: &str,
-        key: &str,
-    ) -> Result<Option<Stored<serde_json::Value>>, StateError>;
-    /// Writes a window if it is still at `revision` (`None`: absent);
-    /// returns its new revision, or `None` if another writer came first.
-    async fn put_flow_window(
-        &self,
-        trigger: &str,
-        key: &str,
-        window: &serde_json::Value,
-        revision: Option<u64>,
-    ) -> Result<Option<u64>, StateError>;
-    /// Removes a window if it is still at `revision`: `false` if another
-    /// writer came first.
-    async fn delete_flow_window(
-        &self,
-        trigger: &str,
-        key: &str,
-        revision: u64,
-    ) -> Result<bool, StateError>;
 
     /// Changes made by other replicas, for a store shared by several
     /// (`None` for one that is not).

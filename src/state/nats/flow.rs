@@ -4,18 +4,20 @@
 //! a key each cannot both pass a throttle of one).
 
 use async_nats::jetstream::kv::{self, Operation};
+use async_trait::async_trait;
 use bytes::Bytes;
 use futures_util::StreamExt;
 
 use super::NatsStore;
-use crate::state::{StateError, Stored, id_key};
+use crate::state::{FlowWindows, StateError, Stored, id_key};
 
 fn window_key(trigger: &str, key: &str) -> String {
     format!("{}.k{}", id_key(trigger), hex::encode(key))
 }
 
-impl NatsStore {
-    pub(super) async fn nats_flow_windows(
+#[async_trait]
+impl FlowWindows for NatsStore {
+    async fn flow_windows(
         &self,
         trigger: &str,
     ) -> Result<Vec<(String, Stored<serde_json::Value>)>, StateError> {
@@ -36,14 +38,14 @@ impl NatsStore {
         }
         let mut windows = Vec::with_capacity(found.len());
         for key in found {
-            if let Some(window) = self.nats_flow_window(trigger, &key).await? {
+            if let Some(window) = self.flow_window(trigger, &key).await? {
                 windows.push((key, window));
             }
         }
         Ok(windows)
     }
 
-    pub(super) async fn nats_flow_window(
+    async fn flow_window(
         &self,
         trigger: &str,
         key: &str,
@@ -64,7 +66,7 @@ impl NatsStore {
         }))
     }
 
-    pub(super) async fn nats_put_flow_window(
+    async fn put_flow_window(
         &self,
         trigger: &str,
         key: &str,
@@ -92,7 +94,7 @@ impl NatsStore {
         Ok(Some(written))
     }
 
-    pub(super) async fn nats_delete_flow_window(
+    async fn delete_flow_window(
         &self,
         trigger: &str,
         key: &str,

@@ -10,11 +10,12 @@
 //! if it is still over.
 
 use async_nats::jetstream::kv::{self, Operation};
+use async_trait::async_trait;
 use bytes::Bytes;
 use futures_util::StreamExt;
 
 use super::NatsStore;
-use crate::state::{KvError, KvQuota, KvUsage, StateError, id_key};
+use crate::state::{KvError, KvQuota, KvUsage, PluginKv, StateError, id_key};
 
 /// Compare-and-set attempts on a usage record before giving up.
 const CAS_TRIES: usize = 20;
@@ -27,12 +28,9 @@ fn usage_key(scope: &str) -> String {
     format!("u.{}", id_key(scope))
 }
 
-impl NatsStore {
-    pub(super) async fn plugin_kv_get(
-        &self,
-        scope: &str,
-        key: &str,
-    ) -> Result<Option<String>, StateError> {
+#[async_trait]
+impl PluginKv for NatsStore {
+    async fn kv_get(&self, scope: &str, key: &str) -> Result<Option<String>, StateError> {
         let value = self
             .plugin_kv
             .get(value_key(scope, key))
@@ -43,7 +41,7 @@ impl NatsStore {
             .transpose()
     }
 
-    pub(super) async fn plugin_kv_set(
+    async fn kv_set(
         &self,
         scope: &str,
         key: &str,
@@ -79,11 +77,7 @@ impl NatsStore {
             .into())
     }
 
-    pub(super) async fn plugin_kv_delete(
-        &self,
-        scope: &str,
-        key: &str,
-    ) -> Result<bool, StateError> {
+    async fn kv_delete(&self, scope: &str, key: &str) -> Result<bool, StateError> {
         let Some(old) = self.value_len(scope, key).await? else {
             return Ok(false);
         };
@@ -103,11 +97,7 @@ impl NatsStore {
         Ok(true)
     }
 
-    pub(super) async fn plugin_kv_keys(
-        &self,
-        scope: &str,
-        prefix: &str,
-    ) -> Result<Vec<String>, StateError> {
+    async fn kv_keys(&self, scope: &str, prefix: &str) -> Result<Vec<String>, StateError> {
         let mut keys: Vec<String> = self
             .scope_keys(scope)
             .await?
@@ -117,7 +107,9 @@ impl NatsStore {
         keys.sort();
         Ok(keys)
     }
+}
 
+impl NatsStore {
     /// The keys of `scope` (decoded).
     async fn scope_keys(&self, scope: &str) -> Result<Vec<String>, StateError> {
         let what = "listing plugin keys";

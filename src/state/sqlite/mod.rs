@@ -9,6 +9,9 @@
 //! each write) but not see each other's pauses or admin triggers; replicas
 //! share JetStream instead. Run records are stored as JSON.
 
+mod flow;
+mod kv;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -18,8 +21,8 @@ use async_trait::async_trait;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
 use super::{
-    DeadLetter, KvError, KvQuota, KvUsage, LastFire, OneOffTimer, PendingRetry, Retention, Run,
-    StateError, StateStore, Stored, kept_runs,
+    DeadLetter, LastFire, OneOffTimer, PendingRetry, Retention, Run, StateError, StateStore,
+    Stored, kept_runs,
 };
 
 /// The schema this version writes (`PRAGMA user_version`).
@@ -565,185 +568,5 @@ impl StateStore for SqliteStore {
             .with(move |c| c.execute("DELETE FROM timers WHERE id = ?1", [key]))
             .await?;
         Ok(taken == 1)
-    }
-
-    async fn kv_get(&self, scope: &str, key: &str) -> Result<Option<String>, StateError> {
-        let (scope, key) = (scope.to_owned(), key.to_owned());
-        self.with(move |c| {
-            c.query_row(
-                "SELECT value FROM kv WHERE scope = ?1 AND key = ?2",
-                [scope, key],
-                |row| row.get(0),
-            )
-            .optional()
-        })
-        .await
-    }
-
-    async fn kv_set(
-        &self,
-        scope: &str,
-        key: &str,
-        value: &str,
-        quota: &KvQuota,
-    ) -> Result<(), KvError> {
-        let (scope, key, value, quota) =
-            (scope.to_owned(), key.to_owned(), value.to_owned(), *quota);
-        // The check and the write in one transaction: two writers cannot
-        // both squeeze under the quota.
-        self.with(move |c| {
-            let tx = c.transaction()?;
-            let usage = tx.query_row(
-                "SELECT count(*), coalesce(sum(length(CAST(key AS BLOB)) + length(CAST(value AS BLOB))), 0) \
-                 FROM kv WHERE scope = ?1",
-                [&scope],
-                |row| {
-                    Ok(KvUsage {
-                        keys: row.get::<_, i64>(0)? as u64,
-                        bytes: row.get::<_, i64>(1)? as u64,
-                    })
-                },
-            )?;
-            let old: Option<i64> = tx
-                .query_row(
-                    "SELECT length(CAST(value AS BLOB)) FROM kv WHERE scope = ?1 AND key = ?2",
-                    [&scope, &key],
-                    |row| row.get(0),
-                )
-                .optional()?;
-            if let Err(refused) = usage.after_set(&key, old.map(|n| n as usize), value.len(), &quota) {
-                return Ok(Err(refused));
-            }
-            tx.execute(
-                "INSERT INTO kv (scope, key, value) VALUES (?1, ?2, ?3) \
-                 ON CONFLICT (scope, key) DO UPDATE SET value = excluded.value",
-                [&scope, &key, &value],
-            )?;
-            tx.commit()?;
-            Ok(Ok(()))
-        })
-        .await?
-    }
-
-    async fn kv_delete(&self, scope: &str, key: &str) -> Result<bool, StateError> {
-        let (scope, key) = (scope.to_owned(), key.to_owned());
-        let deleted = self
-            .with(move |c| c.execute("DELETE FROM kv WHERE scope = ?1 AND key = ?2", [scope, key]))
-            .await?;
-        Ok(deleted == 1)
-    }
-
-    async fn kv_keys(&self, scope: &str, prefix: &str) -> Result<Vec<String>, StateError> {
-        let (scope, prefix) = (scope.to_owned(), prefix.to_owned());
-        self.with(move |c| {
-            // `substr` rather than LIKE: a prefix may hold `%` or `_`.
-            let mut statement = c.prepare_cached(
-                "SELECT key FROM kv WHERE scope = ?1 AND substr(key, 1, length(?2)) = ?2 ORDER BY key",
-            )?;
-            let rows = statement.query_map([scope, prefix], |row| row.get(0))?;
-            rows.collect()
-        })
-        .await
-    }
-
-    async fn flow_windows(
-        &self,
-        trigger: &str,
-    ) -> Result<Vec<(String, Stored<serde_json::Value>)>, StateError> {
-        let trigger = trigger.to_owned();
-        let rows: Vec<(String, i64, String)> = self
-            .with(move |c| {
-                let mut statement = c.prepare_cached(
-                    "SELECT key, revision, record FROM flow_windows WHERE trigger = ?1",
-                )?;
-                let rows = statement
-                    .query_map([trigger], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?;
-                rows.collect()
-            })
-            .await?;
-        rows.into_iter()
-            .map(|(key, revision, json)| {
-                let value = serde_json::from_str(&json)
-                    .map_err(|e| self.corrupt(format!("flow window {key}"), e))?;
-                Ok((
-                    key,
-                    Stored {
-                        value,
-                        revision: revision as u64,
-                    },
-                ))
-            })
-            .collect()
-    }
-
-    async fn flow_window(
-        &self,
-        trigger: &str,
-        key: &str,
-    ) -> Result<Option<Stored<serde_json::Value>>, StateError> {
-        let (trigger, owned) = (trigger.to_owned(), key.to_owned());
-        let row: Option<(i64, String)> = self
-            .with(move |c| {
-                c.query_row(
-                    "SELECT revision, record FROM flow_windows WHERE trigger = ?1 AND key = ?2",
-                    [trigger, owned],
-                    |row| Ok((row.get(0)?, row.get(1)?)),
-                )
-                .optional()
-            })
-            .await?;
-        row.map(|(revision, json)| {
-            let value = serde_json::from_str(&json)
-                .map_err(|e| self.corrupt(format!("flow window {key}"), e))?;
-            Ok(Stored {
-                value,
-                revision: revision as u64,
-            })
-        })
-        .transpose()
-    }
-
-    async fn put_flow_window(
-        &self,
-        trigger: &str,
-        key: &str,
-        window: &serde_json::Value,
-        revision: Option<u64>,
-    ) -> Result<Option<u64>, StateError> {
-        let (trigger, key, record) = (trigger.to_owned(), key.to_owned(), window.to_string());
-        self.with(move |c| {
-            let written = match revision {
-                None => c.execute(
-                    "INSERT INTO flow_windows (trigger, key, revision, record) VALUES (?1, ?2, 1, ?3) \
-                     ON CONFLICT (trigger, key) DO NOTHING",
-                    rusqlite::params![trigger, key, record],
-                )?,
-                Some(revision) => c.execute(
-                    "UPDATE flow_windows SET revision = revision + 1, record = ?3 \
-                     WHERE trigger = ?1 AND key = ?2 AND revision = ?4",
-                    rusqlite::params![trigger, key, record, revision as i64],
-                )?,
-            };
-            Ok((written == 1).then(|| revision.map_or(1, |r| r + 1)))
-        })
-        .await
-    }
-
-    async fn delete_flow_window(
-        &self,
-        trigger: &str,
-        key: &str,
-        revision: u64,
-    ) -> Result<bool, StateError> {
-        let (trigger, key) = (trigger.to_owned(), key.to_owned());
-        let deleted = self
-            .with(move |c| {
-                c.execute(
-                    "DELETE FROM flow_windows WHERE trigger = ?1 AND key = ?2 AND revision = ?3",
-                    rusqlite::params![trigger, key, revision as i64],
-                )
-            })
-            .await?;
-        Ok(deleted == 1)
     }
 }
