@@ -5,8 +5,47 @@
 //! Run: `cargo bench --bench cron_scale [-- N]`. (Against a peer such as
 //! tokio-cron-scheduler: still to do, see issue "Schedules beyond cron".)
 
+use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicIsize, Ordering};
 use std::time::Instant;
+
+/// Counts live heap bytes and allocations (what RSS cannot separate from
+/// the allocator's own keeping).
+struct Counting;
+
+static LIVE_BYTES: AtomicIsize = AtomicIsize::new(0);
+static LIVE_BLOCKS: AtomicIsize = AtomicIsize::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        LIVE_BYTES.fetch_add(layout.size() as isize, Ordering::Relaxed);
+        LIVE_BLOCKS.fetch_add(1, Ordering::Relaxed);
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE_BYTES.fetch_sub(layout.size() as isize, Ordering::Relaxed);
+        LIVE_BLOCKS.fetch_sub(1, Ordering::Relaxed);
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        LIVE_BYTES.fetch_add(
+            new_size as isize - layout.size() as isize,
+            Ordering::Relaxed,
+        );
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+fn live() -> (f64, isize) {
+    (
+        LIVE_BYTES.load(Ordering::Relaxed) as f64 / 1048576.0,
+        LIVE_BLOCKS.load(Ordering::Relaxed),
+    )
+}
 use wasmsched::{MemoryBroker, Scheduler, Topic};
 
 fn rss_mib() -> f64 {
@@ -34,6 +73,8 @@ async fn main() {
             .unwrap();
     }
     let registered = rss_mib();
+    let (bytes, blocks) = live();
+    println!("registered: live heap {bytes:.1} MiB in {blocks} blocks");
     scheduler.start().await.unwrap();
     tokio::time::sleep(std::time::Duration::from_secs(1)).await;
     println!(
@@ -43,5 +84,14 @@ async fn main() {
         rss_mib(),
         start.elapsed(),
         (rss_mib() - base) * 1024.0 / n as f64
+    );
+    unsafe extern "C" {
+        fn malloc_trim(pad: usize) -> i32;
+    }
+    unsafe { malloc_trim(0) };
+    let (bytes, blocks) = live();
+    println!(
+        "after malloc_trim: {:.1} MiB resident; live heap {bytes:.1} MiB in {blocks} blocks",
+        rss_mib()
     );
 }

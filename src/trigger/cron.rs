@@ -432,6 +432,16 @@ impl Trigger for CronTrigger {
         };
         let timer = binding.timer;
         let schedule = self.schedule.clone();
+        if start.claims.is_none() {
+            // No store, nothing owed: straight to the timer, without a task
+            // (100 000 triggers starting at once spawned 100 000 of them,
+            // and the allocator kept what they used; BENCHMARKS.md).
+            let now = start.dispatcher.clock.now();
+            if let Some(active) = self.active().as_mut() {
+                active.key = Some(timer.add_after(schedule, now, on_fire));
+            }
+            return Ok(());
+        }
         // A trigger stopped while it catches up is not added to the timer:
         // `stop` takes `Active` first, and the key is set under its lock.
         let this = self.active.clone();
