@@ -1,31 +1,53 @@
-//! Memory and start time of many cron triggers on one scheduler: 100 000
-//! triggers on one schedule (`0 * * * *`, not due), registered then
-//! started; resident memory from `/proc/self/statm`.
+//! Many cron triggers: wasmsched's scheduler and tokio-cron-scheduler 0.15
+//! side by side in one run, each contender in a child process of this
+//! bench (so resident memory is its own).
 //!
-//! Run: `cargo bench --bench cron_scale [-- N]`. (Against a peer such as
-//! tokio-cron-scheduler: still to do, see issue "Schedules beyond cron".)
+//! Run: `cargo bench --bench cron_scale [-- N]` (N = 100 000 by default).
+//!
+//! Per contender:
+//! - capacity (3 rounds, alternating): N jobs on `0 * * * *` (none due):
+//!   the time to add and start them, resident memory 1 s later, the heap
+//!   it holds (live bytes and blocks, from a counting allocator), and CPU
+//!   while idle over the next 10 s;
+//! - lateness (1 round): 10 000 jobs on `* * * * *`, all due at the next
+//!   minute: how late each runs (its start minus the scheduled instant),
+//!   p50 and p99.
+//!
+//! tokio-cron-scheduler takes 6-field expressions (seconds first): its jobs
+//! are `0 0 * * * *` and `0 * * * * *`, the same instants.
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::Arc;
+use std::process::Command;
 use std::sync::atomic::{AtomicIsize, Ordering};
-use std::time::Instant;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-/// Counts live heap bytes and allocations (what RSS cannot separate from
-/// the allocator's own keeping).
+use chrono::{DurationRound, TimeDelta, Utc};
+use serde_json::{Value, json};
+
+/// Counts live heap bytes and blocks.
 struct Counting;
 
 static LIVE_BYTES: AtomicIsize = AtomicIsize::new(0);
 static LIVE_BLOCKS: AtomicIsize = AtomicIsize::new(0);
+/// Live blocks by size, in 16-byte steps up to 4 KiB (the last: larger).
+static BY_SIZE: [AtomicIsize; 257] = [const { AtomicIsize::new(0) }; 257];
+
+fn size_class(size: usize) -> usize {
+    (size.div_ceil(16)).min(256)
+}
 
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         LIVE_BYTES.fetch_add(layout.size() as isize, Ordering::Relaxed);
         LIVE_BLOCKS.fetch_add(1, Ordering::Relaxed);
+        BY_SIZE[size_class(layout.size())].fetch_add(1, Ordering::Relaxed);
         unsafe { System.alloc(layout) }
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         LIVE_BYTES.fetch_sub(layout.size() as isize, Ordering::Relaxed);
         LIVE_BLOCKS.fetch_sub(1, Ordering::Relaxed);
+        BY_SIZE[size_class(layout.size())].fetch_sub(1, Ordering::Relaxed);
         unsafe { System.dealloc(ptr, layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
@@ -40,13 +62,9 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static ALLOCATOR: Counting = Counting;
 
-fn live() -> (f64, isize) {
-    (
-        LIVE_BYTES.load(Ordering::Relaxed) as f64 / 1048576.0,
-        LIVE_BLOCKS.load(Ordering::Relaxed),
-    )
-}
-use wasmsched::{MemoryBroker, Scheduler, Topic};
+const LATENCY_JOBS: usize = 10_000;
+const ROUNDS: usize = 3;
+const CONTENDERS: [&str; 2] = ["wasmsched", "tokio-cron-scheduler"];
 
 fn rss_mib() -> f64 {
     let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
@@ -54,44 +72,213 @@ fn rss_mib() -> f64 {
     pages * 4096.0 / 1048576.0
 }
 
-#[tokio::main]
-async fn main() {
+/// CPU time this process used so far (user + system), in seconds.
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .collect();
+    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
+    ticks / 100.0 // USER_HZ
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--contender") {
+        let (contender, mode, n) = (&args[i + 1], &args[i + 2], args[i + 3].parse().unwrap());
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let result = runtime.block_on(child(contender, mode, n));
+        println!("{result}");
+        return;
+    }
     // `cargo bench` passes `--bench`: the count is the first number given.
-    let n: usize = std::env::args()
+    let n: usize = args
+        .iter()
         .skip(1)
         .find_map(|a| a.parse().ok())
         .unwrap_or(100_000);
-    let scheduler = Scheduler::new(Arc::new(MemoryBroker::new()));
-    let base = rss_mib();
-    let start = Instant::now();
-    for i in 0..n {
-        let spec = wasmsched::TriggerSpec::cron("0 * * * *");
-        let trigger = wasmsched::create_trigger(&spec, None, None).unwrap();
-        scheduler
-            .register(format!("t{i}"), trigger, Topic::new("x").unwrap())
-            .await
-            .unwrap();
+    let mut capacity: Vec<Vec<Value>> = vec![Vec::new(), Vec::new()];
+    for _ in 0..ROUNDS {
+        for (i, contender) in CONTENDERS.iter().enumerate() {
+            capacity[i].push(run_child(contender, "capacity", n));
+        }
     }
-    let registered = rss_mib();
-    let (bytes, blocks) = live();
-    println!("registered: live heap {bytes:.1} MiB in {blocks} blocks");
-    scheduler.start().await.unwrap();
-    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
     println!(
-        "{n} triggers: registered {:.1} MiB (+{:.1}), started {:.1} MiB, {:.2?}; {:.1} KiB per trigger",
-        registered,
-        registered - base,
-        rss_mib(),
-        start.elapsed(),
-        (rss_mib() - base) * 1024.0 / n as f64
+        "{n} cron jobs not due (median of {ROUNDS} rounds, each contender in its own process):"
     );
-    unsafe extern "C" {
-        fn malloc_trim(pad: usize) -> i32;
+    println!(
+        "{:<22} {:>10} {:>12} {:>14} {:>12} {:>10}",
+        "", "ready (s)", "resident MiB", "heap MiB", "heap blocks", "idle CPU %"
+    );
+    for (contender, samples) in CONTENDERS.iter().zip(&capacity) {
+        let m = |key: &str| median(samples.iter().map(|s| s[key].as_f64().unwrap()).collect());
+        println!(
+            "{contender:<22} {:>10.2} {:>12.1} {:>14.1} {:>12.0} {:>10.2}",
+            m("ready_s"),
+            m("rss_mib"),
+            m("heap_mib"),
+            m("heap_blocks"),
+            m("idle_cpu_pct")
+        );
     }
-    unsafe { malloc_trim(0) };
-    let (bytes, blocks) = live();
-    println!(
-        "after malloc_trim: {:.1} MiB resident; live heap {bytes:.1} MiB in {blocks} blocks",
-        rss_mib()
-    );
+    println!("{LATENCY_JOBS} cron jobs due at the same minute: lateness (ms)");
+    for contender in CONTENDERS {
+        let result = run_child(contender, "lateness", LATENCY_JOBS);
+        println!(
+            "{contender:<22} p50 {:>8.1}  p99 {:>8.1}  max {:>8.1}  ({} ran)",
+            result["p50_ms"].as_f64().unwrap(),
+            result["p99_ms"].as_f64().unwrap(),
+            result["max_ms"].as_f64().unwrap(),
+            result["ran"]
+        );
+    }
+}
+
+fn run_child(contender: &str, mode: &str, n: usize) -> Value {
+    let output = Command::new(std::env::current_exe().unwrap())
+        .args(["--contender", contender, mode, &n.to_string()])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{contender} {mode}: {output:?}");
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    serde_json::from_str(stdout.lines().last().unwrap()).unwrap()
+}
+
+fn median(mut samples: Vec<f64>) -> f64 {
+    samples.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    samples[samples.len() / 2]
+}
+
+async fn child(contender: &str, mode: &str, n: usize) -> Value {
+    match mode {
+        "capacity" => capacity(contender, n).await,
+        _ => lateness(contender, n).await,
+    }
+}
+
+/// Keeps whatever scheduler was started alive until the measure is done
+/// (held, never read).
+#[allow(dead_code)]
+enum Running {
+    Wasmsched(wasmsched::Scheduler),
+    Peer(tokio_cron_scheduler::JobScheduler),
+}
+
+async fn start(contender: &str, n: usize, every_minute: bool, lateness: &Lateness) -> Running {
+    match contender {
+        "wasmsched" => {
+            use wasmsched::{MemoryBroker, Scheduler, Topic, TriggerSpec};
+            let scheduler = Scheduler::new(Arc::new(MemoryBroker::new()));
+            let expression = if every_minute {
+                "* * * * *"
+            } else {
+                "0 * * * *"
+            };
+            for i in 0..n {
+                let factory = every_minute.then(|| {
+                    let lateness = lateness.clone();
+                    wasmsched::factory_fn(move |firing| {
+                        lateness.record(Utc::now() - firing.instant);
+                        Ok(vec![])
+                    })
+                });
+                let spec = TriggerSpec::cron(expression);
+                let trigger = wasmsched::create_trigger(&spec, factory, None).unwrap();
+                scheduler
+                    .register(format!("t{i}"), trigger, Topic::new("x").unwrap())
+                    .await
+                    .unwrap();
+            }
+            scheduler.start().await.unwrap();
+            Running::Wasmsched(scheduler)
+        }
+        _ => {
+            use tokio_cron_scheduler::{Job, JobScheduler};
+            let scheduler = JobScheduler::new().await.unwrap();
+            let expression = if every_minute {
+                "0 * * * * *"
+            } else {
+                "0 0 * * * *"
+            };
+            for _ in 0..n {
+                let job = match every_minute {
+                    true => {
+                        let lateness = lateness.clone();
+                        Job::new(expression, move |_, _| {
+                            let now = Utc::now();
+                            let scheduled = now.duration_trunc(TimeDelta::minutes(1)).unwrap();
+                            lateness.record(now - scheduled);
+                        })
+                    }
+                    false => Job::new(expression, |_, _| {}),
+                };
+                scheduler.add(job.unwrap()).await.unwrap();
+            }
+            scheduler.start().await.unwrap();
+            Running::Peer(scheduler)
+        }
+    }
+}
+
+async fn capacity(contender: &str, n: usize) -> Value {
+    let started = Instant::now();
+    let running = start(contender, n, false, &Lateness::default()).await;
+    let ready_s = started.elapsed().as_secs_f64();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let rss_mib = rss_mib();
+    let heap_mib = LIVE_BYTES.load(Ordering::Relaxed) as f64 / 1048576.0;
+    let heap_blocks = LIVE_BLOCKS.load(Ordering::Relaxed);
+    let cpu = cpu_seconds();
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let idle_cpu_pct = (cpu_seconds() - cpu) / 10.0 * 100.0;
+    if std::env::var_os("CRON_SCALE_SIZES").is_some() {
+        // The size classes holding most of the heap (for profiling).
+        let mut classes: Vec<(usize, isize)> = BY_SIZE
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (i * 16, n.load(Ordering::Relaxed)))
+            .filter(|(_, n)| *n > 1000)
+            .collect();
+        classes.sort_by_key(|(size, n)| -(*size as isize * n));
+        eprintln!("{contender}: live blocks by size (up to N bytes): {classes:?}");
+    }
+    drop(running);
+    json!({"ready_s": ready_s, "rss_mib": rss_mib, "heap_mib": heap_mib,
+           "heap_blocks": heap_blocks, "idle_cpu_pct": idle_cpu_pct})
+}
+
+/// How late each job ran, in milliseconds.
+#[derive(Clone, Default)]
+struct Lateness(Arc<Mutex<Vec<f64>>>);
+
+impl Lateness {
+    fn record(&self, late: TimeDelta) {
+        let ms = late.num_microseconds().unwrap_or(i64::MAX) as f64 / 1000.0;
+        self.0.lock().unwrap().push(ms);
+    }
+}
+
+async fn lateness(contender: &str, n: usize) -> Value {
+    // Start well before a minute boundary, so every job is in place.
+    let second = Utc::now().timestamp() % 60;
+    if second > 40 {
+        tokio::time::sleep(Duration::from_secs((62 - second) as u64)).await;
+    }
+    let lateness = Lateness::default();
+    let running = start(contender, n, true, &lateness).await;
+    let next = Utc::now().duration_trunc(TimeDelta::minutes(1)).unwrap() + TimeDelta::minutes(1);
+    let wait = (next - Utc::now()).to_std().unwrap_or_default() + Duration::from_secs(10);
+    tokio::time::sleep(wait).await;
+    drop(running);
+    let mut samples = lateness.0.lock().unwrap().clone();
+    samples.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let at = |q: f64| samples[((samples.len() as f64 * q) as usize).min(samples.len() - 1)];
+    json!({"p50_ms": at(0.5), "p99_ms": at(0.99), "max_ms": samples[samples.len() - 1],
+           "ran": samples.len()})
 }

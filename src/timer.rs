@@ -15,9 +15,23 @@ use tokio::sync::mpsc;
 use crate::clock::Clock;
 use crate::cron::CronSchedule;
 
-/// Called with the scheduled instant when a schedule fires. Must not block:
-/// spawn the actual work.
-pub type FireCallback = Arc<dyn Fn(DateTime<Utc>) + Send + Sync>;
+/// What a schedule added to the timer does when it fires. Must not block:
+/// spawn the actual work. A closure `Fn(DateTime<Utc>)` is one; a type of
+/// your own lets a caller keep all it needs in the one allocation the
+/// timer holds.
+pub trait OnFire: Send + Sync {
+    /// Called with the scheduled instant.
+    fn fire(self: Arc<Self>, instant: DateTime<Utc>);
+}
+
+impl<F: Fn(DateTime<Utc>) + Send + Sync> OnFire for F {
+    fn fire(self: Arc<Self>, instant: DateTime<Utc>) {
+        self(instant)
+    }
+}
+
+/// Called with the scheduled instant when a schedule fires.
+pub type FireCallback = Arc<dyn OnFire>;
 
 /// Identifies one schedule added to the timer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -130,43 +144,75 @@ async fn sleep_until(clock: Clock, at: Option<DateTime<Utc>>) {
     }
 }
 
-/// Fires every entry due at `now` and schedules its following instant.
-/// An entry that fell behind (the process was suspended) fires once, for
-/// its latest missed instant, and resumes from now.
+/// Fires every entry due at `now`, then schedules each one's following
+/// instant. An entry that fell behind (the process was suspended) fires
+/// once, for its latest missed instant, and resumes from now.
+///
+/// Triggers due together usually share a schedule (`CronSchedule::shared`),
+/// so each distinct (schedule, instant) is stepped once, and every callback
+/// runs before any next instant is computed: 10 000 triggers on `* * * * *`
+/// start their firings within a few milliseconds (BENCHMARKS.md).
 fn fire_due(
     now: DateTime<Utc>,
     heap: &mut BinaryHeap<Reverse<(DateTime<Utc>, u64)>>,
     entries: &mut HashMap<TimerKey, Entry>,
 ) {
+    let mut due: Vec<(TimerKey, DateTime<Utc>)> = Vec::new();
     while let Some(&Reverse((at, key))) = heap.peek() {
         if at > now {
             break;
         }
         heap.pop();
-        let Some(entry) = entries.get_mut(&TimerKey(key)) else {
-            continue; // removed
-        };
-        if entry.next != at {
-            continue; // stale
+        let key = TimerKey(key);
+        // A removed entry, or a stale heap item, is skipped.
+        if entries.get(&key).is_some_and(|entry| entry.next == at) {
+            due.push((key, at));
         }
-        let mut due = at;
+    }
+    let mut next = NextInstants::default();
+    for (key, at) in &mut due {
+        let entry = &entries[key];
         let mut missed = 0u64;
-        while let Some(next) = entry.schedule.next_after(due).filter(|n| *n <= now) {
-            due = next;
+        while let Some(later) = next.after(&entry.schedule, *at).filter(|n| *n <= now) {
+            *at = later;
             missed += 1;
         }
         if missed > 0 {
             tracing::warn!(schedule = %entry.schedule, missed, "timer fell behind; firing once for the latest missed instant");
         }
-        (entry.callback)(due);
-        match entry.schedule.next_after(due) {
-            Some(next) => {
-                entry.next = next;
-                heap.push(Reverse((next, key)));
+        entry.callback.clone().fire(*at);
+    }
+    for (key, at) in due {
+        let Some(entry) = entries.get_mut(&key) else {
+            continue;
+        };
+        match next.after(&entry.schedule, at) {
+            Some(following) => {
+                entry.next = following;
+                heap.push(Reverse((following, key.0)));
             }
             None => {
-                entries.remove(&TimerKey(key));
+                entries.remove(&key);
             }
         }
+    }
+}
+
+/// `schedule.next_after(instant)`, computed once per distinct schedule and
+/// instant within one round of firing.
+#[derive(Default)]
+struct NextInstants(HashMap<(usize, DateTime<Utc>), Option<DateTime<Utc>>>);
+
+impl NextInstants {
+    fn after(
+        &mut self,
+        schedule: &Arc<CronSchedule>,
+        instant: DateTime<Utc>,
+    ) -> Option<DateTime<Utc>> {
+        let id = Arc::as_ptr(schedule) as usize;
+        *self
+            .0
+            .entry((id, instant))
+            .or_insert_with(|| schedule.next_after(instant))
     }
 }

@@ -60,7 +60,7 @@ pub enum TopicError {
 
 /// A concrete, validated topic such as `pipeline.collection.completed`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Topic(String);
+pub struct Topic(std::sync::Arc<str>);
 
 impl Topic {
     /// Validates `topic`; the error names the bad segment.
@@ -75,7 +75,9 @@ impl Topic {
             }
             check_characters(&topic, segment)?;
         }
-        Ok(Self(topic))
+        // Shared: a clone (every event, every trigger's dispatcher) is a
+        // reference count, not a copy.
+        Ok(Self(topic.into()))
     }
 
     /// The topic, e.g. `logs.app.error`.

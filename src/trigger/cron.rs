@@ -6,12 +6,13 @@
 //! that fell since the last fire are caught up or recorded as missed
 //! ([`super::catch_up`]), then the schedule is followed from there.
 
+use std::pin::pin;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use chrono::{DateTime, TimeDelta, Utc};
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
+use tokio::sync::Notify;
 
 use super::catch_up::{self, CatchUp};
 use super::health::{MissReason, ScheduleHealth};
@@ -20,7 +21,7 @@ use super::{Binding, Dispatcher, StartReason, Trigger, TriggerError, TriggerKind
 use crate::cron::CronSchedule;
 use crate::firing::{Cause, CronRun, Factory, Firing};
 use crate::state::{LastFire, Outcome, StateError, StateStore, Stored};
-use crate::timer::{FireCallback, TimerHandle, TimerKey};
+use crate::timer::{OnFire, TimerHandle, TimerKey};
 
 /// How many missed instants a start lists in the run history (the rest
 /// are counted).
@@ -34,16 +35,13 @@ pub struct CronTrigger {
     jitter: std::time::Duration,
     overlap: OverlapPolicy,
     state: TriggerState,
-    active: Arc<Mutex<Option<Active>>>,
+    active: Mutex<Option<Active>>,
 }
 
+/// A started cron trigger: the timer it is on, and what fires it.
 struct Active {
     timer: TimerHandle,
-    /// Set once the instants missed before the start are dealt with.
-    key: Option<TimerKey>,
-    dispatcher: Arc<Dispatcher>,
-    firings: TaskTracker,
-    stop: CancellationToken,
+    firer: Arc<Firer>,
 }
 
 impl CronTrigger {
@@ -57,7 +55,7 @@ impl CronTrigger {
             jitter: std::time::Duration::ZERO,
             overlap: OverlapPolicy::Allow,
             state: TriggerState::default(),
-            active: Arc::default(),
+            active: Mutex::default(),
         }
     }
 
@@ -96,9 +94,9 @@ impl CronTrigger {
         self.catch_up
     }
 
-    fn dispatcher(&self) -> Option<Arc<Dispatcher>> {
+    fn firer(&self) -> Option<Arc<Firer>> {
         let active = self.active.lock().unwrap_or_else(|p| p.into_inner());
-        active.as_ref().map(|a| a.dispatcher.clone())
+        active.as_ref().map(|a| a.firer.clone())
     }
 
     fn active(&self) -> std::sync::MutexGuard<'_, Option<Active>> {
@@ -108,6 +106,147 @@ impl CronTrigger {
 
 fn firing(dispatcher: &Dispatcher, instant: DateTime<Utc>, run: CronRun) -> Firing {
     Firing::new(dispatcher.trigger_id.clone(), instant, Cause::Cron { run })
+}
+
+/// What a started cron trigger holds, in one allocation (100 000 triggers
+/// are 100 000 of these; BENCHMARKS.md): what publishes its firings, the
+/// claims and overlap state, its place on the timer, and its firings
+/// under way, which its stop waits for. It is the timer's callback.
+struct Firer {
+    dispatcher: Dispatcher,
+    claims: Option<Arc<Claims>>,
+    overlap: Overlap,
+    health: Arc<ScheduleHealth>,
+    /// The trigger's jitter offset: each fire waits this long.
+    offset: std::time::Duration,
+    /// Set once the instants missed before the start are dealt with.
+    timer_key: Mutex<Option<TimerKey>>,
+    /// Tasks under way: firings, and the start's catch-up.
+    in_flight: AtomicUsize,
+    stopped: AtomicBool,
+    /// Wakes the stop when the last task ends, and tasks waiting out
+    /// their jitter when the trigger stops.
+    wake: Notify,
+}
+
+impl OnFire for Firer {
+    /// Spawns the firing of `instant`: the jitter wait, the overlap
+    /// policy, the claim, the factory.
+    fn fire(self: Arc<Self>, instant: DateTime<Utc>) {
+        let firer = self.clone();
+        self.spawn(async move { firer.run(instant).await });
+    }
+}
+
+impl Firer {
+    /// Runs `task`, counted among the tasks the stop waits for.
+    fn spawn(self: &Arc<Self>, task: impl Future<Output = ()> + Send + 'static) {
+        self.in_flight.fetch_add(1, Ordering::SeqCst);
+        let done = Done(self.clone());
+        tokio::spawn(async move {
+            task.await;
+            drop(done);
+        });
+    }
+
+    fn is_stopped(&self) -> bool {
+        self.stopped.load(Ordering::SeqCst)
+    }
+
+    /// Returns once the trigger stops.
+    async fn stopped(&self) {
+        loop {
+            let mut woken = pin!(self.wake.notified());
+            woken.as_mut().enable();
+            if self.is_stopped() {
+                return;
+            }
+            woken.await;
+        }
+    }
+
+    /// Stops: later instants are not fired, tasks waiting out their
+    /// jitter give up, and this returns once every task has ended.
+    async fn stop(&self, timer: &TimerHandle) {
+        self.stopped.store(true, Ordering::SeqCst);
+        if let Some(key) = self.lock_key().take() {
+            timer.remove(key);
+        }
+        // Tasks waiting out their jitter give up.
+        self.wake.notify_waiters();
+        loop {
+            let mut woken = pin!(self.wake.notified());
+            woken.as_mut().enable();
+            if self.in_flight.load(Ordering::SeqCst) == 0 {
+                return;
+            }
+            woken.await;
+        }
+    }
+
+    fn lock_key(&self) -> std::sync::MutexGuard<'_, Option<TimerKey>> {
+        self.timer_key.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    async fn run(&self, instant: DateTime<Utc>) {
+        let dispatcher = &self.dispatcher;
+        if !self.offset.is_zero() {
+            let at = instant + TimeDelta::from_std(self.offset).unwrap_or_default();
+            // A stop during the wait leaves the instant unclaimed: the
+            // next start catches it up.
+            tokio::select! {
+                () = dispatcher.clock.sleep_until(at) => {}
+                () = self.stopped() => return,
+            }
+        }
+        match self.overlap.admit(instant) {
+            Admit::Run => {}
+            Admit::Buffered => return,
+            Admit::Skip => {
+                let why = "the previous firing still runs (overlap)".to_owned();
+                let run =
+                    dispatcher.unfired(TriggerKind::Cron, instant, Outcome::Skipped, Some(why));
+                return dispatcher.record(run).await;
+            }
+        }
+        let jitter_delta = TimeDelta::from_std(self.offset).unwrap_or_default();
+        let mut instant = instant;
+        loop {
+            let claimed = match &self.claims {
+                Some(claims) => claims.claim_or_fire_anyway(instant).await,
+                None => true,
+            };
+            if claimed {
+                let late = dispatcher.clock.now() - instant - jitter_delta;
+                self.health
+                    .record_lateness(late.to_std().unwrap_or_default());
+                // Errors are counted and logged by the dispatcher.
+                let _ = dispatcher
+                    .fire(firing(dispatcher, instant, CronRun::OnTime))
+                    .await;
+            } else {
+                tracing::debug!(trigger = %dispatcher.trigger_id, %instant, "another replica runs this instant");
+            }
+            match self.overlap.done() {
+                // Once stopped, a buffered instant is left to the next
+                // start's catch-up.
+                Some(buffered) if !self.is_stopped() => instant = buffered,
+                _ => break,
+            }
+        }
+    }
+}
+
+/// Counts a task of a [`Firer`] out when it ends (or is dropped with its
+/// runtime), waking the stop after the last one.
+struct Done(Arc<Firer>);
+
+impl Drop for Done {
+    fn drop(&mut self) {
+        if self.0.in_flight.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.0.wake.notify_waiters();
+        }
+    }
 }
 
 /// A trigger's last fire in the store, and the revision this replica saw
@@ -192,7 +331,8 @@ impl Claims {
 /// policy), records the others, then follows the schedule from `now`.
 struct Start {
     claims: Option<Arc<Claims>>,
-    dispatcher: Arc<Dispatcher>,
+    /// The started trigger (its dispatcher, its stop).
+    firer: Arc<Firer>,
     schedule: Arc<CronSchedule>,
     catch_up: CatchUp,
     reason: StartReason,
@@ -212,8 +352,8 @@ const CLAIM_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 impl Start {
     /// Catches up the instants up to a little before now; returns the
     /// instant after which the schedule (and its claims) takes over.
-    async fn catch_up(&self, stop: &CancellationToken) -> DateTime<Utc> {
-        let now = self.dispatcher.clock.now();
+    async fn catch_up(&self) -> DateTime<Utc> {
+        let now = self.firer.dispatcher.clock.now();
         let Some(claims) = &self.claims else {
             return now;
         };
@@ -263,7 +403,7 @@ impl Start {
             false => plan.fire.clone(),
         };
         for (index, instant) in claimed.iter().enumerate() {
-            if stop.is_cancelled() {
+            if self.firer.is_stopped() {
                 break;
             }
             if !claims.claim_or_fire_anyway(*instant).await {
@@ -273,9 +413,9 @@ impl Start {
                 self.record_not_run(&plan, paused).await;
             }
             if !plan.fire.is_empty() {
-                let late = firing(&self.dispatcher, *instant, CronRun::CatchUp);
+                let late = firing(&self.firer.dispatcher, *instant, CronRun::CatchUp);
                 // Errors are counted, logged and recorded by the dispatcher.
-                let _ = self.dispatcher.fire(late).await;
+                let _ = self.firer.dispatcher.fire(late).await;
             }
         }
         cut
@@ -285,7 +425,7 @@ impl Start {
         if plan.missed_count == 0 {
             return;
         }
-        let dispatcher = &self.dispatcher;
+        let dispatcher = &self.firer.dispatcher;
         let (first, last) = (
             plan.first_missed.unwrap_or_default(),
             plan.missed.last().map(|m| m.0).unwrap_or_default(),
@@ -345,7 +485,7 @@ impl Trigger for CronTrigger {
 
     async fn start(&self, binding: Binding) -> Result<(), TriggerError> {
         self.state.begin()?;
-        let dispatcher = Arc::new(self.state.dispatcher(&binding, &self.factory));
+        let dispatcher = self.state.dispatcher(&binding, &self.factory);
         let claims = binding.store.clone().map(|store| {
             Arc::new(Claims {
                 store,
@@ -354,109 +494,55 @@ impl Trigger for CronTrigger {
                 seen: Mutex::new(None),
             })
         });
-        let firings = TaskTracker::new();
-        let stop = CancellationToken::new();
-        let offset = crate::cron::jitter_offset(&binding.trigger_id, self.jitter);
-        let jitter_delta = TimeDelta::from_std(offset).unwrap_or_default();
-        let health = binding.health.clone();
-        let overlap = Arc::new(Overlap::new(self.overlap));
-        let on_fire: FireCallback = {
-            let (dispatcher, firings, claims, stop) = (
-                dispatcher.clone(),
-                firings.clone(),
-                claims.clone(),
-                stop.clone(),
-            );
-            Arc::new(move |instant| {
-                let (dispatcher, claims, stop) = (dispatcher.clone(), claims.clone(), stop.clone());
-                let health = health.clone();
-                let overlap = overlap.clone();
-                firings.spawn(async move {
-                    if !offset.is_zero() {
-                        let at = instant + chrono::TimeDelta::from_std(offset).unwrap_or_default();
-                        // A stop during the wait leaves the instant unclaimed:
-                        // the next start catches it up.
-                        tokio::select! {
-                            () = dispatcher.clock.sleep_until(at) => {}
-                            () = stop.cancelled() => return,
-                        }
-                    }
-                    match overlap.admit(instant) {
-                        Admit::Run => {}
-                        Admit::Buffered => return,
-                        Admit::Skip => {
-                            let why = "the previous firing still runs (overlap)".to_owned();
-                            let run = dispatcher.unfired(TriggerKind::Cron, instant, Outcome::Skipped, Some(why));
-                            return dispatcher.record(run).await;
-                        }
-                    }
-                    let mut instant = instant;
-                    loop {
-                        let claimed = match &claims {
-                            Some(claims) => claims.claim_or_fire_anyway(instant).await,
-                            None => true,
-                        };
-                        if claimed {
-                            let late = dispatcher.clock.now() - instant - jitter_delta;
-                            health.record_lateness(late.to_std().unwrap_or_default());
-                            // Errors are counted and logged by the dispatcher.
-                            let _ = dispatcher.fire(firing(&dispatcher, instant, CronRun::OnTime)).await;
-                        } else {
-                            tracing::debug!(trigger = %dispatcher.trigger_id, %instant, "another replica runs this instant");
-                        }
-                        match overlap.done() {
-                            // Once stopped, a buffered instant is left to the
-                            // next start's catch-up.
-                            Some(buffered) if !stop.is_cancelled() => instant = buffered,
-                            _ => break,
-                        }
-                    }
-                });
-            })
-        };
-        *self.active() = Some(Active {
-            timer: binding.timer.clone(),
-            key: None,
-            dispatcher: dispatcher.clone(),
-            firings: firings.clone(),
-            stop: stop.clone(),
+        let firer = Arc::new(Firer {
+            dispatcher,
+            claims: claims.clone(),
+            overlap: Overlap::new(self.overlap),
+            health: binding.health.clone(),
+            offset: crate::cron::jitter_offset(&binding.trigger_id, self.jitter),
+            timer_key: Mutex::new(None),
+            in_flight: AtomicUsize::new(0),
+            stopped: AtomicBool::new(false),
+            wake: Notify::new(),
         });
+        let timer = binding.timer.clone();
+        *self.active() = Some(Active {
+            timer: timer.clone(),
+            firer: firer.clone(),
+        });
+        let schedule = self.schedule.clone();
+        if claims.is_none() {
+            // No store, nothing owed: straight to the timer, without a task
+            // (100 000 triggers starting at once spawned 100 000 of them,
+            // and the allocator kept what they used; BENCHMARKS.md).
+            let now = firer.dispatcher.clock.now();
+            *firer.lock_key() = Some(timer.add_after(schedule, now, firer.clone()));
+            return Ok(());
+        }
         let start = Start {
             claims,
-            dispatcher,
+            firer: firer.clone(),
             schedule: self.schedule.clone(),
             catch_up: self.catch_up,
             reason: binding.start,
             jitter: self.jitter,
             health: binding.health.clone(),
         };
-        let timer = binding.timer;
-        let schedule = self.schedule.clone();
-        if start.claims.is_none() {
-            // No store, nothing owed: straight to the timer, without a task
-            // (100 000 triggers starting at once spawned 100 000 of them,
-            // and the allocator kept what they used; BENCHMARKS.md).
-            let now = start.dispatcher.clock.now();
-            if let Some(active) = self.active().as_mut() {
-                active.key = Some(timer.add_after(schedule, now, on_fire));
-            }
-            return Ok(());
-        }
-        // A trigger stopped while it catches up is not added to the timer:
-        // `stop` takes `Active` first, and the key is set under its lock.
-        let this = self.active.clone();
-        firings.spawn(async move {
-            let from = start.catch_up(&stop).await;
+        firer.spawn(async move {
+            let from = start.catch_up().await;
             // The instants after the catch-up's cut (the last seconds, and
             // any that fell while it ran) go the regular way: each claimed,
             // and run where its claim lands. Then the timer takes over.
-            let now = start.dispatcher.clock.now();
+            let firer = &start.firer;
+            let now = firer.dispatcher.clock.now();
             for instant in schedule.fires_after(from).take_while(|t| *t <= now) {
-                on_fire(instant);
+                firer.clone().fire(instant);
             }
-            let mut active = this.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some(active) = active.as_mut().filter(|_| !stop.is_cancelled()) {
-                active.key = Some(timer.add_after(schedule, now, on_fire));
+            // A trigger stopped while it caught up is not added to the
+            // timer: the stop marks it stopped, then takes the key.
+            let mut key = firer.lock_key();
+            if !firer.is_stopped() {
+                *key = Some(timer.add_after(schedule, now, firer.clone()));
             }
         });
         Ok(())
@@ -465,20 +551,16 @@ impl Trigger for CronTrigger {
     async fn stop(&self) {
         let active = self.active().take();
         if let Some(active) = active {
-            active.stop.cancel();
-            if let Some(key) = active.key {
-                active.timer.remove(key);
-            }
-            active.firings.close();
-            active.firings.wait().await;
+            active.firer.stop(&active.timer).await;
         }
         self.state.end();
     }
 
     async fn run_now(&self, _payload: Option<serde_json::Value>) -> Result<u64, TriggerError> {
-        let dispatcher = self.dispatcher().ok_or(TriggerError::NotRunning)?;
+        let firer = self.firer().ok_or(TriggerError::NotRunning)?;
+        let dispatcher = &firer.dispatcher;
         dispatcher
-            .fire(firing(&dispatcher, Utc::now(), CronRun::OnTime))
+            .fire(firing(dispatcher, Utc::now(), CronRun::OnTime))
             .await?;
         Ok(self.fire_count())
     }
@@ -486,9 +568,10 @@ impl Trigger for CronTrigger {
     /// Runs the factory for scheduled `instant`, marked as a backfill
     /// (no claim: a backfill is asked for, on one replica).
     async fn backfill(&self, instant: DateTime<Utc>) -> Result<(), TriggerError> {
-        let dispatcher = self.dispatcher().ok_or(TriggerError::NotRunning)?;
+        let firer = self.firer().ok_or(TriggerError::NotRunning)?;
+        let dispatcher = &firer.dispatcher;
         dispatcher
-            .fire(firing(&dispatcher, instant, CronRun::Backfill))
+            .fire(firing(dispatcher, instant, CronRun::Backfill))
             .await?;
         Ok(())
     }
