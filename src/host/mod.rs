@@ -336,7 +336,7 @@ impl Host {
         host.restore_admin_triggers(&store).await;
         host.follow_store(changes);
         host.scheduler.start().await?;
-        match host.store.timers().await {
+        match host.store.timer_dues().await {
             Ok(pending) => {
                 let _ = host.timers.set(timers::Timers::spawn(&host, pending));
             }

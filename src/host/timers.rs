@@ -2,7 +2,9 @@
 //! instant. Kept in the state store (so they survive restarts, and a
 //! timer whose instant passed while the host was down fires at start,
 //! marked late), and fired once across replicas: each replica keeps every
-//! timer in a min-heap, and at its instant the one whose
+//! timer's id and instant in a min-heap (what a timer does stays in the
+//! store, read when it is due: a million pending timers hold ~100 bytes
+//! each here), and at its instant the one whose
 //! [`StateStore::take_timer`] lands fires it.
 
 use std::cmp::Reverse;
@@ -30,10 +32,19 @@ const ON_TIME: chrono::TimeDelta = chrono::TimeDelta::seconds(1);
 
 /// Changes to the timers the task follows.
 pub(super) enum TimerCommand {
-    /// Follow (or, same id, replace) this timer.
-    Add(OneOffTimer),
+    /// Follow (or, same id, move) timer `id`, due at `due`.
+    Add { id: Arc<str>, due: DateTime<Utc> },
     /// Stop following timer `id` (it fired elsewhere, or was cancelled).
     Remove(String),
+}
+
+impl TimerCommand {
+    fn add(timer: &OneOffTimer) -> Self {
+        TimerCommand::Add {
+            id: timer.id.as_str().into(),
+            due: timer.due,
+        }
+    }
 }
 
 /// The host's timer task, fed through [`TimerCommand`]s.
@@ -42,11 +53,13 @@ pub(super) struct Timers {
 }
 
 impl Timers {
-    /// Starts following `timers` for `host` (until it is dropped).
-    pub(super) fn spawn(host: &Arc<Host>, timers: Vec<OneOffTimer>) -> Self {
+    /// Starts following `timers` (ids and instants) for `host` (until it
+    /// is dropped).
+    pub(super) fn spawn(host: &Arc<Host>, timers: Vec<(String, DateTime<Utc>)>) -> Self {
         let (commands, receiver) = mpsc::unbounded_channel();
-        for timer in timers {
-            let _ = commands.send(TimerCommand::Add(timer));
+        for (id, due) in timers {
+            let id = id.into();
+            let _ = commands.send(TimerCommand::Add { id, due });
         }
         tokio::spawn(run(Arc::downgrade(host), receiver));
         Self { commands }
@@ -58,8 +71,8 @@ impl Timers {
 }
 
 async fn run(host: Weak<Host>, mut commands: mpsc::UnboundedReceiver<TimerCommand>) {
-    let mut heap: BinaryHeap<Reverse<(DateTime<Utc>, String)>> = BinaryHeap::new();
-    let mut pending: HashMap<String, OneOffTimer> = HashMap::new();
+    let mut heap: BinaryHeap<Reverse<(DateTime<Utc>, Arc<str>)>> = BinaryHeap::new();
+    let mut pending: HashMap<Arc<str>, DateTime<Utc>> = HashMap::new();
     loop {
         let clock = match host.upgrade() {
             Some(host) => host.scheduler.clock(),
@@ -69,12 +82,12 @@ async fn run(host: Weak<Host>, mut commands: mpsc::UnboundedReceiver<TimerComman
         tokio::select! {
             command = commands.recv() => match command {
                 None => return,
-                Some(TimerCommand::Add(timer)) => {
-                    heap.push(Reverse((timer.due, timer.id.clone())));
-                    pending.insert(timer.id.clone(), timer);
+                Some(TimerCommand::Add { id, due }) => {
+                    heap.push(Reverse((due, id.clone())));
+                    pending.insert(id, due);
                 }
                 Some(TimerCommand::Remove(id)) => {
-                    pending.remove(&id);
+                    pending.remove(id.as_str());
                 }
             },
             () = sleep_until(clock, earliest) => {
@@ -84,12 +97,13 @@ async fn run(host: Weak<Host>, mut commands: mpsc::UnboundedReceiver<TimerComman
                         break;
                     }
                     heap.pop();
-                    // A stale heap entry (removed, or replaced with another instant).
-                    let Some(timer) = pending.remove(&id).filter(|t| t.due == due) else {
+                    // A stale heap entry (removed, or moved to another instant).
+                    if pending.get(&id) != Some(&due) {
                         continue;
-                    };
+                    }
+                    pending.remove(&id);
                     let Some(host) = host.upgrade() else { return };
-                    tokio::spawn(async move { host.fire_timer(timer, now).await });
+                    tokio::spawn(async move { host.fire_timer(&id, due, now).await });
                 }
             }
         }
@@ -117,7 +131,7 @@ impl Host {
         let kept = self.store.put_timer(&timer).await?;
         let new = kept == timer;
         if new {
-            self.follow_timer(kept.clone());
+            self.follow_timer(&kept);
             tracing::info!(timer = %kept.id, due = %kept.due, "added timer");
         }
         Ok((kept, new))
@@ -135,9 +149,9 @@ impl Host {
         Ok(taken)
     }
 
-    fn follow_timer(&self, timer: OneOffTimer) {
+    fn follow_timer(&self, timer: &OneOffTimer) {
         if let Some(timers) = self.timers.get() {
-            timers.send(TimerCommand::Add(timer));
+            timers.send(TimerCommand::add(timer));
         }
     }
 
@@ -151,14 +165,25 @@ impl Host {
     /// or removed it).
     pub(super) async fn refresh_timer(&self, id: &str) -> Result<(), String> {
         match self.store.timer(id).await.map_err(|e| e.to_string())? {
-            Some(timer) => self.follow_timer(timer),
+            Some(timer) => self.follow_timer(&timer),
             None => self.unfollow_timer(id),
         }
         Ok(())
     }
 
-    /// Fires `timer` if this replica takes it from the store first.
-    async fn fire_timer(&self, timer: OneOffTimer, now: DateTime<Utc>) {
+    /// Fires timer `id`, due at `due`, as the store has it, if this replica
+    /// takes it from the store first.
+    async fn fire_timer(&self, id: &str, due: DateTime<Utc>, now: DateTime<Utc>) {
+        let timer = match self.store.timer(id).await {
+            Ok(Some(timer)) if timer.due == due => timer,
+            // Moved meanwhile: followed at its new instant.
+            Ok(Some(timer)) => return self.follow_timer(&timer),
+            Ok(None) => return, // fired elsewhere, or cancelled
+            Err(error) => {
+                tracing::warn!(timer = %id, "not fired ({error}); trying again in {RETRY:?}");
+                return self.follow_again(id, due);
+            }
+        };
         match self.store.take_timer(&timer.id).await {
             Ok(true) => {}
             Ok(false) => return, // another replica fires it (or it was cancelled)
@@ -196,6 +221,20 @@ impl Host {
         }
     }
 
+    /// Follows timer `id` again, shortly (the store could not be read).
+    fn follow_again(&self, id: &str, due: DateTime<Utc>) {
+        let again = due.max(self.scheduler.clock().now())
+            + chrono::TimeDelta::from_std(RETRY).unwrap_or_default();
+        if let Some(timers) = self.timers.get() {
+            let commands = timers.commands.clone();
+            let id: Arc<str> = id.into();
+            tokio::spawn(async move {
+                tokio::time::sleep(RETRY).await;
+                let _ = commands.send(TimerCommand::Add { id, due: again });
+            });
+        }
+    }
+
     /// Puts `timer` back, due again shortly.
     fn retry_timer(&self, mut timer: OneOffTimer) {
         timer.due =
@@ -206,7 +245,7 @@ impl Host {
             tokio::spawn(async move {
                 match store.put_timer(&timer).await {
                     Ok(kept) => {
-                        let _ = commands.send(TimerCommand::Add(kept));
+                        let _ = commands.send(TimerCommand::add(&kept));
                     }
                     Err(error) => tracing::error!(timer = %timer.id, "timer lost: {error}"),
                 }

@@ -361,6 +361,12 @@ pub trait StateStore: PluginKv + FlowWindows + Send + Sync + 'static {
     async fn put_timer(&self, timer: &OneOffTimer) -> Result<OneOffTimer, StateError>;
     /// Every pending timer.
     async fn timers(&self) -> Result<Vec<OneOffTimer>, StateError>;
+    /// Every pending timer's id and instant (what a host keeps in memory;
+    /// the rest is read when a timer is due).
+    async fn timer_dues(&self) -> Result<Vec<(String, DateTime<Utc>)>, StateError> {
+        let timers = self.timers().await?;
+        Ok(timers.into_iter().map(|t| (t.id, t.due)).collect())
+    }
     /// One timer.
     async fn timer(&self, id: &str) -> Result<Option<OneOffTimer>, StateError>;
     /// Removes timer `id`: `true` if this call removed it (so, when it is

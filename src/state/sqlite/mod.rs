@@ -18,6 +18,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
 use super::{
@@ -543,6 +544,23 @@ impl StateStore for SqliteStore {
             .await?;
         rows.iter()
             .map(|json| serde_json::from_str(json).map_err(|e| self.corrupt("timer".into(), e)))
+            .collect()
+    }
+
+    async fn timer_dues(&self) -> Result<Vec<(String, DateTime<Utc>)>, StateError> {
+        let rows: Vec<(String, String)> = self
+            .with(|c| {
+                let mut statement = c.prepare_cached("SELECT id, due FROM timers")?;
+                let rows = statement.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?;
+                rows.collect()
+            })
+            .await?;
+        rows.into_iter()
+            .map(|(id, due)| {
+                let due = DateTime::parse_from_rfc3339(&due)
+                    .map_err(|e| self.corrupt(format!("timer {id}"), e))?;
+                Ok((id, due.with_timezone(&Utc)))
+            })
             .collect()
     }
 
