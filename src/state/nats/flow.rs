@@ -6,7 +6,6 @@
 use async_nats::jetstream::kv::{self, Operation};
 use async_trait::async_trait;
 use bytes::Bytes;
-use futures_util::StreamExt;
 
 use super::NatsStore;
 use crate::state::{FlowWindows, StateError, Stored, id_key};
@@ -21,21 +20,10 @@ impl FlowWindows for NatsStore {
         &self,
         trigger: &str,
     ) -> Result<Vec<(String, Stored<serde_json::Value>)>, StateError> {
-        let what = "listing flow-control windows";
         let start = format!("{}.k", id_key(trigger));
-        let mut keys = self.flow.keys().await.map_err(|e| self.io(what, e))?;
-        let mut found = Vec::new();
-        while let Some(stored) = keys.next().await {
-            let stored = stored.map_err(|e| self.io(what, e))?;
-            let Some(encoded) = stored.strip_prefix(&start) else {
-                continue;
-            };
-            let key = hex::decode(encoded)
-                .ok()
-                .and_then(|bytes| String::from_utf8(bytes).ok())
-                .ok_or_else(|| self.corrupt(stored.clone(), "not a hex-encoded key"))?;
-            found.push(key);
-        }
+        let found = self
+            .hex_keys(&self.flow, &start, "listing flow-control windows")
+            .await?;
         let mut windows = Vec::with_capacity(found.len());
         for key in found {
             if let Some(window) = self.flow_window(trigger, &key).await? {

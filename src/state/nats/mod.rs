@@ -184,6 +184,30 @@ impl NatsStore {
     }
 
     /// Every live key of `bucket` with its value.
+    /// The keys of `bucket` that start with `start`, followed by a key in
+    /// hex (plugin keys, flow-control windows): those keys, decoded.
+    async fn hex_keys(
+        &self,
+        bucket: &kv::Store,
+        start: &str,
+        what: &str,
+    ) -> Result<Vec<String>, StateError> {
+        let mut all = bucket.keys().await.map_err(|e| self.io(what, e))?;
+        let mut keys = Vec::new();
+        while let Some(stored) = all.next().await {
+            let stored = stored.map_err(|e| self.io(what, e))?;
+            let Some(encoded) = stored.strip_prefix(start) else {
+                continue;
+            };
+            let key = hex::decode(encoded)
+                .ok()
+                .and_then(|bytes| String::from_utf8(bytes).ok())
+                .ok_or_else(|| self.corrupt(stored.clone(), "not a hex-encoded key"))?;
+            keys.push(key);
+        }
+        Ok(keys)
+    }
+
     async fn entries(
         &self,
         bucket: &kv::Store,

@@ -12,7 +12,6 @@
 use async_nats::jetstream::kv::{self, Operation};
 use async_trait::async_trait;
 use bytes::Bytes;
-use futures_util::StreamExt;
 
 use super::NatsStore;
 use crate::state::{KvError, KvQuota, KvUsage, PluginKv, StateError, id_key};
@@ -112,22 +111,9 @@ impl PluginKv for NatsStore {
 impl NatsStore {
     /// The keys of `scope` (decoded).
     async fn scope_keys(&self, scope: &str) -> Result<Vec<String>, StateError> {
-        let what = "listing plugin keys";
         let start = format!("v.{}.", id_key(scope));
-        let mut all = self.plugin_kv.keys().await.map_err(|e| self.io(what, e))?;
-        let mut keys = Vec::new();
-        while let Some(stored) = all.next().await {
-            let stored = stored.map_err(|e| self.io(what, e))?;
-            let Some(encoded) = stored.strip_prefix(&start) else {
-                continue;
-            };
-            let key = hex::decode(encoded)
-                .ok()
-                .and_then(|bytes| String::from_utf8(bytes).ok())
-                .ok_or_else(|| self.corrupt(stored.clone(), "not a hex-encoded key"))?;
-            keys.push(key);
-        }
-        Ok(keys)
+        self.hex_keys(&self.plugin_kv, &start, "listing plugin keys")
+            .await
     }
 
     async fn value_len(&self, scope: &str, key: &str) -> Result<Option<usize>, StateError> {
