@@ -150,8 +150,7 @@ async fn sleep_until(clock: Clock, at: Option<DateTime<Utc>>) {
 ///
 /// Triggers due together usually share a schedule (`CronSchedule::shared`),
 /// so each distinct (schedule, instant) is stepped once, and every callback
-/// runs before any next instant is computed: 10 000 triggers on `* * * * *`
-/// start their firings within a few milliseconds (BENCHMARKS.md).
+/// is called before any next instant is computed.
 fn fire_due(
     now: DateTime<Utc>,
     heap: &mut BinaryHeap<Reverse<(DateTime<Utc>, u64)>>,
@@ -170,6 +169,7 @@ fn fire_due(
         }
     }
     let mut next = NextInstants::default();
+    let mut calls = Vec::with_capacity(due.len());
     for (key, at) in &mut due {
         let entry = &entries[key];
         let mut missed = 0u64;
@@ -180,8 +180,9 @@ fn fire_due(
         if missed > 0 {
             tracing::warn!(schedule = %entry.schedule, missed, "timer fell behind; firing once for the latest missed instant");
         }
-        entry.callback.clone().fire(*at);
+        calls.push((entry.callback.clone(), *at));
     }
+    call_all(calls);
     for (key, at) in due {
         let Some(entry) = entries.get_mut(&key) else {
             continue;
@@ -195,6 +196,27 @@ fn fire_due(
                 entries.remove(&key);
             }
         }
+    }
+}
+
+/// Due callbacks are called by tasks of up to this many each, so every
+/// worker thread of the runtime spawns firings at once.
+const CALLS_PER_TASK: usize = 256;
+
+/// Calls each callback with its instant: a few directly, many from tasks of
+/// [`CALLS_PER_TASK`] each (spawning 10 000 firings from one task alone
+/// took ~25 ms on 2 cores; BENCHMARKS.md, "Many cron triggers").
+fn call_all(mut calls: Vec<(FireCallback, DateTime<Utc>)>) {
+    while calls.len() > CALLS_PER_TASK {
+        let chunk = calls.split_off(calls.len() - CALLS_PER_TASK);
+        tokio::spawn(async move {
+            for (callback, at) in chunk {
+                callback.fire(at);
+            }
+        });
+    }
+    for (callback, at) in calls {
+        callback.fire(at);
     }
 }
 

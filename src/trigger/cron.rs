@@ -188,16 +188,23 @@ impl Firer {
         self.timer_key.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Waits out the jitter offset of `instant`; false if the trigger
+    /// stopped meanwhile (the instant is left unclaimed: the next start
+    /// catches it up).
+    async fn wait_out_jitter(&self, instant: DateTime<Utc>) -> bool {
+        let at = instant + TimeDelta::from_std(self.offset).unwrap_or_default();
+        tokio::select! {
+            () = self.dispatcher.clock.sleep_until(at) => true,
+            () = self.stopped() => false,
+        }
+    }
+
     async fn run(&self, instant: DateTime<Utc>) {
         let dispatcher = &self.dispatcher;
-        if !self.offset.is_zero() {
-            let at = instant + TimeDelta::from_std(self.offset).unwrap_or_default();
-            // A stop during the wait leaves the instant unclaimed: the
-            // next start catches it up.
-            tokio::select! {
-                () = dispatcher.clock.sleep_until(at) => {}
-                () = self.stopped() => return,
-            }
+        // Paths most firings do not take are boxed: the firing's future
+        // stays small, and 10 000 of them start sooner (BENCHMARKS.md).
+        if !self.offset.is_zero() && !Box::pin(self.wait_out_jitter(instant)).await {
+            return;
         }
         match self.overlap.admit(instant) {
             Admit::Run => {}
@@ -206,14 +213,14 @@ impl Firer {
                 let why = "the previous firing still runs (overlap)".to_owned();
                 let run =
                     dispatcher.unfired(TriggerKind::Cron, instant, Outcome::Skipped, Some(why));
-                return dispatcher.record(run).await;
+                return Box::pin(dispatcher.record(run)).await;
             }
         }
         let jitter_delta = TimeDelta::from_std(self.offset).unwrap_or_default();
         let mut instant = instant;
         loop {
             let claimed = match &self.claims {
-                Some(claims) => claims.claim_or_fire_anyway(instant).await,
+                Some(claims) => Box::pin(claims.claim_or_fire_anyway(instant)).await,
                 None => true,
             };
             if claimed {
@@ -221,9 +228,10 @@ impl Firer {
                 self.health
                     .record_lateness(late.to_std().unwrap_or_default());
                 // Errors are counted and logged by the dispatcher.
-                let _ = dispatcher
-                    .fire(firing(dispatcher, instant, CronRun::OnTime))
-                    .await;
+                // Boxed: the task spawned per firing shrinks from 952 to
+                // 128 bytes, and 10 000 due at once start ~1.6x sooner.
+                let firing = firing(dispatcher, instant, CronRun::OnTime);
+                let _ = Box::pin(dispatcher.fire(firing)).await;
             } else {
                 tracing::debug!(trigger = %dispatcher.trigger_id, %instant, "another replica runs this instant");
             }
