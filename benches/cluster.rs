@@ -129,7 +129,7 @@ async fn start_hosts(
         let base = format!("http://{}", listener.local_addr().unwrap());
         tokio::spawn(http::serve(
             listener,
-            AppState::new(host.clone()),
+            AppState::new(host.clone()).await.unwrap(),
             std::future::pending(),
         ));
         hosts.push((host, base));

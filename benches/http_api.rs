@@ -91,7 +91,7 @@ async fn start_servers() -> (SocketAddr, SocketAddr) {
     let host_addr = listener.local_addr().unwrap();
     tokio::spawn(http::serve(
         listener,
-        AppState::new(host),
+        AppState::new(host).await.unwrap(),
         std::future::pending(),
     ));
 

@@ -224,7 +224,7 @@ async fn start_host(extra: &str) -> (Arc<Host>, String) {
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(http::serve(
         listener,
-        AppState::new(host.clone()),
+        AppState::new(host.clone()).await.unwrap(),
         std::future::pending(),
     ));
     (host, base)

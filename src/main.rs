@@ -28,6 +28,10 @@ enum Command {
         /// Listen address; overrides `[server] listen`.
         #[arg(long)]
         listen: Option<std::net::SocketAddr>,
+        /// Serve beyond loopback without an admin token (the admin API
+        /// open to the network); warned about at every start.
+        #[arg(long)]
+        allow_unauthenticated: bool,
     },
     /// Check a plugin: which worlds it implements and what it imports.
     Check {
@@ -268,7 +272,11 @@ fn main() -> ExitCode {
         }) => cli::cron::explain(&expression, &tz, &jitter.into_jitter()),
         Command::Check { file } => cli::check::run(&file),
         Command::New { name, lang, dir } => cli::new::run(&name, lang, dir.as_deref()),
-        Command::Run { config, listen } => cli::run::run(&config, listen),
+        Command::Run {
+            config,
+            listen,
+            allow_unauthenticated,
+        } => cli::run::run(&config, listen, allow_unauthenticated),
         Command::Trigger { id, data, remote } => client(&remote, |r| {
             Box::pin(async move { r.trigger(&id, &data).await })
         }),

@@ -1,5 +1,6 @@
-//! Durations (`"250ms"`, `"30s"`, `"5m"`) and sizes (`"64MiB"`) as written
-//! in configuration files and manifests, and their serde adapters.
+//! Durations (`"250ms"`, `"30s"`, `"5m"`), sizes (`"64MiB"`) and rates
+//! (`"10/s"`) as written in configuration files and manifests, and their
+//! serde adapters.
 
 use std::fmt;
 use std::time::Duration;
@@ -160,5 +161,66 @@ mod tests {
         assert_eq!(parse_bytes("512 KiB").unwrap(), 512 << 10);
         assert_eq!(parse_bytes("1000").unwrap(), 1000);
         assert!(parse_bytes("lots").is_err());
+    }
+}
+
+/// A rate limit: at most `count` requests per `per`, in bursts of up to
+/// `count` (`"10/s"`, `"300/min"`, `"1000/h"`, `"5/10s"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rate {
+    /// Requests allowed per period (at least 1).
+    pub count: std::num::NonZeroU32,
+    /// The period (more than zero).
+    pub per: Duration,
+}
+
+impl std::str::FromStr for Rate {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        let invalid =
+            || format!("invalid rate {text:?}; use e.g. \"10/s\", \"300/min\" or \"5/10s\"");
+        let (count, per) = text.split_once('/').ok_or_else(invalid)?;
+        let count = count.trim().parse().map_err(|_| invalid())?;
+        let per = per.trim();
+        // "10/s" means one second, "5/10s" ten.
+        let per = match per.chars().next() {
+            Some(c) if c.is_ascii_digit() => parse_duration(per)?,
+            _ => parse_duration(&format!("1{per}"))?,
+        };
+        if per.is_zero() {
+            return Err(invalid());
+        }
+        Ok(Self { count, per })
+    }
+}
+
+impl fmt::Display for Rate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.count, format_duration(self.per))
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Rate {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod rate_tests {
+    use super::*;
+
+    #[test]
+    fn rates_read_as_written() {
+        let rate: Rate = "300/min".parse().unwrap();
+        assert_eq!((rate.count.get(), rate.per), (300, Duration::from_secs(60)));
+        let rate: Rate = "5/10s".parse().unwrap();
+        assert_eq!((rate.count.get(), rate.per), (5, Duration::from_secs(10)));
+        assert_eq!("10/s".parse::<Rate>().unwrap().to_string(), "10/1s");
+        for bad in ["10", "0/s", "x/s", "10/parsec", "10/0s"] {
+            assert!(bad.parse::<Rate>().is_err(), "{bad}");
+        }
     }
 }

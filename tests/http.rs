@@ -68,7 +68,7 @@ impl Server {
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let served = tokio::spawn(http::serve(
             listener,
-            AppState::new(host.clone()),
+            AppState::new(host.clone()).await.unwrap(),
             async move {
                 let _ = stopped.await;
             },
@@ -88,13 +88,12 @@ impl Server {
     }
 
     async fn post_json(&self, path: &str, body: Value) -> (u16, Value) {
-        let response = self
-            .http
-            .post(self.url(path))
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
+        let mut request = self.http.post(self.url(path)).json(&body);
+        // Publishing asks for the admin token when one is set.
+        if path == "/api/events" {
+            request = request.bearer_auth("admin-secret");
+        }
+        let response = request.send().await.unwrap();
         (response.status().as_u16(), response.json().await.unwrap())
     }
 
@@ -339,6 +338,7 @@ async fn sse(server: &Server, pattern: &str) -> SseStream {
     let response = server
         .http
         .get(server.url("/api/events/stream"))
+        .bearer_auth("admin-secret")
         .query(&[("pattern", pattern)])
         .send()
         .await

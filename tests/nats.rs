@@ -43,7 +43,7 @@ async fn serve(host: &Arc<Host>) -> String {
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(http::serve(
         listener,
-        AppState::new(host.clone()),
+        AppState::new(host.clone()).await.unwrap(),
         std::future::pending(),
     ));
     base

@@ -8,27 +8,57 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use wasmsched::TopicPattern;
 use wasmsched::broker::SubscriberKind;
-use wasmsched::config::Config;
+use wasmsched::config::{Config, TokenKind};
 use wasmsched::host::Host;
 use wasmsched::http::{self, AppState};
 
-pub fn run(config_path: &Path, listen: Option<SocketAddr>) -> Result<()> {
+pub fn run(
+    config_path: &Path,
+    listen: Option<SocketAddr>,
+    allow_unauthenticated: bool,
+) -> Result<()> {
     init_logging();
     let mut config =
         Config::load(config_path).with_context(|| format!("loading {}", config_path.display()))?;
     if let Some(listen) = listen {
-        config.listen = listen;
+        config.server.listen = listen;
+    }
+    config.server.allow_unauthenticated |= allow_unauthenticated;
+    if let Some((before, after)) = http::raise_open_file_limit() {
+        tracing::info!(
+            "open-file limit: {after} (was {before}; raise the hard limit with LimitNOFILE= or ulimit -Hn)"
+        );
     }
     wasmsched::host::runtime()?.block_on(serve(config))
 }
 
+/// Refuses to serve beyond loopback with no admin token, unless allowed.
+fn check_exposure(config: &Config, tokens: &http::Tokens) -> Result<()> {
+    let listen = config.server.listen;
+    if listen.ip().is_loopback() || tokens.has(TokenKind::Admin) {
+        return Ok(());
+    }
+    if config.server.allow_unauthenticated {
+        tracing::warn!(
+            %listen,
+            "the admin API, publishing and the event stream are open to anyone who can reach              {listen} (no admin token, --allow-unauthenticated)"
+        );
+        return Ok(());
+    }
+    anyhow::bail!(
+        "refusing to listen on {listen} without an admin token: anyone who can reach it could          add triggers and read every event. Set one (export WASMSCHED_ADMIN_TOKEN=$(openssl          rand -hex 32), or admin_token = {{ file = \"...\" }} under [server] in {}), listen          on 127.0.0.1, or pass --allow-unauthenticated",
+        config.path.display()
+    )
+}
+
 async fn serve(config: Config) -> Result<()> {
-    let listen = config.listen;
+    let listen = config.server.listen;
     tracing::info!(config = %config.path.display(), plugins = %config.plugins_dir.display(), triggers = config.triggers.len(), "starting wasmsched");
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen} (in use? try --listen 127.0.0.1:0)"))?;
     let config_path = config.path.clone();
+    let exposure = config.clone();
     let host = Host::start(config)
         .await
         .with_context(|| config_path.display().to_string())?;
@@ -46,9 +76,20 @@ async fn serve(config: Config) -> Result<()> {
             "started with problems (see errors above); the rest is running"
         );
     }
+    let state = AppState::new(host.clone())
+        .await
+        .map_err(|e| anyhow::anyhow!("{}: {e}", config_path.display()))?;
+    if let Err(refused) = check_exposure(&exposure, &state.tokens) {
+        host.stop().await;
+        return Err(refused);
+    }
     log_events(&host).await?;
-    tracing::info!("HTTP API on http://{}", listener.local_addr()?);
-    http::serve(listener, AppState::new(host.clone()), shutdown_signal()).await?;
+    let scheme = match exposure.server.tls {
+        Some(_) => "https",
+        None => "http",
+    };
+    tracing::info!("HTTP API on {scheme}://{}", listener.local_addr()?);
+    http::serve(listener, state, shutdown_signal()).await?;
     tracing::info!("shutting down: letting firings in flight finish");
     host.stop().await;
     tracing::info!("stopped");

@@ -1,7 +1,7 @@
 //! `wasmsched.toml` and plugin manifests (`plugins/NAME.toml`).
 //!
 //! ```toml
-//! [server]
+//! [server]                   # see ServerConfig: tokens, connection limits, TLS
 //! listen = "127.0.0.1:8080"
 //!
 //! [plugins]
@@ -58,11 +58,11 @@
 
 mod manifest;
 mod plugin;
+mod server;
 mod sink;
 mod trigger;
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -75,6 +75,8 @@ use crate::state::Retention;
 pub use self::manifest::{Manifest, load_manifest, manifests_in, parse_manifest};
 use self::manifest::{check_unique_ids, check_unique_sinks, parse_sinks, parse_triggers};
 pub use self::plugin::{PluginManifest, SecretSource};
+use self::server::ServerSection;
+pub use self::server::{ServerConfig, TlsFiles, TokenKind, TokenSource};
 pub use self::sink::{SigningSecret, SinkConfig};
 pub use self::trigger::TriggerConfig;
 pub use crate::trigger::ApiAuth;
@@ -130,10 +132,9 @@ pub enum ConfigError {
 pub struct Config {
     /// The main file (`wasmsched.toml`).
     pub path: PathBuf,
-    /// Where the HTTP API listens (`[server] listen`, default 127.0.0.1:8080).
-    pub listen: SocketAddr,
-    /// The bearer token the admin API asks for (`[server] admin_token`).
-    pub admin_token: Option<String>,
+    /// The HTTP API: where it listens, its tokens, connection limits, TLS
+    /// (`[server]`).
+    pub server: ServerConfig,
     /// The plugins directory, resolved against the config file's directory.
     pub plugins_dir: PathBuf,
     /// Follow changes to the plugins directory while running (hot reload;
@@ -235,13 +236,6 @@ struct StateSection {
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
-struct ServerSection {
-    listen: Option<SocketAddr>,
-    admin_token: Option<String>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
 struct PluginsSection {
     dir: Option<PathBuf>,
     watch: Option<bool>,
@@ -256,6 +250,13 @@ impl Config {
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let main: MainFile = parse_file(path)?;
         let base = path.parent().unwrap_or(Path::new("."));
+        let server = main
+            .server
+            .resolve(base)
+            .map_err(|message| ConfigError::Syntax {
+                path: path.to_owned(),
+                message,
+            })?;
         let plugins_dir = base.join(main.plugins.dir.unwrap_or_else(|| "plugins".into()));
         let cache_dir = main
             .plugins
@@ -347,11 +348,7 @@ impl Config {
         }
         Ok(Self {
             path: path.to_owned(),
-            listen: main
-                .server
-                .listen
-                .unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("valid default")),
-            admin_token: main.server.admin_token,
+            server,
             plugins_dir,
             watch: main.plugins.watch.unwrap_or(true),
             cache_dir,
@@ -442,7 +439,7 @@ mod tests {
             "#,
         );
         let config = Config::load(&main).unwrap();
-        assert_eq!(config.listen.port(), 9999);
+        assert_eq!(config.server.listen.port(), 9999);
         assert_eq!(config.triggers.len(), 2);
         assert_eq!(config.triggers[0].api_path().unwrap(), "/api/triggers/hook");
         assert_eq!(config.triggers[1].config["level"], "ERROR");

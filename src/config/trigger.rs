@@ -59,6 +59,8 @@ struct TriggerTable {
     #[serde(default)]
     auth: Option<ApiAuth>,
     #[serde(default)]
+    rate_limit: Option<crate::units::Rate>,
+    #[serde(default)]
     catch_up: Option<CatchUpPolicy>,
     #[serde(
         default,
@@ -107,6 +109,7 @@ impl TryFrom<TriggerTable> for TriggerConfig {
         only_for("path", table.path.is_some(), TriggerKind::Api)?;
         only_for("source", table.source.is_some(), TriggerKind::Event)?;
         only_for("auth", table.auth.is_some(), TriggerKind::Api)?;
+        only_for("rate_limit", table.rate_limit.is_some(), TriggerKind::Api)?;
         only_for("catch_up", table.catch_up.is_some(), TriggerKind::Cron)?;
         only_for(
             "catch_up_window",
@@ -172,6 +175,7 @@ impl TryFrom<TriggerTable> for TriggerConfig {
                 TriggerSpec::Api(ApiSpec {
                     path: table.path,
                     auth: table.auth,
+                    rate_limit: table.rate_limit,
                 })
             }
             TriggerKind::Event => TriggerSpec::Event(EventSpec {

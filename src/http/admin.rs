@@ -4,32 +4,18 @@
 use axum::Json;
 use axum::extract::{Path, Request, State};
 use axum::http::StatusCode;
-use axum::middleware::Next;
-use axum::response::Response;
 use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::AppState;
-use super::api_triggers::{check_bearer, fire_error};
-use super::error::{ApiError, ApiResult, parse_json_object, read_body};
+use super::api_triggers::fire_error;
+use super::error::{ApiError, ApiResult, parse_json_object};
 use crate::broker::BrokerError;
 use crate::config::TriggerConfig;
 use crate::host::{HostError, SinkView};
 use crate::scheduler::{Registration, SchedulerError};
 use crate::state::{DeadLetter, Run, StateError};
 use crate::trigger::{EventSpec, TriggerError, TriggerSpec, TriggerStats};
-
-/// Requires `Authorization: Bearer <admin token>` when one is configured.
-pub async fn require_token(
-    State(app): State<AppState>,
-    request: Request,
-    next: Next,
-) -> Result<Response, ApiError> {
-    if let Some(token) = &app.admin_token {
-        check_bearer(request.headers(), token)?;
-    }
-    Ok(next.run(request).await)
-}
 
 /// One trigger as the admin API shows it.
 #[derive(Serialize)]
@@ -143,7 +129,7 @@ pub async fn add_trigger(
     request: Request,
 ) -> ApiResult<(StatusCode, Json<TriggerView>)> {
     let (parts, body) = request.into_parts();
-    let body = read_body(body, app.body_limit).await?;
+    let body = app.read_body(body).await?;
     let object = parse_json_object(&parts.headers, &body)?;
     let config = app
         .host
@@ -187,7 +173,7 @@ pub async fn run_now(
     request: Request,
 ) -> ApiResult<Json<Value>> {
     let (parts, body) = request.into_parts();
-    let body = read_body(body, app.body_limit).await?;
+    let body = app.read_body(body).await?;
     let payload = if body.is_empty() {
         None
     } else {

@@ -6,15 +6,14 @@
 
 use axum::Json;
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 use sha2::Sha256;
-use subtle::ConstantTimeEq;
 
 use super::AppState;
-use super::error::{ApiError, ApiResult, parse_json_object, read_body};
+use super::error::{ApiError, ApiResult, parse_json_object};
 use crate::config::TriggerConfig;
 use crate::scheduler::Registration;
 use crate::trigger::ApiAuth;
@@ -48,8 +47,16 @@ pub async fn dispatch(State(app): State<AppState>, request: Request) -> Response
 }
 
 async fn trigger(app: &AppState, config: &TriggerConfig, request: Request) -> ApiResult<Response> {
+    if let TriggerSpec::Api(ApiSpec {
+        rate_limit: Some(rate),
+        ..
+    }) = &config.spec
+        && let Err(limited) = app.rate_limits.check_trigger(&config.id, *rate)
+    {
+        return Ok(limited.into_response());
+    }
     let (parts, body) = request.into_parts();
-    let body = read_body(body, app.body_limit).await?;
+    let body = app.read_body(body).await?;
     if let TriggerSpec::Api(ApiSpec {
         auth: Some(auth), ..
     }) = &config.spec
@@ -130,7 +137,12 @@ pub fn fire_error(id: &str, error: TriggerError) -> ApiError {
 /// constant time.
 fn authenticate(auth: &ApiAuth, headers: &HeaderMap, body: &[u8]) -> ApiResult<()> {
     if let Some(expected) = &auth.bearer_token {
-        return check_bearer(headers, expected);
+        let given = super::access::bearer(headers)
+            .ok_or_else(|| ApiError::unauthorized("missing `Authorization: Bearer <token>`"))?;
+        return match super::access::same_secret(given, expected) {
+            true => Ok(()),
+            false => Err(ApiError::unauthorized("wrong bearer token")),
+        };
     }
     let secret = auth.hmac_secret.as_deref().unwrap_or_default();
     let header_name = auth.signature_header.as_str();
@@ -149,18 +161,4 @@ fn authenticate(auth: &ApiAuth, headers: &HeaderMap, body: &[u8]) -> ApiResult<(
     mac.update(body);
     mac.verify_slice(&given)
         .map_err(|_| ApiError::unauthorized("signature does not match the body"))
-}
-
-/// Checks `Authorization: Bearer <token>` in constant time.
-pub fn check_bearer(headers: &HeaderMap, expected: &str) -> ApiResult<()> {
-    let given = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .ok_or_else(|| ApiError::unauthorized("missing `Authorization: Bearer <token>`"))?;
-    if bool::from(given.as_bytes().ct_eq(expected.as_bytes())) {
-        Ok(())
-    } else {
-        Err(ApiError::unauthorized("wrong bearer token"))
-    }
 }

@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use super::AppState;
 use super::admin::host_error;
-use super::error::{ApiError, ApiResult, parse_json_object, read_body};
+use super::error::{ApiError, ApiResult, parse_json_object};
 use crate::host::BackfillView;
 
 /// A `POST .../backfill` body.
@@ -42,7 +42,7 @@ pub async fn start(
     request: Request,
 ) -> ApiResult<(StatusCode, Json<BackfillView>)> {
     let (parts, body) = request.into_parts();
-    let body = read_body(body, app.body_limit).await?;
+    let body = app.read_body(body).await?;
     let object = parse_json_object(&parts.headers, &body)?;
     let range: Range = serde_json::from_value(Value::Object(object)).map_err(|e| {
         ApiError::new(

@@ -13,7 +13,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::AppState;
-use super::error::{ApiError, ApiResult, parse_json_object, read_body};
+use super::error::{ApiError, ApiResult, parse_json_object};
 use crate::broker::SubscriberKind;
 use crate::event::Event;
 use crate::topic::{Topic, TopicPattern};
@@ -24,7 +24,7 @@ pub async fn publish(
     request: Request,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let (parts, body) = request.into_parts();
-    let body = read_body(body, app.body_limit).await?;
+    let body = app.read_body(body).await?;
     let mut object = parse_json_object(&parts.headers, &body)?;
     let topic = match object.remove("topic") {
         Some(Value::String(topic)) => {

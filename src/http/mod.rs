@@ -1,25 +1,36 @@
 //! The HTTP API (axum): api triggers at their paths, admin, events (publish,
 //! SSE stream), health, metrics and the OpenAPI document.
 
+mod access;
 mod admin;
 mod api_triggers;
 mod backfill;
 mod error;
 mod events;
 mod ops;
+mod rate_limit;
+mod serve;
 mod timers;
+mod tls;
 
-use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{ConnectInfo, Request, State};
+use axum::middleware::{Next, from_fn_with_state};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+pub use access::Tokens;
 pub use error::ApiError;
+pub use serve::{ConnectionStats, open_file_limit, raise_open_file_limit, serve};
 
+use crate::config::TokenKind;
 use crate::host::Host;
+use rate_limit::RateLimits;
 
 /// Request bodies larger than this are refused with 413 (1 MiB).
 pub const DEFAULT_BODY_LIMIT: usize = 1 << 20;
@@ -32,33 +43,75 @@ pub const ADMIN_TOKEN_ENV: &str = "WASMSCHED_ADMIN_TOKEN";
 pub struct AppState {
     /// The host the API serves.
     pub host: Arc<Host>,
-    /// The bearer token `/api/admin` asks for (none: open).
-    pub admin_token: Option<String>,
+    /// The tokens each route group asks for (see [`access`]).
+    pub tokens: Tokens,
     /// The largest request body accepted, in bytes.
     pub body_limit: usize,
+    /// How long a request body may take to arrive.
+    pub body_timeout: Duration,
+    /// Per api trigger and per client rate limits.
+    pub rate_limits: Arc<RateLimits>,
+    /// Open connections and what the cap did.
+    pub connections: Arc<ConnectionStats>,
     /// Cancelled at shutdown: ends long-lived responses (SSE streams) so
     /// the server can finish.
     pub shutdown: CancellationToken,
 }
 
 impl AppState {
-    /// State for `host`, with the admin token from the environment or config.
-    pub fn new(host: Arc<Host>) -> Self {
-        let admin_token = std::env::var(ADMIN_TOKEN_ENV)
-            .ok()
-            .filter(|t| !t.is_empty())
-            .or_else(|| host.config().admin_token.clone());
-        Self {
-            host,
-            admin_token,
+    /// State for `host`: tokens from the environment or `[server]` (files
+    /// are read off the async runtime). An error names the token's key
+    /// and source, never its value.
+    pub async fn new(host: Arc<Host>) -> Result<Self, String> {
+        let server = host.config().server.clone();
+        let tokens = tokio::task::spawn_blocking(move || server.read_tokens())
+            .await
+            .map_err(|e| e.to_string())??;
+        let server = &host.config().server;
+        Ok(Self {
+            tokens: Tokens::new(tokens),
             body_limit: DEFAULT_BODY_LIMIT,
+            body_timeout: server.body_timeout,
+            rate_limits: Arc::new(RateLimits::new(server.rate_limit_per_client)),
+            connections: Arc::default(),
             shutdown: CancellationToken::new(),
+            host,
+        })
+    }
+
+    /// Reads a request body: at most [`Self::body_limit`] bytes (413) within
+    /// [`Self::body_timeout`] (408).
+    pub async fn read_body(&self, body: Body) -> Result<Bytes, ApiError> {
+        match tokio::time::timeout(self.body_timeout, error::read_body(body, self.body_limit)).await
+        {
+            Ok(read) => read,
+            Err(_) => Err(ApiError::new(
+                axum::http::StatusCode::REQUEST_TIMEOUT,
+                format!(
+                    "the request body did not arrive within {} ([server] body_timeout)",
+                    crate::units::format_duration(self.body_timeout)
+                ),
+            )),
         }
     }
 }
 
-/// Every route of the API.
+/// Middleware: the per-client rate limit, for requests that came through
+/// the listener (which notes the client's address).
+async fn limit_client(State(app): State<AppState>, request: Request, next: Next) -> Response {
+    if let Some(ConnectInfo(peer)) = request
+        .extensions()
+        .get::<ConnectInfo<std::net::SocketAddr>>()
+        && let Err(limited) = app.rate_limits.check_client(peer.ip())
+    {
+        return limited.into_response();
+    }
+    next.run(request).await
+}
+
+/// Every route of the API, each group behind its token (see [`access`]).
 pub fn router(state: AppState) -> Router {
+    let gate = |group: TokenKind| from_fn_with_state((state.clone(), group), access::require);
     let admin = Router::new()
         .route(
             "/triggers",
@@ -71,7 +124,6 @@ pub fn router(state: AppState) -> Router {
         .route("/triggers/{id}/pause", post(admin::pause))
         .route("/triggers/{id}/resume", post(admin::resume))
         .route("/triggers/{id}/run", post(admin::run_now))
-        .route("/triggers/{id}/runs", get(admin::runs))
         .route(
             "/triggers/{id}/backfill",
             post(backfill::start)
@@ -84,37 +136,35 @@ pub fn router(state: AppState) -> Router {
         .route("/sinks/{id}/resume", post(admin::resume_sink))
         .route("/timers", get(timers::list).post(timers::add))
         .route("/timers/{id}", delete(timers::cancel))
-        .route("/deadletters", get(admin::dead_letters))
         .route("/deadletters/{id}", delete(admin::discard_dead_letter))
         .route("/deadletters/{id}/replay", post(admin::replay_dead_letter))
         .route("/match", get(admin::match_topic))
-        .route_layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            admin::require_token,
-        ));
+        .route_layer(gate(TokenKind::Admin));
+    // Run history and dead letters: the read token opens them too.
+    let read_admin = Router::new()
+        .route("/triggers/{id}/runs", get(admin::runs))
+        .route("/deadletters", get(admin::dead_letters))
+        .route_layer(gate(TokenKind::Read));
+    let events = Router::new()
+        .route(
+            "/api/events",
+            post(events::publish).route_layer(gate(TokenKind::Publish)),
+        )
+        .route(
+            "/api/events/stream",
+            get(events::stream).route_layer(gate(TokenKind::Read)),
+        )
+        .route(
+            "/metrics",
+            get(ops::metrics).route_layer(gate(TokenKind::Metrics)),
+        )
+        .route("/openapi.json", get(ops::openapi));
     Router::new()
-        .nest("/api/admin", admin)
-        .route("/api/events", post(events::publish))
-        .route("/api/events/stream", get(events::stream))
-        .route("/healthz", get(ops::healthz))
-        .route("/metrics", get(ops::metrics))
-        .route("/openapi.json", get(ops::openapi))
+        .nest("/api/admin", admin.merge(read_admin))
+        .merge(events)
         .fallback(api_triggers::dispatch)
+        .layer(from_fn_with_state(state.clone(), limit_client))
+        // Outside the client limit: health checks always answer.
+        .route("/healthz", get(ops::healthz))
         .with_state(state)
-}
-
-/// Serves the API on `listener` until `shutdown` completes: then stops
-/// accepting, ends event streams, and lets requests in flight finish.
-pub async fn serve(
-    listener: TcpListener,
-    state: AppState,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    let token = state.shutdown.clone();
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            token.cancel();
-        })
-        .await
 }

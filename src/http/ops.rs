@@ -2,6 +2,7 @@
 //! and `/openapi.json`.
 
 use std::fmt::Write as _;
+use std::sync::atomic::Ordering;
 
 use axum::Json;
 use axum::extract::State;
@@ -223,6 +224,7 @@ pub async fn metrics(State(app): State<AppState>) -> impl IntoResponse {
         "counter",
         [("", app.host.reload_count())],
     );
+    http_families(&mut out, &app);
     let admission = app.host.runtime().admission();
     family(
         &mut out,
@@ -265,6 +267,66 @@ pub async fn metrics(State(app): State<AppState>) -> impl IntoResponse {
 }
 
 /// Writes one metric family: HELP, TYPE and a sample per label set.
+/// The listener's connections and the rate limits.
+fn http_families(out: &mut String, app: &AppState) {
+    let connections = &app.connections;
+    let gauges = [
+        (
+            "wasmsched_http_connections",
+            "Connections open now.",
+            &connections.open,
+        ),
+        (
+            "wasmsched_http_connections_max",
+            "The cap on connections open at once ([server] max_connections, fitted to the open-file limit).",
+            &connections.max,
+        ),
+    ];
+    for (name, help, value) in gauges {
+        family(
+            out,
+            name,
+            help,
+            "gauge",
+            [("", value.load(Ordering::Relaxed) as u64)],
+        );
+    }
+    let counters = [
+        (
+            "wasmsched_http_connections_shed_total",
+            "Idle connections closed to admit new ones past the cap.",
+            &connections.shed,
+        ),
+        (
+            "wasmsched_http_connections_refused_total",
+            "New connections refused past the cap, every open one busy.",
+            &connections.refused,
+        ),
+        (
+            "wasmsched_http_connections_timed_out_total",
+            "Connections closed for idling (idle_timeout, or no request within header_timeout).",
+            &connections.timed_out,
+        ),
+    ];
+    for (name, help, value) in counters {
+        family(
+            out,
+            name,
+            help,
+            "counter",
+            [("", value.load(Ordering::Relaxed))],
+        );
+    }
+    let refused = app.rate_limits.refused();
+    family(
+        out,
+        "wasmsched_http_rate_limited_total",
+        "Requests answered 429: per api trigger (rate_limit) or per client address.",
+        "counter",
+        refused.iter().map(|(labels, n)| (labels.as_str(), *n)),
+    );
+}
+
 fn family<'a>(
     out: &mut String,
     name: &str,

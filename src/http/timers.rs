@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use super::AppState;
 use super::admin::host_error;
-use super::error::{ApiError, ApiResult, parse_json_object, read_body};
+use super::error::{ApiError, ApiResult, parse_json_object};
 use crate::state::{OneOffTimer, TimerAction};
 use crate::topic::Topic;
 
@@ -77,7 +77,7 @@ pub async fn add(
     request: Request,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let (parts, body) = request.into_parts();
-    let body = read_body(body, app.body_limit).await?;
+    let body = app.read_body(body).await?;
     let object = parse_json_object(&parts.headers, &body)?;
     let new: NewTimer = serde_json::from_value(Value::Object(object))
         .map_err(|e| invalid(format!("invalid timer: {e}")))?;

@@ -46,6 +46,9 @@ pub struct ApiSpec {
     pub path: Option<String>,
     /// Who may call it; `None`: anyone who can reach the port.
     pub auth: Option<ApiAuth>,
+    /// Calls admitted per period (`rate_limit = "10/s"`); past it, 429
+    /// with `Retry-After`. Per replica.
+    pub rate_limit: Option<crate::units::Rate>,
 }
 
 /// An event trigger: the topic pattern it watches.

@@ -1,0 +1,215 @@
+//! Who may use which routes: each route group (admin, publish, read,
+//! metrics) asks for its bearer token when one is configured.
+//!
+//! | group | routes | opened by |
+//! |---|---|---|
+//! | admin | `/api/admin/**` | the admin token |
+//! | publish | `POST /api/events` | the publish token, else the admin token |
+//! | read | `GET /api/events/stream`, run history, dead letters | the read token, else the admin token |
+//! | metrics | `GET /metrics` | the metrics token (open without one) |
+//!
+//! The admin token opens every group. A group with no token to ask for is
+//! open. `/healthz` and `/openapi.json` are always open; api triggers have
+//! their own `auth`. Tokens are kept as SHA-256 digests and compared in
+//! constant time; no token is ever logged.
+
+use std::collections::HashMap;
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use super::AppState;
+use super::error::ApiError;
+use crate::config::TokenKind;
+
+/// The configured tokens, as digests.
+#[derive(Clone, Default)]
+pub struct Tokens(HashMap<TokenKind, [u8; 32]>);
+
+impl Tokens {
+    /// Tokens from their values (see [`crate::config::ServerConfig::read_tokens`]).
+    pub fn new(tokens: impl IntoIterator<Item = (TokenKind, String)>) -> Self {
+        Self(
+            tokens
+                .into_iter()
+                .map(|(kind, value)| (kind, digest(&value)))
+                .collect(),
+        )
+    }
+
+    /// Whether a token of `kind` is configured.
+    pub fn has(&self, kind: TokenKind) -> bool {
+        self.0.contains_key(&kind)
+    }
+
+    /// The tokens that open `group` (none: it is open).
+    fn openers(&self, group: TokenKind) -> Vec<TokenKind> {
+        let own = match group {
+            TokenKind::Admin => return self.present([TokenKind::Admin]),
+            // Without a metrics token, /metrics stays open for scrapers.
+            TokenKind::Metrics if !self.has(TokenKind::Metrics) => return Vec::new(),
+            own => own,
+        };
+        match self.has(own) {
+            true => self.present([own, TokenKind::Admin]),
+            false => self.present([TokenKind::Admin]),
+        }
+    }
+
+    fn present<const N: usize>(&self, kinds: [TokenKind; N]) -> Vec<TokenKind> {
+        kinds.into_iter().filter(|k| self.has(*k)).collect()
+    }
+
+    /// Checks `headers` against what opens `group`.
+    pub fn check(&self, group: TokenKind, headers: &HeaderMap) -> Result<(), Refused> {
+        let openers = self.openers(group);
+        if openers.is_empty() {
+            return Ok(());
+        }
+        let Some(given) = bearer(headers) else {
+            return Err(Refused::Missing(group, openers));
+        };
+        let given = digest(given);
+        // Every opener is compared, so the time taken does not say which.
+        let matched = openers.iter().fold(subtle::Choice::from(0), |any, kind| {
+            any | given.ct_eq(&self.0[kind])
+        });
+        match bool::from(matched) {
+            true => Ok(()),
+            false => Err(Refused::Wrong(group, openers)),
+        }
+    }
+}
+
+fn digest(value: &str) -> [u8; 32] {
+    Sha256::digest(value.as_bytes()).into()
+}
+
+/// The token of `Authorization: Bearer <token>`, if any.
+pub fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")
+}
+
+/// Whether two secrets are equal, in time that depends on neither.
+pub fn same_secret(given: &str, expected: &str) -> bool {
+    bool::from(digest(given).ct_eq(&digest(expected)))
+}
+
+/// Why a request was refused: no token, or one that opens nothing here.
+#[derive(Debug)]
+pub enum Refused {
+    /// No `Authorization: Bearer` header.
+    Missing(TokenKind, Vec<TokenKind>),
+    /// A token that does not open the group.
+    Wrong(TokenKind, Vec<TokenKind>),
+}
+
+impl IntoResponse for Refused {
+    fn into_response(self) -> Response {
+        let (what, group, openers) = match self {
+            Refused::Missing(group, openers) => {
+                ("missing `Authorization: Bearer <token>`", group, openers)
+            }
+            Refused::Wrong(group, openers) => ("wrong bearer token", group, openers),
+        };
+        let names: Vec<&str> = openers.iter().map(|k| k.key()).collect();
+        let message = format!(
+            "{what}: {} needs the {} ([server] in wasmsched.toml)",
+            group_name(group),
+            names.join(" or the ")
+        );
+        let mut response = ApiError::new(StatusCode::UNAUTHORIZED, message).into_response();
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            header::HeaderValue::from_static("Bearer realm=\"wasmsched\""),
+        );
+        response
+    }
+}
+
+fn group_name(group: TokenKind) -> &'static str {
+    match group {
+        TokenKind::Admin => "the admin API",
+        TokenKind::Publish => "publishing events",
+        TokenKind::Read => "reading events, run history and dead letters",
+        TokenKind::Metrics => "/metrics",
+    }
+}
+
+/// Middleware: lets a request through if it carries a token that opens
+/// `group`; 401 (JSON, `WWW-Authenticate: Bearer`) otherwise.
+pub async fn require(
+    State((app, group)): State<(AppState, TokenKind)>,
+    request: Request,
+    next: Next,
+) -> Response {
+    match app.tokens.check(group, request.headers()) {
+        Ok(()) => next.run(request).await,
+        Err(refused) => {
+            tracing::debug!(path = %request.uri().path(), group = group.key(), "request refused: {refused:?}");
+            refused.into_response()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_bearer(token: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::AUTHORIZATION,
+            format!("Bearer {token}").parse().unwrap(),
+        );
+        headers
+    }
+
+    #[test]
+    fn the_admin_token_covers_groups_without_their_own() {
+        let tokens = Tokens::new([(TokenKind::Admin, "a".to_owned())]);
+        for group in [TokenKind::Admin, TokenKind::Publish, TokenKind::Read] {
+            assert!(tokens.check(group, &HeaderMap::new()).is_err());
+            assert!(tokens.check(group, &with_bearer("a")).is_ok());
+            assert!(tokens.check(group, &with_bearer("b")).is_err());
+        }
+        // /metrics stays open without a metrics token.
+        assert!(tokens.check(TokenKind::Metrics, &HeaderMap::new()).is_ok());
+    }
+
+    #[test]
+    fn a_group_token_opens_its_group_only() {
+        let tokens = Tokens::new([
+            (TokenKind::Admin, "a".to_owned()),
+            (TokenKind::Publish, "p".to_owned()),
+            (TokenKind::Metrics, "m".to_owned()),
+        ]);
+        assert!(tokens.check(TokenKind::Publish, &with_bearer("p")).is_ok());
+        assert!(tokens.check(TokenKind::Publish, &with_bearer("a")).is_ok());
+        assert!(tokens.check(TokenKind::Admin, &with_bearer("p")).is_err());
+        assert!(tokens.check(TokenKind::Read, &with_bearer("p")).is_err());
+        assert!(tokens.check(TokenKind::Metrics, &with_bearer("m")).is_ok());
+        assert!(tokens.check(TokenKind::Metrics, &HeaderMap::new()).is_err());
+    }
+
+    #[test]
+    fn no_tokens_no_gate() {
+        let tokens = Tokens::default();
+        for group in [
+            TokenKind::Admin,
+            TokenKind::Publish,
+            TokenKind::Read,
+            TokenKind::Metrics,
+        ] {
+            assert!(tokens.check(group, &HeaderMap::new()).is_ok());
+        }
+    }
+}
