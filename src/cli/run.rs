@@ -24,18 +24,22 @@ pub fn run(
         config.server.listen = listen;
     }
     config.server.allow_unauthenticated |= allow_unauthenticated;
-    if let Some((before, after)) = http::raise_open_file_limit() {
-        tracing::info!(
-            "open-file limit: {after} (was {before}; raise the hard limit with LimitNOFILE= or ulimit -Hn)"
-        );
+    match http::raise_open_file_limit() {
+        Some((before, after)) if after > before => {
+            tracing::info!("raised the open-file limit from {before} to {after} (the hard limit)")
+        }
+        Some((_, limit)) => tracing::info!(
+            "open-file limit: {limit} (the hard limit; raise it with LimitNOFILE= or ulimit -Hn)"
+        ),
+        None => {}
     }
     wasmsched::host::runtime()?.block_on(serve(config))
 }
 
 /// Refuses to serve beyond loopback with no admin token, unless allowed.
-fn check_exposure(config: &Config, tokens: &http::Tokens) -> Result<()> {
+fn check_exposure(config: &Config, has_admin_token: bool) -> Result<()> {
     let listen = config.server.listen;
-    if listen.ip().is_loopback() || tokens.has(TokenKind::Admin) {
+    if listen.ip().is_loopback() || has_admin_token {
         return Ok(());
     }
     if config.server.allow_unauthenticated {
@@ -46,19 +50,31 @@ fn check_exposure(config: &Config, tokens: &http::Tokens) -> Result<()> {
         return Ok(());
     }
     anyhow::bail!(
-        "refusing to listen on {listen} without an admin token: anyone who can reach it could          add triggers and read every event. Set one (export WASMSCHED_ADMIN_TOKEN=$(openssl          rand -hex 32), or admin_token = {{ file = \"...\" }} under [server] in {}), listen          on 127.0.0.1, or pass --allow-unauthenticated",
+        "refusing to listen on {listen} without an admin token: anyone who can reach it \
+         could add triggers and read every event. Set one (export \
+         WASMSCHED_ADMIN_TOKEN=$(openssl rand -hex 32), or admin_token = {{ file = \"...\" }} \
+         under [server] in {}), listen on 127.0.0.1, or pass --allow-unauthenticated",
         config.path.display()
     )
 }
 
 async fn serve(config: Config) -> Result<()> {
     let listen = config.server.listen;
+    // Before anything starts: a refused exposure fires nothing.
+    let server = config.server.clone();
+    let tokens = tokio::task::spawn_blocking(move || server.read_tokens())
+        .await?
+        .map_err(|e| anyhow::anyhow!("{}: {e}", config.path.display()))?;
+    check_exposure(
+        &config,
+        tokens.iter().any(|(kind, _)| *kind == TokenKind::Admin),
+    )?;
     tracing::info!(config = %config.path.display(), plugins = %config.plugins_dir.display(), triggers = config.triggers.len(), "starting wasmsched");
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen} (in use? try --listen 127.0.0.1:0)"))?;
     let config_path = config.path.clone();
-    let exposure = config.clone();
+    let tls = config.server.tls.is_some();
     let host = Host::start(config)
         .await
         .with_context(|| config_path.display().to_string())?;
@@ -79,15 +95,8 @@ async fn serve(config: Config) -> Result<()> {
     let state = AppState::new(host.clone())
         .await
         .map_err(|e| anyhow::anyhow!("{}: {e}", config_path.display()))?;
-    if let Err(refused) = check_exposure(&exposure, &state.tokens) {
-        host.stop().await;
-        return Err(refused);
-    }
     log_events(&host).await?;
-    let scheme = match exposure.server.tls {
-        Some(_) => "https",
-        None => "http",
-    };
+    let scheme = if tls { "https" } else { "http" };
     tracing::info!("HTTP API on {scheme}://{}", listener.local_addr()?);
     http::serve(listener, state, shutdown_signal()).await?;
     tracing::info!("shutting down: letting firings in flight finish");
