@@ -64,6 +64,27 @@ impl Tokens {
         kinds.into_iter().filter(|k| self.has(*k)).collect()
     }
 
+    /// The admin token's digest: the key the dashboard signs its session
+    /// cookie with.
+    pub(crate) fn admin_digest(&self) -> Option<[u8; 32]> {
+        self.0.get(&TokenKind::Admin).copied()
+    }
+
+    /// Whether `token` opens `group`.
+    pub fn admits(&self, group: TokenKind, token: &str) -> bool {
+        let openers = self.openers(group);
+        openers.is_empty() || self.matches(&openers, token)
+    }
+
+    fn matches(&self, openers: &[TokenKind], given: &str) -> bool {
+        let given = digest(given);
+        // Every opener is compared, so the time taken does not say which.
+        let matched = openers.iter().fold(subtle::Choice::from(0), |any, kind| {
+            any | given.ct_eq(&self.0[kind])
+        });
+        bool::from(matched)
+    }
+
     /// Checks `headers` against what opens `group`.
     pub fn check(&self, group: TokenKind, headers: &HeaderMap) -> Result<(), Refused> {
         let openers = self.openers(group);
@@ -73,12 +94,7 @@ impl Tokens {
         let Some(given) = bearer(headers) else {
             return Err(Refused::Missing(group, openers));
         };
-        let given = digest(given);
-        // Every opener is compared, so the time taken does not say which.
-        let matched = openers.iter().fold(subtle::Choice::from(0), |any, kind| {
-            any | given.ct_eq(&self.0[kind])
-        });
-        match bool::from(matched) {
+        match self.matches(&openers, given) {
             true => Ok(()),
             false => Err(Refused::Wrong(group, openers)),
         }

@@ -20,38 +20,38 @@ use crate::trigger::{EventSpec, TriggerError, TriggerSpec, TriggerStats};
 /// One trigger as the admin API shows it.
 #[derive(Serialize)]
 pub struct TriggerView {
-    id: String,
-    kind: String,
-    topic: String,
-    plugin: Option<String>,
-    running: bool,
-    paused: bool,
-    fire_count: u64,
-    error_count: u64,
-    stats: TriggerStats,
+    pub(crate) id: String,
+    pub(crate) kind: String,
+    pub(crate) topic: String,
+    pub(crate) plugin: Option<String>,
+    pub(crate) running: bool,
+    pub(crate) paused: bool,
+    pub(crate) fire_count: u64,
+    pub(crate) error_count: u64,
+    pub(crate) stats: TriggerStats,
     #[serde(skip_serializing_if = "Option::is_none")]
-    schedule: Option<String>,
+    pub(crate) schedule: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    timezone: Option<String>,
+    pub(crate) timezone: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    next_fires: Vec<String>,
+    pub(crate) next_fires: Vec<String>,
     /// When the next fire actually happens: the next instant plus the
     /// trigger's jitter offset (cron only).
     #[serde(skip_serializing_if = "Option::is_none")]
-    next_fire: Option<String>,
+    pub(crate) next_fire: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    jitter: Option<String>,
+    pub(crate) jitter: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    path: Option<String>,
+    pub(crate) path: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    source: Option<String>,
+    pub(crate) source: Option<String>,
     /// Flow control (event triggers that have some).
     #[serde(skip_serializing_if = "Option::is_none")]
-    flow: Option<crate::trigger::flow::FlowSpec>,
-    declared_in: String,
+    pub(crate) flow: Option<crate::trigger::flow::FlowSpec>,
+    pub(crate) declared_in: String,
 }
 
-async fn view(
+pub(crate) async fn view(
     app: &AppState,
     id: &str,
     registration: &Registration,

@@ -2,7 +2,7 @@
 //! SSE stream), health, metrics and the OpenAPI document.
 
 mod access;
-mod admin;
+pub(crate) mod admin;
 mod api_triggers;
 mod backfill;
 mod error;
@@ -24,7 +24,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use tokio_util::sync::CancellationToken;
 
-pub use access::Tokens;
+pub use access::{Tokens, same_secret};
 pub use error::ApiError;
 pub use serve::{ConnectionStats, open_file_limit, raise_open_file_limit, serve};
 
@@ -162,6 +162,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .nest("/api/admin", admin.merge(read_admin))
         .merge(events)
+        .merge(crate::dashboard::routes(state.clone()))
         .fallback(api_triggers::dispatch)
         .layer(from_fn_with_state(state.clone(), limit_client))
         // Outside the client limit: health checks always answer.

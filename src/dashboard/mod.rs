@@ -1,0 +1,156 @@
+//! The web dashboard: server-rendered HTML pages (maud) served by
+//! `wasmsched run` at `/`, meaningful before any script runs, with every
+//! asset embedded in the binary (no CDN, no Node build).
+//!
+//! Pages: `/` (overview and triggers), `/triggers/{id}`, `/plugins`,
+//! `/cron?expr=...&tz=...`. Actions (pause, resume, run now) are form
+//! POSTs that redirect back (303), refused when they come from another
+//! site (`Origin` / `Sec-Fetch-Site`).
+//!
+//! Access: with an admin token configured, a page asks for it once (a
+//! login form) and sets an HttpOnly, SameSite=Strict cookie that proves
+//! it (an HMAC of its issue time keyed by the token, valid 7 days: no
+//! server-side session, so it survives restarts and works on every
+//! replica sharing the token). Without a token the dashboard says it is
+//! open.
+
+mod cron;
+mod pages;
+mod session;
+mod timeline;
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::{Next, from_fn_with_state};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use maud::{DOCTYPE, Markup, PreEscaped, html};
+
+use crate::http::AppState;
+
+/// The stylesheet and script, embedded.
+const CSS: &str = include_str!("assets/dashboard.css");
+const JS: &str = include_str!("assets/dashboard.js");
+
+/// The dashboard's routes (merged into the HTTP API's router).
+pub fn routes(state: AppState) -> Router<AppState> {
+    let pages = Router::new()
+        .route("/", get(pages::overview))
+        .route("/triggers/{id}", get(pages::trigger))
+        .route("/triggers/{id}/pause", post(pages::pause))
+        .route("/triggers/{id}/resume", post(pages::resume))
+        .route("/triggers/{id}/run", post(pages::run_now))
+        .route("/plugins", get(pages::plugins))
+        .route("/cron", get(cron::playground))
+        .route_layer(from_fn_with_state(state, gate));
+    Router::new()
+        .merge(pages)
+        .route("/login", get(session::login_form).post(session::login))
+        .route("/assets/dashboard.css", get(css))
+        .route("/assets/dashboard.js", get(js))
+}
+
+async fn css() -> Response {
+    ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], CSS).into_response()
+}
+
+async fn js() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        JS,
+    )
+        .into_response()
+}
+
+/// Middleware: pages need the session cookie when an admin token is set;
+/// POSTs must come from this site.
+async fn gate(State(app): State<AppState>, request: Request, next: Next) -> Response {
+    if request.method() == axum::http::Method::POST && !same_site(request.headers()) {
+        return (
+            StatusCode::FORBIDDEN,
+            Html("refused: the form was sent from another site".to_owned()),
+        )
+            .into_response();
+    }
+    if !session::is_open(&app) && !session::has_valid_cookie(&app, request.headers()) {
+        let next = request
+            .uri()
+            .path_and_query()
+            .map_or("/".to_owned(), |p| p.to_string());
+        let target = format!("/login?next={}", session::encode_component(&next));
+        return Redirect::to(&target).into_response();
+    }
+    next.run(request).await
+}
+
+/// Whether a POST came from a page of this host: browsers send `Origin`
+/// (and `Sec-Fetch-Site`) with every form POST; a request with neither is
+/// not from a browser page (curl), which is no cross-site forgery.
+fn same_site(headers: &HeaderMap) -> bool {
+    if let Some(site) = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
+        return matches!(site, "same-origin" | "none");
+    }
+    let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
+        return true;
+    };
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
+    let origin_host = origin.split_once("://").map(|(_, rest)| rest);
+    host.is_some() && origin_host == host
+}
+
+/// A whole page: header with navigation, `body`, footer.
+fn page(app: &AppState, title: &str, body: Markup) -> Html<String> {
+    let open = session::is_open(app);
+    let markup = html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " · wasmsched" }
+                link rel="stylesheet" href="/assets/dashboard.css";
+                script src="/assets/dashboard.js" defer {}
+            }
+            body {
+                header {
+                    a.brand href="/" { "wasmsched" }
+                    nav aria-label="Main" {
+                        a href="/" { "Triggers" }
+                        a href="/plugins" { "Plugins" }
+                        a href="/cron" { "Cron" }
+                        a href="/openapi.json" { "API" }
+                    }
+                    @if open {
+                        span.badge.warn title="No [server] admin_token is set: anyone who can reach this address can use this dashboard." { "open: no admin token" }
+                    }
+                }
+                main { h1 { (title) } (body) }
+            }
+        }
+    };
+    Html(markup.into_string())
+}
+
+/// An instant in UTC, shown in the reader's zone by the script (the
+/// `datetime` attribute keeps UTC; the title shows it on hover).
+fn time(instant: chrono::DateTime<chrono::Utc>) -> Markup {
+    let utc = instant.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    html! { time datetime=(utc) title=(utc) { (instant.format("%Y-%m-%d %H:%M:%S UTC")) } }
+}
+
+/// An empty state: what is missing and what to do.
+fn empty(what: &str, todo: Markup) -> Markup {
+    html! { p.empty { (what) ": " (todo) } }
+}
+
+/// A message for a page that failed (unknown trigger...).
+fn not_found(app: &AppState, message: String) -> Response {
+    let body = html! { p { (message) } p { a href="/" { "Back to the triggers" } } };
+    (StatusCode::NOT_FOUND, page(app, "Not found", body)).into_response()
+}
+
+/// Marks text as already-escaped HTML (for inline SVG built by us).
+fn raw(svg: String) -> PreEscaped<String> {
+    PreEscaped(svg)
+}

@@ -1,0 +1,145 @@
+//! The dashboard's login: a form asking for the admin token once, and the
+//! session cookie that proves it (`v1.<issued, unix seconds>.<hex HMAC>`,
+//! keyed by the token's digest: changing the token ends every session).
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::Form;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use hmac::{Hmac, Mac};
+use maud::html;
+use serde::Deserialize;
+use sha2::Sha256;
+
+use super::page;
+use crate::config::TokenKind;
+use crate::http::AppState;
+
+const COOKIE: &str = "wasmsched_session";
+/// How long a login lasts.
+const SESSION: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// Whether the dashboard is open (no admin token configured).
+pub fn is_open(app: &AppState) -> bool {
+    app.tokens.admin_digest().is_none()
+}
+
+fn sign(key: &[u8; 32], issued: u64) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key length");
+    mac.update(format!("wasmsched dashboard session {issued}").as_bytes());
+    hex::encode(mac.finalize().into_bytes())
+}
+
+/// Whether the request carries a session cookie signed with the current
+/// admin token, issued less than [`SESSION`] ago.
+pub fn has_valid_cookie(app: &AppState, headers: &HeaderMap) -> bool {
+    let Some(key) = app.tokens.admin_digest() else {
+        return true;
+    };
+    let cookies = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|c| {
+            c.trim()
+                .strip_prefix(&format!("{COOKIE}="))
+                .map(str::to_owned)
+        });
+    let now = unix_now();
+    cookies.into_iter().any(|value| {
+        let mut parts = value.splitn(3, '.');
+        let (Some("v1"), Some(issued), Some(mac)) = (parts.next(), parts.next(), parts.next())
+        else {
+            return false;
+        };
+        let Ok(issued) = issued.parse::<u64>() else {
+            return false;
+        };
+        let fresh = now.saturating_sub(issued) < SESSION.as_secs();
+        fresh && crate::http::same_secret(mac, &sign(&key, issued))
+    })
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Where to go after logging in: a path on this host only.
+#[derive(Deserialize)]
+pub struct Next {
+    next: Option<String>,
+}
+
+fn local_path(next: Option<String>) -> String {
+    next.filter(|n| n.starts_with('/') && !n.starts_with("//"))
+        .unwrap_or_else(|| "/".to_owned())
+}
+
+/// `GET /login`: the form.
+pub async fn login_form(State(app): State<AppState>, Query(next): Query<Next>) -> Response {
+    form(&app, &local_path(next.next), None).into_response()
+}
+
+fn form(app: &AppState, next: &str, error: Option<&str>) -> impl IntoResponse {
+    let body = html! {
+        @if let Some(error) = error { p.error role="alert" { (error) } }
+        form method="post" action="/login" {
+            input type="hidden" name="next" value=(next);
+            label for="token" { "Admin token" }
+            input #token type="password" name="token" autocomplete="current-password" required autofocus;
+            button type="submit" { "Log in" }
+        }
+        p.hint { "The token is [server] admin_token in wasmsched.toml, or WASMSCHED_ADMIN_TOKEN." }
+    };
+    page(app, "Log in", body)
+}
+
+/// The login form's fields.
+#[derive(Deserialize)]
+pub struct Login {
+    token: String,
+    next: Option<String>,
+}
+
+/// `POST /login`: checks the token, sets the cookie, goes on.
+pub async fn login(State(app): State<AppState>, Form(login): Form<Login>) -> Response {
+    let next = local_path(login.next);
+    let Some(key) = app.tokens.admin_digest() else {
+        return Redirect::to(&next).into_response();
+    };
+    if !app.tokens.admits(TokenKind::Admin, &login.token) {
+        tracing::warn!("dashboard login with a wrong token");
+        let page = form(&app, &next, Some("Wrong token."));
+        return (StatusCode::UNAUTHORIZED, page).into_response();
+    }
+    let issued = unix_now();
+    let cookie = format!(
+        "{COOKIE}=v1.{issued}.{}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}",
+        sign(&key, issued),
+        SESSION.as_secs()
+    );
+    let mut response = Redirect::to(&next).into_response();
+    if let Ok(value) = HeaderValue::from_str(&cookie) {
+        response.headers_mut().insert(header::SET_COOKIE, value);
+    }
+    response
+}
+
+/// Percent-encodes a URL query component.
+pub fn encode_component(text: &str) -> String {
+    let mut out = String::new();
+    for byte in text.bytes() {
+        match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
+                out.push(byte as char)
+            }
+            _ => out.push_str(&format!("%{byte:02X}")),
+        }
+    }
+    out
+}
