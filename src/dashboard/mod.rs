@@ -3,7 +3,7 @@
 //! asset embedded in the binary (no CDN, no Node build).
 //!
 //! Pages: `/` (overview and triggers), `/triggers/{id}`, `/plugins`,
-//! `/cron?expr=...&tz=...`. Actions (pause, resume, run now) are form
+//! `/events` (live tail, publish), `/cron?expr=...&tz=...`. Actions (pause, resume, run now) are form
 //! POSTs that redirect back (303), refused when they come from another
 //! site (`Origin` / `Sec-Fetch-Site`).
 //!
@@ -15,8 +15,9 @@
 //! open.
 
 mod cron;
+mod events;
 mod pages;
-mod session;
+pub(crate) mod session;
 mod timeline;
 
 use axum::Router;
@@ -42,6 +43,8 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/triggers/{id}/resume", post(pages::resume))
         .route("/triggers/{id}/run", post(pages::run_now))
         .route("/plugins", get(pages::plugins))
+        .route("/events", get(events::live))
+        .route("/events/publish", post(events::publish))
         .route("/cron", get(cron::playground))
         .route_layer(from_fn_with_state(state, gate));
     Router::new()
@@ -118,6 +121,7 @@ fn page(app: &AppState, title: &str, body: Markup) -> Html<String> {
                     nav aria-label="Main" {
                         a href="/" { "Triggers" }
                         a href="/plugins" { "Plugins" }
+                        a href="/events" { "Events" }
                         a href="/cron" { "Cron" }
                         a href="/openapi.json" { "API" }
                     }

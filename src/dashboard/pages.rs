@@ -195,7 +195,7 @@ pub async fn trigger(State(app): State<AppState>, Path(id): Path<String>) -> Res
                                     td { (time(run.instant)) }
                                     td { span class={ "outcome " (outcome(run)) } { (outcome(run)) } }
                                     td.num { (format!("{:.1} ms", run.duration_ms)) }
-                                    td { @for event in &run.events { code title=(event) { (event.to_string()[..8].to_owned()) } " " } }
+                                    td { @for event in &run.events { code title=(event) { (event.to_string()[24..].to_owned()) } " " } }
                                     td { (run.error.as_deref().unwrap_or("")) }
                                 }
                             }

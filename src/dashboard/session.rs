@@ -33,10 +33,11 @@ fn sign(key: &[u8; 32], issued: u64) -> String {
 }
 
 /// Whether the request carries a session cookie signed with the current
-/// admin token, issued less than [`SESSION`] ago.
+/// admin token, issued less than [`SESSION`] ago (false with no admin
+/// token: there is no session to prove).
 pub fn has_valid_cookie(app: &AppState, headers: &HeaderMap) -> bool {
     let Some(key) = app.tokens.admin_digest() else {
-        return true;
+        return false;
     };
     let cookies = headers
         .get_all(header::COOKIE)
