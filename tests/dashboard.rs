@@ -168,3 +168,38 @@ async fn the_admin_token_gates_the_dashboard_behind_a_login() {
     let forged = format!("{}0", session);
     assert_eq!(server.page("/", Some(&forged)).await.0, 303);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_page_renders_and_says_what_to_do_when_empty() {
+    let server = start("").await;
+    for (path, wanted) in [
+        ("/plugins", "No plugins loaded"),
+        ("/queues", "No dead letters"),
+        ("/queues", "No pending timers"),
+        ("/queues", "No sinks"),
+        ("/events", "Publish an event"),
+        ("/docs", "/api/admin/triggers"),
+        ("/cron", "Five fields"),
+    ] {
+        let (status, body) = server.page(path, None).await;
+        assert_eq!(status, 200, "{path}");
+        assert!(body.contains(wanted), "{path}: `{wanted}` missing:\n{body}");
+    }
+    // A timer is listed and cancelled from the page.
+    let timer = serde_json::json!({"id": "t1", "topic": "a.b", "data": {}, "delay": "1h"});
+    let added = server
+        .http
+        .post(format!("{}/api/admin/timers", server.base))
+        .json(&timer)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(added.status(), 201);
+    let (_, queues) = server.page("/queues", None).await;
+    assert!(queues.contains("Cancel t1"), "{queues}");
+    let cancelled = server
+        .action("/queues/timers/t1/cancel", &server.base)
+        .await;
+    assert_eq!(cancelled.status(), 303);
+    assert!(server.host.timers().await.unwrap().is_empty());
+}

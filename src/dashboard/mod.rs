@@ -3,7 +3,8 @@
 //! asset embedded in the binary (no CDN, no Node build).
 //!
 //! Pages: `/` (overview and triggers), `/triggers/{id}`, `/plugins`,
-//! `/events` (live tail, publish), `/cron?expr=...&tz=...`. Actions (pause, resume, run now) are form
+//! `/events` (live tail, publish), `/queues` (dead letters, timers, sinks),
+//! `/cron?expr=...&tz=...`, `/docs` (the API reference). Actions (pause, resume, run now) are form
 //! POSTs that redirect back (303), refused when they come from another
 //! site (`Origin` / `Sec-Fetch-Site`).
 //!
@@ -15,8 +16,10 @@
 //! open.
 
 mod cron;
+mod docs;
 mod events;
 mod pages;
+mod queues;
 pub(crate) mod session;
 mod timeline;
 
@@ -45,6 +48,12 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/plugins", get(pages::plugins))
         .route("/events", get(events::live))
         .route("/events/publish", post(events::publish))
+        .route("/queues", get(queues::queues))
+        .route("/queues/deadletters/{id}/replay", post(queues::replay))
+        .route("/queues/deadletters/{id}/discard", post(queues::discard))
+        .route("/queues/timers/{id}/cancel", post(queues::cancel_timer))
+        .route("/queues/sinks/{id}/{verb}", post(queues::sink))
+        .route("/docs", get(docs::reference))
         .route("/cron", get(cron::playground))
         .route_layer(from_fn_with_state(state, gate));
     Router::new()
@@ -122,8 +131,9 @@ fn page(app: &AppState, title: &str, body: Markup) -> Html<String> {
                         a href="/" { "Triggers" }
                         a href="/plugins" { "Plugins" }
                         a href="/events" { "Events" }
+                        a href="/queues" { "Queues" }
                         a href="/cron" { "Cron" }
-                        a href="/openapi.json" { "API" }
+                        a href="/docs" { "API" }
                     }
                     @if open {
                         span.badge.warn title="No [server] admin_token is set: anyone who can reach this address can use this dashboard." { "open: no admin token" }

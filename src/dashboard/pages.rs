@@ -167,6 +167,21 @@ pub async fn trigger(State(app): State<AppState>, Path(id): Path<String>) -> Res
             @if let Some(jitter) = &view.jitter { dt { "Jitter" } dd { (jitter) } }
             dt { "Declared in" } dd { (view.declared_in) }
             dt { "Fires / errors" } dd { (view.fire_count) " / " (view.error_count) }
+            dt { "Events published" } dd { (view.stats.events_published) }
+            @if view.kind == "cron" { dt { "Missed / caught up" } dd { (view.stats.missed) " / " (view.stats.catch_ups) } }
+        }
+        @if let Some(flow) = &view.flow {
+            section aria-label="Flow control" {
+                h2 { "Flow control" }
+                p { code { (serde_json::to_string(flow).unwrap_or_default()) } }
+                dl.spec {
+                    dt { "Deduplicated" } dd { (view.stats.deduplicated) }
+                    dt { "Throttled" } dd { (view.stats.throttled) }
+                    dt { "Debounced" } dd { (view.stats.debounced) }
+                    dt { "Batched" } dd { (view.stats.batched) }
+                    dt { "Waited for a concurrency slot" } dd { (view.stats.concurrency_waits) }
+                }
+            }
         }
         @if let Some(schedule) = &schedule {
             section aria-label="Schedule" {
@@ -286,7 +301,19 @@ pub async fn plugins(State(app): State<AppState>) -> Response {
                         @let stats = plugin.stats();
                         (stats.calls) " / " (stats.errors) " / " (stats.traps) " / " (stats.timeouts)
                     }
+                    dt { "Limits" } dd {
+                        @let limits = plugin.limits();
+                        (crate::units::format_duration(limits.timeout)) " running, "
+                        (crate::units::format_duration(limits.wall_timeout)) " in all, "
+                        (limits.memory_bytes / (1 << 20)) " MiB"
+                    }
+                    dt { "Imports" } dd { @if plugin.imports().is_empty() { "none" } @else { (plugin.imports().join(", ")) } }
+                    dt { "Grants" } dd { code { (serde_json::to_string(&plugin.grants().view()).unwrap_or_default()) } }
                     @if let Some(error) = errors.get(name) { dt { "Last error" } dd.bad { (error) } }
+                }
+                figure.latency {
+                    (raw(timeline::latency_svg(&plugin.latency())))
+                    figcaption { "Call latency: calls per bucket (upper bound)." }
                 }
             }
         }

@@ -1,12 +1,14 @@
-//! A trigger's last 24 hours as inline SVG drawn by the server: its
-//! scheduled instants as ticks, its runs as dots coloured by outcome, so
-//! misses and late or failed fires stand out without any script.
+//! Charts drawn by the server as inline SVG, readable without script: a
+//! trigger's last 24 hours (scheduled instants as ticks, runs as dots
+//! coloured by outcome, so misses and failures stand out) and a plugin's
+//! call-latency histogram.
 
 use std::fmt::Write as _;
 
 use chrono::{DateTime, TimeDelta, Utc};
 
 use crate::cron::CronSchedule;
+use crate::plugin::LatencyHistogram;
 use crate::state::{Outcome, Run};
 
 const WIDTH: f64 = 720.0;
@@ -59,6 +61,45 @@ pub fn svg(schedule: &CronSchedule, runs: &[Run], now: DateTime<Utc>) -> String 
             x(run.instant),
             run.instant.to_rfc3339(),
             super::pages::outcome(run)
+        );
+    }
+    out.push_str("</svg>");
+    out
+}
+
+/// A plugin's call latency as bars, one per bucket (calls in it, not
+/// cumulative), labelled with the bucket's upper bound.
+pub fn latency_svg(latency: &LatencyHistogram) -> String {
+    let mut counts = Vec::new();
+    let mut below = 0;
+    for (bound, cumulative) in &latency.buckets {
+        counts.push((*bound, cumulative - below));
+        below = *cumulative;
+    }
+    counts.push((f64::INFINITY, latency.count.saturating_sub(below)));
+    let most = counts.iter().map(|(_, n)| *n).max().unwrap_or(0).max(1) as f64;
+    let bar = WIDTH / counts.len() as f64;
+    let mut out = format!(
+        "<svg viewBox=\"0 0 {WIDTH} 120\" width=\"100%\" role=\"img\" \
+         aria-label=\"Plugin call latency histogram, {} calls\" xmlns=\"http://www.w3.org/2000/svg\">",
+        latency.count
+    );
+    for (i, (bound, n)) in counts.iter().enumerate() {
+        let height = *n as f64 / most * 90.0;
+        let x = i as f64 * bar;
+        let label = match bound.is_finite() {
+            true if *bound < 1.0 => format!("{}ms", bound * 1000.0),
+            true => format!("{bound}s"),
+            false => "more".to_owned(),
+        };
+        let _ = write!(
+            out,
+            "<rect x=\"{:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{height:.1}\" fill=\"#24629c\"><title>{n} calls up to {label}</title></rect>\
+             <text x=\"{:.1}\" y=\"114\" font-size=\"10\" text-anchor=\"middle\">{label}</text>",
+            x + 2.0,
+            95.0 - height,
+            (bar - 4.0).max(1.0),
+            x + bar / 2.0
         );
     }
     out.push_str("</svg>");

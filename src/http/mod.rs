@@ -26,6 +26,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use access::{Tokens, same_secret};
 pub use error::ApiError;
+pub use ops::openapi_document;
 pub use serve::{ConnectionStats, open_file_limit, raise_open_file_limit, serve};
 
 use crate::config::TokenKind;

@@ -383,7 +383,8 @@ pub async fn openapi() -> Json<Value> {
     Json(openapi_document())
 }
 
-fn openapi_document() -> Value {
+/// The OpenAPI 3 document of the API (also rendered at the dashboard's `/docs`).
+pub fn openapi_document() -> Value {
     let error = json!({ "$ref": "#/components/schemas/Error" });
     let errors =
         json!({ "description": "error", "content": { "application/json": { "schema": error } } });
