@@ -20,6 +20,7 @@ use tempfile::TempDir;
 use wasmsched::broker::{SubscriberKind, Subscription};
 use wasmsched::config::Config;
 use wasmsched::host::Host;
+use wasmsched::host::PluginChangeKind;
 use wasmsched::plugin::content_hash;
 use wasmsched::trigger::TriggerStats;
 use wasmsched::{Event, Topic, TopicPattern};
@@ -315,6 +316,18 @@ async fn a_broken_file_keeps_the_old_version_serving_until_fixed() {
         fx.decide(7).await && !fx.decide(8).await,
         "the odd version serves"
     );
+    // The history tells the story: loaded, three failures, swapped.
+    let kinds: Vec<&str> = fx
+        .host
+        .plugin_history("parity")
+        .iter()
+        .map(|c| match &c.change {
+            PluginChangeKind::Loaded { .. } => "loaded",
+            PluginChangeKind::Swapped { .. } => "swapped",
+            PluginChangeKind::Failed { .. } => "failed",
+        })
+        .collect();
+    assert_eq!(kinds, ["loaded", "failed", "failed", "failed", "swapped"]);
     fx.host.stop().await;
 }
 

@@ -97,7 +97,9 @@ async fn serve(config: Config) -> Result<()> {
         .map_err(|e| anyhow::anyhow!("{}: {e}", config_path.display()))?;
     log_events(&host).await?;
     let scheme = if tls { "https" } else { "http" };
-    tracing::info!("HTTP API on {scheme}://{}", listener.local_addr()?);
+    let address = listener.local_addr()?;
+    tracing::info!("HTTP API on {scheme}://{address}");
+    tracing::info!("dashboard: open {scheme}://{address}/ in a browser");
     http::serve(listener, state, shutdown_signal()).await?;
     tracing::info!("shutting down: letting firings in flight finish");
     host.stop().await;

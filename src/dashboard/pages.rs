@@ -8,6 +8,7 @@ use maud::{Markup, html};
 use serde::Deserialize;
 
 use super::{empty, not_found, page, raw, time, timeline};
+use crate::host::PluginChangeKind;
 use crate::http::AppState;
 use crate::http::admin::{TriggerView, view};
 use crate::state::Run;
@@ -311,6 +312,14 @@ pub async fn plugins(State(app): State<AppState>) -> Response {
                     dt { "Grants" } dd { code { (serde_json::to_string(&plugin.grants().view()).unwrap_or_default()) } }
                     @if let Some(error) = errors.get(name) { dt { "Last error" } dd.bad { (error) } }
                 }
+                h3 { "Reload history" }
+                ol.history { @for change in app.host.plugin_history(name).iter().rev() {
+                    li { (time(change.at)) " · " @match &change.change {
+                        PluginChangeKind::Loaded { hash } => { "loaded " code { (short(hash)) } },
+                        PluginChangeKind::Swapped { from, hash } => { "swapped " code { (short(from)) } " → " code { (short(hash)) } },
+                        PluginChangeKind::Failed { error } => { span.bad { "failed: " (error) } },
+                    } }
+                } }
                 figure.latency {
                     (raw(timeline::latency_svg(&plugin.latency())))
                     figcaption { "Call latency: calls per bucket (upper bound)." }
@@ -322,4 +331,8 @@ pub async fn plugins(State(app): State<AppState>) -> Response {
         }
     };
     page(&app, "Plugins", body).into_response()
+}
+
+fn short(hash: &str) -> &str {
+    &hash[..hash.len().min(12)]
 }

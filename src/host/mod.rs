@@ -31,6 +31,7 @@ use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 pub use self::backfill::{BackfillState, BackfillView};
 pub use self::manifests::ManifestChanges;
 use self::plugins::Candidate;
+pub use self::plugins::{PluginChange, PluginChangeKind};
 pub use self::sinks::SinkView;
 pub use self::stored::ADMIN_API;
 pub use self::timers::{LATE_HEADER, TIMER_HEADER};
@@ -223,6 +224,8 @@ struct State {
     plugin_manifests: BTreeMap<String, crate::config::PluginManifest>,
     /// The `[plugin]` table each loaded version was loaded with.
     loaded_with: BTreeMap<String, Option<crate::config::PluginManifest>>,
+    /// The last loads, swaps and failures of each plugin, oldest first.
+    plugin_history: BTreeMap<String, std::collections::VecDeque<PluginChange>>,
 }
 
 /// A registered trigger: its table, and the plugin exports it calls.
@@ -517,6 +520,17 @@ impl Host {
     }
 
     /// How many plugin loads succeeded (first loads and swaps).
+    /// The last loads, swaps and failures of plugin `name` (up to 20,
+    /// oldest first; kept in memory since the start).
+    pub fn plugin_history(&self, name: &str) -> Vec<PluginChange> {
+        let state = self.state();
+        let history = state.plugin_history.get(name);
+        history
+            .map(|h| h.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Plugin loads and reloads that succeeded since the start.
     pub fn reload_count(&self) -> u64 {
         self.reloads.load(Ordering::Relaxed)
     }

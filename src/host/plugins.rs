@@ -186,11 +186,20 @@ impl Host {
                     });
                 }
                 let old = slot.replace(plugin.clone());
+                let change = PluginChangeKind::Swapped {
+                    from: old.hash().to_owned(),
+                    hash: plugin.hash().to_owned(),
+                };
+                self.state_mut().record_change(name, change);
                 tracing::info!(plugin = %name, from = %short(old.hash()), to = %short(plugin.hash()), triggers = ?self.users(name), "swapped plugin: calls under way finish on the old version, later ones use the new");
             }
             None => {
                 let slot = PluginSlot::new(plugin.clone());
-                self.state_mut().plugins.insert(name.to_owned(), slot);
+                let mut state = self.state_mut();
+                state.plugins.insert(name.to_owned(), slot);
+                let hash = plugin.hash().to_owned();
+                state.record_change(name, PluginChangeKind::Loaded { hash });
+                drop(state);
                 tracing::info!(plugin = %name, hash = %short(plugin.hash()), worlds = ?plugin.worlds().names(), "loaded plugin");
             }
         }
@@ -362,11 +371,65 @@ impl Host {
             }
             None => tracing::error!(plugin = %name, file = %file.display(), "{error}"),
         }
+        state.record_change(
+            name,
+            PluginChangeKind::Failed {
+                error: error.clone(),
+            },
+        );
         let failure = Failure {
             error,
             hash,
             waiting_note: false,
         };
         state.failures.insert(name.to_owned(), failure);
+    }
+}
+
+/// Changes kept per plugin in [`Host::plugin_history`].
+const PLUGIN_HISTORY: usize = 20;
+
+/// One change of a plugin: what happened, when, to which version.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PluginChange {
+    /// When.
+    pub at: chrono::DateTime<chrono::Utc>,
+    /// What.
+    pub change: PluginChangeKind,
+}
+
+/// What happened to a plugin.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum PluginChangeKind {
+    /// First loaded, in version `hash`.
+    Loaded {
+        /// The version's hash.
+        hash: String,
+    },
+    /// Replaced by version `hash` (calls under way finished on `from`).
+    Swapped {
+        /// The version before.
+        from: String,
+        /// The version now.
+        hash: String,
+    },
+    /// A load failed; the version before, if any, kept serving.
+    Failed {
+        /// Why.
+        error: String,
+    },
+}
+
+impl super::State {
+    fn record_change(&mut self, plugin: &str, change: PluginChangeKind) {
+        let history = self.plugin_history.entry(plugin.to_owned()).or_default();
+        history.push_back(PluginChange {
+            at: chrono::Utc::now(),
+            change,
+        });
+        while history.len() > PLUGIN_HISTORY {
+            history.pop_front();
+        }
     }
 }

@@ -372,6 +372,7 @@ pub async fn list_plugins(State(app): State<AppState>) -> Json<Vec<Value>> {
                         "grants": plugin.grants().view(),
                         "last_error": last_error,
                         "stats": plugin.stats(),
+                        "history": app.host.plugin_history(&name),
                     }),
                     None => json!({ "name": name, "loaded": false, "last_error": last_error }),
                 }
