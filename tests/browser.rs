@@ -273,7 +273,7 @@ async fn the_dashboard_works_in_a_real_browser() {
         .await
         .unwrap();
     client
-        .find(Locator::Css("form button[type=submit]"))
+        .find(Locator::Css("form[action='/login'] button"))
         .await
         .unwrap()
         .click()
@@ -289,7 +289,7 @@ async fn the_dashboard_works_in_a_real_browser() {
         .await
         .unwrap();
     client
-        .find(Locator::Css("form button[type=submit]"))
+        .find(Locator::Css("form[action='/login'] button"))
         .await
         .unwrap()
         .click()

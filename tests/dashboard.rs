@@ -113,6 +113,27 @@ async fn pages_list_triggers_and_actions_change_the_scheduler() {
     assert_eq!(forged.status(), 403);
     assert!(!server.host.is_paused("nightly").await);
 
+    // The same for the API: a page of another site cannot pause a trigger
+    // on an open loopback host, nor reach it under another name (DNS
+    // rebinding).
+    let forged = server
+        .http
+        .post(format!("{}/api/admin/triggers/nightly/pause", server.base))
+        .header("origin", "http://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 403);
+    let rebound = server
+        .http
+        .get(format!("{}/api/admin/triggers", server.base))
+        .header("host", "evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rebound.status(), 403);
+    assert!(!server.host.is_paused("nightly").await);
+
     let (status, missing) = server.page("/triggers/nope", None).await;
     assert_eq!(status, 404);
     assert!(missing.contains("No trigger `nope`"), "{missing}");
@@ -167,6 +188,16 @@ async fn the_admin_token_gates_the_dashboard_behind_a_login() {
     assert!(!page.contains("open: no admin token"));
     let forged = format!("{}0", session);
     assert_eq!(server.page("/", Some(&forged)).await.0, 303);
+    // After login, only a path on this host is followed.
+    let phishing = server
+        .http
+        .post(format!("{}/login", server.base))
+        .form(&[("token", "dash-token-1"), ("next", "/\\evil.example")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(phishing.headers()["location"], "/");
+    assert_eq!(phishing.headers()["x-frame-options"], "DENY");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

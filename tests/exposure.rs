@@ -308,7 +308,10 @@ fn closed_within(stream: &mut TcpStream, within: Duration) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_and_idle_connections_are_closed() {
     let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path(), "header_timeout = \"1s\"\nidle_timeout = \"1s\"");
+    let config = write_config(
+        dir.path(),
+        "header_timeout = \"1s\"\nidle_timeout = \"1s\"\nbody_timeout = \"1s\"",
+    );
     let running = start(&config, &["--listen", "127.0.0.1:0"], &[], &[]);
     let address: SocketAddr = running.base.trim_start_matches("http://").parse().unwrap();
     // Half-sent headers.
@@ -317,6 +320,11 @@ async fn slow_and_idle_connections_are_closed() {
         .unwrap();
     // Nothing sent at all.
     let mut silent = TcpStream::connect(address).unwrap();
+    // A body announced and never sent (the login form reads it too).
+    let mut stalled = TcpStream::connect(address).unwrap();
+    stalled
+        .write_all(b"POST /login HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\n")
+        .unwrap();
     // A keep-alive connection that served a request, then idles.
     let mut kept = TcpStream::connect(address).unwrap();
     kept.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -328,6 +336,7 @@ async fn slow_and_idle_connections_are_closed() {
         ("half-sent headers", &mut slow),
         ("silent", &mut silent),
         ("idle keep-alive", &mut kept),
+        ("stalled body", &mut stalled),
     ] {
         assert!(
             closed_within(stream, Duration::from_secs(10)),

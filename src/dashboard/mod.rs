@@ -25,7 +25,7 @@ mod timeline;
 
 use axum::Router;
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::middleware::{Next, from_fn_with_state};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -59,8 +59,10 @@ pub fn routes(state: AppState) -> Router<AppState> {
     Router::new()
         .merge(pages)
         .route("/login", get(session::login_form).post(session::login))
+        .route("/logout", post(session::logout))
         .route("/assets/dashboard.css", get(css))
         .route("/assets/dashboard.js", get(js))
+        .layer(axum::middleware::from_fn(no_framing))
 }
 
 async fn css() -> Response {
@@ -75,17 +77,20 @@ async fn js() -> Response {
         .into_response()
 }
 
-/// Middleware: pages need the session cookie when an admin token is set;
-/// POSTs must come from this site.
+/// Middleware: pages need the session cookie when any token is set (and
+/// so an admin token to log in with). Cross-site POSTs are refused for
+/// every route by the HTTP layer (`access::refuse_cross_site`).
 async fn gate(State(app): State<AppState>, request: Request, next: Next) -> Response {
-    if request.method() == axum::http::Method::POST && !same_site(request.headers()) {
-        return (
-            StatusCode::FORBIDDEN,
-            Html("refused: the form was sent from another site".to_owned()),
-        )
-            .into_response();
+    if app.tokens.is_empty() {
+        return next.run(request).await;
     }
-    if !session::is_open(&app) && !session::has_valid_cookie(&app, request.headers()) {
+    if app.tokens.admin_digest().is_none() {
+        // Other tokens guard the API; the dashboard (which publishes and
+        // reads too) would bypass them without a login of its own.
+        let body = html! { p { "The dashboard needs an admin token to log in with: set [server] admin_token or WASMSCHED_ADMIN_TOKEN (other tokens are set, so it is not left open)." } };
+        return (StatusCode::FORBIDDEN, page(&app, "Dashboard locked", body)).into_response();
+    }
+    if !session::has_valid_cookie(&app, request.headers()) {
         let next = request
             .uri()
             .path_and_query()
@@ -96,23 +101,13 @@ async fn gate(State(app): State<AppState>, request: Request, next: Next) -> Resp
     next.run(request).await
 }
 
-/// Whether a POST came from a page of this host: browsers send `Origin`
-/// (and `Sec-Fetch-Site`) with every form POST; a request with neither is
-/// not from a browser page (curl), which is no cross-site forgery.
-fn same_site(headers: &HeaderMap) -> bool {
-    if let Some(site) = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
-        return matches!(site, "same-origin" | "none");
-    }
-    let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
-        return true;
-    };
-    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
-    let origin_host = origin.split_once("://").map(|(_, rest)| rest);
-    host.is_some() && origin_host == host
+/// A whole page: header with navigation (and a log-out button when
+/// tokens are set), then `body`.
+fn page(app: &AppState, title: &str, body: Markup) -> Html<String> {
+    shell(app, title, body, !app.tokens.is_empty())
 }
 
-/// A whole page: header with navigation, `body`, footer.
-fn page(app: &AppState, title: &str, body: Markup) -> Html<String> {
+fn shell(app: &AppState, title: &str, body: Markup, logout: bool) -> Html<String> {
     let open = session::is_open(app);
     let markup = html! {
         (DOCTYPE)
@@ -135,6 +130,9 @@ fn page(app: &AppState, title: &str, body: Markup) -> Html<String> {
                         a href="/cron" { "Cron" }
                         a href="/docs" { "API" }
                     }
+                    @if logout {
+                        form.logout method="post" action="/logout" { button type="submit" { "Log out" } }
+                    }
                     @if open {
                         span.badge.warn title="No [server] admin_token is set: anyone who can reach this address can use this dashboard." { "open: no admin token" }
                     }
@@ -144,6 +142,18 @@ fn page(app: &AppState, title: &str, body: Markup) -> Html<String> {
         }
     };
     Html(markup.into_string())
+}
+
+/// Middleware: pages may not be framed by other sites (clickjacking).
+async fn no_framing(request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    headers.insert("x-frame-options", header::HeaderValue::from_static("DENY"));
+    headers.insert(
+        "content-security-policy",
+        header::HeaderValue::from_static("frame-ancestors 'none'"),
+    );
+    response
 }
 
 /// An instant in UTC, shown in the reader's zone by the script (the

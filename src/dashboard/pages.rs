@@ -239,8 +239,10 @@ pub struct Back {
 }
 
 fn back_to(back: Option<String>, id: &str) -> String {
-    back.filter(|b| b.starts_with('/') && !b.starts_with("//"))
-        .unwrap_or_else(|| format!("/triggers/{id}"))
+    match back {
+        Some(back) => super::session::local_path(Some(back)),
+        None => format!("/triggers/{id}"),
+    }
 }
 
 /// `POST /triggers/{id}/pause`.

@@ -13,7 +13,7 @@ use maud::html;
 use serde::Deserialize;
 use sha2::Sha256;
 
-use super::page;
+use super::shell;
 use crate::config::TokenKind;
 use crate::http::AppState;
 
@@ -21,9 +21,9 @@ const COOKIE: &str = "wasmsched_session";
 /// How long a login lasts.
 const SESSION: Duration = Duration::from_secs(7 * 24 * 3600);
 
-/// Whether the dashboard is open (no admin token configured).
+/// Whether the dashboard is open (no token configured at all).
 pub fn is_open(app: &AppState) -> bool {
-    app.tokens.admin_digest().is_none()
+    app.tokens.is_empty()
 }
 
 fn sign(key: &[u8; 32], issued: u64) -> String {
@@ -76,9 +76,16 @@ pub struct Next {
     next: Option<String>,
 }
 
-fn local_path(next: Option<String>) -> String {
-    next.filter(|n| n.starts_with('/') && !n.starts_with("//"))
-        .unwrap_or_else(|| "/".to_owned())
+/// `next` if it is a path on this host: `/` then not `/` or `\\` (browsers
+/// read `/\\evil.example` as `//evil.example`), no backslash or control
+/// character anywhere; else `/`.
+pub fn local_path(next: Option<String>) -> String {
+    next.filter(|n| {
+        n.starts_with('/')
+            && !matches!(n.as_bytes().get(1), Some(b'/' | b'\\'))
+            && !n.chars().any(|c| c == '\\' || c.is_control())
+    })
+    .unwrap_or_else(|| "/".to_owned())
 }
 
 /// `GET /login`: the form.
@@ -97,7 +104,7 @@ fn form(app: &AppState, next: &str, error: Option<&str>) -> impl IntoResponse {
         }
         p.hint { "The token is [server] admin_token in wasmsched.toml, or WASMSCHED_ADMIN_TOKEN." }
     };
-    page(app, "Log in", body)
+    shell(app, "Log in", body, false)
 }
 
 /// The login form's fields.
@@ -119,13 +126,27 @@ pub async fn login(State(app): State<AppState>, Form(login): Form<Login>) -> Res
         return (StatusCode::UNAUTHORIZED, page).into_response();
     }
     let issued = unix_now();
+    let secure = match app.host.config().server.tls {
+        Some(_) => "; Secure",
+        None => "",
+    };
     let cookie = format!(
-        "{COOKIE}=v1.{issued}.{}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}",
+        "{COOKIE}=v1.{issued}.{}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{secure}",
         sign(&key, issued),
         SESSION.as_secs()
     );
     let mut response = Redirect::to(&next).into_response();
     if let Ok(value) = HeaderValue::from_str(&cookie) {
+        response.headers_mut().insert(header::SET_COOKIE, value);
+    }
+    response
+}
+
+/// `POST /logout`: clears the cookie.
+pub async fn logout() -> Response {
+    let mut response = Redirect::to("/login").into_response();
+    let cleared = format!("{COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0");
+    if let Ok(value) = HeaderValue::from_str(&cleared) {
         response.headers_mut().insert(header::SET_COOKIE, value);
     }
     response
@@ -143,4 +164,23 @@ pub fn encode_component(text: &str) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::local_path;
+
+    #[test]
+    fn only_local_paths_are_followed_after_login() {
+        for (next, wanted) in [
+            ("/triggers/x?y=1", "/triggers/x?y=1"),
+            ("//evil.example", "/"),
+            ("/\\evil.example", "/"),
+            ("/\t/evil.example", "/"),
+            ("https://evil.example", "/"),
+            ("/a\\b", "/"),
+        ] {
+            assert_eq!(local_path(Some(next.to_owned())), wanted, "{next:?}");
+        }
+    }
 }

@@ -41,6 +41,11 @@ impl Tokens {
         )
     }
 
+    /// Whether no token at all is configured.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     /// Whether a token of `kind` is configured.
     pub fn has(&self, kind: TokenKind) -> bool {
         self.0.contains_key(&kind)
@@ -169,8 +174,8 @@ pub async fn require(
 ) -> Response {
     let checked = app.tokens.check(group, request.headers());
     // The dashboard's session (the admin token, proven once) opens the
-    // event stream for its live view.
-    let by_session = group == TokenKind::Read
+    // event stream, for its live view.
+    let by_session = request.uri().path() == "/api/events/stream"
         && crate::dashboard::session::has_valid_cookie(&app, request.headers());
     match checked {
         Ok(()) => next.run(request).await,
@@ -180,6 +185,64 @@ pub async fn require(
             refused.into_response()
         }
     }
+}
+
+/// Whether a POST came from a page of this host: browsers send `Origin`
+/// (and `Sec-Fetch-Site`) with every form POST; a request with neither is
+/// not from a browser page (curl), which is no cross-site forgery.
+pub fn same_site(headers: &HeaderMap) -> bool {
+    if let Some(site) = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
+        return matches!(site, "same-origin" | "none");
+    }
+    let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
+        return true;
+    };
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
+    let origin_host = origin.split_once("://").map(|(_, rest)| rest);
+    host.is_some() && origin_host == host
+}
+
+/// Whether `host` (a `Host` header) names this machine by a loopback name.
+fn is_loopback_host(host: &str) -> bool {
+    let name = match host.strip_prefix('[') {
+        Some(rest) => rest.split(']').next().unwrap_or_default(),
+        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+    };
+    name.eq_ignore_ascii_case("localhost")
+        || name.to_ascii_lowercase().ends_with(".localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Middleware for every route: a request that changes something (not
+/// GET/HEAD) sent by a page of another site is refused (403), and a host
+/// left open on loopback (no admin token) answers only to loopback names,
+/// so another site cannot reach it through DNS rebinding.
+pub async fn refuse_cross_site(
+    State(app): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let read_only = matches!(
+        request.method(),
+        &axum::http::Method::GET | &axum::http::Method::HEAD
+    );
+    if !read_only && !same_site(request.headers()) {
+        let message = "refused: sent by a page of another site (Origin / Sec-Fetch-Site)";
+        return ApiError::new(StatusCode::FORBIDDEN, message).into_response();
+    }
+    let open_on_loopback =
+        !app.tokens.has(TokenKind::Admin) && app.host.config().server.listen.ip().is_loopback();
+    let host = request
+        .headers()
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok());
+    if open_on_loopback && host.is_some_and(|h| !is_loopback_host(h)) {
+        let message = "refused: this host has no admin token and answers only to localhost names";
+        return ApiError::new(StatusCode::FORBIDDEN, message).into_response();
+    }
+    next.run(request).await
 }
 
 #[cfg(test)]
@@ -232,6 +295,22 @@ mod tests {
             TokenKind::Metrics,
         ] {
             assert!(tokens.check(group, &HeaderMap::new()).is_ok());
+        }
+    }
+
+    #[test]
+    fn loopback_names() {
+        for host in [
+            "localhost:8080",
+            "127.0.0.1:8080",
+            "[::1]:8080",
+            "app.localhost",
+            "127.0.0.1",
+        ] {
+            assert!(is_loopback_host(host), "{host}");
+        }
+        for host in ["evil.example:8080", "192.168.1.2", "localhost.evil.example"] {
+            assert!(!is_loopback_host(host), "{host}");
         }
     }
 }

@@ -166,6 +166,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::dashboard::routes(state.clone()))
         .fallback(api_triggers::dispatch)
         .layer(from_fn_with_state(state.clone(), limit_client))
+        .layer(from_fn_with_state(state.clone(), access::refuse_cross_site))
         // Outside the client limit: health checks always answer.
         .route("/healthz", get(ops::healthz))
         .with_state(state)

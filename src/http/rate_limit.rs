@@ -47,6 +47,18 @@ impl IntoResponse for Limited {
     }
 }
 
+/// The key a client is limited by: its IPv4 address, or its IPv6 /64 (one
+/// host usually holds a whole /64, so per-address keys would be dodged).
+fn client_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+        }
+        v4 => v4,
+    }
+}
+
 fn quota(rate: Rate) -> Quota {
     let interval = rate.per / rate.count.get();
     Quota::with_period(interval.max(Duration::from_nanos(1)))
@@ -69,7 +81,7 @@ impl RateLimits {
         let Some((rate, limiter)) = &self.per_client else {
             return Ok(());
         };
-        limiter.check_key(&client).map_err(|not_until| {
+        limiter.check_key(&client_key(client)).map_err(|not_until| {
             self.count("scope=\"client\"".to_owned());
             Limited {
                 message: format!(
@@ -167,5 +179,11 @@ mod tests {
         assert!(limits.check_client(a).is_ok());
         assert!(limits.check_client(a).is_err());
         assert!(limits.check_client(b).is_ok());
+        let (c, d): (IpAddr, IpAddr) = (
+            "2001:db8::1".parse().unwrap(),
+            "2001:db8::2".parse().unwrap(),
+        );
+        assert!(limits.check_client(c).is_ok());
+        assert!(limits.check_client(d).is_err(), "the same /64");
     }
 }

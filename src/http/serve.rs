@@ -77,7 +77,11 @@ pub async fn serve(
         None => None,
     };
     let connections = Arc::new(Connections::new(cap, state.connections.clone()));
-    let app = router(state.clone());
+    // Every request body must arrive within body_timeout (extractors
+    // included), so a stalled body cannot hold a busy connection.
+    let app = router(state.clone()).layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
+        server.body_timeout,
+    ));
     let stop = state.shutdown.clone();
     let forget_clients = spawn_forget_idle_clients(&state);
     let mut accept_errors = Burst::default();
@@ -114,14 +118,17 @@ pub async fn serve(
             match tls {
                 None => serving.run(stream).await,
                 Some(acceptor) => {
+                    // A connection shed (or timed out) mid-handshake closes
+                    // at once: the cap counts it until then.
                     let handshake = acceptor.accept(stream);
-                    match tokio::time::timeout(serving.server.header_timeout, handshake).await {
-                        Ok(Ok(stream)) => serving.run(stream).await,
-                        Ok(Err(error)) => {
-                            tracing::debug!(%peer, "TLS handshake failed: {error}");
-                            serving.close();
-                        }
-                        Err(_) => serving.close(),
+                    let limit = serving.server.header_timeout;
+                    tokio::select! {
+                        done = tokio::time::timeout(limit, handshake) => match done {
+                            Ok(Ok(stream)) => serving.run(stream).await,
+                            Ok(Err(error)) => tracing::debug!(%peer, "TLS handshake failed: {error}"),
+                            Err(_) => {}
+                        },
+                        () = serving.conn.close.notified() => {}
                     }
                 }
             }
@@ -287,6 +294,13 @@ impl Connections {
     /// to close; `None` when every connection is busy.
     fn admit(&self) -> Option<Arc<Conn>> {
         let mut open = self.lock();
+        // Those asked to close but not closed yet still hold descriptors:
+        // past a small margin over the cap, refuse until they are gone.
+        if open.len() >= self.cap + self.cap / 16 + 8 {
+            self.stats.refused.fetch_add(1, Ordering::Relaxed);
+            self.log_shedding("refusing new connections: closing ones still hold descriptors");
+            return None;
+        }
         // Counting those asked to close but not closed yet would shed more
         // than needed; their descriptors are freed within a moment.
         if open.len() >= self.cap && Self::staying(&open) >= self.cap {
@@ -386,10 +400,6 @@ struct Serving {
 }
 
 impl Serving {
-    fn close(&self) {
-        self.connections.remove(self.conn.id);
-    }
-
     async fn run<S>(self, stream: S)
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -399,6 +409,7 @@ impl Serving {
             conn: self.conn.clone(),
         });
         let (app, peer, conn) = (self.app.clone(), self.peer, self.conn.clone());
+
         let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
             let busy = Busy::new(conn.clone());
             request.extensions_mut().insert(ConnectInfo(peer));
@@ -429,7 +440,12 @@ impl Serving {
                 0 => self.server.header_timeout,
                 _ => self.server.idle_timeout,
             };
-            let check_in = quiet_limit.saturating_sub(self.conn.quiet_for());
+            // Busy: a request's body and handler have their own timeouts;
+            // look again after a whole quiet period.
+            let check_in = match self.conn.is_idle() {
+                true => quiet_limit.saturating_sub(self.conn.quiet_for()),
+                false => quiet_limit,
+            };
             tokio::select! {
                 result = connection.as_mut() => {
                     if let Err(error) = result {
@@ -456,7 +472,13 @@ impl Serving {
                 }
             }
         }
-        self.close();
+    }
+}
+
+/// The connection leaves the map however serving ends (a panic included).
+impl Drop for Serving {
+    fn drop(&mut self) {
+        self.connections.remove(self.conn.id);
     }
 }
 
