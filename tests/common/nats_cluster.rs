@@ -33,7 +33,19 @@ impl NatsCluster {
     /// Starts `size` routed servers and waits until JetStream can place a
     /// stream with `size` replicas.
     pub async fn start(size: usize) -> Self {
-        let mut nodes: Vec<Node> = (0..size)
+        // Ports are picked free then let go, so a test running alongside
+        // may take one first: then the cluster starts again on new ports.
+        for _attempt in 0..3 {
+            if let Some(cluster) = Self::try_start(size) {
+                cluster.wait_for_jetstream(size).await;
+                return cluster;
+            }
+        }
+        panic!("the NATS cluster did not start in 3 attempts (see nats-server's errors above)");
+    }
+
+    fn try_start(size: usize) -> Option<Self> {
+        let nodes: Vec<Node> = (0..size)
             .map(|i| Node {
                 child: None,
                 name: format!("n{i}"),
@@ -46,12 +58,14 @@ impl NatsCluster {
             .iter()
             .map(|n| format!("nats://127.0.0.1:{}", n.cluster_port))
             .collect();
-        for node in &mut nodes {
-            spawn(node, &routes.join(","));
+        let mut cluster = Self { nodes };
+        for node in &mut cluster.nodes {
+            if let Err(error) = try_spawn(node, &routes.join(",")) {
+                eprintln!("{error}; starting the cluster again on other ports");
+                return None; // Dropping the cluster stops the servers started.
+            }
         }
-        let cluster = Self { nodes };
-        cluster.wait_for_jetstream(size).await;
-        cluster
+        Some(cluster)
     }
 
     /// Every server's client URL, comma-separated (as `[broker] url`).
@@ -117,6 +131,14 @@ impl NatsCluster {
 }
 
 fn spawn(node: &mut Node, routes: &str) {
+    if let Err(error) = try_spawn(node, routes) {
+        panic!("{error}");
+    }
+}
+
+/// Starts `node`'s server; an error if it is not ready within 20 s (a
+/// port taken meanwhile, usually), with what it logged.
+fn try_spawn(node: &mut Node, routes: &str) -> Result<(), String> {
     let mut child = Command::new("nats-server")
         .args(["-js", "-a", "127.0.0.1", "-p"])
         .arg(node.port.to_string())
@@ -136,18 +158,27 @@ fn spawn(node: &mut Node, routes: &str) {
         .expect("cannot run nats-server: install it (`apt-get install nats-server`; .ci/run does)");
     let (ready, is_ready) = mpsc::channel();
     let stderr = child.stderr.take().expect("piped stderr");
+    let logged = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let kept = logged.clone();
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
             if line.contains("Server is ready") {
                 let _ = ready.send(());
             }
+            kept.lock().unwrap().push(line);
         }
     });
     if is_ready.recv_timeout(Duration::from_secs(20)).is_err() {
         let _ = child.kill();
-        panic!("nats-server {} did not become ready", node.name);
+        let _ = child.wait();
+        let log = logged.lock().unwrap().join("\n");
+        return Err(format!(
+            "nats-server {} did not become ready:\n{log}",
+            node.name
+        ));
     }
     node.child = Some(child);
+    Ok(())
 }
 
 impl Drop for NatsCluster {
