@@ -585,3 +585,70 @@ async fn graceful_shutdown_lets_a_firing_in_flight_finish_and_publish() {
     let event = done.next().await.expect("its event was published").event;
     assert_eq!(event.data["slow"], true);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cloudevents_in_both_modes_and_out_on_the_stream() {
+    let server = Server::start().await;
+    let response = server
+        .http
+        .get(server.url("/api/events/stream"))
+        .bearer_auth("admin-secret")
+        .query(&[("pattern", "ce.**"), ("format", "cloudevents")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let mut stream: SseStream = Box::pin(response.bytes_stream());
+    let structured = json!({"specversion": "1.0", "id": "x-1", "source": "/tests",
+                            "type": "ce.structured", "traceparent": "00-aa-bb-01", "data": {"n": 1}});
+    let posted = server
+        .http
+        .post(server.url("/api/events"))
+        .bearer_auth("admin-secret")
+        .header("content-type", "application/cloudevents+json")
+        .body(structured.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(posted.status(), 202);
+    let posted = server
+        .http
+        .post(server.url("/api/events"))
+        .bearer_auth("admin-secret")
+        .header("content-type", "application/json")
+        .header("ce-specversion", "1.0")
+        .header("ce-id", "x-2")
+        .header("ce-source", "/tests/binary")
+        .header("ce-type", "ce.binary")
+        .body(r#"{"n": 2}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(posted.status(), 202);
+    let first = next_sse(&mut stream).await;
+    assert_eq!(first["specversion"], "1.0");
+    assert_eq!(first["type"], "ce.structured");
+    assert_eq!(first["source"], "/tests");
+    assert_eq!(first["traceparent"], "00-aa-bb-01");
+    assert_eq!(first["data"]["n"], 1);
+    let second = next_sse(&mut stream).await;
+    assert_eq!(second["type"], "ce.binary");
+    assert_eq!(second["source"], "/tests/binary");
+    assert_eq!(second["data"]["n"], 2);
+    // A CloudEvent without a type names it.
+    let (status, body) = server.post_json("/api/events", json!({})).await;
+    assert_eq!(status, 422, "{body}");
+    let missing = server
+        .http
+        .post(server.url("/api/events"))
+        .bearer_auth("admin-secret")
+        .header("content-type", "application/cloudevents+json")
+        .body(r#"{"specversion": "1.0", "id": "1", "source": "s"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 422);
+    let body: Value = missing.json().await.unwrap();
+    assert!(body["error"].as_str().unwrap().contains("`type`"), "{body}");
+    server.shutdown().await;
+}

@@ -13,6 +13,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::AppState;
+use super::cloudevents::{self, Mode};
 use super::error::{ApiError, ApiResult, parse_json_object};
 use crate::broker::SubscriberKind;
 use crate::event::Event;
@@ -25,24 +26,10 @@ pub async fn publish(
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let (parts, body) = request.into_parts();
     let body = app.read_body(body).await?;
-    let mut object = parse_json_object(&parts.headers, &body)?;
-    let topic = match object.remove("topic") {
-        Some(Value::String(topic)) => {
-            Topic::new(topic).map_err(|e| ApiError::bad_request(e.to_string()))?
-        }
-        _ => {
-            return Err(unprocessable(
-                r#"the body needs a `topic` string: {"topic": "logs.app", "data": {...}}"#,
-            ));
-        }
-    };
-    let data = object.remove("data").ok_or_else(|| {
-        unprocessable(r#"the body needs `data`: {"topic": "logs.app", "data": {...}}"#)
-    })?;
-    let headers: BTreeMap<String, String> = match object.remove("headers") {
-        None => BTreeMap::new(),
-        Some(headers) => serde_json::from_value(headers)
-            .map_err(|_| unprocessable("`headers` must be an object of strings"))?,
+    let (topic, data, headers) = match cloudevents::mode(&parts.headers) {
+        Some(Mode::Structured) => cloudevents::structured(&body)?,
+        Some(Mode::Binary) => cloudevents::binary(&parts.headers, &body)?,
+        None => own_shape(&parts.headers, &body)?,
     };
     app.host
         .event_limits()
@@ -63,6 +50,30 @@ pub async fn publish(
     ))
 }
 
+/// `{"topic", "data", "headers"?}`, wasmsched's own shape.
+fn own_shape(headers: &axum::http::HeaderMap, body: &[u8]) -> ApiResult<cloudevents::Parsed> {
+    let mut object = parse_json_object(headers, body)?;
+    let topic = match object.remove("topic") {
+        Some(Value::String(topic)) => {
+            Topic::new(topic).map_err(|e| ApiError::bad_request(e.to_string()))?
+        }
+        _ => {
+            return Err(unprocessable(
+                r#"the body needs a `topic` string: {"topic": "logs.app", "data": {...}}"#,
+            ));
+        }
+    };
+    let data = object.remove("data").ok_or_else(|| {
+        unprocessable(r#"the body needs `data`: {"topic": "logs.app", "data": {...}}"#)
+    })?;
+    let headers: BTreeMap<String, String> = match object.remove("headers") {
+        None => BTreeMap::new(),
+        Some(headers) => serde_json::from_value(headers)
+            .map_err(|_| unprocessable("`headers` must be an object of strings"))?,
+    };
+    Ok((topic, data, headers))
+}
+
 fn unprocessable(message: &str) -> ApiError {
     ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, message)
 }
@@ -70,15 +81,26 @@ fn unprocessable(message: &str) -> ApiError {
 #[derive(Deserialize)]
 pub struct StreamQuery {
     pattern: Option<String>,
+    /// `cloudevents`: each message is a CloudEvent (JSON format).
+    format: Option<String>,
 }
 
 /// Every event whose topic matches `?pattern=` (default `**`), as SSE
-/// messages whose `data:` is the event as JSON. A lagging client misses
+/// messages whose `data:` is the event as JSON (`?format=cloudevents`: as
+/// a CloudEvent). A lagging client misses
 /// events rather than slowing publishers.
 pub async fn stream(
     State(app): State<AppState>,
     Query(query): Query<StreamQuery>,
 ) -> ApiResult<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>> {
+    let cloud = match query.format.as_deref() {
+        None | Some("wasmsched") => false,
+        Some("cloudevents") => true,
+        Some(other) => {
+            let message = format!("unknown `format` `{other}`: use `cloudevents` or leave it out");
+            return Err(ApiError::bad_request(message));
+        }
+    };
     let pattern = query.pattern.as_deref().unwrap_or("**");
     let pattern = TopicPattern::new(pattern).map_err(|e| ApiError::bad_request(e.to_string()))?;
     let subscription = app
@@ -95,7 +117,10 @@ pub async fn stream(
                 _ = shutdown.cancelled() => return None,
                 delivery = subscription.next() => delivery?,
             };
-            let json = serde_json::to_string(&delivery.event).expect("events serialize");
+            let json = match cloud {
+                true => cloudevents::to_cloudevent(&delivery.event).to_string(),
+                false => serde_json::to_string(&delivery.event).expect("events serialize"),
+            };
             let message = SseEvent::default().data(json);
             Some((Ok(message), subscription))
         }

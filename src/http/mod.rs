@@ -5,6 +5,7 @@ mod access;
 pub(crate) mod admin;
 mod api_triggers;
 mod backfill;
+mod cloudevents;
 mod error;
 mod events;
 mod ops;
