@@ -6,14 +6,15 @@
 
 use std::net::TcpListener as StdListener;
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
-use wasmsched::config::Config;
-use wasmsched::host::Host;
-use wasmsched::http::{self, AppState};
+
+#[path = "common/served.rs"]
+mod served;
+
+use served::serve;
 
 const CHROMEDRIVER: &str = "chromedriver";
 const CHROMIUM: &str = "/usr/bin/chromium";
@@ -70,35 +71,6 @@ async fn browser() -> (Driver, Client) {
     (driver, client)
 }
 
-struct Served {
-    base: String,
-    host: Arc<Host>,
-    _dir: tempfile::TempDir,
-}
-
-async fn serve(server_table: &str) -> Served {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(dir.path().join("plugins")).unwrap();
-    let path = dir.path().join("wasmsched.toml");
-    let config = format!(
-        "[server]\n{server_table}\n[plugins]\ndir = \"plugins\"\n[state]\npath = \"state.db\"\n\n\
-         [[trigger]]\nid = \"nightly\"\nkind = \"cron\"\ntopic = \"jobs.nightly\"\n\
-         schedule = \"0 3 * * *\"\ntimezone = \"Asia/Seoul\"\n\n\
-         [[trigger]]\nid = \"hook\"\nkind = \"api\"\ntopic = \"hooks.in\"\n"
-    );
-    std::fs::write(&path, config).unwrap();
-    let host = Host::start(Config::load(&path).unwrap()).await.unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let state = AppState::new(host.clone()).await.unwrap();
-    tokio::spawn(http::serve(listener, state, std::future::pending()));
-    Served {
-        base,
-        host,
-        _dir: dir,
-    }
-}
-
 async fn screenshot(client: &Client, name: &str) {
     let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("screenshots");
     std::fs::create_dir_all(&dir).unwrap();
@@ -125,6 +97,16 @@ async fn wait_for(client: &Client, css: &str, within: Duration) -> fantoccini::e
         .unwrap_or_else(|e| panic!("`{css}` never appeared: {e}"))
 }
 
+async fn click(client: &Client, css: &str) {
+    let element = client.find(Locator::Css(css)).await.unwrap();
+    element.click().await.unwrap();
+}
+
+async fn type_into(client: &Client, css: &str, text: &str) {
+    let element = client.find(Locator::Css(css)).await.unwrap();
+    element.send_keys(text).await.unwrap();
+}
+
 const PAGE_LOAD: Duration = Duration::from_secs(10);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -148,13 +130,7 @@ async fn the_dashboard_works_in_a_real_browser() {
     screenshot(&client, "overview").await;
 
     // Pause, then resume: the page and the scheduler both change.
-    client
-        .find(Locator::Css("button[aria-label='Pause nightly']"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&client, "button[aria-label='Pause nightly']").await;
     let resume = wait_for(&client, "button[aria-label='Resume nightly']", PAGE_LOAD).await;
     assert!(served.host.is_paused("nightly").await);
     resume.click().await.unwrap();
@@ -170,13 +146,7 @@ async fn the_dashboard_works_in_a_real_browser() {
             .unwrap()
             .is_empty()
     );
-    client
-        .find(Locator::Css("button[aria-label='Run hook now']"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&client, "button[aria-label='Run hook now']").await;
     wait_for(&client, "table.runs tbody tr", PAGE_LOAD).await;
     assert_eq!(
         client
@@ -209,20 +179,8 @@ async fn the_dashboard_works_in_a_real_browser() {
     let shown = wait_for(&client, "#events li code", Duration::from_secs(1)).await;
     assert_eq!(shown.text().await.unwrap(), "browser.check");
     // The form publishes too.
-    client
-        .find(Locator::Css("#topic"))
-        .await
-        .unwrap()
-        .send_keys("browser.form")
-        .await
-        .unwrap();
-    client
-        .find(Locator::Css("#publish button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    type_into(&client, "#topic", "browser.form").await;
+    click(&client, "#publish button").await;
     let confirmed = wait_for(&client, "p.ok", PAGE_LOAD).await;
     assert!(confirmed.text().await.unwrap().starts_with("Published"));
     screenshot(&client, "events").await;
@@ -265,36 +223,12 @@ async fn the_dashboard_works_in_a_real_browser() {
     let gated = serve("admin_token = \"browser-token-3\"").await;
     client.goto(&format!("{}/", gated.base)).await.unwrap();
     assert_eq!(client.current_url().await.unwrap().path(), "/login");
-    client
-        .find(Locator::Css("#token"))
-        .await
-        .unwrap()
-        .send_keys("wrong")
-        .await
-        .unwrap();
-    client
-        .find(Locator::Css("form[action='/login'] button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    type_into(&client, "#token", "wrong").await;
+    click(&client, "form[action='/login'] button").await;
     let refused = wait_for(&client, "p.error", PAGE_LOAD).await;
     assert_eq!(refused.text().await.unwrap(), "Wrong token.");
-    client
-        .find(Locator::Css("#token"))
-        .await
-        .unwrap()
-        .send_keys("browser-token-3")
-        .await
-        .unwrap();
-    client
-        .find(Locator::Css("form[action='/login'] button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    type_into(&client, "#token", "browser-token-3").await;
+    click(&client, "form[action='/login'] button").await;
     wait_for(&client, "tr[data-trigger='nightly']", PAGE_LOAD).await;
     assert_eq!(client.current_url().await.unwrap().path(), "/");
 

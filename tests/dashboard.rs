@@ -5,42 +5,31 @@
 use std::sync::Arc;
 
 use reqwest::redirect::Policy;
-use wasmsched::config::Config;
 use wasmsched::host::Host;
-use wasmsched::http::{self, AppState};
+
+#[path = "common/served.rs"]
+mod served;
+
+use served::{Served, serve};
 
 struct Server {
     base: String,
     host: Arc<Host>,
     http: reqwest::Client,
-    _dir: tempfile::TempDir,
+    _served: Served,
 }
 
 async fn start(server_table: &str) -> Server {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(dir.path().join("plugins")).unwrap();
-    let path = dir.path().join("wasmsched.toml");
-    let config = format!(
-        "[server]\n{server_table}\n[plugins]\ndir = \"plugins\"\n[state]\npath = \"state.db\"\n\n\
-         [[trigger]]\nid = \"nightly\"\nkind = \"cron\"\ntopic = \"jobs.nightly\"\n\
-         schedule = \"0 3 * * *\"\ntimezone = \"Asia/Seoul\"\n\n\
-         [[trigger]]\nid = \"hook\"\nkind = \"api\"\ntopic = \"hooks.in\"\n"
-    );
-    std::fs::write(&path, config).unwrap();
-    let host = Host::start(Config::load(&path).unwrap()).await.unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let state = AppState::new(host.clone()).await.unwrap();
-    tokio::spawn(http::serve(listener, state, std::future::pending()));
+    let served = serve(server_table).await;
     let http = reqwest::Client::builder()
         .redirect(Policy::none())
         .build()
         .unwrap();
     Server {
-        base,
-        host,
+        base: served.base.clone(),
+        host: served.host.clone(),
         http,
-        _dir: dir,
+        _served: served,
     }
 }
 

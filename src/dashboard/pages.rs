@@ -251,10 +251,12 @@ pub async fn pause(
     Path(id): Path<String>,
     axum::Form(back): axum::Form<Back>,
 ) -> Response {
-    match app.host.pause_trigger(&id).await {
-        Ok(()) => Redirect::to(&back_to(back.back, &id)).into_response(),
-        Err(error) => not_found(&app, error.to_string()),
-    }
+    let paused = app.host.pause_trigger(&id).await;
+    done(
+        &app,
+        paused.map_err(|e| e.to_string()),
+        back_to(back.back, &id),
+    )
 }
 
 /// `POST /triggers/{id}/resume`.
@@ -263,9 +265,19 @@ pub async fn resume(
     Path(id): Path<String>,
     axum::Form(back): axum::Form<Back>,
 ) -> Response {
-    match app.host.resume_trigger(&id).await {
-        Ok(()) => Redirect::to(&back_to(back.back, &id)).into_response(),
-        Err(error) => not_found(&app, error.to_string()),
+    let resumed = app.host.resume_trigger(&id).await;
+    done(
+        &app,
+        resumed.map_err(|e| e.to_string()),
+        back_to(back.back, &id),
+    )
+}
+
+/// Back to `back` after an action, or the error.
+fn done(app: &AppState, result: Result<(), String>, back: String) -> Response {
+    match result {
+        Ok(()) => Redirect::to(&back).into_response(),
+        Err(error) => not_found(app, error),
     }
 }
 
