@@ -8,8 +8,9 @@
 //! - at most `max_connections` are served at once (fewer if the open-file
 //!   limit is lower); past it the idlest connection (no request under way,
 //!   quiet the longest) is closed to admit the new one, and a new one is
-//!   refused only when every connection is busy: the listener never stops
-//!   accepting;
+//!   refused only when every connection is busy (while shed connections
+//!   are still closing, accepting pauses up to a second so that new ones
+//!   wait in the backlog rather than being reset);
 //! - accept errors (EMFILE: out of file descriptors) are logged once per
 //!   burst and recovered from.
 
@@ -38,6 +39,10 @@ use crate::config::ServerConfig;
 /// File descriptors kept for everything but connections (the state store,
 /// plugin files, the watcher, outbound requests).
 const RESERVED_FDS: u64 = 128;
+
+/// How long the accept loop waits for shed connections to give their
+/// descriptors back before it refuses a new one.
+const DRAIN_WAIT: Duration = Duration::from_secs(1);
 
 /// Accept errors are logged at most this often.
 const LOG_ACCEPT_ERRORS_EVERY: Duration = Duration::from_secs(10);
@@ -100,7 +105,7 @@ pub async fn serve(
                 }
             },
         };
-        let Some(conn) = connections.admit() else {
+        let Some(conn) = connections.admit_when_drained().await else {
             drop(stream);
             continue;
         };
@@ -264,6 +269,15 @@ impl Conn {
     }
 }
 
+/// What [`Connections::admit`] decided for a new connection.
+enum Admission {
+    Admitted(Arc<Conn>),
+    /// Over the cap's margin: connections asked to close have not closed yet.
+    Draining,
+    /// Every connection has a request under way.
+    Busy,
+}
+
 /// The open connections.
 struct Connections {
     cap: usize,
@@ -271,6 +285,7 @@ struct Connections {
     open: Mutex<std::collections::HashMap<u64, Arc<Conn>>>,
     stats: Arc<ConnectionStats>,
     all_closed: tokio::sync::Notify,
+    closed_one: tokio::sync::Notify,
     shed_log: Mutex<Option<Instant>>,
 }
 
@@ -282,6 +297,7 @@ impl Connections {
             open: Mutex::default(),
             stats,
             all_closed: tokio::sync::Notify::new(),
+            closed_one: tokio::sync::Notify::new(),
             shed_log: Mutex::new(None),
         }
     }
@@ -290,16 +306,39 @@ impl Connections {
         self.open.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// A place for a new connection, waiting (up to [`DRAIN_WAIT`]) while
+    /// connections asked to close still hold their descriptors: the accept
+    /// loop pauses and new connections queue in the kernel's backlog
+    /// instead of being reset. `None` when every connection is busy.
+    async fn admit_when_drained(&self) -> Option<Arc<Conn>> {
+        let deadline = tokio::time::Instant::now() + DRAIN_WAIT;
+        loop {
+            let mut closed = pin!(self.closed_one.notified());
+            closed.as_mut().enable();
+            match self.admit() {
+                Admission::Admitted(conn) => return Some(conn),
+                Admission::Busy => return None,
+                Admission::Draining => {
+                    if tokio::time::timeout_at(deadline, closed).await.is_err() {
+                        self.stats.refused.fetch_add(1, Ordering::Relaxed);
+                        self.log_shedding(
+                            "refusing new connections: closing ones still hold descriptors",
+                        );
+                        return None;
+                    }
+                }
+            }
+        }
+    }
+
     /// A place for a new connection: past the cap the idlest one is asked
-    /// to close; `None` when every connection is busy.
-    fn admit(&self) -> Option<Arc<Conn>> {
+    /// to close.
+    fn admit(&self) -> Admission {
         let mut open = self.lock();
         // Those asked to close but not closed yet still hold descriptors:
-        // past a small margin over the cap, refuse until they are gone.
+        // past a small margin over the cap, wait until they are gone.
         if open.len() >= self.cap + self.cap / 16 + 8 {
-            self.stats.refused.fetch_add(1, Ordering::Relaxed);
-            self.log_shedding("refusing new connections: closing ones still hold descriptors");
-            return None;
+            return Admission::Draining;
         }
         // Counting those asked to close but not closed yet would shed more
         // than needed; their descriptors are freed within a moment.
@@ -307,7 +346,7 @@ impl Connections {
             if !Self::shed(&open) {
                 self.stats.refused.fetch_add(1, Ordering::Relaxed);
                 self.log_shedding("refusing new connections: every connection is busy");
-                return None;
+                return Admission::Busy;
             }
             self.stats.shed.fetch_add(1, Ordering::Relaxed);
             self.log_shedding("closing the idlest connections to admit new ones");
@@ -324,7 +363,7 @@ impl Connections {
         });
         open.insert(id, conn.clone());
         self.stats.open.store(open.len(), Ordering::Relaxed);
-        Some(conn)
+        Admission::Admitted(conn)
     }
 
     /// Asks the idlest connection to close; false if none is idle.
@@ -372,6 +411,7 @@ impl Connections {
         let mut open = self.lock();
         open.remove(&id);
         self.stats.open.store(open.len(), Ordering::Relaxed);
+        self.closed_one.notify_waiters();
         if open.is_empty() {
             self.all_closed.notify_waiters();
         }
