@@ -88,6 +88,7 @@
 pub mod bounded;
 pub mod broker;
 pub mod clock;
+pub mod cloudevent;
 pub mod cron;
 pub mod event;
 pub mod firing;

@@ -9,7 +9,9 @@
 //! history, pause and resume. It publishes nothing.
 //!
 //! The body is the event as JSON: `{"id", "topic", "time", "data",
-//! "headers"}`. With a secret, each delivery is signed as Standard Webhooks
+//! "headers"}`, or with `format = "cloudevents"` a CloudEvent in structured
+//! mode (`application/cloudevents+json`, see [`crate::cloudevent`]). With a
+//! secret, each delivery is signed as Standard Webhooks
 //! says: `webhook-id` (the event id), `webhook-timestamp` (Unix seconds),
 //! `webhook-signature` (`v1,` and the base64 HMAC-SHA256 of
 //! `{id}.{timestamp}.{body}`).
@@ -26,7 +28,8 @@ use serde_json::json;
 use sha2::Sha256;
 
 use crate::bounded;
-use crate::config::{SigningSecret, SinkConfig};
+use crate::cloudevent::{self, to_cloudevent};
+use crate::config::{SigningSecret, SinkConfig, SinkFormat};
 use crate::event::{Event, NewEvent};
 use crate::firing::{BoxError, Factory, Firing};
 use crate::trigger::EventTrigger;
@@ -98,6 +101,7 @@ pub struct Webhook {
     /// `url`, [`redacted`].
     shown: String,
     secret: Option<SigningSecret>,
+    format: SinkFormat,
     client: reqwest::Client,
     counters: Arc<SinkCounters>,
 }
@@ -115,24 +119,31 @@ impl Webhook {
             url: config.url.clone(),
             shown: redacted(&config.url),
             secret: config.secret.clone(),
+            format: config.format,
             client,
             counters,
         })
     }
 
     async fn deliver(&self, event: &Event) -> Result<(), String> {
-        let body = json!({
-            "id": event.id,
-            "topic": event.topic,
-            "time": event.time,
-            "data": event.data,
-            "headers": event.headers,
-        })
-        .to_string();
+        let (body, content_type) = match self.format {
+            SinkFormat::Wasmsched => (
+                json!({
+                    "id": event.id,
+                    "topic": event.topic,
+                    "time": event.time,
+                    "data": event.data,
+                    "headers": event.headers,
+                }),
+                "application/json",
+            ),
+            SinkFormat::CloudEvents => (to_cloudevent(event), cloudevent::STRUCTURED),
+        };
+        let body = body.to_string();
         let mut request = self
             .client
             .post(&self.url)
-            .header("content-type", "application/json");
+            .header("content-type", content_type);
         if let Some(secret) = &self.secret {
             let timestamp = chrono::Utc::now().timestamp();
             let id = event.id.to_string();

@@ -1,6 +1,8 @@
 //! The HTTP API over a real loopback server: the seed's shapes, auth, bad
 //! input, SSE, runtime (un)registration, graceful shutdown.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -632,6 +634,10 @@ async fn cloudevents_in_both_modes_and_out_on_the_stream() {
     assert_eq!(first["traceparent"], "00-aa-bb-01");
     assert_eq!(first["data"]["n"], 1);
     let second = next_sse(&mut stream).await;
+    for event in [&first, &second] {
+        let errors = common::cloudevent_errors(event);
+        assert!(errors.is_empty(), "{event}: {errors:?}");
+    }
     assert_eq!(second["type"], "ce.binary");
     assert_eq!(second["source"], "/tests/binary");
     assert_eq!(second["data"]["n"], 2);

@@ -217,6 +217,49 @@ async fn sinks_retry_through_500s_and_a_slow_endpoint_and_sign_what_they_deliver
     );
 }
 
+/// `format = "cloudevents"`: a structured CloudEvent the specification's
+/// schema accepts, whose source names the trigger that published it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cloudevents_sink_delivers_what_the_schema_accepts() {
+    let (receiver, shared) = start_receiver(Receiver::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = [
+        sink("ce", &format!("{receiver}/ce"), "format = \"cloudevents\""),
+        "[[trigger]]\nid = \"deploy\"\nkind = \"api\"\ntopic = \"alerts.deploy\"\n".into(),
+    ]
+    .concat();
+    let host = Replica::start(&write_config(dir.path(), "", &config)).await;
+    let fired = reqwest::Client::new()
+        .post(format!("{}/api/triggers/deploy/trigger", host.base))
+        .json(&json!({"data": {"version": "1.2.3"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(fired.status(), 200);
+    publish(&host.base, "alerts.db", json!({"service": "db"})).await;
+    let requests = until("two deliveries", Duration::from_secs(20), || {
+        let receiver = shared.lock().unwrap();
+        (receiver.requests.len() == 2).then(|| receiver.requests.clone())
+    })
+    .await;
+    for (_, headers, body) in &requests {
+        assert_eq!(headers["content-type"], "application/cloudevents+json");
+        let errors = common::cloudevent_errors(body);
+        assert!(errors.is_empty(), "{body}: {errors:?}");
+    }
+    let by_type = |topic: &str| &requests.iter().find(|r| r.2["type"] == topic).unwrap().2;
+    let deployed = by_type("alerts.deploy");
+    assert_eq!(deployed["source"], "wasmsched/deploy");
+    assert_eq!(deployed["data"], json!({"version": "1.2.3"}));
+    assert_eq!(deployed["datacontenttype"], "application/json");
+    assert_eq!(by_type("alerts.db")["source"], "wasmsched");
+    // The schema is not a formality: it refuses what the spec refuses.
+    let mut broken = deployed.clone();
+    broken["wasmsched-trigger"] = json!("deploy");
+    broken.as_object_mut().unwrap().remove("source");
+    assert_eq!(common::cloudevent_errors(&broken).len(), 2, "{broken}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_endpoint_down_longer_than_the_attempts_gives_a_dead_letter_replayed_once_back() {
     let (receiver, shared) = start_receiver(Receiver {

@@ -21,6 +21,7 @@ use crate::topic::TopicPattern;
 /// max_attempts = 6                                    # default 6, then a dead letter
 /// backoff = ["1s", "5s", "30s", "2m"]                 # the default; the last repeats; jittered
 /// max_in_flight = 4                                   # deliveries at once; default 4
+/// format = "cloudevents"                              # or "wasmsched" (the default)
 /// ```
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -49,9 +50,24 @@ pub struct SinkConfig {
     /// Deliveries under way at once (per replica).
     #[serde(default = "default_max_in_flight")]
     pub max_in_flight: usize,
+    /// The shape of each delivery's body.
+    #[serde(default)]
+    pub format: SinkFormat,
     /// The file that declares it.
     #[serde(skip)]
     pub declared_in: PathBuf,
+}
+
+/// The body a sink POSTs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SinkFormat {
+    /// `{"id", "topic", "time", "data", "headers"}` as `application/json`.
+    #[default]
+    Wasmsched,
+    /// A CloudEvent in structured mode (`application/cloudevents+json`),
+    /// mapped as [`crate::cloudevent`] says.
+    CloudEvents,
 }
 
 /// A Standard Webhooks signing secret (`whsec_` and base64); shown as

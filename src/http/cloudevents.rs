@@ -7,11 +7,8 @@
 //! Mapping, in: `type` is the topic; `data` the event's data (none: `{}`);
 //! `id`, `source` and `subject` are kept as headers `ce-id`, `ce-source`,
 //! `ce-subject` (the event gets its own UUIDv7 id); any other attribute
-//! (an extension) becomes a header of its name. Out: `id` is the event's
-//! id, `source` its `ce-source` header or `wasmsched`, `type` its topic,
-//! `time` its time, `datacontenttype` `application/json`, `data` its data,
-//! and each other header an extension named by its lowercased letters and
-//! digits (`wasmsched-flow-count` → `wasmschedflowcount`).
+//! (an extension) becomes a header of its name. Out: see
+//! [`crate::cloudevent`].
 
 use std::collections::BTreeMap;
 
@@ -19,11 +16,9 @@ use axum::http::{HeaderMap, StatusCode, header};
 use serde_json::{Map, Value, json};
 
 use super::error::ApiError;
-use crate::event::Event;
 use crate::topic::Topic;
 
-/// The structured-mode media type.
-pub const STRUCTURED: &str = "application/cloudevents+json";
+pub use crate::cloudevent::STRUCTURED;
 
 /// Attributes with a meaning of their own (not extensions).
 const CONTEXT: [&str; 9] = [
@@ -148,37 +143,11 @@ pub fn binary(headers: &HeaderMap, body: &[u8]) -> Result<Parsed, ApiError> {
     parse(attributes, data)
 }
 
-/// An event as a CloudEvent (JSON format).
-pub fn to_cloudevent(event: &Event) -> Value {
-    let mut object = Map::new();
-    object.insert("specversion".into(), json!("1.0"));
-    object.insert("id".into(), json!(event.id.to_string()));
-    let source = event
-        .headers
-        .get("ce-source")
-        .map_or("wasmsched", String::as_str);
-    object.insert("source".into(), json!(source));
-    object.insert("type".into(), json!(event.topic.to_string()));
-    object.insert("time".into(), json!(event.time.to_rfc3339()));
-    object.insert("datacontenttype".into(), json!("application/json"));
-    for (name, value) in &event.headers {
-        let extension: String = name
-            .chars()
-            .filter(char::is_ascii_alphanumeric)
-            .map(|c| c.to_ascii_lowercase())
-            .collect();
-        let taken = extension.is_empty() || object.contains_key(&extension) || name == "ce-source";
-        if !taken {
-            object.insert(extension, json!(value));
-        }
-    }
-    object.insert("data".into(), event.data.clone());
-    Value::Object(object)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cloudevent::to_cloudevent;
+    use crate::event::Event;
 
     #[test]
     fn structured_in_and_out() {
@@ -198,6 +167,7 @@ mod tests {
         assert_eq!(out["source"], "/github");
         assert_eq!(out["traceparent"], "00-ab-cd-01");
         assert_eq!(out["ceid"], "A-1");
+        assert_eq!(out["subject"], "o/r");
         assert_eq!(out["data"]["n"], 1);
     }
 

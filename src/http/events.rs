@@ -118,7 +118,7 @@ pub async fn stream(
                 delivery = subscription.next() => delivery?,
             };
             let json = match cloud {
-                true => cloudevents::to_cloudevent(&delivery.event).to_string(),
+                true => crate::cloudevent::to_cloudevent(&delivery.event).to_string(),
                 false => serde_json::to_string(&delivery.event).expect("events serialize"),
             };
             let message = SseEvent::default().data(json);

@@ -290,7 +290,9 @@ impl Dispatcher {
             _ => None,
         };
         for (index, draft) in drafts.into_iter().enumerate() {
-            let mut event = draft.into_event(&self.topic);
+            let mut event = draft
+                .into_event(&self.topic)
+                .with_header(TRIGGER_HEADER, self.trigger_id.as_str());
             if let Some(header) = marked {
                 event = event.with_header(header, "true");
             }
@@ -340,6 +342,8 @@ impl Dispatcher {
     }
 }
 
+/// The header on every event a trigger publishes: the trigger's id.
+pub const TRIGGER_HEADER: &str = "wasmsched-trigger";
 /// The header on every event of a catch-up firing (`true`).
 pub const CATCH_UP_HEADER: &str = "wasmsched-catch-up";
 /// The header on every event of a backfilled firing (`true`).

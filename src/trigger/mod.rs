@@ -20,7 +20,10 @@ use async_trait::async_trait;
 pub use self::api::ApiTrigger;
 pub use self::catch_up::{CatchUp, CatchUpPolicy};
 pub use self::cron::CronTrigger;
-pub use self::dispatch::{Dispatcher, FireError, TriggerCounters, TriggerStats};
+pub use self::dispatch::{
+    BACKFILL_HEADER, CATCH_UP_HEADER, Dispatcher, FireError, TRIGGER_HEADER, TriggerCounters,
+    TriggerStats,
+};
 pub use self::event::EventTrigger;
 pub use self::overlap::OverlapPolicy;
 pub use self::spec::{ApiAuth, ApiSpec, CronSpec, EventSpec, TriggerSpec};

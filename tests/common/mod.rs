@@ -34,3 +34,20 @@ pub mod nats_cluster;
 pub mod nats_server;
 #[cfg(feature = "cli")]
 pub mod replica;
+
+/// Why `event` is not a CloudEvent in the JSON format, checked against the
+/// schema in `tests/data/cloudevents.schema.json` (formats included); empty
+/// when it is one.
+#[cfg(feature = "cli")]
+pub fn cloudevent_errors(event: &serde_json::Value) -> Vec<String> {
+    let schema: serde_json::Value =
+        serde_json::from_str(include_str!("../data/cloudevents.schema.json")).unwrap();
+    let validator = jsonschema::options()
+        .should_validate_formats(true)
+        .build(&schema)
+        .unwrap();
+    validator
+        .iter_errors(event)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect()
+}
