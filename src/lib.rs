@@ -92,6 +92,7 @@ pub mod cloudevent;
 pub mod cron;
 pub mod event;
 pub mod firing;
+pub mod histogram;
 pub mod scheduler;
 pub mod state;
 pub mod timer;

@@ -32,6 +32,7 @@ use crate::cloudevent::{self, to_cloudevent};
 use crate::config::{SigningSecret, SinkConfig, SinkFormat};
 use crate::event::{Event, NewEvent};
 use crate::firing::{BoxError, Factory, Firing};
+use crate::histogram::{Histogram, HistogramSnapshot};
 use crate::trigger::EventTrigger;
 
 /// The scheduler id of sink `id`'s trigger (its dead letters and runs are
@@ -43,12 +44,30 @@ pub fn trigger_id(sink: &str) -> String {
 /// How much of an endpoint's answer goes into an error.
 const ANSWER_BYTES: usize = 512;
 
+/// Upper bounds (seconds) of the delivery time histogram's buckets.
+pub const DELIVERY_BOUNDS: [f64; 11] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
 /// Counters of one sink.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct SinkCounters {
     delivered: AtomicU64,
     failed_attempts: AtomicU64,
     last_error: std::sync::Mutex<Option<String>>,
+    /// How long each attempt took, answered or not.
+    delivery_time: Histogram,
+}
+
+impl Default for SinkCounters {
+    fn default() -> Self {
+        Self {
+            delivered: AtomicU64::default(),
+            failed_attempts: AtomicU64::default(),
+            last_error: std::sync::Mutex::default(),
+            delivery_time: Histogram::new(&DELIVERY_BOUNDS),
+        }
+    }
 }
 
 /// A snapshot of [`SinkCounters`].
@@ -63,6 +82,11 @@ pub struct SinkStats {
 }
 
 impl SinkCounters {
+    /// How long attempts took (seconds).
+    pub fn delivery_time(&self) -> HistogramSnapshot {
+        self.delivery_time.snapshot()
+    }
+
     /// The counters now.
     pub fn snapshot(&self) -> SinkStats {
         SinkStats {
@@ -195,7 +219,10 @@ impl Factory for Webhook {
         let event = firing
             .source()
             .ok_or("a sink delivers events; it was fired without one")?;
-        match self.deliver(event).await {
+        let started = std::time::Instant::now();
+        let delivered = self.deliver(event).await;
+        self.counters.delivery_time.observe(started.elapsed());
+        match delivered {
             Ok(()) => {
                 self.counters.delivered.fetch_add(1, Ordering::Relaxed);
                 Ok(Vec::new())

@@ -507,27 +507,33 @@ async fn health_metrics_and_openapi() {
         .await;
     let (status, health) = server.get("/healthz").await;
     assert_eq!((status, health["status"].clone()), (200, json!("ok")));
-    let metrics = server
+    // A real webhook call, so the plugin latency histogram has a sample.
+    let body = r#"{"data": {"action": "opened", "repository": {"full_name": "o/r"}}}"#;
+    let hook = server
+        .http
+        .post(server.url("/webhooks/github/trigger"))
+        .header("x-hub-signature-256", sign("hook-secret", body.as_bytes()))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert!(hook.status().is_success(), "{}", hook.status());
+    let response = server
         .http
         .get(server.url("/metrics"))
         .send()
         .await
-        .unwrap()
-        .text()
-        .await
         .unwrap();
     assert!(
-        metrics.contains(r#"wasmsched_trigger_firings_total{trigger="demo",kind="api"} 1"#),
-        "{metrics}"
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/openmetrics-text; version=1.0.0"),
     );
-    assert!(
-        metrics.contains("wasmsched_plugin_calls_total{plugin=\"github_webhook\"} 0"),
-        "{metrics}"
-    );
-    assert!(
-        metrics.contains("wasmsched_broker_connected{broker=\"memory\"} 1"),
-        "{metrics}"
-    );
+    let metrics = response.text().await.unwrap();
+    assert!(metrics.ends_with("# EOF\n"), "{metrics}");
+    check_metrics(&metrics);
     let (status, openapi) = server.get("/openapi.json").await;
     assert_eq!(status, 200);
     for path in [
@@ -657,4 +663,66 @@ async fn cloudevents_in_both_modes_and_out_on_the_stream() {
     let body: Value = missing.json().await.unwrap();
     assert!(body["error"].as_str().unwrap().contains("`type`"), "{body}");
     server.shutdown().await;
+}
+
+/// `/metrics` read by an independent parser (prometheus-parse): the
+/// samples the test caused, and histograms that add up.
+fn check_metrics(text: &str) {
+    use prometheus_parse::{Scrape, Value as Sample};
+    let scrape = Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).expect("parses");
+    let value = |name: &str, label: (&str, &str)| -> f64 {
+        let sample = scrape
+            .samples
+            .iter()
+            .find(|s| s.metric == name && s.labels.get(label.0) == Some(label.1))
+            .unwrap_or_else(|| panic!("no {name}{{{}={}}} in\n{text}", label.0, label.1));
+        match sample.value {
+            Sample::Counter(v) | Sample::Gauge(v) | Sample::Untyped(v) => v,
+            _ => panic!("{name} is not a number"),
+        }
+    };
+    assert_eq!(
+        value("wasmsched_trigger_firings_total", ("trigger", "demo")),
+        1.0
+    );
+    assert_eq!(
+        value("wasmsched_broker_connected", ("broker", "memory")),
+        1.0
+    );
+    let calls = value("wasmsched_plugin_calls_total", ("plugin", "github_webhook"));
+    assert!(calls >= 1.0, "{calls}");
+    // The latency histogram: buckets ascending, cumulative, +Inf the count.
+    let histogram = scrape
+        .samples
+        .iter()
+        .find_map(|s| match &s.value {
+            Sample::Histogram(buckets)
+                if s.metric == "wasmsched_plugin_call_seconds"
+                    && s.labels.get("plugin") == Some("github_webhook") =>
+            {
+                Some(buckets.clone())
+            }
+            _ => None,
+        })
+        .expect("a latency histogram for the plugin");
+    assert!(
+        histogram
+            .windows(2)
+            .all(|w| w[0].less_than < w[1].less_than && w[0].count <= w[1].count)
+    );
+    let last = histogram.last().unwrap();
+    assert!(last.less_than.is_infinite(), "{histogram:?}");
+    let count = value(
+        "wasmsched_plugin_call_seconds_count",
+        ("plugin", "github_webhook"),
+    );
+    assert_eq!(last.count, count);
+    assert_eq!(count, calls);
+    for family in [
+        "wasmsched_cron_lateness_seconds",
+        "wasmsched_http_connections",
+        "wasmsched_plugin_calls_in_flight",
+    ] {
+        assert!(scrape.docs.contains_key(family), "{family} undocumented");
+    }
 }

@@ -320,9 +320,9 @@ async fn jitter_delays_each_fire_by_the_triggers_offset_and_keeps_the_instant() 
     scheduler.stop().await;
     let offset = wasmsched::cron::jitter_offset("report", jitter);
     let health = scheduler.schedule_health().snapshot();
-    assert_eq!(health.count, 2, "two fires measured");
+    assert_eq!(health.lateness.count, 2, "two fires measured");
     assert_eq!(
-        health.buckets[0].1, 2,
+        health.lateness.buckets[0].1, 2,
         "on time, once the jitter is taken out"
     );
     let fired = fired_at.lock().unwrap().clone();

@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use super::{Host, HostError, ManifestChanges, Serial};
 use crate::config::SinkConfig;
+use crate::histogram::HistogramSnapshot;
 use crate::sink::{SinkCounters, SinkStats, create_sink_trigger, trigger_id};
 use crate::topic::{Topic, safe_segment};
 
@@ -65,6 +66,23 @@ impl Host {
         };
         self.state_mut().sinks.insert(config.id, entry);
         Ok(())
+    }
+
+    /// Every sink's counters and delivery time histogram, by id (what
+    /// `/metrics` shows; cheap: no store access).
+    pub fn sink_stats(&self) -> Vec<(String, SinkStats, HistogramSnapshot)> {
+        self.state()
+            .sinks
+            .values()
+            .map(|e| {
+                let counters = &e.counters;
+                (
+                    e.config.id.clone(),
+                    counters.snapshot(),
+                    counters.delivery_time(),
+                )
+            })
+            .collect()
     }
 
     /// Every sink with its state and counters.

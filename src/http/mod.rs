@@ -8,6 +8,7 @@ mod backfill;
 mod cloudevents;
 mod error;
 mod events;
+mod metrics;
 mod ops;
 mod rate_limit;
 mod serve;
@@ -158,7 +159,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route(
             "/metrics",
-            get(ops::metrics).route_layer(gate(TokenKind::Metrics)),
+            get(metrics::metrics).route_layer(gate(TokenKind::Metrics)),
         )
         .route("/openapi.json", get(ops::openapi));
     Router::new()

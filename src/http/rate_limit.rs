@@ -25,7 +25,7 @@ pub struct RateLimits {
     /// Per api trigger: its rate (a changed rate starts a new bucket) and bucket.
     per_trigger: Mutex<HashMap<String, (Rate, Arc<DefaultDirectRateLimiter>)>>,
     /// Refusals by scope: `trigger="id"` or `scope="client"`.
-    refused: Mutex<BTreeMap<String, u64>>,
+    refused: Mutex<BTreeMap<(&'static str, String), u64>>,
 }
 
 /// A request over a limit: 429 with `Retry-After` (whole seconds, at least 1).
@@ -82,7 +82,7 @@ impl RateLimits {
             return Ok(());
         };
         limiter.check_key(&client_key(client)).map_err(|not_until| {
-            self.count("scope=\"client\"".to_owned());
+            self.count(("scope", "client".to_owned()));
             Limited {
                 message: format!(
                     "too many requests from {client}: the limit is {rate} per client address \
@@ -112,7 +112,7 @@ impl RateLimits {
             entry.1.clone()
         };
         limiter.check().map_err(|not_until| {
-            self.count(format!("trigger=\"{}\"", super::ops::escape(id)));
+            self.count(("trigger", id.to_owned()));
             Limited {
                 message: format!("trigger `{id}` is rate limited to {rate}"),
                 retry_after: not_until.wait_time_from(limiter.clock().now()),
@@ -129,7 +129,7 @@ impl RateLimits {
         }
     }
 
-    fn count(&self, labels: String) {
+    fn count(&self, labels: (&'static str, String)) {
         *self
             .refused
             .lock()
@@ -138,8 +138,9 @@ impl RateLimits {
             .or_default() += 1;
     }
 
-    /// Requests refused so far, by labels (`trigger="id"`, `scope="client"`).
-    pub fn refused(&self) -> Vec<(String, u64)> {
+    /// Requests refused so far, by label (`trigger` and its id, or
+    /// `scope` and `client`).
+    pub fn refused(&self) -> Vec<((&'static str, String), u64)> {
         let refused = self.refused.lock().unwrap_or_else(|p| p.into_inner());
         refused.iter().map(|(k, v)| (k.clone(), *v)).collect()
     }
@@ -159,7 +160,7 @@ mod tests {
         assert!(limited.retry_after > Duration::from_secs(20), "{limited:?}");
         // Another trigger has its own bucket.
         assert!(limits.check_trigger("u", rate).is_ok());
-        assert_eq!(limits.refused(), vec![("trigger=\"t\"".to_owned(), 1)]);
+        assert_eq!(limits.refused(), vec![(("trigger", "t".to_owned()), 1)]);
         let response = limited.into_response();
         assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
         assert!(

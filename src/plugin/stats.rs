@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use serde::Serialize;
 
 use super::error::CallError;
+use crate::histogram::{Histogram, HistogramSnapshot};
 
 /// A snapshot of a plugin's counters since it was loaded.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -29,28 +30,32 @@ pub const LATENCY_BUCKETS: [f64; 12] = [
     0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1,
 ];
 
-/// Call latency (instantiate + call) as a cumulative histogram.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct LatencyHistogram {
-    /// `(upper bound in seconds, calls at or under it)`, cumulative.
-    pub buckets: Vec<(f64, u64)>,
-    /// Calls observed.
-    pub count: u64,
-    /// Their total time, in seconds.
-    pub sum_seconds: f64,
-}
+/// Call latency (instantiate + call), in seconds.
+pub type LatencyHistogram = HistogramSnapshot;
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct StatsCounters {
-    /// Per bucket (not cumulative), plus one for +Inf.
-    latency_buckets: [AtomicU64; LATENCY_BUCKETS.len() + 1],
-    latency_sum_nanos: AtomicU64,
+    latency: Histogram,
     calls: AtomicU64,
     errors: AtomicU64,
     traps: AtomicU64,
     timeouts: AtomicU64,
     memory_exhausted: AtomicU64,
     bad_data: AtomicU64,
+}
+
+impl Default for StatsCounters {
+    fn default() -> Self {
+        Self {
+            latency: Histogram::new(&LATENCY_BUCKETS),
+            calls: AtomicU64::default(),
+            errors: AtomicU64::default(),
+            traps: AtomicU64::default(),
+            timeouts: AtomicU64::default(),
+            memory_exhausted: AtomicU64::default(),
+            bad_data: AtomicU64::default(),
+        }
+    }
 }
 
 impl StatsCounters {
@@ -72,30 +77,11 @@ impl StatsCounters {
 
     /// Records how long one call took.
     pub(crate) fn observe(&self, elapsed: std::time::Duration) {
-        let seconds = elapsed.as_secs_f64();
-        let bucket = LATENCY_BUCKETS
-            .iter()
-            .position(|bound| seconds <= *bound)
-            .unwrap_or(LATENCY_BUCKETS.len());
-        self.latency_buckets[bucket].fetch_add(1, Ordering::Relaxed);
-        let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
-        self.latency_sum_nanos.fetch_add(nanos, Ordering::Relaxed);
+        self.latency.observe(elapsed);
     }
 
     pub(crate) fn latency(&self) -> LatencyHistogram {
-        let mut cumulative = 0;
-        let mut buckets = Vec::with_capacity(LATENCY_BUCKETS.len());
-        for (bound, count) in LATENCY_BUCKETS.iter().zip(&self.latency_buckets) {
-            cumulative += count.load(Ordering::Relaxed);
-            buckets.push((*bound, cumulative));
-        }
-        let count =
-            cumulative + self.latency_buckets[LATENCY_BUCKETS.len()].load(Ordering::Relaxed);
-        LatencyHistogram {
-            buckets,
-            count,
-            sum_seconds: self.latency_sum_nanos.load(Ordering::Relaxed) as f64 / 1e9,
-        }
+        self.latency.snapshot()
     }
 
     pub(crate) fn snapshot(&self) -> PluginStats {

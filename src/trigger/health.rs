@@ -7,6 +7,8 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use crate::histogram::{Histogram, HistogramSnapshot};
+
 /// Upper bounds of the lateness histogram's buckets, in seconds.
 pub const LATENESS_BOUNDS: [f64; 12] = [
     0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 30.0, 60.0,
@@ -45,23 +47,26 @@ impl MissReason {
 }
 
 /// The scheduler's time-keeping counters (shared by its cron triggers).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct ScheduleHealth {
-    buckets: [AtomicU64; LATENESS_BOUNDS.len()],
-    count: AtomicU64,
-    sum_micros: AtomicU64,
+    lateness: Histogram,
     missed: [AtomicU64; MissReason::ALL.len()],
+}
+
+impl Default for ScheduleHealth {
+    fn default() -> Self {
+        Self {
+            lateness: Histogram::new(&LATENESS_BOUNDS),
+            missed: Default::default(),
+        }
+    }
 }
 
 /// A snapshot of [`ScheduleHealth`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct HealthSnapshot {
-    /// (upper bound in seconds, fires at most that late), cumulative.
-    pub buckets: Vec<(f64, u64)>,
-    /// Fires measured.
-    pub count: u64,
-    /// Their total lateness, in seconds.
-    pub sum_seconds: f64,
+    /// How late fires ran (seconds).
+    pub lateness: HistogramSnapshot,
     /// Instants not run, by reason.
     pub missed: Vec<(MissReason, u64)>,
 }
@@ -69,15 +74,7 @@ pub struct HealthSnapshot {
 impl ScheduleHealth {
     /// A fire that ran `late` after its instant (plus its jitter).
     pub fn record_lateness(&self, late: Duration) {
-        let seconds = late.as_secs_f64();
-        for (bound, bucket) in LATENESS_BOUNDS.iter().zip(&self.buckets) {
-            if seconds <= *bound {
-                bucket.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-        self.count.fetch_add(1, Ordering::Relaxed);
-        let micros = u64::try_from(late.as_micros()).unwrap_or(u64::MAX);
-        self.sum_micros.fetch_add(micros, Ordering::Relaxed);
+        self.lateness.observe(late);
     }
 
     /// `count` instants not run, for `reason`.
@@ -93,13 +90,7 @@ impl ScheduleHealth {
     pub fn snapshot(&self) -> HealthSnapshot {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         HealthSnapshot {
-            buckets: LATENESS_BOUNDS
-                .iter()
-                .zip(&self.buckets)
-                .map(|(bound, b)| (*bound, get(b)))
-                .collect(),
-            count: get(&self.count),
-            sum_seconds: get(&self.sum_micros) as f64 / 1e6,
+            lateness: self.lateness.snapshot(),
             missed: MissReason::ALL
                 .iter()
                 .zip(&self.missed)
@@ -120,11 +111,11 @@ mod tests {
         health.record_lateness(Duration::from_millis(300));
         health.record_missed(MissReason::OutsideWindow, 4);
         let snapshot = health.snapshot();
-        assert_eq!(snapshot.count, 2);
-        assert_eq!(snapshot.buckets[0], (0.001, 0));
-        assert_eq!(snapshot.buckets[1], (0.005, 1));
-        assert_eq!(snapshot.buckets[7], (0.5, 2));
-        assert!((snapshot.sum_seconds - 0.303).abs() < 1e-9);
+        assert_eq!(snapshot.lateness.count, 2);
+        assert_eq!(snapshot.lateness.buckets[0], (0.001, 0));
+        assert_eq!(snapshot.lateness.buckets[1], (0.005, 1));
+        assert_eq!(snapshot.lateness.buckets[7], (0.5, 2));
+        assert!((snapshot.lateness.sum_seconds - 0.303).abs() < 1e-9);
         assert_eq!(snapshot.missed[0], (MissReason::OutsideWindow, 4));
     }
 }

@@ -272,7 +272,10 @@ impl FlowGate {
         self.counters
             .concurrency_waits
             .fetch_add(1, Ordering::Relaxed);
-        semaphore.acquire_owned().await.ok()
+        let started = std::time::Instant::now();
+        let permit = semaphore.acquire_owned().await.ok();
+        self.counters.record_concurrency_wait(started.elapsed());
+        permit
     }
 
     /// The window of `key` and its revision: the one known here, or
