@@ -240,6 +240,11 @@ pub trait Filter: Send + Sync {
     /// `true` fires the trigger; an error counts as a failure, and the
     /// broker may deliver the event again.
     async fn accept(&self, event: &Event) -> Result<bool, BoxError>;
+
+    /// The plugin behind this filter, if it is one (named in traces).
+    fn plugin(&self) -> Option<String> {
+        None
+    }
 }
 
 #[async_trait]

@@ -97,6 +97,7 @@ pub mod scheduler;
 pub mod state;
 pub mod timer;
 pub mod topic;
+pub mod trace;
 pub mod trigger;
 pub mod units;
 

@@ -26,6 +26,7 @@ use hmac::{Hmac, Mac};
 use serde::Serialize;
 use serde_json::json;
 use sha2::Sha256;
+use tracing::Instrument;
 
 use crate::bounded;
 use crate::cloudevent::{self, to_cloudevent};
@@ -33,6 +34,7 @@ use crate::config::{SigningSecret, SinkConfig, SinkFormat};
 use crate::event::{Event, NewEvent};
 use crate::firing::{BoxError, Factory, Firing};
 use crate::histogram::{Histogram, HistogramSnapshot};
+use crate::trace;
 use crate::trigger::EventTrigger;
 
 /// The scheduler id of sink `id`'s trigger (its dead letters and runs are
@@ -149,7 +151,8 @@ impl Webhook {
         })
     }
 
-    async fn deliver(&self, event: &Event) -> Result<(), String> {
+    /// One attempt; `span`'s trace context goes along as `traceparent`.
+    async fn deliver(&self, event: &Event, span: &tracing::Span) -> Result<(), String> {
         let (body, content_type) = match self.format {
             SinkFormat::Wasmsched => (
                 json!({
@@ -168,6 +171,11 @@ impl Webhook {
             .client
             .post(&self.url)
             .header("content-type", content_type);
+        let mut context = std::collections::BTreeMap::new();
+        trace::inject(span, &mut context);
+        for (name, value) in context {
+            request = request.header(name, value);
+        }
         if let Some(secret) = &self.secret {
             let timestamp = chrono::Utc::now().timestamp();
             let id = event.id.to_string();
@@ -220,8 +228,12 @@ impl Factory for Webhook {
             .source()
             .ok_or("a sink delivers events; it was fired without one")?;
         let started = std::time::Instant::now();
-        let delivered = self.deliver(event).await;
+        let span = trace::deliver_span(&self.shown);
+        let delivered = self.deliver(event, &span).instrument(span.clone()).await;
         self.counters.delivery_time.observe(started.elapsed());
+        if let Err(error) = &delivered {
+            trace::record_error(&span, error);
+        }
         match delivered {
             Ok(()) => {
                 self.counters.delivered.fetch_add(1, Ordering::Relaxed);

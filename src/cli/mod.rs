@@ -5,3 +5,4 @@ pub mod client;
 pub mod cron;
 pub mod new;
 pub mod run;
+pub mod telemetry;

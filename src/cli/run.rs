@@ -1,7 +1,6 @@
 //! `wasmsched run`: the host and its HTTP API, on the broker `[broker]`
 //! names (the embedded memory broker unless told otherwise).
 
-use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::Path;
 
@@ -17,9 +16,9 @@ pub fn run(
     listen: Option<SocketAddr>,
     allow_unauthenticated: bool,
 ) -> Result<()> {
-    init_logging();
     let mut config =
         Config::load(config_path).with_context(|| format!("loading {}", config_path.display()))?;
+    let telemetry = super::telemetry::init(&config.telemetry)?;
     if let Some(listen) = listen {
         config.server.listen = listen;
     }
@@ -33,7 +32,9 @@ pub fn run(
         ),
         None => {}
     }
-    wasmsched::host::runtime()?.block_on(serve(config))
+    let served = wasmsched::host::runtime()?.block_on(serve(config));
+    telemetry.shutdown();
+    served
 }
 
 /// Refuses to serve beyond loopback with no admin token, unless allowed.
@@ -132,17 +133,4 @@ async fn shutdown_signal() {
         _ = terminate.recv() => {},
     }
     tracing::info!("signal received: no longer accepting requests");
-}
-
-/// Logs to stderr; `RUST_LOG` overrides the default (`info`).
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        // async-nats logs every reconnect attempt at info; the broker
-        // adapter reports the connection's state itself.
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,async_nats=warn"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr)
-        .init();
 }

@@ -163,6 +163,29 @@ pub struct Config {
     /// (the default): while there are at most 1 000 triggers, so a host
     /// with 100 000 exposes a bounded page (totals per kind then).
     pub metrics_per_trigger: Option<bool>,
+    /// Where traces are exported (`[telemetry]`).
+    pub telemetry: TelemetryConfig,
+}
+
+/// OpenTelemetry trace export (`[telemetry]`): off unless an endpoint is
+/// set here or in `OTEL_EXPORTER_OTLP_ENDPOINT` (see [`crate::trace`]).
+///
+/// ```toml
+/// [telemetry]
+/// otlp_endpoint = "http://127.0.0.1:4318"   # OTLP/HTTP; /v1/traces is appended
+/// service_name = "wasmsched"                # the default (OTEL_SERVICE_NAME also works)
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TelemetryConfig {
+    /// The OTLP/HTTP collector's base URL (protobuf over HTTP, port 4318 by
+    /// convention). Wins over `OTEL_EXPORTER_OTLP_ENDPOINT`.
+    #[serde(default)]
+    pub otlp_endpoint: Option<String>,
+    /// `service.name` of the exported spans; default `wasmsched`, or
+    /// `OTEL_SERVICE_NAME`.
+    #[serde(default)]
+    pub service_name: Option<String>,
 }
 
 /// Where state that outlives the process is kept (`[state]`).
@@ -214,6 +237,8 @@ struct MainFile {
     sink: Vec<toml::Value>,
     #[serde(default)]
     metrics: MetricsSection,
+    #[serde(default)]
+    telemetry: TelemetryConfig,
 }
 
 #[derive(Deserialize, Default)]
@@ -360,6 +385,7 @@ impl Config {
             sinks,
             plugins,
             metrics_per_trigger: main.metrics.per_trigger,
+            telemetry: main.telemetry,
         })
     }
 }

@@ -11,11 +11,13 @@ use axum::response::{IntoResponse, Response};
 use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 use sha2::Sha256;
+use tracing::Instrument;
 
 use super::AppState;
 use super::error::{ApiError, ApiResult, parse_json_object};
 use crate::config::TriggerConfig;
 use crate::scheduler::Registration;
+use crate::trace;
 use crate::trigger::ApiAuth;
 use crate::trigger::{ApiSpec, TriggerError, TriggerKind, TriggerSpec};
 
@@ -84,9 +86,11 @@ async fn trigger(app: &AppState, config: &TriggerConfig, request: Request) -> Ap
         let message = format!("trigger `{}` is not an api trigger", config.id);
         return Err(ApiError::not_found(message));
     }
+    let span = trace::api_span(&config.id, &super::trace_context(&parts.headers));
     let count = registration
         .trigger
         .run_now(Some(data))
+        .instrument(span)
         .await
         .map_err(|e| fire_error(&config.id, e))?;
     Ok(Json(json!({

@@ -37,6 +37,11 @@ pub async fn publish(
         .map_err(|e| ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, format!("not published: {e}")))?;
     let mut event = Event::new(topic, data);
     event.headers = headers;
+    // The caller's trace goes on with the event (a CloudEvent's own
+    // `traceparent` extension wins).
+    for (name, value) in super::trace_context(&parts.headers) {
+        event.headers.entry(name).or_insert(value);
+    }
     let (id, topic) = (event.id, event.topic.clone());
     app.host.broker().publish(event).await.map_err(|e| {
         ApiError::new(

@@ -99,6 +99,11 @@ impl AppState {
     }
 }
 
+/// The W3C trace context headers of a request (see [`crate::trace`]).
+fn trace_context(headers: &axum::http::HeaderMap) -> std::collections::BTreeMap<String, String> {
+    crate::trace::context_headers(headers.iter().map(|(n, v)| (n.as_str(), v.as_bytes())))
+}
+
 /// Middleware: the per-client rate limit, for requests that came through
 /// the listener (which notes the client's address).
 async fn limit_client(State(app): State<AppState>, request: Request, next: Next) -> Response {

@@ -64,6 +64,10 @@ impl Filter for PluginFilter {
         let plugin = bound.slot.current();
         Ok(plugin.accept(&bound.trigger, &bound.config, event).await?)
     }
+
+    fn plugin(&self) -> Option<String> {
+        Some(self.0.slot.current().name().to_owned())
+    }
 }
 
 fn time(instant: &chrono::DateTime<chrono::Utc>) -> String {

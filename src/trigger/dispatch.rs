@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use futures_util::FutureExt;
 use serde::Serialize;
 use serde_json::json;
+use tracing::Instrument;
 
 use crate::bounded::{self, EventLimits, LimitError};
 use crate::broker::{Broker, BrokerError};
@@ -20,6 +21,7 @@ use crate::firing::{Cause, CronRun, Factory, Firing, TriggerKind, panic_message}
 use crate::histogram::{Histogram, HistogramSnapshot};
 use crate::state::{Outcome, Run, RunLog};
 use crate::topic::Topic;
+use crate::trace;
 
 /// Counters kept per trigger.
 #[derive(Debug, Default)]
@@ -211,6 +213,18 @@ impl Dispatcher {
     /// Failures are counted and logged with the trigger id; the run goes
     /// to the history.
     pub async fn fire(&self, firing: Firing) -> Result<usize, FireError> {
+        let span = trace::firing_span(&self.trigger_id, firing.kind());
+        let fired = self.fire_traced(firing).instrument(span.clone()).await;
+        match &fired {
+            Ok(count) => {
+                span.record("events", count);
+            }
+            Err(error) => trace::record_error(&span, error),
+        }
+        fired
+    }
+
+    async fn fire_traced(&self, firing: Firing) -> Result<usize, FireError> {
         self.counters.fires.fetch_add(1, Ordering::Relaxed);
         if cron_run(&firing) == Some(CronRun::CatchUp) {
             self.counters.catch_ups.fetch_add(1, Ordering::Relaxed);
@@ -317,9 +331,10 @@ impl Dispatcher {
             }
             let id = event.id;
             tracing::debug!(trigger = %self.trigger_id, topic = %event.topic, id = %event.id, "publishing");
+            let span = trace::publish_span(&mut event);
             let outcome = match publish_key(firing, index) {
-                Some(key) => self.broker.publish_once(event, key).await,
-                None => self.broker.publish(event).await,
+                Some(key) => self.broker.publish_once(event, key).instrument(span).await,
+                None => self.broker.publish(event).instrument(span).await,
             };
             outcome.map_err(|source| FireError::Publish {
                 trigger: self.trigger_id.clone(),
@@ -339,8 +354,10 @@ impl Dispatcher {
         let Some(factory) = &self.factory else {
             return Ok(vec![default_event(firing)]);
         };
+        let span = trace::call_span("factory", || factory.plugin());
         let outcome = AssertUnwindSafe(factory.make_events(firing))
             .catch_unwind()
+            .instrument(span)
             .await;
         let (message, timeout) = match outcome {
             Ok(Ok(events)) => return Ok(events),

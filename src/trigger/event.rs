@@ -13,6 +13,7 @@ use futures_util::{FutureExt, StreamExt};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
+use tracing::Instrument;
 
 use super::Dispatcher;
 use super::dead_letter::{MAX_RETRYING, RetryQueue, Undertaker};
@@ -26,6 +27,7 @@ use crate::event::Event;
 use crate::firing::{Cause, Factory, Filter, panic_message};
 use crate::state::Outcome;
 use crate::topic::{Topic, TopicPattern};
+use crate::trace;
 use serde_json::Value;
 
 /// Subscribes to `source` and fires for each accepted event; retries the
@@ -197,7 +199,9 @@ impl Consumer {
     /// Filters, fires, then acknowledges; a failure is retried or given up
     /// on ([`Undertaker::failed`]). Returns a delivery to retry here, and when.
     async fn handle(&self, delivery: Delivery) -> Retry {
-        match self.attempt(&delivery.event, false).await {
+        let span = trace::event_span(&self.dispatcher.trigger_id, &delivery.event);
+        let attempted = self.attempt(&delivery.event, false).instrument(span).await;
+        match attempted {
             Ok(()) => {
                 let owed = self.undertaker.owed_id(&self.dispatcher, &delivery);
                 self.undertaker.settled(&self.dispatcher, owed).await;
@@ -329,7 +333,12 @@ impl Consumer {
         let Some(filter) = &self.filter else {
             return Ok(true);
         };
-        let decision = match AssertUnwindSafe(filter.accept(event)).catch_unwind().await {
+        let span = trace::call_span("filter", || filter.plugin());
+        let accepted = AssertUnwindSafe(filter.accept(event))
+            .catch_unwind()
+            .instrument(span)
+            .await;
+        let decision = match accepted {
             Ok(Ok(decision)) => decision,
             Ok(Err(error)) => {
                 return Err(format!(
