@@ -15,9 +15,9 @@
 //! N calls of a plugin that loops until its 100 ms deadline are in flight.
 //!
 //! Then, for the threshold filter in each language (Rust `large_dataset`,
-//! Python `py_threshold`, JavaScript `js_threshold`; the last two built by
-//! `plugins/build-python.sh` / `build-js.sh` into `WASMSCHED_POLYGLOT_DIR`,
-//! default `<target>/polyglot`): load time without the compiled-code cache,
+//! Python `py_threshold`, JavaScript `js_threshold`, C `c_threshold`, Zig
+//! `zig_threshold`; all but the first built by `plugins/build-LANG.sh` into
+//! `WASMSCHED_POLYGLOT_DIR`, default `<target>/polyglot`): load time without the compiled-code cache,
 //! with a warm cache (median of 5), and the per-call cost of `accept`.
 
 use std::collections::BTreeMap;
@@ -190,6 +190,8 @@ fn main() {
         ),
         ("python", polyglot.join("py_threshold.wasm")),
         ("javascript", polyglot.join("js_threshold.wasm")),
+        ("c", polyglot.join("c_threshold.wasm")),
+        ("zig", polyglot.join("zig_threshold.wasm")),
     ];
     for (language, path) in languages {
         if !path.exists() {

