@@ -1,13 +1,18 @@
 //! Requests/s and latency of an api trigger with a wasm factory, side by
 //! side with a bare axum handler returning the same JSON, in one run.
 //!
-//! Run: `cargo bench --bench http_api` (needs `wrk`: `apt-get install wrk`).
+//! Run: `cargo bench --bench http_api` (needs `wrk`: `apt-get install wrk`);
+//! `cargo bench --bench http_api -- tracing` compares traces off and on
+//! (see `common/tracing_overhead.rs`).
 //! Method: both servers run in this process on loopback; wrk (2 threads,
 //! 32 connections, 10 s, POST with a 120-byte JSON body) alternates between
 //! them for 3 rounds; the median round of each is reported, and the ratio.
 
 #[path = "common/wrk.rs"]
 mod wrk;
+
+#[path = "common/tracing_overhead.rs"]
+mod tracing_overhead;
 
 use std::net::SocketAddr;
 
@@ -36,6 +41,9 @@ const BODY: &str = r#"{"data": {"action": "opened", "repository": {"full_name": 
 fn main() {
     if !wrk::available("http_api") {
         return;
+    }
+    if std::env::args().any(|a| a == "tracing") {
+        return tracing_overhead::run(BODY);
     }
     // The runtime `wasmsched run` serves on (both contenders share it).
     let runtime = wasmsched::host::runtime().unwrap();
