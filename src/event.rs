@@ -12,6 +12,7 @@ use crate::topic::Topic;
 /// An event on the broker.
 ///
 /// Ids are UUIDv7: unique, and sortable by creation time.
+#[cfg_attr(feature = "host", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {
     /// Unique; sorts by creation time.

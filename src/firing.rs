@@ -22,6 +22,7 @@ use crate::event::{Event, NewEvent};
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// The three kinds of trigger.
+#[cfg_attr(feature = "host", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase", try_from = "String")]
 #[non_exhaustive]

@@ -73,6 +73,7 @@ impl Default for SinkCounters {
 }
 
 /// A snapshot of [`SinkCounters`].
+#[cfg_attr(feature = "host", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct SinkStats {
     /// Events the endpoint took (2xx).

@@ -228,7 +228,19 @@ fn check_characters(text: &str, segment: &str) -> Result<(), TopicError> {
 }
 
 macro_rules! string_newtype_impls {
-    ($ty:ident) => {
+    ($ty:ident, $schema_description:literal) => {
+        // A string in the HTTP API's OpenAPI document.
+        #[cfg(feature = "host")]
+        impl utoipa::PartialSchema for $ty {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                utoipa::openapi::ObjectBuilder::new()
+                    .schema_type(utoipa::openapi::schema::Type::String)
+                    .description(Some($schema_description))
+                    .into()
+            }
+        }
+        #[cfg(feature = "host")]
+        impl utoipa::ToSchema for $ty {}
         impl fmt::Display for $ty {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str(self.as_str())
@@ -259,8 +271,14 @@ macro_rules! string_newtype_impls {
         }
     };
 }
-string_newtype_impls!(Topic);
-string_newtype_impls!(TopicPattern);
+string_newtype_impls!(
+    Topic,
+    "A topic: dot-separated segments, e.g. `logs.app.error`."
+);
+string_newtype_impls!(
+    TopicPattern,
+    "A topic pattern: `*` matches one segment, `**` any number, e.g. `logs.**`."
+);
 
 /// `text` as one topic segment (or NATS name token): ASCII letters,
 /// digits, `-` and `_` are kept, anything else becomes `_`, and a short

@@ -101,6 +101,7 @@ pub trait Broker: Send + Sync + 'static {
 }
 
 /// The state of a broker's connection, as `/healthz` shows it.
+#[cfg_attr(feature = "host", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize)]
 pub struct BrokerHealth {
     /// `memory` or `nats`.

@@ -61,6 +61,7 @@ mod plugin;
 mod server;
 mod sink;
 mod trigger;
+pub(crate) use trigger::TriggerTable;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -35,57 +35,84 @@ pub struct TriggerConfig {
     pub declared_in: PathBuf,
 }
 
-/// A `[[trigger]]` table as written, before its kind is checked.
+/// A `[[trigger]]` table as written, before its kind is checked (also the
+/// body of `POST /api/admin/triggers`). Keys of another kind than `kind`
+/// are refused.
 #[derive(Deserialize)]
+#[cfg_attr(feature = "host", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
-struct TriggerTable {
-    /// The trigger's id.
+pub(crate) struct TriggerTable {
+    /// The trigger's id, unique across the host.
     id: String,
     /// The trigger's kind.
     kind: TriggerKind,
+    /// Where its events are published.
     topic: Topic,
+    /// The plugin (`plugins/NAME.wasm`) whose factory (and filter) it runs.
     #[serde(default)]
     plugin: Option<String>,
+    /// Cron: the crontab schedule, e.g. `0 9 * * MON-FRI`.
     #[serde(default)]
     schedule: Option<String>,
+    /// Cron: an IANA time zone (default UTC).
     #[serde(default)]
     timezone: Option<String>,
+    /// Api: where it is served (default `/api/triggers/<id>`).
     #[serde(default)]
     path: Option<String>,
+    /// Event: the topics it fires for.
     #[serde(default)]
     source: Option<TopicPattern>,
+    /// Strings handed to the plugin (`host.config`).
     #[serde(default)]
     config: BTreeMap<String, String>,
+    /// Api: how callers authenticate.
     #[serde(default)]
     auth: Option<ApiAuth>,
+    /// Api: at most this many requests per period, e.g. `10/s`, `300/min`.
     #[serde(default)]
+    #[cfg_attr(feature = "host", schema(value_type = Option<String>))]
     rate_limit: Option<crate::units::Rate>,
+    /// Cron: what it runs of the instants it missed.
     #[serde(default)]
     catch_up: Option<CatchUpPolicy>,
+    /// Cron: how far back missed instants are caught up, e.g. `1h`.
     #[serde(
         default,
         deserialize_with = "crate::units::deserialize_optional_duration"
     )]
+    #[cfg_attr(feature = "host", schema(value_type = Option<String>))]
     catch_up_window: Option<std::time::Duration>,
+    /// Cron: the most missed instants run with `catch_up = "all"`.
     #[serde(default)]
     catch_up_max: Option<usize>,
+    /// Cron: a fixed delay up to this long, drawn per trigger, e.g. `30s`.
     #[serde(
         default,
         deserialize_with = "crate::units::deserialize_optional_duration"
     )]
+    #[cfg_attr(feature = "host", schema(value_type = Option<String>))]
     jitter: Option<std::time::Duration>,
+    /// Cron: what happens when a firing is due while others still run.
     #[serde(default)]
     overlap: Option<OverlapPolicy>,
+    /// Event: a JSON Pointer into the event's data that flow control
+    /// counts per value of.
     #[serde(default)]
     key: Option<String>,
+    /// Event: one firing per key within a window.
     #[serde(default)]
     dedupe: Option<Dedupe>,
+    /// Event: at most `limit` firings per key per period.
     #[serde(default)]
     throttle: Option<Throttle>,
+    /// Event: fire once the key has been quiet.
     #[serde(default)]
     debounce: Option<Debounce>,
+    /// Event: fire with several events at once.
     #[serde(default)]
     batch: Option<Batch>,
+    /// Event: firings of one key in flight at once.
     #[serde(default)]
     concurrency: Option<usize>,
 }

@@ -20,6 +20,7 @@ use crate::trigger::TriggerSpec;
 pub const MAX_INSTANTS: usize = 10_000;
 
 /// Where a backfill is.
+#[cfg_attr(feature = "host", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case", tag = "state", content = "error")]
 pub enum BackfillState {
@@ -45,6 +46,7 @@ pub struct Backfill {
 }
 
 /// A backfill as the admin API shows it.
+#[cfg_attr(feature = "host", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize)]
 pub struct BackfillView {
     /// The range's start (exclusive).

@@ -390,6 +390,7 @@ impl Host {
 const PLUGIN_HISTORY: usize = 20;
 
 /// One change of a plugin: what happened, when, to which version.
+#[cfg_attr(feature = "host", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct PluginChange {
     /// When.
@@ -399,6 +400,7 @@ pub struct PluginChange {
 }
 
 /// What happened to a plugin.
+#[cfg_attr(feature = "host", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, serde::Serialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum PluginChangeKind {

@@ -26,6 +26,7 @@ impl SinkEntry {
 }
 
 /// One sink as the admin API shows it (its secret never).
+#[cfg_attr(feature = "host", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize)]
 pub struct SinkView {
     /// Its id.

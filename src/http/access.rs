@@ -53,20 +53,14 @@ impl Tokens {
 
     /// The tokens that open `group` (none: it is open).
     fn openers(&self, group: TokenKind) -> Vec<TokenKind> {
-        let own = match group {
-            TokenKind::Admin => return self.present([TokenKind::Admin]),
-            // Without a metrics token, /metrics stays open for scrapers.
-            TokenKind::Metrics if !self.has(TokenKind::Metrics) => return Vec::new(),
-            own => own,
-        };
-        match self.has(own) {
-            true => self.present([own, TokenKind::Admin]),
-            false => self.present([TokenKind::Admin]),
+        // Without a metrics token, /metrics stays open for scrapers.
+        if group == TokenKind::Metrics && !self.has(TokenKind::Metrics) {
+            return Vec::new();
         }
-    }
-
-    fn present<const N: usize>(&self, kinds: [TokenKind; N]) -> Vec<TokenKind> {
-        kinds.into_iter().filter(|k| self.has(*k)).collect()
+        opened_by(group)
+            .into_iter()
+            .filter(|k| self.has(*k))
+            .collect()
     }
 
     /// The admin token's digest: the key the dashboard signs its session
@@ -103,6 +97,15 @@ impl Tokens {
             true => Ok(()),
             false => Err(Refused::Wrong(group, openers)),
         }
+    }
+}
+
+/// The tokens that open `group` when they are configured: its own token
+/// and the admin token.
+pub fn opened_by(group: TokenKind) -> Vec<TokenKind> {
+    match group {
+        TokenKind::Admin => vec![TokenKind::Admin],
+        own => vec![own, TokenKind::Admin],
     }
 }
 

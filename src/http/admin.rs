@@ -1,53 +1,82 @@
-//! The admin API (`/api/admin/...`): list, inspect, add, remove, pause,
-//! resume and run triggers; list plugins.
+//! The admin API's triggers (`/api/admin/triggers/...`): list, inspect,
+//! add, remove, pause, resume and run them, their run history, which event
+//! triggers a topic reaches; and the HTTP answers to host errors.
 
 use axum::Json;
-use axum::extract::{Path, Request, State};
+use axum::extract::{Path, Query, Request, State};
 use axum::http::StatusCode;
-use serde::Serialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use super::AppState;
 use super::api_triggers::fire_error;
-use super::error::{ApiError, ApiResult, parse_json_object};
+use super::error::{ApiError, ApiResult, ErrorBody, JsonBodyErrors, parse_json_object};
 use crate::broker::BrokerError;
 use crate::config::TriggerConfig;
-use crate::host::{HostError, SinkView};
+use crate::host::HostError;
 use crate::scheduler::{Registration, SchedulerError};
-use crate::state::{DeadLetter, Run, StateError};
+use crate::state::{Run, StateError};
+use crate::topic::{Topic, TopicPattern};
 use crate::trigger::{EventSpec, TriggerError, TriggerSpec, TriggerStats};
 
+/// The `{id}` of `/api/admin/triggers/{id}/...`.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct TriggerId {
+    /// The trigger's id.
+    pub id: String,
+}
+
 /// One trigger as the admin API shows it.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct TriggerView {
+    /// Its id.
     pub(crate) id: String,
+    /// `cron`, `api` or `event`.
+    #[schema(value_type = crate::firing::TriggerKind)]
     pub(crate) kind: String,
+    /// Where its events are published.
+    #[schema(value_type = Topic)]
     pub(crate) topic: String,
+    /// The plugin whose factory (and filter) it runs.
     pub(crate) plugin: Option<String>,
+    /// Whether it fires now (not paused, not stopped).
     pub(crate) running: bool,
+    /// Paused by the admin API or the dashboard?
     pub(crate) paused: bool,
+    /// Firings since the start (`stats.fires`).
     pub(crate) fire_count: u64,
+    /// Failed firings since the start (`stats.errors`).
     pub(crate) error_count: u64,
+    /// Its counters since the start.
     pub(crate) stats: TriggerStats,
+    /// Cron: its schedule.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) schedule: Option<String>,
+    /// Cron: its time zone.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) timezone: Option<String>,
+    /// Cron: the next three scheduled instants (RFC 3339), jitter excluded.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub(crate) next_fires: Vec<String>,
     /// When the next fire actually happens: the next instant plus the
     /// trigger's jitter offset (cron only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) next_fire: Option<String>,
+    /// Cron: the trigger's jitter, e.g. `30s` (none: no jitter).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) jitter: Option<String>,
+    /// Api: where it is served.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) path: Option<String>,
+    /// Event: the topic pattern it fires for.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<TopicPattern>)]
     pub(crate) source: Option<String>,
     /// Flow control (event triggers that have some).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) flow: Option<crate::trigger::flow::FlowSpec>,
+    /// The file that declares it (`admin API` for triggers added over HTTP).
     pub(crate) declared_in: String,
 }
 
@@ -105,6 +134,11 @@ pub(crate) async fn view(
     }
 }
 
+/// List the triggers
+///
+/// Every registered trigger with its counters.
+#[utoipa::path(get, path = "/api/admin/triggers",
+    responses((status = 200, description = "The triggers", body = [TriggerView])))]
 pub async fn list_triggers(State(app): State<AppState>) -> Json<Vec<TriggerView>> {
     let mut views = Vec::new();
     for (id, registration) in app.host.registered_triggers().await {
@@ -115,15 +149,36 @@ pub async fn list_triggers(State(app): State<AppState>) -> Json<Vec<TriggerView>
     Json(views)
 }
 
+/// One trigger
+#[utoipa::path(get, path = "/api/admin/triggers/{id}", params(TriggerId),
+    responses(
+        (status = 200, description = "The trigger", body = TriggerView),
+        (status = 404, description = "No trigger has this id", body = ErrorBody),
+    ))]
 pub async fn get_trigger(
     State(app): State<AppState>,
-    Path(id): Path<String>,
+    Path(TriggerId { id }): Path<TriggerId>,
 ) -> ApiResult<Json<TriggerView>> {
-    let (registration, config) = app.host.trigger(&id).await.ok_or_else(|| unknown(&id))?;
-    Ok(Json(view(&app, &id, &registration, &config).await))
+    trigger_view(&app, &id).await
 }
 
-/// Registers a trigger from the same fields as a `[[trigger]]` table.
+async fn trigger_view(app: &AppState, id: &str) -> ApiResult<Json<TriggerView>> {
+    let (registration, config) = app.host.trigger(id).await.ok_or_else(|| unknown(id))?;
+    Ok(Json(view(app, id, &registration, &config).await))
+}
+
+/// Register a trigger
+///
+/// From the same fields as a `[[trigger]]` table; kept in the state store
+/// across restarts.
+#[utoipa::path(post, path = "/api/admin/triggers",
+    request_body = crate::config::TriggerTable,
+    responses(
+        (status = 201, description = "Registered", body = TriggerView),
+        (status = 409, description = "The id or the api path is taken", body = ErrorBody),
+        (status = 422, description = "Not a valid trigger table (the error names the key)", body = ErrorBody),
+        JsonBodyErrors,
+    ))]
 pub async fn add_trigger(
     State(app): State<AppState>,
     request: Request,
@@ -136,42 +191,91 @@ pub async fn add_trigger(
         .add_admin_trigger(Value::Object(object))
         .await
         .map_err(host_error)?;
-    get_trigger(State(app), Path(config.id))
+    trigger_view(&app, &config.id)
         .await
         .map(|json| (StatusCode::CREATED, json))
 }
 
+/// What `DELETE /api/admin/triggers/{id}` answers.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Removed {
+    /// The id of the trigger unregistered.
+    pub removed: String,
+}
+
+/// Unregister a trigger
+#[utoipa::path(delete, path = "/api/admin/triggers/{id}", params(TriggerId),
+    responses(
+        (status = 200, description = "Unregistered (one a file declares comes back at the next reload)", body = Removed),
+        (status = 404, description = "No trigger has this id", body = ErrorBody),
+    ))]
 pub async fn remove_trigger(
     State(app): State<AppState>,
-    Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+    Path(TriggerId { id }): Path<TriggerId>,
+) -> ApiResult<Json<Removed>> {
     app.host.remove_trigger(&id).await.map_err(host_error)?;
-    Ok(Json(json!({ "removed": id })))
+    Ok(Json(Removed { removed: id }))
 }
 
+/// Pause a trigger
+///
+/// It stops firing until resumed; a cron trigger's instants meanwhile are
+/// recorded as missed.
+#[utoipa::path(post, path = "/api/admin/triggers/{id}/pause", params(TriggerId),
+    responses(
+        (status = 200, description = "The trigger, paused", body = TriggerView),
+        (status = 404, description = "No trigger has this id", body = ErrorBody),
+    ))]
 pub async fn pause(
     State(app): State<AppState>,
-    Path(id): Path<String>,
+    Path(TriggerId { id }): Path<TriggerId>,
 ) -> ApiResult<Json<TriggerView>> {
     app.host.pause_trigger(&id).await.map_err(host_error)?;
-    get_trigger(State(app), Path(id)).await
+    trigger_view(&app, &id).await
 }
 
+/// Resume a paused trigger
+#[utoipa::path(post, path = "/api/admin/triggers/{id}/resume", params(TriggerId),
+    responses(
+        (status = 200, description = "The trigger, running", body = TriggerView),
+        (status = 404, description = "No trigger has this id", body = ErrorBody),
+    ))]
 pub async fn resume(
     State(app): State<AppState>,
-    Path(id): Path<String>,
+    Path(TriggerId { id }): Path<TriggerId>,
 ) -> ApiResult<Json<TriggerView>> {
     app.host.resume_trigger(&id).await.map_err(host_error)?;
-    get_trigger(State(app), Path(id)).await
+    trigger_view(&app, &id).await
 }
 
-/// Fires a trigger now, whatever its kind; an optional JSON body is the
-/// payload (api) or the source event's data (event).
+/// What firing a trigger now answers.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Fired {
+    /// Always `true` (a failed firing is an error answer).
+    pub success: bool,
+    /// The trigger's firings since the start, this one included.
+    pub trigger_count: u64,
+}
+
+/// Fire a trigger now, whatever its kind
+///
+/// An optional JSON object body is the payload (api) or the source
+/// event's data (event).
+#[utoipa::path(post, path = "/api/admin/triggers/{id}/run", params(TriggerId),
+    request_body(content = Option<Object>, description = "The payload (optional)"),
+    responses(
+        (status = 200, description = "Fired", body = Fired),
+        (status = 404, description = "No trigger has this id", body = ErrorBody),
+        (status = 409, description = "The trigger is paused or stopped", body = ErrorBody),
+        (status = 422, description = "The body is not a JSON object", body = ErrorBody),
+        (status = 500, description = "The firing failed (the plugin, or what it made)", body = ErrorBody),
+        JsonBodyErrors,
+    ))]
 pub async fn run_now(
     State(app): State<AppState>,
-    Path(id): Path<String>,
+    Path(TriggerId { id }): Path<TriggerId>,
     request: Request,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Fired>> {
     let (parts, body) = request.into_parts();
     let body = app.read_body(body).await?;
     let payload = if body.is_empty() {
@@ -189,30 +293,37 @@ pub async fn run_now(
         .run_now(payload)
         .await
         .map_err(|e| fire_error(&id, e))?;
-    Ok(Json(json!({ "success": true, "trigger_count": count })))
+    Ok(Json(Fired {
+        success: true,
+        trigger_count: count,
+    }))
 }
 
-#[derive(serde::Deserialize)]
+/// The most runs or dead letters one request returns.
+pub(super) const MAX_LIMIT: usize = 1000;
+
+/// `?limit=` of the run history.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct RunsQuery {
+    /// How many runs, newest first: 1 to 1000 (default 20).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<usize>,
 }
 
-/// The most runs one request returns.
-const MAX_RUNS_LIMIT: usize = 1000;
-
-/// A trigger's run history, newest first (`?limit=N`, default 20, at
-/// most 1000).
+/// A trigger's run history, newest first
+#[utoipa::path(get, path = "/api/admin/triggers/{id}/runs", params(TriggerId, RunsQuery),
+    responses(
+        (status = 200, description = "Its runs, newest first", body = [Run]),
+        (status = 400, description = "`limit` is out of range", body = ErrorBody),
+        (status = 404, description = "No trigger has this id, nor any history", body = ErrorBody),
+    ))]
 pub async fn runs(
     State(app): State<AppState>,
-    Path(id): Path<String>,
-    axum::extract::Query(query): axum::extract::Query<RunsQuery>,
+    Path(TriggerId { id }): Path<TriggerId>,
+    Query(query): Query<RunsQuery>,
 ) -> ApiResult<Json<Vec<Run>>> {
-    let limit = query.limit.unwrap_or(20);
-    if !(1..=MAX_RUNS_LIMIT).contains(&limit) {
-        return Err(ApiError::bad_request(format!(
-            "`limit` must be 1 to {MAX_RUNS_LIMIT}, not {limit}"
-        )));
-    }
+    let limit = checked_limit(query.limit, 20)?;
     let runs = app.host.runs(&id, limit).await.map_err(host_error)?;
     let known =
         app.host.registration(&id).await.is_some() || app.host.pending_triggers().contains_key(&id);
@@ -222,108 +333,66 @@ pub async fn runs(
     Ok(Json(runs))
 }
 
-#[derive(serde::Deserialize)]
-pub struct DeadLettersQuery {
-    trigger: Option<String>,
-    limit: Option<usize>,
-}
-
-/// Dead letters, newest first (`?trigger=ID`, `?limit=N`: default 100, at
-/// most 1000).
-pub async fn dead_letters(
-    State(app): State<AppState>,
-    axum::extract::Query(query): axum::extract::Query<DeadLettersQuery>,
-) -> ApiResult<Json<Vec<DeadLetter>>> {
-    let limit = query.limit.unwrap_or(100);
-    if !(1..=MAX_RUNS_LIMIT).contains(&limit) {
-        return Err(ApiError::bad_request(format!(
-            "`limit` must be 1 to {MAX_RUNS_LIMIT}, not {limit}"
-        )));
+/// `limit`, or `default`: 400 unless 1 to [`MAX_LIMIT`].
+pub(super) fn checked_limit(limit: Option<usize>, default: usize) -> ApiResult<usize> {
+    let limit = limit.unwrap_or(default);
+    match (1..=MAX_LIMIT).contains(&limit) {
+        true => Ok(limit),
+        false => Err(ApiError::bad_request(format!(
+            "`limit` must be 1 to {MAX_LIMIT}, not {limit}"
+        ))),
     }
-    let letters = app.host.dead_letters(query.trigger.as_deref(), limit);
-    Ok(Json(letters.await.map_err(host_error)?))
 }
 
-/// Hands a dead letter's event to its trigger again; discards the letter
-/// if that works.
-pub async fn replay_dead_letter(
-    State(app): State<AppState>,
-    Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
-    let id = dead_letter_id(&id)?;
-    let letter = app.host.replay_dead_letter(id).await.map_err(host_error)?;
-    Ok(Json(
-        json!({ "replayed": id, "trigger": letter.trigger, "event": letter.event.id }),
-    ))
-}
-
-/// Discards a dead letter.
-pub async fn discard_dead_letter(
-    State(app): State<AppState>,
-    Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
-    let id = dead_letter_id(&id)?;
-    app.host.discard_dead_letter(id).await.map_err(host_error)?;
-    Ok(Json(json!({ "discarded": id })))
-}
-
-fn dead_letter_id(text: &str) -> Result<uuid::Uuid, ApiError> {
-    text.parse()
-        .map_err(|_| ApiError::bad_request(format!("`{text}` is not a dead letter id (a UUID)")))
-}
-
-/// Every sink with its counters: delivered, failed attempts, dead letters,
-/// the last error.
-pub async fn list_sinks(State(app): State<AppState>) -> ApiResult<Json<Vec<SinkView>>> {
-    Ok(Json(app.host.sinks().await.map_err(host_error)?))
-}
-
-/// Pauses a sink: events wait (JetStream) or are not taken (memory).
-pub async fn pause_sink(
-    State(app): State<AppState>,
-    Path(id): Path<String>,
-) -> ApiResult<Json<SinkView>> {
-    sink_action(app, id, true).await
-}
-
-/// Resumes a paused sink.
-pub async fn resume_sink(
-    State(app): State<AppState>,
-    Path(id): Path<String>,
-) -> ApiResult<Json<SinkView>> {
-    sink_action(app, id, false).await
-}
-
-async fn sink_action(app: AppState, id: String, pause: bool) -> ApiResult<Json<SinkView>> {
-    if !app.host.has_sink(&id) {
-        return Err(ApiError::not_found(format!("no sink with id `{id}`")));
-    }
-    let trigger = crate::sink::trigger_id(&id);
-    let changed = match pause {
-        true => app.host.pause_trigger(&trigger).await,
-        false => app.host.resume_trigger(&trigger).await,
-    };
-    changed.map_err(host_error)?;
-    let views = app.host.sinks().await.map_err(host_error)?;
-    let view = views.into_iter().find(|v| v.id == id);
-    view.map(Json)
-        .ok_or_else(|| ApiError::not_found(format!("no sink with id `{id}`")))
-}
-
-#[derive(serde::Deserialize)]
+/// `?topic=` of `GET /api/admin/match`.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct MatchQuery {
+    /// The topic, e.g. `orders.created`.
     topic: String,
 }
 
-/// Which event triggers a topic would reach ("my event trigger gets
-/// nothing"): each with its source pattern and filter counters.
+/// Which event triggers a topic reaches.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct TopicMatch {
+    /// The topic asked about.
+    pub topic: Topic,
+    /// The event triggers whose source matches it.
+    pub triggers: Vec<MatchingTrigger>,
+}
+
+/// An event trigger a topic reaches.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct MatchingTrigger {
+    /// Events its filter accepted.
+    pub filter_accepted: u64,
+    /// Events its filter rejected.
+    pub filter_rejected: u64,
+    /// Its flow control, in words (empty: none).
+    pub flow_control: Vec<String>,
+    /// Its id.
+    pub id: String,
+    /// Whether it fires now.
+    pub running: bool,
+    /// Its source pattern.
+    pub source: TopicPattern,
+}
+
+/// Which event triggers a topic would reach
+///
+/// "My event trigger gets nothing": each with its source pattern and
+/// filter counters.
+#[utoipa::path(get, path = "/api/admin/match", params(MatchQuery),
+    responses(
+        (status = 200, description = "The event triggers it reaches", body = TopicMatch),
+        (status = 400, description = "Not a valid topic", body = ErrorBody),
+    ))]
 pub async fn match_topic(
     State(app): State<AppState>,
-    axum::extract::Query(query): axum::extract::Query<MatchQuery>,
-) -> ApiResult<Json<Value>> {
-    let topic =
-        crate::topic::Topic::new(query.topic).map_err(|e| ApiError::bad_request(e.to_string()))?;
-    let mut matching = Vec::new();
+    Query(query): Query<MatchQuery>,
+) -> ApiResult<Json<TopicMatch>> {
+    let topic = Topic::new(query.topic).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let mut triggers = Vec::new();
     for (id, registration) in app.host.registered_triggers().await {
         let Some(TriggerSpec::Event(EventSpec { source, flow })) =
             app.host.trigger_config(&id).map(|c| c.spec)
@@ -332,53 +401,17 @@ pub async fn match_topic(
         };
         if source.matches(&topic) {
             let stats = registration.trigger.stats();
-            matching.push(json!({
-                "id": id,
-                "source": source.to_string(),
-                "running": registration.trigger.is_running(),
-                "filter_accepted": stats.filter_accepted,
-                "filter_rejected": stats.filter_rejected,
-                "flow_control": flow.describe(),
-            }));
+            triggers.push(MatchingTrigger {
+                filter_accepted: stats.filter_accepted,
+                filter_rejected: stats.filter_rejected,
+                flow_control: flow.describe(),
+                id,
+                running: registration.trigger.is_running(),
+                source,
+            });
         }
     }
-    Ok(Json(json!({ "topic": topic, "triggers": matching })))
-}
-
-/// Every loaded plugin with its counters.
-pub async fn list_plugins(State(app): State<AppState>) -> Json<Vec<Value>> {
-    let errors = app.host.plugin_errors();
-    let mut names: std::collections::BTreeSet<String> = app.host.plugins().into_keys().collect();
-    names.extend(errors.keys().cloned());
-    let plugins = app.host.plugins();
-    Json(
-        names
-            .into_iter()
-            .map(|name| {
-                let last_error = errors.get(&name);
-                match plugins.get(&name) {
-                    Some(plugin) => json!({
-                        "name": name,
-                        "hash": plugin.hash(),
-                        "loaded_at": plugin.loaded_at().to_rfc3339(),
-                        "version": plugin.contract_version(),
-                        "worlds": plugin.worlds().names(),
-                        "imports": plugin.imports(),
-                        "limits": {
-                            "timeout_ms": plugin.limits().timeout.as_millis() as u64,
-                            "wall_timeout_ms": plugin.limits().wall_timeout.as_millis() as u64,
-                            "memory_bytes": plugin.limits().memory_bytes,
-                        },
-                        "grants": plugin.grants().view(),
-                        "last_error": last_error,
-                        "stats": plugin.stats(),
-                        "history": app.host.plugin_history(&name),
-                    }),
-                    None => json!({ "name": name, "loaded": false, "last_error": last_error }),
-                }
-            })
-            .collect(),
-    )
+    Ok(Json(TopicMatch { topic, triggers }))
 }
 
 fn unknown(id: &str) -> ApiError {

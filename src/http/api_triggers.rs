@@ -2,19 +2,21 @@
 //! `POST {path}/trigger` and `GET {path}/status`.
 //!
 //! Paths are looked up per request, so triggers registered at run time are
-//! served at once.
+//! served at once. The OpenAPI document describes them at the default
+//! path, `/api/triggers/{id}` (see [`trigger`] and [`status`]).
 
 use axum::Json;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use hmac::{Hmac, Mac};
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use sha2::Sha256;
 use tracing::Instrument;
 
 use super::AppState;
-use super::error::{ApiError, ApiResult, parse_json_object};
+use super::error::{ApiError, ApiResult, ErrorBody, JsonBodyErrors, parse_json_object};
 use crate::config::TriggerConfig;
 use crate::scheduler::Registration;
 use crate::trace;
@@ -48,7 +50,52 @@ pub async fn dispatch(State(app): State<AppState>, request: Request) -> Response
     result.into_response()
 }
 
-async fn trigger(app: &AppState, config: &TriggerConfig, request: Request) -> ApiResult<Response> {
+/// The body of `POST {path}/trigger` (other keys are ignored).
+#[derive(Deserialize, utoipa::ToSchema)]
+pub struct FireBody {
+    /// The payload, handed to the trigger's plugin (or published as is).
+    #[serde(default, deserialize_with = "super::error::present")]
+    #[schema(value_type = Object, required = true)]
+    data: Option<Value>,
+}
+
+/// What `POST {path}/trigger` answers.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Triggered {
+    /// `Event triggered successfully`.
+    pub message: &'static str,
+    /// Always `true` (a failed firing is an error answer).
+    pub success: bool,
+    /// The trigger's firings since the start, this one included.
+    pub trigger_count: u64,
+}
+
+/// Fire an api trigger
+///
+/// Served at `{path}/trigger` for each api trigger: `/api/triggers/<id>`
+/// unless its `path` says otherwise. A trigger with `[trigger.auth]` asks
+/// for `Authorization: Bearer <its token>` or an HMAC-SHA256 signature of
+/// the raw body (`X-Hub-Signature-256: sha256=<hex>` by default).
+#[utoipa::path(post, path = "/api/triggers/{id}/trigger", operation_id = "fire_api_trigger",
+    params(("id" = String, Path, description = "The api trigger's id")),
+    request_body = FireBody,
+    security((), ("trigger_bearer" = []), ("trigger_signature" = [])),
+    responses(
+        (status = 200, description = "Fired", body = Triggered),
+        (status = 401, description = "Its `auth` refused the request", body = ErrorBody),
+        (status = 404, description = "No api trigger is served at this path", body = ErrorBody),
+        (status = 405, description = "Not a POST", body = ErrorBody),
+        (status = 409, description = "The trigger is paused or stopped", body = ErrorBody),
+        (status = 422, description = "No `data` object", body = ErrorBody),
+        (status = 429, description = "Over the trigger's `rate_limit`", body = ErrorBody),
+        (status = 500, description = "The firing failed (the plugin, or what it made)", body = ErrorBody),
+        JsonBodyErrors,
+    ))]
+pub(super) async fn trigger(
+    app: &AppState,
+    config: &TriggerConfig,
+    request: Request,
+) -> ApiResult<Response> {
     if let TriggerSpec::Api(ApiSpec {
         rate_limit: Some(rate),
         ..
@@ -65,8 +112,10 @@ async fn trigger(app: &AppState, config: &TriggerConfig, request: Request) -> Ap
     {
         authenticate(auth, &parts.headers, &body)?;
     }
-    let mut object = parse_json_object(&parts.headers, &body)?;
-    let data = match object.remove("data") {
+    let object = parse_json_object(&parts.headers, &body)?;
+    let body: FireBody =
+        serde_json::from_value(Value::Object(object)).expect("every key is optional");
+    let data = match body.data {
         Some(data @ Value::Object(_)) => data,
         Some(_) => {
             return Err(ApiError::new(
@@ -93,21 +142,40 @@ async fn trigger(app: &AppState, config: &TriggerConfig, request: Request) -> Ap
         .instrument(span)
         .await
         .map_err(|e| fire_error(&config.id, e))?;
-    Ok(Json(json!({
-        "success": true,
-        "message": "Event triggered successfully",
-        "trigger_count": count,
-    }))
-    .into_response())
+    let triggered = Triggered {
+        message: "Event triggered successfully",
+        success: true,
+        trigger_count: count,
+    };
+    Ok(Json(triggered).into_response())
 }
 
-async fn status(app: &AppState, config: &TriggerConfig) -> ApiResult<Response> {
+/// What `GET {path}/status` answers.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct TriggerStatus {
+    /// Whether it fires now (not paused, not stopped).
+    pub running: bool,
+    /// Its firings since the start.
+    pub trigger_count: u64,
+}
+
+/// An api trigger's status
+///
+/// Served at `{path}/status` for each api trigger, without its `auth`.
+#[utoipa::path(get, path = "/api/triggers/{id}/status", operation_id = "api_trigger_status",
+    params(("id" = String, Path, description = "The api trigger's id")),
+    responses(
+        (status = 200, description = "Its status", body = TriggerStatus),
+        (status = 404, description = "No api trigger is served at this path", body = ErrorBody),
+        (status = 405, description = "Not a GET", body = ErrorBody),
+    ))]
+pub(super) async fn status(app: &AppState, config: &TriggerConfig) -> ApiResult<Response> {
     let registration = registered(app, &config.id).await?;
-    Ok(Json(json!({
-        "running": registration.trigger.is_running(),
-        "trigger_count": registration.trigger.fire_count(),
-    }))
-    .into_response())
+    let status = TriggerStatus {
+        running: registration.trigger.is_running(),
+        trigger_count: registration.trigger.fire_count(),
+    };
+    Ok(Json(status).into_response())
 }
 
 async fn registered(app: &AppState, id: &str) -> ApiResult<Registration> {

@@ -8,15 +8,19 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::AppState;
-use super::admin::host_error;
-use super::error::{ApiError, ApiResult, parse_json_object};
+use super::admin::{TriggerId, host_error};
+use super::error::{ApiError, ApiResult, ErrorBody, JsonBodyErrors, parse_json_object};
 use crate::host::BackfillView;
 
-/// A `POST .../backfill` body.
-#[derive(Deserialize)]
+/// A `POST .../backfill` body: the range of instants to fire.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct Range {
+pub struct Range {
+    /// The range's start (exclusive), RFC 3339.
+    #[schema(format = DateTime, example = "2030-01-07T00:00:00Z")]
     from: String,
+    /// Its end (inclusive), RFC 3339.
+    #[schema(format = DateTime, example = "2030-01-08T00:00:00Z")]
     to: String,
     /// Firings per second (default 10).
     rate: Option<f64>,
@@ -35,10 +39,23 @@ fn instant(field: &str, text: &str) -> Result<chrono::DateTime<chrono::Utc>, Api
         })
 }
 
-/// Starts a backfill: 202 with its progress.
+/// Start a backfill of a cron trigger
+///
+/// Fires the trigger for every scheduled instant in (`from`, `to`], oldest
+/// first, `rate` per second, each run marked as a backfill.
+#[utoipa::path(post, path = "/api/admin/triggers/{id}/backfill", params(TriggerId),
+    operation_id = "start_backfill",
+    request_body = Range,
+    responses(
+        (status = 202, description = "Started: its progress", body = BackfillView),
+        (status = 404, description = "No trigger has this id", body = ErrorBody),
+        (status = 409, description = "A backfill of the trigger is running", body = ErrorBody),
+        (status = 422, description = "Not a cron trigger, or not a valid range", body = ErrorBody),
+        JsonBodyErrors,
+    ))]
 pub async fn start(
     State(app): State<AppState>,
-    Path(id): Path<String>,
+    Path(TriggerId { id }): Path<TriggerId>,
     request: Request,
 ) -> ApiResult<(StatusCode, Json<BackfillView>)> {
     let (parts, body) = request.into_parts();
@@ -59,10 +76,16 @@ pub async fn start(
     Ok((StatusCode::ACCEPTED, Json(view)))
 }
 
-/// The trigger's last backfill.
+/// The trigger's last backfill
+#[utoipa::path(get, path = "/api/admin/triggers/{id}/backfill", params(TriggerId),
+    operation_id = "backfill_progress",
+    responses(
+        (status = 200, description = "Its progress", body = BackfillView),
+        (status = 404, description = "The trigger has no backfill", body = ErrorBody),
+    ))]
 pub async fn progress(
     State(app): State<AppState>,
-    Path(id): Path<String>,
+    Path(TriggerId { id }): Path<TriggerId>,
 ) -> ApiResult<Json<BackfillView>> {
     app.host
         .backfill(&id)
@@ -70,10 +93,16 @@ pub async fn progress(
         .ok_or_else(|| ApiError::not_found(format!("trigger `{id}` has no backfill")))
 }
 
-/// Cancels the trigger's running backfill.
+/// Cancel the trigger's running backfill
+#[utoipa::path(delete, path = "/api/admin/triggers/{id}/backfill", params(TriggerId),
+    operation_id = "cancel_backfill",
+    responses(
+        (status = 200, description = "Its progress, cancelled", body = BackfillView),
+        (status = 404, description = "The trigger has no backfill", body = ErrorBody),
+    ))]
 pub async fn cancel(
     State(app): State<AppState>,
-    Path(id): Path<String>,
+    Path(TriggerId { id }): Path<TriggerId>,
 ) -> ApiResult<Json<BackfillView>> {
     app.host
         .cancel_backfill(&id)

@@ -4,7 +4,9 @@ use axum::Json;
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::openapi::{RefOr, ResponseBuilder, ResponsesBuilder};
 
 /// An HTTP error answered as `{"error": "..."}`.
 #[derive(Debug)]
@@ -40,9 +42,56 @@ impl ApiError {
     }
 }
 
+/// The body of every error answer.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// What went wrong, in words.
+    pub error: String,
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(json!({ "error": self.message }))).into_response()
+        let body = ErrorBody {
+            error: self.message,
+        };
+        (self.status, Json(body)).into_response()
+    }
+}
+
+/// An error answer in the OpenAPI document: `description`, with an
+/// [`ErrorBody`].
+pub fn error_response(description: &str) -> ResponseBuilder {
+    let body = utoipa::openapi::ContentBuilder::new()
+        .schema(Some(utoipa::openapi::Ref::from_schema_name("ErrorBody")))
+        .build();
+    ResponseBuilder::new()
+        .description(description)
+        .content("application/json", body)
+}
+
+/// The errors of reading a JSON request body ([`read_body`],
+/// [`parse_json_object`]), for the `responses` of every route that takes
+/// one.
+pub struct JsonBodyErrors;
+
+impl utoipa::IntoResponses for JsonBodyErrors {
+    fn responses() -> std::collections::BTreeMap<String, RefOr<utoipa::openapi::Response>> {
+        ResponsesBuilder::new()
+            .response("400", error_response("The body is not valid JSON"))
+            .response(
+                "408",
+                error_response("The body did not arrive within `[server] body_timeout`"),
+            )
+            .response(
+                "413",
+                error_response("The body is larger than the body limit"),
+            )
+            .response(
+                "415",
+                error_response("The body is not sent as `Content-Type: application/json`"),
+            )
+            .build()
+            .into()
     }
 }
 
@@ -56,6 +105,14 @@ pub async fn read_body(body: Body, limit: usize) -> ApiResult<Bytes> {
             format!("request body is larger than the limit of {limit} bytes"),
         )
     })
+}
+
+/// For `#[serde(default, deserialize_with = "present")]`: a key given, even
+/// as `null`, is `Some` (`Option`'s own deserializer makes `null` `None`),
+/// so that a handler can tell a missing key from a bad value.
+pub fn present<'de, D: serde::Deserializer<'de>>(value: D) -> Result<Option<Value>, D::Error> {
+    use serde::Deserialize;
+    Value::deserialize(value).map(Some)
 }
 
 /// Parses a JSON object body, insisting on `Content-Type: application/json`.

@@ -9,21 +9,67 @@ use axum::extract::{Query, Request, State};
 use axum::http::StatusCode;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use futures_util::Stream;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use super::AppState;
 use super::cloudevents::{self, Mode};
-use super::error::{ApiError, ApiResult, parse_json_object};
+use super::error::{ApiError, ApiResult, ErrorBody, JsonBodyErrors, parse_json_object};
 use crate::broker::SubscriberKind;
 use crate::event::Event;
 use crate::topic::{Topic, TopicPattern};
 
-/// `{"topic": "logs.app", "data": {...}, "headers": {...}}` → published.
+/// An event to publish, in wasmsched's own shape (other keys are ignored).
+/// Each key is checked by [`own_shape`], so that the error names it.
+#[derive(Deserialize, utoipa::ToSchema)]
+pub struct NewEventBody {
+    /// Where to publish it, e.g. `logs.app`.
+    #[serde(default, deserialize_with = "super::error::present")]
+    #[schema(value_type = Topic, required = true)]
+    topic: Option<Value>,
+    /// Any JSON value.
+    #[serde(default, deserialize_with = "super::error::present")]
+    #[schema(value_type = Value, required = true)]
+    data: Option<Value>,
+    /// Free-form metadata, e.g. `traceparent`.
+    #[serde(default, deserialize_with = "super::error::present")]
+    #[schema(value_type = BTreeMap<String, String>, required = false)]
+    headers: Option<Value>,
+}
+
+/// An event published.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Published {
+    /// The event's id (a UUIDv7).
+    pub id: uuid::Uuid,
+    /// Where it was published.
+    pub topic: Topic,
+}
+
+/// Publish an event
+///
+/// As `{"topic", "data", "headers"?}`, or as a CloudEvent: structured
+/// (`Content-Type: application/cloudevents+json`) or binary (`ce-*`
+/// headers, the body is the data). A CloudEvent's `type` is the topic; its
+/// `id`, `source` and `subject` are kept as `ce-*` headers, its
+/// extensions as headers.
+#[utoipa::path(post, path = "/api/events", operation_id = "publish_event",
+    request_body(content(
+        (NewEventBody = "application/json"),
+        (Object = "application/cloudevents+json"),
+    )),
+    responses(
+        JsonBodyErrors, // first: the answers below say more of 400 and 413
+        (status = 202, description = "Published", body = Published),
+        (status = 400, description = "Not valid JSON, or not a valid topic", body = ErrorBody),
+        (status = 413, description = "The body, or the event, is over the limits", body = ErrorBody),
+        (status = 422, description = "A field is missing or of the wrong type (the error names it)", body = ErrorBody),
+        (status = 503, description = "The broker is unreachable: not published", body = ErrorBody),
+    ))]
 pub async fn publish(
     State(app): State<AppState>,
     request: Request,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<Published>)> {
     let (parts, body) = request.into_parts();
     let body = app.read_body(body).await?;
     let (topic, data, headers) = match cloudevents::mode(&parts.headers) {
@@ -49,16 +95,15 @@ pub async fn publish(
             format!("publishing failed: {e}"),
         )
     })?;
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(json!({ "id": id, "topic": topic })),
-    ))
+    Ok((StatusCode::ACCEPTED, Json(Published { id, topic })))
 }
 
 /// `{"topic", "data", "headers"?}`, wasmsched's own shape.
 fn own_shape(headers: &axum::http::HeaderMap, body: &[u8]) -> ApiResult<cloudevents::Parsed> {
-    let mut object = parse_json_object(headers, body)?;
-    let topic = match object.remove("topic") {
+    let object = parse_json_object(headers, body)?;
+    let body: NewEventBody =
+        serde_json::from_value(Value::Object(object)).expect("every key is optional");
+    let topic = match body.topic {
         Some(Value::String(topic)) => {
             Topic::new(topic).map_err(|e| ApiError::bad_request(e.to_string()))?
         }
@@ -68,10 +113,10 @@ fn own_shape(headers: &axum::http::HeaderMap, body: &[u8]) -> ApiResult<cloudeve
             ));
         }
     };
-    let data = object.remove("data").ok_or_else(|| {
+    let data = body.data.ok_or_else(|| {
         unprocessable(r#"the body needs `data`: {"topic": "logs.app", "data": {...}}"#)
     })?;
-    let headers: BTreeMap<String, String> = match object.remove("headers") {
+    let headers: BTreeMap<String, String> = match body.headers {
         None => BTreeMap::new(),
         Some(headers) => serde_json::from_value(headers)
             .map_err(|_| unprocessable("`headers` must be an object of strings"))?,
@@ -83,17 +128,33 @@ fn unprocessable(message: &str) -> ApiError {
     ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, message)
 }
 
-#[derive(Deserialize)]
+/// `?pattern=` and `?format=` of the event stream.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct StreamQuery {
+    /// The topics to stream (default `**`: all).
+    #[param(value_type = Option<TopicPattern>)]
     pattern: Option<String>,
-    /// `cloudevents`: each message is a CloudEvent (JSON format).
+    /// `cloudevents`: each message is a CloudEvent (JSON format); default
+    /// `wasmsched`, the event as JSON.
+    #[param(pattern = "^(wasmsched|cloudevents)$")]
     format: Option<String>,
 }
 
+/// Stream events as Server-Sent Events
+///
 /// Every event whose topic matches `?pattern=` (default `**`), as SSE
-/// messages whose `data:` is the event as JSON (`?format=cloudevents`: as
-/// a CloudEvent). A lagging client misses
-/// events rather than slowing publishers.
+/// messages whose `data:` is the event as JSON (an `Event`;
+/// `?format=cloudevents`: a CloudEvent). A lagging client misses events
+/// rather than slowing publishers.
+#[utoipa::path(get, path = "/api/events/stream", operation_id = "stream_events",
+    params(StreamQuery),
+    responses(
+        (status = 200, description = "The stream, until the client or the server closes it",
+            content_type = "text/event-stream", body = String),
+        (status = 400, description = "Not a valid pattern or format", body = ErrorBody),
+        (status = 503, description = "The broker is unreachable", body = ErrorBody),
+    ))]
 pub async fn stream(
     State(app): State<AppState>,
     Query(query): Query<StreamQuery>,

@@ -41,7 +41,14 @@ pub const PER_TRIGGER_AUTO: usize = 1000;
 /// Label pairs of one series.
 type Labels = Vec<(&'static str, String)>;
 
-/// 200 with every metric, in the OpenMetrics text format.
+/// Metrics
+///
+/// Counters per trigger, plugin and sink, histograms of plugin call
+/// latency, cron lateness, sink delivery time and flow-control waits, in
+/// the OpenMetrics text format (Prometheus reads it).
+#[utoipa::path(get, path = "/metrics",
+    responses((status = 200, description = "Every metric", body = String,
+        content_type = CONTENT_TYPE)))]
 pub async fn metrics(State(app): State<AppState>) -> impl IntoResponse {
     let snapshot = Snapshot::take(&app).await;
     let mut registry = Registry::default();

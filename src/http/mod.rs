@@ -6,12 +6,16 @@ pub(crate) mod admin;
 mod api_triggers;
 mod backfill;
 mod cloudevents;
+mod dead_letters;
 mod error;
 mod events;
 mod metrics;
+mod openapi;
 mod ops;
+mod plugins;
 mod rate_limit;
 mod serve;
+mod sinks;
 mod timers;
 mod tls;
 
@@ -23,12 +27,13 @@ use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, Request, State};
 use axum::middleware::{Next, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
 use tokio_util::sync::CancellationToken;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 pub use access::{Tokens, same_secret};
 pub use error::ApiError;
-pub use ops::openapi_document;
+pub use openapi::openapi_document;
 pub use serve::{ConnectionStats, open_file_limit, raise_open_file_limit, serve};
 
 use crate::config::TokenKind;
@@ -117,64 +122,85 @@ async fn limit_client(State(app): State<AppState>, request: Request, next: Next)
     next.run(request).await
 }
 
-/// Every route of the API, each group behind its token (see [`access`]).
+/// Who may call a group of routes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Access {
+    /// Those with a token that opens the group (see [`access`]).
+    Token(TokenKind),
+    /// Anyone, within the per-client rate limit.
+    Open,
+    /// Anyone, always: outside the rate limit (health checks).
+    Always,
+}
+
+/// Every route of the API but the api triggers' (served by the fallback,
+/// see [`api_triggers`]), by who may call it. [`router`] serves them and
+/// [`openapi_document`] describes them: each handler is registered with its
+/// `#[utoipa::path]` (`routes!`), so no route goes undocumented.
+fn api_routes() -> Vec<(Access, OpenApiRouter<AppState>)> {
+    let new = OpenApiRouter::<AppState>::default;
+    let admin = new()
+        .routes(routes!(admin::list_triggers, admin::add_trigger))
+        .routes(routes!(admin::get_trigger, admin::remove_trigger))
+        .routes(routes!(admin::pause))
+        .routes(routes!(admin::resume))
+        .routes(routes!(admin::run_now))
+        .routes(routes!(
+            backfill::start,
+            backfill::progress,
+            backfill::cancel
+        ))
+        .routes(routes!(admin::match_topic))
+        .routes(routes!(plugins::list_plugins))
+        .routes(routes!(sinks::list_sinks))
+        .routes(routes!(sinks::pause_sink))
+        .routes(routes!(sinks::resume_sink))
+        .routes(routes!(timers::list, timers::add))
+        .routes(routes!(timers::cancel))
+        .routes(routes!(dead_letters::discard_dead_letter))
+        .routes(routes!(dead_letters::replay_dead_letter));
+    // Run history, dead letters and the event stream: the read token
+    // opens them too.
+    let read = new()
+        .routes(routes!(admin::runs))
+        .routes(routes!(dead_letters::dead_letters))
+        .routes(routes!(events::stream));
+    vec![
+        (Access::Token(TokenKind::Admin), admin),
+        (Access::Token(TokenKind::Read), read),
+        (
+            Access::Token(TokenKind::Publish),
+            new().routes(routes!(events::publish)),
+        ),
+        (
+            Access::Token(TokenKind::Metrics),
+            new().routes(routes!(metrics::metrics)),
+        ),
+        (Access::Open, new().routes(routes!(ops::openapi))),
+        (Access::Always, new().routes(routes!(ops::healthz))),
+    ]
+}
+
+/// Every route of the API, each group behind its token (see [`access`]),
+/// the dashboard's pages, and the api triggers (the fallback).
 pub fn router(state: AppState) -> Router {
-    let gate = |group: TokenKind| from_fn_with_state((state.clone(), group), access::require);
-    let admin = Router::new()
-        .route(
-            "/triggers",
-            get(admin::list_triggers).post(admin::add_trigger),
-        )
-        .route(
-            "/triggers/{id}",
-            get(admin::get_trigger).delete(admin::remove_trigger),
-        )
-        .route("/triggers/{id}/pause", post(admin::pause))
-        .route("/triggers/{id}/resume", post(admin::resume))
-        .route("/triggers/{id}/run", post(admin::run_now))
-        .route(
-            "/triggers/{id}/backfill",
-            post(backfill::start)
-                .get(backfill::progress)
-                .delete(backfill::cancel),
-        )
-        .route("/plugins", get(admin::list_plugins))
-        .route("/sinks", get(admin::list_sinks))
-        .route("/sinks/{id}/pause", post(admin::pause_sink))
-        .route("/sinks/{id}/resume", post(admin::resume_sink))
-        .route("/timers", get(timers::list).post(timers::add))
-        .route("/timers/{id}", delete(timers::cancel))
-        .route("/deadletters/{id}", delete(admin::discard_dead_letter))
-        .route("/deadletters/{id}/replay", post(admin::replay_dead_letter))
-        .route("/match", get(admin::match_topic))
-        .route_layer(gate(TokenKind::Admin));
-    // Run history and dead letters: the read token opens them too.
-    let read_admin = Router::new()
-        .route("/triggers/{id}/runs", get(admin::runs))
-        .route("/deadletters", get(admin::dead_letters))
-        .route_layer(gate(TokenKind::Read));
-    let events = Router::new()
-        .route(
-            "/api/events",
-            post(events::publish).route_layer(gate(TokenKind::Publish)),
-        )
-        .route(
-            "/api/events/stream",
-            get(events::stream).route_layer(gate(TokenKind::Read)),
-        )
-        .route(
-            "/metrics",
-            get(metrics::metrics).route_layer(gate(TokenKind::Metrics)),
-        )
-        .route("/openapi.json", get(ops::openapi));
-    Router::new()
-        .nest("/api/admin", admin.merge(read_admin))
-        .merge(events)
-        .merge(crate::dashboard::routes(state.clone()))
+    let (mut api, mut always) = (Router::new(), Router::new());
+    for (who, group) in api_routes() {
+        let (group, _) = group.split_for_parts();
+        match who {
+            Access::Token(token) => {
+                let gate = from_fn_with_state((state.clone(), token), access::require);
+                api = api.merge(group.route_layer(gate));
+            }
+            Access::Open => api = api.merge(group),
+            Access::Always => always = always.merge(group),
+        }
+    }
+    api.merge(crate::dashboard::routes(state.clone()))
         .fallback(api_triggers::dispatch)
         .layer(from_fn_with_state(state.clone(), limit_client))
         .layer(from_fn_with_state(state.clone(), access::refuse_cross_site))
         // Outside the client limit: health checks always answer.
-        .route("/healthz", get(ops::healthz))
+        .merge(always)
         .with_state(state)
 }

@@ -5,25 +5,36 @@
 use axum::Json;
 use axum::extract::{Path, Request, State};
 use axum::http::StatusCode;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::AppState;
 use super::admin::host_error;
-use super::error::{ApiError, ApiResult, parse_json_object};
+use super::error::{ApiError, ApiResult, ErrorBody, JsonBodyErrors, parse_json_object};
 use crate::state::{OneOffTimer, TimerAction};
 use crate::topic::Topic;
 
-/// A `POST /api/admin/timers` body.
-#[derive(Deserialize)]
+/// A `POST /api/admin/timers` body: one of `topic` and `trigger`, one of
+/// `at` and `delay`.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct NewTimer {
+pub struct NewTimer {
+    /// Its id (default: a UUIDv7); the same request again with the same
+    /// id makes no second timer.
     id: Option<String>,
+    /// Publish an event on this topic.
+    #[schema(value_type = Option<Topic>)]
     topic: Option<String>,
+    /// Or fire this trigger.
     trigger: Option<String>,
+    /// The event's data, or the trigger's payload (default `{}`).
     #[serde(default)]
     data: Option<Value>,
+    /// When, as an RFC 3339 instant.
+    #[schema(format = DateTime, example = "2030-01-07T09:00:00Z")]
     at: Option<String>,
+    /// Or after how long, e.g. `90s`, `2h`.
+    #[schema(example = "90s")]
     delay: Option<String>,
 }
 
@@ -70,12 +81,32 @@ impl NewTimer {
     }
 }
 
-/// Adds a timer: 201 `{id, due}`; the same request again (same `id`) 200;
-/// an `id` taken by another timer 409.
+/// A timer added.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct TimerDue {
+    /// When it fires.
+    pub due: chrono::DateTime<chrono::Utc>,
+    /// Its id.
+    pub id: String,
+}
+
+/// Add a one-off timer
+///
+/// At `at` or after `delay`, it publishes `data` on `topic` or fires
+/// `trigger` with it, once across replicas.
+#[utoipa::path(post, path = "/api/admin/timers", operation_id = "add_timer",
+    request_body = NewTimer,
+    responses(
+        (status = 201, description = "Added", body = TimerDue),
+        (status = 200, description = "The same request again: the timer it made", body = TimerDue),
+        (status = 409, description = "Another timer has this id", body = ErrorBody),
+        (status = 422, description = "Not a valid timer (the error names the field)", body = ErrorBody),
+        JsonBodyErrors,
+    ))]
 pub async fn add(
     State(app): State<AppState>,
     request: Request,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<TimerDue>)> {
     let (parts, body) = request.into_parts();
     let body = app.read_body(body).await?;
     let object = parse_json_object(&parts.headers, &body)?;
@@ -97,18 +128,50 @@ pub async fn add(
             ));
         }
     };
-    Ok((status, Json(json!({ "id": kept.id, "due": kept.due }))))
+    Ok((
+        status,
+        Json(TimerDue {
+            due: kept.due,
+            id: kept.id,
+        }),
+    ))
 }
 
-/// The pending timers, soonest first.
+/// Pending one-off timers, soonest first
+#[utoipa::path(get, path = "/api/admin/timers", operation_id = "list_timers",
+    responses((status = 200, description = "The pending timers", body = [OneOffTimer])))]
 pub async fn list(State(app): State<AppState>) -> ApiResult<Json<Vec<OneOffTimer>>> {
     Ok(Json(app.host.timers().await.map_err(host_error)?))
 }
 
-/// Cancels a timer.
-pub async fn cancel(State(app): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+/// The `{id}` of `/api/admin/timers/{id}`.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct TimerId {
+    /// The timer's id.
+    id: String,
+}
+
+/// What cancelling a timer answers.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Cancelled {
+    /// The id of the timer cancelled.
+    pub cancelled: String,
+}
+
+/// Cancel a pending timer
+#[utoipa::path(delete, path = "/api/admin/timers/{id}", operation_id = "cancel_timer",
+    params(TimerId),
+    responses(
+        (status = 200, description = "Cancelled", body = Cancelled),
+        (status = 404, description = "No pending timer has this id", body = ErrorBody),
+    ))]
+pub async fn cancel(
+    State(app): State<AppState>,
+    Path(TimerId { id }): Path<TimerId>,
+) -> ApiResult<Json<Cancelled>> {
     match app.host.cancel_timer(&id).await.map_err(host_error)? {
-        true => Ok(Json(json!({ "cancelled": id }))),
+        true => Ok(Json(Cancelled { cancelled: id })),
         false => Err(ApiError::not_found(format!(
             "no pending timer with id `{id}`"
         ))),

@@ -40,6 +40,7 @@ use v0_2::exports::wasmsched::plugin::{factory as factory_2, filter as filter_2}
 pub(crate) use v0_2::wasmsched::plugin::types as wit;
 
 /// A version of the contract.
+#[cfg_attr(feature = "host", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 pub enum ContractVersion {
     /// `wasmsched:plugin@0.1.x`: factories and filters, `host.log` and

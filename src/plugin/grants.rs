@@ -59,6 +59,7 @@ impl Grants {
 }
 
 /// [`Grants`] as shown to users: never a secret's value.
+#[cfg_attr(feature = "host", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
 pub struct GrantsView {
     /// Origins the plugin may send HTTP requests to.

@@ -8,6 +8,7 @@ use super::error::CallError;
 use crate::histogram::{Histogram, HistogramSnapshot};
 
 /// A snapshot of a plugin's counters since it was loaded.
+#[cfg_attr(feature = "host", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct PluginStats {
     /// Calls made (each a fresh instance).

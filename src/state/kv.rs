@@ -32,6 +32,7 @@ pub trait PluginKv: Send + Sync {
 pub const MAX_KEY_BYTES: usize = 512;
 
 /// How much one plugin may keep.
+#[cfg_attr(feature = "host", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KvQuota {
     /// Most keys (default 1 000).

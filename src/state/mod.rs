@@ -82,6 +82,7 @@ pub struct Stored<T> {
 }
 
 /// How a firing ended, as the run history says.
+#[cfg_attr(feature = "host", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 #[non_exhaustive]
@@ -130,6 +131,7 @@ impl Outcome {
 }
 
 /// One firing in the run history.
+#[cfg_attr(feature = "host", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Run {
     /// The trigger.
@@ -159,6 +161,7 @@ pub struct Run {
 
 /// An event an event trigger gave up on after `max_deliver` attempts,
 /// kept until it is replayed or discarded.
+#[cfg_attr(feature = "host", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DeadLetter {
     /// Made from the trigger and the event's id: the same event given up
@@ -207,6 +210,7 @@ pub struct PendingRetry {
 
 /// A one-off timer: at `due`, publish an event or fire a trigger, once
 /// across replicas.
+#[cfg_attr(feature = "host", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OneOffTimer {
     /// Chosen by the client (so a retried request makes one timer) or a
@@ -220,6 +224,7 @@ pub struct OneOffTimer {
 }
 
 /// What a one-off timer does when it is due.
+#[cfg_attr(feature = "host", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum TimerAction {

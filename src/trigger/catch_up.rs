@@ -13,6 +13,7 @@ use crate::cron::CronSchedule;
 
 /// What a cron trigger runs of the instants it missed
 /// (`catch_up = "skip" | "latest" | "all"`).
+#[cfg_attr(feature = "host", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum CatchUpPolicy {

@@ -59,6 +59,7 @@ pub struct TriggerCounters {
 pub const FLOW_WAIT_BOUNDS: [f64; 10] = [0.001, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0, 60.0, 300.0];
 
 /// A snapshot of [`TriggerCounters`].
+#[cfg_attr(feature = "host", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct TriggerStats {
     /// Firings started.

@@ -61,6 +61,7 @@ pub struct EventSpec {
 }
 
 /// How an api trigger authenticates callers (`[trigger.auth]`).
+#[cfg_attr(feature = "host", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ApiAuth {

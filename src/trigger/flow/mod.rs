@@ -28,16 +28,19 @@ use crate::units::{deserialize_duration, format_duration};
 
 /// One firing per key within `window`: later events of the key are
 /// dropped until it has passed since the one that fired.
+#[cfg_attr(feature = "host", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Dedupe {
     /// How long a key stays seen.
     #[serde(deserialize_with = "deserialize_duration", serialize_with = "human")]
+    #[cfg_attr(feature = "host", schema(value_type = String, example = "10m"))]
     pub window: Duration,
 }
 
 /// At most `limit` firings per key in any `period` (a sliding window); the
 /// rest are dropped and counted.
+#[cfg_attr(feature = "host", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Throttle {
@@ -45,24 +48,29 @@ pub struct Throttle {
     pub limit: u32,
     /// The period.
     #[serde(deserialize_with = "deserialize_duration", serialize_with = "human")]
+    #[cfg_attr(feature = "host", schema(value_type = String, example = "10m"))]
     pub period: Duration,
 }
 
 /// Fire once a key has been quiet for `period`, with its last event; a key
 /// that is never quiet fires `max_wait` after the first event it held.
+#[cfg_attr(feature = "host", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Debounce {
     /// The quiet time that ends a burst.
     #[serde(deserialize_with = "deserialize_duration", serialize_with = "human")]
+    #[cfg_attr(feature = "host", schema(value_type = String, example = "10m"))]
     pub period: Duration,
     /// The longest an event is held (at least `period`).
     #[serde(deserialize_with = "deserialize_duration", serialize_with = "human")]
+    #[cfg_attr(feature = "host", schema(value_type = String, example = "10m"))]
     pub max_wait: Duration,
 }
 
 /// Fire with up to `max_events` events of a key at once, or with what has
 /// come `max_wait` after the first.
+#[cfg_attr(feature = "host", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Batch {
@@ -70,6 +78,7 @@ pub struct Batch {
     pub max_events: usize,
     /// The longest the first event of a batch waits.
     #[serde(deserialize_with = "deserialize_duration", serialize_with = "human")]
+    #[cfg_attr(feature = "host", schema(value_type = String, example = "10m"))]
     pub max_wait: Duration,
 }
 
@@ -81,6 +90,7 @@ fn human<S: serde::Serializer>(duration: &Duration, serializer: S) -> Result<S::
 }
 
 /// The flow control of an event trigger; the default controls nothing.
+#[cfg_attr(feature = "host", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FlowSpec {
     /// A JSON Pointer into the event's data (`/service`); `None`: one key
