@@ -50,6 +50,15 @@ pub fn install(propagator: impl Propagator) -> bool {
     PROPAGATOR.set(Box::new(propagator)).is_ok()
 }
 
+/// Whether traces are exported (a propagator is installed).
+pub fn enabled() -> bool {
+    PROPAGATOR.get().is_some()
+}
+
+/// The longest `tracestate` carried on (W3C allows 32 members; 512 bytes is
+/// what the spec asks implementations to keep at least).
+pub const MAX_TRACESTATE: usize = 512;
+
 /// Makes `span` a child of the context in `headers`, if tracing is on and
 /// they carry one.
 pub fn continue_from(span: &Span, headers: &BTreeMap<String, String>) {
@@ -100,20 +109,42 @@ pub fn api_span(trigger: &str, headers: &BTreeMap<String, String>) -> Span {
 }
 
 /// The trace context headers (`traceparent`, `tracestate`) among
-/// `headers`, as text.
+/// `headers`, when tracing is on and they are well-formed: a
+/// `traceparent` of version `00` (55 characters), a `tracestate` of at
+/// most [`MAX_TRACESTATE`] bytes (else dropped). Nothing when off.
 pub fn context_headers<'a>(
     headers: impl IntoIterator<Item = (&'a str, &'a [u8])>,
 ) -> BTreeMap<String, String> {
-    headers
-        .into_iter()
-        .filter(|(name, _)| {
-            name.eq_ignore_ascii_case(TRACEPARENT) || name.eq_ignore_ascii_case(TRACESTATE)
-        })
-        .filter_map(|(name, value)| {
-            let value = std::str::from_utf8(value).ok()?;
-            Some((name.to_ascii_lowercase(), value.to_owned()))
-        })
-        .collect()
+    if !enabled() {
+        return BTreeMap::new();
+    }
+    let mut context = BTreeMap::new();
+    for (name, value) in headers {
+        let Ok(value) = std::str::from_utf8(value) else {
+            continue;
+        };
+        if name.eq_ignore_ascii_case(TRACEPARENT) && is_traceparent(value) {
+            context.insert(TRACEPARENT.to_owned(), value.to_owned());
+        } else if name.eq_ignore_ascii_case(TRACESTATE) && value.len() <= MAX_TRACESTATE {
+            context.insert(TRACESTATE.to_owned(), value.to_owned());
+        }
+    }
+    if !context.contains_key(TRACEPARENT) {
+        context.clear();
+    }
+    context
+}
+
+/// `00-<32 hex>-<16 hex>-<2 hex>`.
+fn is_traceparent(value: &str) -> bool {
+    let parts: Vec<&str> = value.split('-').collect();
+    let hex =
+        |part: &str, len: usize| part.len() == len && part.bytes().all(|b| b.is_ascii_hexdigit());
+    parts.len() == 4
+        && parts[0] == "00"
+        && hex(parts[1], 32)
+        && hex(parts[2], 16)
+        && hex(parts[3], 2)
 }
 
 /// The span of one firing of `trigger`.
@@ -178,5 +209,26 @@ pub fn record_error(span: &Span, error: &dyn std::fmt::Display) {
     if !span.is_disabled() {
         span.record("otel.status_code", "ERROR");
         span.record("otel.status_description", tracing::field::display(error));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_well_formed_traceparents_pass() {
+        assert!(is_traceparent(
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+        ));
+        for bad in [
+            "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e473-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-x",
+            "00-zzf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "",
+        ] {
+            assert!(!is_traceparent(bad), "{bad}");
+        }
     }
 }

@@ -94,6 +94,10 @@ async fn kill_9_and_restart_keep_admin_triggers_pauses_and_history() {
     assert!(runs[0]["instant"].as_str().unwrap() > runs[1]["instant"].as_str().unwrap());
     let (status, body) = get(format!("{base}/api/admin/triggers/hook/runs?limit=0")).await;
     assert_eq!(status, 400, "{body}");
+    // A malformed query string is a JSON error too.
+    let (status, body) = get(format!("{base}/api/admin/triggers/hook/runs?limit=abc")).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("limit"), "{body}");
     let (status, _) = get(format!("{base}/api/admin/triggers/nope/runs")).await;
     assert_eq!(status, 404);
 

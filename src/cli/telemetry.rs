@@ -128,7 +128,10 @@ struct Headers<'a>(&'a BTreeMap<String, String>);
 
 impl Extractor for Headers<'_> {
     fn get(&self, key: &str) -> Option<&str> {
-        self.0.get(key).map(String::as_str)
+        let value = self.0.get(key).map(String::as_str)?;
+        // An oversized trace state is not carried on to every event.
+        (key != wasmsched::trace::TRACESTATE || value.len() <= wasmsched::trace::MAX_TRACESTATE)
+            .then_some(value)
     }
 
     fn keys(&self) -> Vec<&str> {
@@ -140,6 +143,9 @@ struct HeadersMut<'a>(&'a mut BTreeMap<String, String>);
 
 impl Injector for HeadersMut<'_> {
     fn set(&mut self, key: &str, value: String) {
-        self.0.insert(key.to_owned(), value);
+        // The propagator writes an empty `tracestate` when there is none.
+        if !value.is_empty() {
+            self.0.insert(key.to_owned(), value);
+        }
     }
 }

@@ -3,14 +3,14 @@
 //! triggers a topic reaches; and the HTTP answers to host errors.
 
 use axum::Json;
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{Path, Request, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::AppState;
 use super::api_triggers::fire_error;
-use super::error::{ApiError, ApiResult, ErrorBody, JsonBodyErrors, parse_json_object};
+use super::error::{ApiError, ApiResult, ErrorBody, JsonBodyErrors, Query, parse_json_object};
 use crate::broker::BrokerError;
 use crate::config::TriggerConfig;
 use crate::host::HostError;

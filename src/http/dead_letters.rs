@@ -2,12 +2,12 @@
 //! triggers and sinks gave up on, to list, replay or discard.
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use serde::{Deserialize, Serialize};
 
 use super::AppState;
 use super::admin::{checked_limit, host_error};
-use super::error::{ApiError, ApiResult, ErrorBody};
+use super::error::{ApiError, ApiResult, ErrorBody, Query};
 use crate::state::DeadLetter;
 
 /// The `{id}` of `/api/admin/deadletters/{id}/...`.

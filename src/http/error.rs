@@ -8,6 +8,28 @@ use serde::Serialize;
 use serde_json::Value;
 use utoipa::openapi::{RefOr, ResponseBuilder, ResponsesBuilder};
 
+/// `axum::extract::Query` whose rejection is a 400 `{"error": "..."}`
+/// naming what is wrong with the query string.
+pub struct Query<T>(pub T);
+
+impl<T, S> axum::extract::FromRequestParts<S> for Query<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(value)) => Ok(Query(value)),
+            Err(rejection) => Err(ApiError::bad_request(rejection.body_text())),
+        }
+    }
+}
+
 /// An HTTP error answered as `{"error": "..."}`.
 #[derive(Debug)]
 pub struct ApiError {

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::convert::Infallible;
 
 use axum::Json;
-use axum::extract::{Query, Request, State};
+use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use futures_util::Stream;
@@ -14,7 +14,7 @@ use serde_json::Value;
 
 use super::AppState;
 use super::cloudevents::{self, Mode};
-use super::error::{ApiError, ApiResult, ErrorBody, JsonBodyErrors, parse_json_object};
+use super::error::{ApiError, ApiResult, ErrorBody, JsonBodyErrors, Query, parse_json_object};
 use crate::broker::SubscriberKind;
 use crate::event::Event;
 use crate::topic::{Topic, TopicPattern};
@@ -72,22 +72,22 @@ pub async fn publish(
 ) -> ApiResult<(StatusCode, Json<Published>)> {
     let (parts, body) = request.into_parts();
     let body = app.read_body(body).await?;
-    let (topic, data, headers) = match cloudevents::mode(&parts.headers) {
+    let (topic, data, mut headers) = match cloudevents::mode(&parts.headers) {
         Some(Mode::Structured) => cloudevents::structured(&body)?,
         Some(Mode::Binary) => cloudevents::binary(&parts.headers, &body)?,
         None => own_shape(&parts.headers, &body)?,
     };
+    // With traces on, the caller's trace goes on with the event (a
+    // CloudEvent's own `traceparent` extension wins); counted in its size.
+    for (name, value) in super::trace_context(&parts.headers) {
+        headers.entry(name).or_insert(value);
+    }
     app.host
         .event_limits()
         .check_event(0, &data, &headers)
         .map_err(|e| ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, format!("not published: {e}")))?;
     let mut event = Event::new(topic, data);
     event.headers = headers;
-    // The caller's trace goes on with the event (a CloudEvent's own
-    // `traceparent` extension wins).
-    for (name, value) in super::trace_context(&parts.headers) {
-        event.headers.entry(name).or_insert(value);
-    }
     let (id, topic) = (event.id, event.topic.clone());
     app.host.broker().publish(event).await.map_err(|e| {
         ApiError::new(

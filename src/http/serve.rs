@@ -105,7 +105,11 @@ pub async fn serve(
                 }
             },
         };
-        let Some(conn) = connections.admit_when_drained().await else {
+        let admitted = tokio::select! {
+            () = &mut shutdown => break,
+            admitted = connections.admit_when_drained() => admitted,
+        };
+        let Some(conn) = admitted else {
             drop(stream);
             continue;
         };

@@ -297,7 +297,16 @@ impl Consumer {
     /// control).
     async fn deferred(&self, gate: Arc<FlowGate>, key: String, release: Release) -> Retry {
         let events = release.events.clone();
-        if let Err(reason) = self.fire_release(&gate, &key, release).await {
+        // The firing continues the trace of the (last) event it stands for.
+        let span = match events.last() {
+            Some(last) => trace::event_span(&self.dispatcher.trigger_id, last),
+            None => tracing::Span::none(),
+        };
+        let fired = self
+            .fire_release(&gate, &key, release)
+            .instrument(span)
+            .await;
+        if let Err(reason) = fired {
             for event in events {
                 let delivery = Delivery::unacknowledged(event);
                 self.undertaker
