@@ -1,7 +1,8 @@
 //! Builds the Rust guest plugins in `plugins/rust` (a separate cargo
 //! workspace) for `wasm32-wasip2`, copies the example plugins next to their
-//! manifests (`plugins/NAME.wasm`), and tells the tests where the
-//! adversarial ones are (`WASMSCHED_GUEST_DIR`).
+//! manifests (`plugins/NAME.wasm`; `chat_poster`, which needs a grant, next
+//! to its own in `plugins/rust/chat_poster/` until a user copies both in),
+//! and tells the tests where the adversarial ones are (`WASMSCHED_GUEST_DIR`).
 //!
 //! Set `WASMSCHED_SKIP_GUESTS=1` to skip (e.g. when the target is missing
 //! and you only need the host).
@@ -9,12 +10,15 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const EXAMPLES: &[&str] = &[
-    "large_dataset",
-    "error_alert",
-    "github_webhook",
-    "pipeline_stage",
-    "chat_poster",
+/// The example plugins and where each goes (relative to the repository).
+const EXAMPLES: &[(&str, &str)] = &[
+    ("large_dataset", "plugins"),
+    ("error_alert", "plugins"),
+    ("github_webhook", "plugins"),
+    ("pipeline_stage", "plugins"),
+    // Refused without its manifest's grant: `wasmsched run` would report
+    // it at every start.
+    ("chat_poster", "plugins/rust/chat_poster"),
 ];
 
 fn main() {
@@ -60,9 +64,9 @@ fn main() {
             workspace.display()
         );
     }
-    for name in EXAMPLES {
+    for (name, dir) in EXAMPLES {
         let from = out.join(format!("{name}.wasm"));
-        let to = manifest_dir.join(format!("plugins/{name}.wasm"));
+        let to = manifest_dir.join(format!("{dir}/{name}.wasm"));
         // Copy only on change so a running host does not see a spurious write.
         if std::fs::read(&from).ok() != std::fs::read(&to).ok() {
             std::fs::copy(&from, &to).unwrap_or_else(|e| panic!("copying {}: {e}", from.display()));

@@ -42,8 +42,12 @@ async fn run() {
     let url = format!("{origin}/chat");
 
     let plugins = PluginRuntime::new(RuntimeOptions::default()).unwrap();
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/plugins/chat_poster.wasm");
-    let bytes = std::fs::read(path).expect("plugins/chat_poster.wasm (built by cargo build)");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/plugins/rust/chat_poster/chat_poster.wasm"
+    );
+    let bytes = std::fs::read(path)
+        .expect("plugins/rust/chat_poster/chat_poster.wasm (built by cargo build)");
     let grants = Grants::default()
         .with_http(HttpGrant::new(vec![Origin::parse(&origin).unwrap()]))
         .with_secret("CHAT_TOKEN", "bench-token");
