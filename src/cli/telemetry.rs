@@ -48,8 +48,13 @@ pub fn init(config: &TelemetryConfig) -> Result<Telemetry> {
     let traces = provider.as_ref().map(|provider| {
         tracing_opentelemetry::layer()
             .with_tracer(provider.tracer("wasmsched"))
+            // Each of these costs time on every span or every poll of an
+            // instrumented future (BENCHMARKS.md, "Tracing overhead").
             .with_threads(false)
             .with_location(false)
+            .with_target(false)
+            .with_tracked_inactivity(false)
+            .with_context_activation(false)
             .with_filter(Targets::new().with_target("wasmsched::trace", tracing::Level::TRACE))
     });
     tracing_subscriber::registry()
