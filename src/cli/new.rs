@@ -326,6 +326,7 @@ fn print_next_steps(name: &str, lang: Lang, dir: &Path) {
     println!("Next, from this directory:");
     println!("  bash {}", shell_quote(&shown("build.sh")));
     println!("  wasmsched run");
+    println!("(`cargo run -- run` in a wasmsched source checkout)");
     if !Path::new("wasmsched.toml").exists() {
         println!();
         println!(
