@@ -189,8 +189,8 @@ impl TryFrom<TriggerTable> for TriggerConfig {
                 overlap: table.overlap.unwrap_or_default(),
             }),
             TriggerKind::Api => {
-                if let Some(path) = table.path.as_ref().filter(|p| !p.starts_with('/')) {
-                    return Err(format!("`path` must start with `/`: `{path}`"));
+                if let Some(path) = &table.path {
+                    check_api_path(path)?;
                 }
                 if let Some(auth) = &table.auth
                     && auth.bearer_token.is_some() == auth.hmac_secret.is_some()
@@ -220,6 +220,52 @@ impl TryFrom<TriggerTable> for TriggerConfig {
             spec,
             declared_in: PathBuf::new(),
         })
+    }
+}
+
+/// Paths the host serves itself (the API and the dashboard): an api
+/// trigger's `path` may be neither one of them nor under one, or its
+/// `{path}/trigger` and `{path}/status` could be answered by a host route
+/// instead (`/triggers` + `/status` is the dashboard's page for a trigger
+/// named `status`).
+pub const RESERVED_PATHS: &[&str] = &[
+    "/api/admin",
+    "/api/events",
+    "/healthz",
+    "/metrics",
+    "/openapi.json",
+    "/triggers",
+    "/plugins",
+    "/events",
+    "/queues",
+    "/cron",
+    "/docs",
+    "/login",
+    "/logout",
+    "/assets",
+];
+
+/// An api trigger's `path`: starts with `/` and stays clear of
+/// [`RESERVED_PATHS`].
+fn check_api_path(path: &str) -> Result<(), String> {
+    if !path.starts_with('/') {
+        return Err(format!("`path` must start with `/`: `{path}`"));
+    }
+    let trimmed = path.trim_end_matches('/');
+    if trimmed.is_empty() {
+        return Err("`path` must name more than `/` (e.g. `/hooks/deploy`)".into());
+    }
+    match RESERVED_PATHS.iter().find(|reserved| {
+        trimmed == **reserved
+            || trimmed
+                .strip_prefix(**reserved)
+                .is_some_and(|rest| rest.starts_with('/'))
+    }) {
+        Some(reserved) => Err(format!(
+            "`path` `{path}` is under `{reserved}`, which the host serves itself \
+             (API or dashboard); choose another, e.g. `/hooks{trimmed}`"
+        )),
+        None => Ok(()),
     }
 }
 
@@ -282,6 +328,24 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(error, "`path` is only for api triggers, not event");
+    }
+
+    #[test]
+    fn api_paths_stay_clear_of_the_hosts_own_routes() {
+        let path = |path: &str| {
+            TriggerConfig::from_json(json!({"id": "a", "kind": "api", "topic": "t", "path": path}))
+                .map(|_| ())
+        };
+        assert_eq!(path("/webhooks/github"), Ok(()));
+        assert_eq!(path("/eventsource"), Ok(()));
+        assert_eq!(path("/api/triggers/x"), Ok(()));
+        let error = path("/triggers").unwrap_err();
+        assert!(error.contains("under `/triggers`"), "{error}");
+        assert!(error.contains("e.g. `/hooks/triggers`"), "{error}");
+        assert!(path("/api/admin/x/").unwrap_err().contains("`/api/admin`"));
+        assert!(path("/events/github").unwrap_err().contains("`/events`"));
+        assert!(path("/").unwrap_err().contains("more than `/`"));
+        assert!(path("hooks").unwrap_err().contains("must start with `/`"));
     }
 
     #[test]
