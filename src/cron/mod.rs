@@ -13,6 +13,7 @@
 
 mod fields;
 mod next;
+mod pattern;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -83,7 +84,7 @@ type SharedSchedules = HashMap<(String, String), Weak<CronSchedule>>;
 #[derive(Debug, Clone)]
 pub struct CronSchedule {
     expression: String,
-    cron: croner::Cron,
+    pattern: pattern::Pattern,
     zone: Tz,
     /// cronie's "fixed" job: neither minute nor hour starts with `*`.
     fixed_time: bool,
@@ -109,20 +110,10 @@ impl CronSchedule {
             }
         }
         fields::validate(&fields)?;
-        let vixie_and = fields[2].starts_with('*') || fields[4].starts_with('*');
-        let cron = croner::parser::CronParser::builder()
-            .seconds(croner::parser::Seconds::Disallowed)
-            .year(croner::parser::Year::Disallowed)
-            .dom_and_dow(vixie_and)
-            .build()
-            .parse(&expanded)
-            .map_err(|e| CronError::Invalid {
-                expr: expression.to_owned(),
-                message: e.to_string(),
-            })?;
+        let cron = parse_croner(expression)?;
         let schedule = Self {
             expression: expression.trim().to_owned(),
-            cron,
+            pattern: pattern::Pattern::compile(&cron),
             zone,
             fixed_time: !(fields[0].starts_with('*') || fields[1].starts_with('*')),
         };
@@ -182,7 +173,7 @@ impl CronSchedule {
 
     /// The first fire instant strictly after `after`, or `None` if there is none.
     pub fn next_after(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        next::next_after(&self.cron, self.zone, self.fixed_time, after)
+        next::next_after(&self.pattern, self.zone, self.fixed_time, after)
     }
 
     /// Fire instants strictly after `after`, in increasing order.
@@ -192,8 +183,33 @@ impl CronSchedule {
 
     /// A plain-English description, e.g. "At 09:00 on Monday through Friday".
     pub fn describe(&self) -> String {
-        self.cron.describe()
+        // Parsed again: the schedule keeps only what it matches.
+        parse_croner(&self.expression).map_or_else(|_| self.expression.clone(), |c| c.describe())
     }
+}
+
+/// croner's reading of a valid 5-field `expression` (macros expanded).
+fn parse_croner(expression: &str) -> Result<croner::Cron, CronError> {
+    let expanded = expand_macro(expression.trim())?;
+    let fields: Vec<&str> = expanded.split_whitespace().collect();
+    let vixie_and = fields.get(2).is_some_and(|f| f.starts_with('*'))
+        || fields.get(4).is_some_and(|f| f.starts_with('*'));
+    croner_parser(vixie_and)
+        .parse(&expanded)
+        .map_err(|e| CronError::Invalid {
+            expr: expression.to_owned(),
+            message: e.to_string(),
+        })
+}
+
+/// croner set up for 5 fields; day of month *and* day of week when
+/// `vixie_and` (either field starts with `*`), otherwise either.
+fn croner_parser(vixie_and: bool) -> croner::parser::CronParser {
+    croner::parser::CronParser::builder()
+        .seconds(croner::parser::Seconds::Disallowed)
+        .year(croner::parser::Year::Disallowed)
+        .dom_and_dow(vixie_and)
+        .build()
 }
 
 impl fmt::Display for CronSchedule {

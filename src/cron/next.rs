@@ -2,7 +2,7 @@
 //!
 //! Real time is cut into *segments* of constant UTC offset. Inside a segment,
 //! local wall time moves in step with real time, so the next local match
-//! found by `croner` (on naive wall-clock times) is the next fire. At a
+//! found on naive wall-clock times ([`Pattern::next_match`]) is the next fire. At a
 //! segment boundary (a transition):
 //!
 //! * forward jump (local times skipped): a wildcard job skips them; a fixed
@@ -15,7 +15,8 @@
 
 use chrono::{DateTime, LocalResult, NaiveDateTime, Offset, SubsecRound, TimeDelta, TimeZone, Utc};
 use chrono_tz::Tz;
-use croner::Cron;
+
+use super::pattern::Pattern;
 
 /// Offsets are sampled this far apart when looking for a transition. Zones
 /// never change offset twice within this span.
@@ -26,7 +27,7 @@ const PROBE_STEP: TimeDelta = TimeDelta::hours(6);
 const MAX_STEPS: usize = 20_000;
 
 pub(super) fn next_after(
-    cron: &Cron,
+    pattern: &Pattern,
     zone: Tz,
     fixed_time: bool,
     after: DateTime<Utc>,
@@ -37,7 +38,7 @@ pub(super) fn next_after(
     for _ in 0..MAX_STEPS {
         let offset = offset_at(zone, cursor);
         let local = cursor.naive_utc() + offset;
-        let wall_match = cron.find_next_occurrence(&local, inclusive).ok()?;
+        let wall_match = pattern.next_match(local, inclusive)?;
         let candidate = (wall_match - offset).and_utc();
         let Some(transition) = first_offset_change(zone, cursor, candidate) else {
             if fixed_time && is_second_pass(zone, wall_match, candidate) {
@@ -51,9 +52,9 @@ pub(super) fn next_after(
         if fixed_time && new_offset > offset {
             let skipped_from = transition.naive_utc() + offset;
             let skipped_until = transition.naive_utc() + new_offset;
-            if cron
-                .find_next_occurrence(&skipped_from, true)
-                .is_ok_and(|m| m < skipped_until)
+            if pattern
+                .next_match(skipped_from, true)
+                .is_some_and(|m| m < skipped_until)
             {
                 return Some(transition);
             }
