@@ -94,26 +94,28 @@ pub enum LimitError {
 
 impl EventLimits {
     /// Checks the events of one firing: their count, then each one's size.
-    pub fn check_firing(&self, events: &[NewEvent]) -> Result<(), LimitError> {
+    /// Returns their sizes' sum, in bytes (as [`event_bytes`] counts).
+    pub fn check_firing(&self, events: &[NewEvent]) -> Result<u64, LimitError> {
         if events.len() > self.max_per_firing {
             return Err(LimitError::TooManyEvents {
                 count: events.len(),
                 limit: self.max_per_firing,
             });
         }
+        let mut total = 0;
         for (index, event) in events.iter().enumerate() {
-            self.check_event(index, &event.data, &event.headers)?;
+            total += self.check_event(index, &event.data, &event.headers)?;
         }
-        Ok(())
+        Ok(total)
     }
 
-    /// Checks one event's data and headers.
+    /// Checks one event's data and headers; returns its size in bytes.
     pub fn check_event<'a>(
         &self,
         index: usize,
         data: &serde_json::Value,
         headers: impl IntoIterator<Item = (&'a String, &'a String)>,
-    ) -> Result<(), LimitError> {
+    ) -> Result<u64, LimitError> {
         let bytes = event_bytes(data, headers);
         if bytes > self.max_bytes {
             return Err(LimitError::EventTooLarge {
@@ -122,7 +124,7 @@ impl EventLimits {
                 limit: self.max_bytes,
             });
         }
-        Ok(())
+        Ok(bytes)
     }
 }
 
@@ -177,7 +179,7 @@ mod tests {
         };
         let small = NewEvent::new(json!({"a": 1})).with_header("k", "v"); // 7 + 3 + 3
         assert_eq!(event_bytes(&small.data, &small.headers), 13);
-        assert!(limits.check_firing(&[small.clone(), small.clone()]).is_ok());
+        assert_eq!(limits.check_firing(&[small.clone(), small.clone()]), Ok(26));
         assert_eq!(
             limits.check_firing(&[small.clone(), small.clone(), small.clone()]),
             Err(LimitError::TooManyEvents { count: 3, limit: 2 })

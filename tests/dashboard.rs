@@ -94,6 +94,25 @@ async fn pages_list_triggers_and_actions_change_the_scheduler() {
     assert_eq!(runs.len(), 1);
     let (_, hook) = server.page("/triggers/hook", None).await;
     assert!(hook.contains("outcome ok"), "{hook}");
+    assert!(runs[0].started.is_some(), "{:?}", runs[0]);
+
+    // The run links to the event it published, shown with its trigger.
+    let event = runs[0].events[0].to_string();
+    assert!(
+        hook.contains(&format!("href=\"/events/{event}\"")),
+        "{hook}"
+    );
+    let (status, shown) = server.page(&format!("/events/{event}"), None).await;
+    assert_eq!(status, 200);
+    assert!(
+        shown.contains(&event) && shown.contains("href=\"/triggers/hook\""),
+        "{shown}"
+    );
+    let (status, gone) = server
+        .page("/events/00000000-0000-0000-0000-000000000000", None)
+        .await;
+    assert_eq!(status, 404);
+    assert!(gone.contains("is not kept here"), "{gone}");
 
     // A form sent from another site does nothing.
     let forged = server

@@ -1,17 +1,21 @@
 //! The live events page: the SSE tail (`/api/events/stream`) with a
 //! pattern box and pause/resume of the view (script), and a form that
-//! publishes an event (works without script).
+//! publishes an event (works without script); and one event's page, for
+//! the events a run published.
 
 use axum::Form;
-use axum::extract::{Query, State};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::html;
 use serde::Deserialize;
 
-use super::page;
+use super::{page, time};
 use crate::event::Event;
 use crate::http::AppState;
+use crate::state::recent::{MAX_BYTES, MAX_EVENTS};
 use crate::topic::Topic;
+use crate::trigger::TRIGGER_HEADER;
 
 /// The page's query: the pattern to watch, and what the last publish did.
 #[derive(Deserialize)]
@@ -86,4 +90,39 @@ pub async fn publish(State(app): State<AppState>, Form(form): Form<Publish>) -> 
         Err(error) => format!("error={}", super::session::encode_component(&error)),
     };
     Redirect::to(&format!("/events?{query}")).into_response()
+}
+
+/// `GET /events/{id}`: an event a run of this host published, while it is
+/// among the recent events; otherwise a 404 saying why it is not here.
+pub async fn event(State(app): State<AppState>, Path(id): Path<String>) -> Response {
+    let found = id.parse().ok().and_then(|id| app.host.recent_event(id));
+    let Some(event) = found else {
+        let body = html! {
+            p { "Event " code { (id) } " is not kept here." }
+            p { "This host keeps the last " (MAX_EVENTS) " events its triggers published ("
+                (MAX_BYTES >> 20) " MiB), in memory, until it restarts; older events, and those \
+                published by other replicas or with " code { "POST /api/events" } ", are on the broker only." }
+            p { a href="/events" { "Watch live events" } }
+        };
+        return (StatusCode::NOT_FOUND, page(&app, "Event not kept", body)).into_response();
+    };
+    let trigger = event.headers.get(TRIGGER_HEADER);
+    let data = serde_json::to_string_pretty(&event.data).unwrap_or_default();
+    let body = html! {
+        dl.spec {
+            dt { "Id" } dd { code { (event.id) } }
+            dt { "Topic" } dd { code { (event.topic) } }
+            dt { "Time" } dd { (time(event.time)) }
+            @if let Some(trigger) = trigger {
+                dt { "Published by" } dd { a href={ "/triggers/" (super::session::encode_component(trigger)) } { (trigger) } }
+            }
+        }
+        @if !event.headers.is_empty() {
+            h2 { "Headers" }
+            dl.spec { @for (name, value) in &event.headers { dt { code { (name) } } dd { code { (value) } } } }
+        }
+        h2 { "Data" }
+        pre.data { (data) }
+    };
+    page(&app, &format!("Event on {}", event.topic), body).into_response()
 }

@@ -3,7 +3,8 @@
 //! asset embedded in the binary (no CDN, no Node build).
 //!
 //! Pages: `/` (overview and triggers), `/triggers/{id}`, `/plugins`,
-//! `/events` (live tail, publish), `/queues` (dead letters, timers, sinks),
+//! `/events` (live tail, publish), `/events/{id}` (an event a run
+//! published), `/queues` (dead letters, timers, sinks),
 //! `/cron?expr=...&tz=...`, `/docs` (the API reference). Actions (pause, resume, run now) are form
 //! POSTs that redirect back (303), refused when they come from another
 //! site (`Origin` / `Sec-Fetch-Site`).
@@ -48,6 +49,7 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/plugins", get(pages::plugins))
         .route("/events", get(events::live))
         .route("/events/publish", post(events::publish))
+        .route("/events/{id}", get(events::event))
         .route("/queues", get(queues::queues))
         .route("/queues/deadletters/{id}/replay", post(queues::replay))
         .route("/queues/deadletters/{id}/discard", post(queues::discard))

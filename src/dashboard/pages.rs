@@ -193,7 +193,7 @@ pub async fn trigger(State(app): State<AppState>, Path(id): Path<String>) -> Res
                 h3 { "Last 24 hours" }
                 figure.timeline {
                     (raw(timeline::svg(schedule, &runs, now)))
-                    figcaption { "Scheduled instants (ticks) and runs (dots: green ok, red error, grey missed or skipped)." }
+                    figcaption { "Top: scheduled instants. Bottom: runs, placed when they began and joined to their instant (green ok, red error or timeout, grey missed or skipped, drawn at the instant)." }
                 }
             }
         }
@@ -204,14 +204,15 @@ pub async fn trigger(State(app): State<AppState>, Path(id): Path<String>) -> Res
             } @else {
                 div.scroll {
                     table.runs {
-                        thead { tr { th { "Instant" } th { "Outcome" } th { "Took" } th { "Events" } th { "Error" } } }
+                        thead { tr { th { "Instant" } th { abbr title="How long after its instant the run began" { "Began" } } th { "Outcome" } th { "Took" } th { "Events" } th { "Error" } } }
                         tbody {
                             @for run in &runs {
                                 tr {
                                     td { (time(run.instant)) }
-                                    td { span class={ "outcome " (outcome(run)) } { (outcome(run)) } }
+                                    td.num { (delay(run)) }
+                                    td { span class={ "outcome " (run.outcome.as_str()) } { (run.outcome.as_str()) } }
                                     td.num { (format!("{:.1} ms", run.duration_ms)) }
-                                    td { @for event in &run.events { code title=(event) { (event.to_string()[24..].to_owned()) } " " } }
+                                    td { @for event in &run.events { a.event href={ "/events/" (event) } title=(event) { code { (event.to_string()[24..].to_owned()) } } " " } }
                                     td { (run.error.as_deref().unwrap_or("")) }
                                 }
                             }
@@ -224,11 +225,13 @@ pub async fn trigger(State(app): State<AppState>, Path(id): Path<String>) -> Res
     page(&app, &format!("Trigger {id}"), body).into_response()
 }
 
-/// A run's outcome as the API spells it (`ok`, `error`, `missed`...).
-pub fn outcome(run: &Run) -> String {
-    serde_json::to_value(run.outcome)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
+/// How long after its instant a run began (`+0.02 s`), if it fired.
+fn delay(run: &Run) -> String {
+    run.started
+        .map(|started| {
+            let seconds = (started - run.instant).num_milliseconds() as f64 / 1000.0;
+            format!("{seconds:+.2} s")
+        })
         .unwrap_or_default()
 }
 

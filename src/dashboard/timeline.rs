@@ -1,6 +1,7 @@
 //! Charts drawn by the server as inline SVG, readable without script: a
-//! trigger's last 24 hours (scheduled instants as ticks, runs as dots
-//! coloured by outcome, so misses and failures stand out) and a plugin's
+//! trigger's last 24 hours (scheduled instants on the top row, runs on the
+//! bottom row at the time they began, each joined to its instant, coloured
+//! by outcome, so lateness, misses and failures stand out) and a plugin's
 //! call-latency histogram.
 
 use std::fmt::Write as _;
@@ -12,28 +13,33 @@ use crate::plugin::LatencyHistogram;
 use crate::state::{Outcome, Run};
 
 const WIDTH: f64 = 720.0;
-const HEIGHT: f64 = 60.0;
+const HEIGHT: f64 = 80.0;
 /// At most this many scheduled ticks are drawn (a `* * * * *` day is 1 440).
 const MAX_TICKS: usize = 2000;
+/// The rows: scheduled ticks span `SCHEDULED`, runs sit on `RAN`.
+const SCHEDULED: (f64, f64) = (6.0, 26.0);
+const RAN: f64 = 50.0;
 
-/// The SVG (escaped by construction: only numbers and RFC 3339 instants).
+/// The SVG (escaped by construction: only numbers, RFC 3339 instants and
+/// outcome names).
 pub fn svg(schedule: &CronSchedule, runs: &[Run], now: DateTime<Utc>) -> String {
     let start = now - TimeDelta::hours(24);
     let x = |at: DateTime<Utc>| {
         let seconds = (at - start).num_milliseconds() as f64 / 1000.0;
         (seconds / 86_400.0 * WIDTH).clamp(0.0, WIDTH)
     };
+    let (top, bottom) = SCHEDULED;
     let mut out = format!(
         "<svg viewBox=\"0 0 {WIDTH} {HEIGHT}\" width=\"100%\" role=\"img\" \
          aria-label=\"Scheduled instants and runs over the last 24 hours\" \
          xmlns=\"http://www.w3.org/2000/svg\">\
-         <line x1=\"0\" y1=\"30\" x2=\"{WIDTH}\" y2=\"30\" stroke=\"#999\"/>"
+         <line x1=\"0\" y1=\"{RAN}\" x2=\"{WIDTH}\" y2=\"{RAN}\" stroke=\"#ccc\"/>"
     );
     for hour in 0..=24 {
         let at = f64::from(hour) * WIDTH / 24.0;
         let _ = write!(
             out,
-            "<line x1=\"{at:.1}\" y1=\"52\" x2=\"{at:.1}\" y2=\"56\" stroke=\"#bbb\"/>"
+            "<line x1=\"{at:.1}\" y1=\"70\" x2=\"{at:.1}\" y2=\"76\" stroke=\"#bbb\"/>"
         );
     }
     for at in schedule
@@ -43,24 +49,42 @@ pub fn svg(schedule: &CronSchedule, runs: &[Run], now: DateTime<Utc>) -> String 
     {
         let _ = write!(
             out,
-            "<line class=\"scheduled\" x1=\"{0:.1}\" y1=\"18\" x2=\"{0:.1}\" y2=\"42\" stroke=\"#68a\"><title>scheduled {1}</title></line>",
+            "<line class=\"scheduled\" x1=\"{0:.1}\" y1=\"{top}\" x2=\"{0:.1}\" y2=\"{bottom}\" stroke=\"#68a\"><title>scheduled {1}</title></line>",
             x(at),
             at.to_rfc3339()
         );
     }
-    for run in runs.iter().filter(|r| r.instant >= start) {
+    for run in runs
+        .iter()
+        .filter(|r| r.started.unwrap_or(r.instant) >= start)
+    {
         let colour = match run.outcome {
             Outcome::Ok => "#2a7",
             Outcome::Missed | Outcome::Skipped => "#999",
             Outcome::Error | Outcome::Timeout => "#c33",
             _ => "#a80",
         };
+        let (scheduled, began) = (x(run.instant), x(run.started.unwrap_or(run.instant)));
+        let title = match run.started {
+            Some(started) => format!(
+                "{}: scheduled {}, began {} ({:+.2} s)",
+                run.outcome.as_str(),
+                run.instant.to_rfc3339(),
+                started.to_rfc3339(),
+                (started - run.instant).num_milliseconds() as f64 / 1000.0
+            ),
+            None => format!(
+                "{}: scheduled {}",
+                run.outcome.as_str(),
+                run.instant.to_rfc3339()
+            ),
+        };
         let _ = write!(
             out,
-            "<circle class=\"run\" cx=\"{:.1}\" cy=\"30\" r=\"4\" fill=\"{colour}\"><title>{} {}</title></circle>",
-            x(run.instant),
-            run.instant.to_rfc3339(),
-            super::pages::outcome(run)
+            "<line x1=\"{scheduled:.1}\" y1=\"{bottom}\" x2=\"{began:.1}\" y2=\"{}\" stroke=\"{colour}\" stroke-opacity=\"0.5\"/>\
+             <circle class=\"run {}\" cx=\"{began:.1}\" cy=\"{RAN}\" r=\"4\" fill=\"{colour}\"><title>{title}</title></circle>",
+            RAN - 4.0,
+            run.outcome.as_str(),
         );
     }
     out.push_str("</svg>");
@@ -104,4 +128,46 @@ pub fn latency_svg(latency: &LatencyHistogram) -> String {
     }
     out.push_str("</svg>");
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(instant: DateTime<Utc>, started: Option<DateTime<Utc>>, outcome: Outcome) -> Run {
+        Run {
+            trigger: "t".into(),
+            instant,
+            started,
+            kind: crate::firing::TriggerKind::Cron,
+            outcome,
+            duration_ms: 1.0,
+            events: Vec::new(),
+            error: None,
+            catch_up: false,
+            backfill: false,
+            source_event: None,
+        }
+    }
+
+    #[test]
+    fn runs_sit_where_they_began_joined_to_their_instant() {
+        let schedule = CronSchedule::with_zone_name("0 * * * *", "UTC").unwrap();
+        let now: DateTime<Utc> = "2026-11-30T12:30:00Z".parse().unwrap();
+        let instant: DateTime<Utc> = "2026-11-30T06:00:00Z".parse().unwrap();
+        // 17.5 hours into the window (30 px an hour): x = 525; an hour late: 555.
+        let late = run(instant, Some(instant + TimeDelta::hours(1)), Outcome::Ok);
+        let missed = run(instant + TimeDelta::hours(2), None, Outcome::Missed);
+        let svg = svg(&schedule, &[late, missed], now);
+        assert_eq!(svg.matches("class=\"scheduled\"").count(), 24);
+        assert!(
+            svg.contains("<line x1=\"525.0\" y1=\"26\" x2=\"555.0\""),
+            "{svg}"
+        );
+        assert!(svg.contains("class=\"run ok\" cx=\"555.0\""), "{svg}");
+        assert!(svg.contains("(+3600.00 s)"), "{svg}");
+        // A missed instant sits at its instant, with no start.
+        assert!(svg.contains("class=\"run missed\" cx=\"585.0\""), "{svg}");
+        assert!(svg.contains("missed: scheduled 2026-11-30T08:00:00+00:00</title>"));
+    }
 }

@@ -379,6 +379,12 @@ impl Host {
         Ok(self.store.runs(id, limit).await?)
     }
 
+    /// The event `id`, if a run of this host published it recently (the
+    /// last 1 000 events, 8 MiB: see [`crate::state::RecentEvents`]).
+    pub fn recent_event(&self, id: uuid::Uuid) -> Option<crate::event::Event> {
+        self.scheduler.run_log()?.recent_event(id)
+    }
+
     /// How well the cron schedule keeps time: fire lateness, instants not
     /// run by reason.
     pub fn schedule_health(&self) -> crate::trigger::health::HealthSnapshot {

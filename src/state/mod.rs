@@ -13,6 +13,7 @@ mod flow;
 mod kv;
 #[cfg(feature = "nats")]
 pub mod nats;
+pub mod recent;
 mod runs;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
@@ -26,6 +27,7 @@ use uuid::Uuid;
 
 pub use self::flow::FlowWindows;
 pub use self::kv::{KvError, KvQuota, KvUsage, MAX_KEY_BYTES, PluginKv};
+pub use self::recent::RecentEvents;
 pub use self::runs::{RunLog, RunLogStats};
 use crate::firing::TriggerKind;
 
@@ -138,6 +140,12 @@ pub struct Run {
     pub trigger: String,
     /// The scheduled instant (cron) or when the firing was received.
     pub instant: DateTime<Utc>,
+    /// When the firing actually began on the host: after `instant` by the
+    /// trigger's jitter and the scheduler's lateness, or by the downtime
+    /// of a catch-up. Absent for runs that did not fire (`missed`,
+    /// `skipped`, `filtered`, ...) and for runs kept by older versions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started: Option<DateTime<Utc>>,
     /// What fired: `cron`, `api` or `event`.
     pub kind: TriggerKind,
     /// How it ended.
@@ -452,6 +460,7 @@ mod tests {
             catch_up: false,
             backfill: false,
             source_event: None,
+            started: None,
         };
         let runs = [
             run("a", 1),

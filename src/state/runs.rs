@@ -1,7 +1,8 @@
 //! The run history's writer: firings hand their [`Run`] to a channel and go
 //! on; one task writes what gathers within [`LINGER`] of the first in one
 //! batch (one transaction, or one round of acknowledgements), so history
-//! costs a firing a channel send.
+//! costs a firing a channel send. The same task keeps the events the runs
+//! published in [`RecentEvents`], for the dashboard.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -9,7 +10,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 
-use super::{Run, StateStore};
+use super::{RecentEvents, Run, StateStore};
+use crate::event::Event;
 
 /// Runs waiting to be written; beyond this many (the store is slow or
 /// unreachable) runs are dropped and counted rather than slowing firings.
@@ -21,8 +23,15 @@ const BATCH: usize = 512;
 const LINGER: std::time::Duration = std::time::Duration::from_millis(10);
 
 enum Message {
-    Run(Box<Run>),
+    Run(Box<Recorded>),
     Flush(oneshot::Sender<()>),
+}
+
+/// A run, with copies of the events it published and their size.
+struct Recorded {
+    run: Run,
+    events: Vec<Event>,
+    bytes: u64,
 }
 
 /// Hands runs to the store in batches. Cheap to clone.
@@ -30,6 +39,7 @@ enum Message {
 pub struct RunLog {
     sender: mpsc::Sender<Message>,
     counters: Arc<Counters>,
+    recent: Arc<RecentEvents>,
 }
 
 #[derive(Default)]
@@ -56,16 +66,28 @@ impl RunLog {
     pub fn spawn(store: Arc<dyn StateStore>) -> Self {
         let (sender, receiver) = mpsc::channel(QUEUE);
         let counters = Arc::new(Counters::default());
-        tokio::spawn(write(store, receiver, counters.clone()));
-        Self { sender, counters }
+        let recent = Arc::new(RecentEvents::default());
+        tokio::spawn(write(store, receiver, counters.clone(), recent.clone()));
+        Self {
+            sender,
+            counters,
+            recent,
+        }
     }
 
     /// Queues `run` for the store. A firing never waits for history: with
     /// the queue full (the store is slow or unreachable), the run is
     /// dropped, counted and, now and then, logged.
     pub async fn record(&self, run: Run) {
+        self.record_published(run, Vec::new(), 0).await;
+    }
+
+    /// Queues `run` as [`RunLog::record`] does, and keeps copies of the
+    /// `events` it published (`bytes` in all) among the recent events.
+    pub async fn record_published(&self, run: Run, events: Vec<Event>, bytes: u64) {
+        let recorded = Recorded { run, events, bytes };
         if let Err(mpsc::error::TrySendError::Full(_)) =
-            self.sender.try_send(Message::Run(Box::new(run)))
+            self.sender.try_send(Message::Run(Box::new(recorded)))
         {
             let dropped = self.counters.dropped.fetch_add(1, Ordering::Relaxed);
             if dropped.is_multiple_of(10_000) {
@@ -86,6 +108,12 @@ impl RunLog {
         }
     }
 
+    /// The event `id`, if a recorded run published it recently enough
+    /// (see [`RecentEvents`] for the bounds).
+    pub fn recent_event(&self, id: uuid::Uuid) -> Option<Event> {
+        self.recent.get(id)
+    }
+
     /// Runs written and refused so far.
     pub fn stats(&self) -> RunLogStats {
         RunLogStats {
@@ -100,6 +128,7 @@ async fn write(
     store: Arc<dyn StateStore>,
     mut receiver: mpsc::Receiver<Message>,
     counters: Arc<Counters>,
+    recent: Arc<RecentEvents>,
 ) {
     let mut batch = Vec::with_capacity(BATCH);
     let mut flushes = Vec::new();
@@ -108,7 +137,11 @@ async fn write(
         let mut next = Some(first);
         while let Some(message) = next.take() {
             match message {
-                Message::Run(run) => batch.push(*run),
+                Message::Run(recorded) => {
+                    let Recorded { run, events, bytes } = *recorded;
+                    recent.push(events, bytes);
+                    batch.push(run);
+                }
                 // Whoever flushes waits for what was recorded before: now.
                 Message::Flush(done) => {
                     flushes.push(done);

@@ -5,7 +5,7 @@
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use futures_util::FutureExt;
@@ -16,7 +16,7 @@ use tracing::Instrument;
 use crate::bounded::{self, EventLimits, LimitError};
 use crate::broker::{Broker, BrokerError};
 use crate::clock::Clock;
-use crate::event::NewEvent;
+use crate::event::{Event, NewEvent};
 use crate::firing::{Cause, CronRun, Factory, Firing, TriggerKind, panic_message};
 use crate::histogram::{Histogram, HistogramSnapshot};
 use crate::state::{Outcome, Run, RunLog};
@@ -53,7 +53,16 @@ pub struct TriggerCounters {
     /// How long they waited (made at the first wait: most triggers never
     /// wait, and 100 000 triggers keep 16 bytes each for it).
     pub concurrency_wait: std::sync::OnceLock<Box<Histogram>>,
+    /// Not a counter: when (ms since the epoch, by the scheduler's clock)
+    /// a firing's events were last copied to the run log's recent events.
+    /// One firing per [`KEEP_EVERY_MS`] is, so a busy trigger pays for
+    /// few copies and cannot flush the other triggers' events out.
+    pub recent_kept_ms: AtomicI64,
 }
+
+/// At most one firing of a trigger per this many milliseconds has its
+/// events kept among the recent events.
+pub const KEEP_EVERY_MS: i64 = 10;
 
 /// Upper bounds (seconds) of the flow-control wait histogram's buckets.
 pub const FLOW_WAIT_BOUNDS: [f64; 10] = [0.001, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0, 60.0, 300.0];
@@ -231,14 +240,18 @@ impl Dispatcher {
             self.counters.catch_ups.fetch_add(1, Ordering::Relaxed);
         }
         let started = Instant::now();
-        let mut published = Vec::new();
+        let began = self.clock.now();
+        let mut published = Published {
+            keep: self.runs.is_some() && self.keep_copies(began),
+            ..Published::default()
+        };
         let result = self.publish_firing(&firing, &mut published).await;
         if let Err(error) = &result {
             self.counters.errors.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(trigger = %self.trigger_id, "{error}");
         }
-        let count = published.len();
-        if self.runs.is_some() {
+        let count = published.ids.len();
+        if let Some(runs) = &self.runs {
             let (outcome, error) = match &result {
                 Ok(()) => (Outcome::Ok, None),
                 Err(FireError::Factory { timeout: true, .. }) => {
@@ -247,10 +260,25 @@ impl Dispatcher {
                 Err(_) => (Outcome::Error, Some(result_text(&result))),
             };
             let mut run = self.run(&firing, outcome, started.elapsed(), error);
-            run.events = published;
-            self.record(run).await;
+            run.events = published.ids;
+            run.started = Some(began);
+            runs.record_published(run, published.copies, published.bytes)
+                .await;
         }
         result.map(|()| count)
+    }
+
+    /// Whether a firing beginning `at` copies its events for the recent
+    /// events: the first in each [`KEEP_EVERY_MS`].
+    fn keep_copies(&self, at: chrono::DateTime<chrono::Utc>) -> bool {
+        let now = at.timestamp_millis();
+        let last = self.counters.recent_kept_ms.load(Ordering::Relaxed);
+        now - last >= KEEP_EVERY_MS
+            && self
+                .counters
+                .recent_kept_ms
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
     }
 
     /// A run of this trigger for the history.
@@ -272,6 +300,7 @@ impl Dispatcher {
             catch_up: cron_run(firing) == Some(CronRun::CatchUp),
             backfill: cron_run(firing) == Some(CronRun::Backfill),
             source_event: firing.source().map(|e| e.id),
+            started: None,
         }
     }
 
@@ -295,6 +324,7 @@ impl Dispatcher {
             catch_up: false,
             backfill: false,
             source_event: None,
+            started: None,
         }
     }
 
@@ -308,10 +338,11 @@ impl Dispatcher {
     async fn publish_firing(
         &self,
         firing: &Firing,
-        published: &mut Vec<uuid::Uuid>,
+        published: &mut Published,
     ) -> Result<(), FireError> {
         let drafts = self.make_events(firing).await?;
-        self.limits
+        published.bytes = self
+            .limits
             .check_firing(&drafts)
             .map_err(|source| FireError::Limit {
                 trigger: self.trigger_id.clone(),
@@ -333,6 +364,9 @@ impl Dispatcher {
             let id = event.id;
             tracing::debug!(trigger = %self.trigger_id, topic = %event.topic, id = %event.id, "publishing");
             let span = trace::publish_span(&mut event);
+            if published.keep {
+                published.copies.push(event.clone());
+            }
             let outcome = match publish_key(firing, index) {
                 Some(key) => self.broker.publish_once(event, key).instrument(span).await,
                 None => self.broker.publish(event).instrument(span).await,
@@ -344,7 +378,7 @@ impl Dispatcher {
             self.counters
                 .events_published
                 .fetch_add(1, Ordering::Relaxed);
-            published.push(id);
+            published.ids.push(id);
         }
         Ok(())
     }
@@ -377,6 +411,19 @@ impl Dispatcher {
             timeout,
         })
     }
+}
+
+/// What a firing has published so far: the ids for its run and, when the
+/// trigger keeps history (and not for every firing of a busy trigger),
+/// copies of the events for the run log's recent events, with the size
+/// the limits measured.
+#[derive(Default)]
+struct Published {
+    /// Whether to copy the events (see [`Dispatcher::keep_copies`]).
+    keep: bool,
+    ids: Vec<uuid::Uuid>,
+    copies: Vec<Event>,
+    bytes: u64,
 }
 
 /// The header on every event a trigger publishes: the trigger's id.
