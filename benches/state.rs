@@ -142,6 +142,7 @@ async fn runs(store: &dyn StateStore) -> (f64, f64) {
             catch_up: false,
             backfill: false,
             source_event: None,
+            started: None,
         };
         let began = Instant::now();
         store.append_runs(&[run]).await.unwrap();
