@@ -18,7 +18,7 @@ use crate::state::{RunLog, StateError, StateStore};
 use crate::timer::TimerHandle;
 use crate::topic::Topic;
 use crate::trigger::health::ScheduleHealth;
-use crate::trigger::{Binding, StartReason, Trigger, TriggerError};
+use crate::trigger::{Binding, StartQueue, StartReason, Trigger, TriggerError};
 
 /// Why a scheduler operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -67,6 +67,8 @@ pub struct Scheduler {
     limits: EventLimits,
     store: Option<Arc<dyn StateStore>>,
     runs: OnceLock<RunLog>,
+    /// Where cron triggers start against the store, made on first use.
+    cron_starts: OnceLock<StartQueue>,
     health: Arc<ScheduleHealth>,
     state: Mutex<State>,
     /// Held by every change, across the starts and stops it awaits.
@@ -105,6 +107,7 @@ impl Scheduler {
             limits: EventLimits::default(),
             store: None,
             runs: OnceLock::new(),
+            cron_starts: OnceLock::new(),
             health: Arc::default(),
             state: Mutex::new(State::default()),
             changes: tokio::sync::Mutex::new(()),
@@ -445,6 +448,11 @@ impl Scheduler {
             runs: self.run_log_started(),
             start,
             health: self.health.clone(),
+            cron_starts: self.store.as_ref().map(|store| {
+                self.cron_starts
+                    .get_or_init(|| StartQueue::new(store.clone()))
+                    .clone()
+            }),
         };
         registration
             .trigger

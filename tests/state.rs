@@ -438,3 +438,69 @@ async fn overlap_policies_decide_what_runs_while_a_firing_still_runs() {
         ["10:00", "10:01", "10:03"]
     );
 }
+
+/// `n` hourly triggers `t0`.. publishing to `ticks`, on `store`, at `now`.
+async fn many(
+    store: &Arc<dyn StateStore>,
+    broker: &MemoryBroker,
+    now: &str,
+    n: usize,
+) -> Scheduler {
+    let scheduler = Scheduler::with_clock(Arc::new(broker.clone()), Clock::simulated(at(now)))
+        .with_state(store.clone());
+    let schedule = Arc::new(CronSchedule::utc("0 * * * *").unwrap());
+    for i in 0..n {
+        let trigger = CronTrigger::new(schedule.clone(), None);
+        scheduler
+            .register_trigger(
+                &format!("t{i}"),
+                Arc::new(trigger),
+                Topic::new("ticks").unwrap(),
+            )
+            .await
+            .unwrap();
+    }
+    scheduler
+}
+
+#[tokio::test(start_paused = true)]
+async fn triggers_starting_together_each_claim_their_start_and_catch_up_after_a_restart() {
+    // More than one batch of starts (1 024), so batches follow each other.
+    const N: usize = 2_500;
+    let dir = tempfile::tempdir().unwrap();
+    let (store, broker) = (store(&dir).await, MemoryBroker::new());
+    let ids: Vec<String> = (0..N).map(|i| format!("t{i}")).collect();
+    let mut ticks = observe(&broker, "ticks").await;
+
+    // Up at 09:30: each new trigger claims 09:30, so a later start knows
+    // what it owes.
+    let first = many(&store, &broker, "2030-01-07T09:30:00Z", N).await;
+    first.start().await.unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let last = store.last_fires(&ids).await.unwrap();
+    assert_eq!(last.len(), N);
+    assert!(
+        last.values()
+            .all(|l| l.value.instant == at("2030-01-07T09:30:00Z") && l.revision == 1)
+    );
+    first.stop().await;
+
+    // Back at 11:10: 10:00 and 11:00 fell while down; `latest` runs 11:00
+    // late for every one of them, once.
+    let second = many(&store, &broker, "2030-01-07T11:10:00Z", N).await;
+    second.start().await.unwrap();
+    let mut late = std::collections::HashSet::new();
+    for _ in 0..N {
+        let event = ticks.next().await.unwrap().event;
+        assert_eq!(event.headers["wasmsched-catch-up"], "true");
+        late.insert(event.headers["wasmsched-trigger"].clone());
+    }
+    assert_eq!(late.len(), N);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let last = store.last_fires(&ids).await.unwrap();
+    assert!(
+        last.values()
+            .all(|l| l.value.instant == at("2030-01-07T11:00:00Z"))
+    );
+    second.stop().await;
+}

@@ -18,7 +18,7 @@ mod runs;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -73,6 +73,23 @@ pub struct LastFire {
     /// another schedule are not caught up.
     pub schedule: String,
 }
+
+/// One claim of [`StateStore::claim_fires`]: write `next` as trigger
+/// `id`'s last fire if the record is still at revision `seen` (`None`:
+/// only if there is none).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FireClaim {
+    /// The cron trigger.
+    pub id: String,
+    /// Its new last fire.
+    pub next: LastFire,
+    /// The revision it was read at.
+    pub seen: Option<u64>,
+}
+
+/// How many reads or claims the default [`StateStore::last_fires`] and
+/// [`StateStore::claim_fires`] make at a time.
+const CONCURRENT_CALLS: usize = 64;
 
 /// A [`LastFire`] as read, with the revision a claim must name.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -329,6 +346,43 @@ pub trait StateStore: PluginKv + FlowWindows + Send + Sync + 'static {
         next: &LastFire,
         seen: Option<u64>,
     ) -> Result<Option<u64>, StateError>;
+    /// The last fires of the cron triggers `ids`, by id (a trigger without
+    /// one is absent): [`StateStore::last_fire`] for many triggers
+    /// starting at once. The default makes 64 reads at a time; a store
+    /// that can read them together should.
+    async fn last_fires(
+        &self,
+        ids: &[String],
+    ) -> Result<HashMap<String, Stored<LastFire>>, StateError> {
+        let mut found = HashMap::new();
+        for chunk in ids.chunks(CONCURRENT_CALLS) {
+            let reads: Vec<_> = chunk.iter().map(|id| self.last_fire(id)).collect();
+            let read = futures_util::future::join_all(reads).await;
+            for (id, read) in chunk.iter().zip(read) {
+                if let Some(stored) = read? {
+                    found.insert(id.clone(), stored);
+                }
+            }
+        }
+        Ok(found)
+    }
+    /// [`StateStore::claim_fire`] for many triggers at once: the new
+    /// revision of each claim that landed, `None` for each that lost, in
+    /// the order of `claims`. The default makes 64 claims at a time; a
+    /// store that can write them in one transaction should.
+    async fn claim_fires(&self, claims: &[FireClaim]) -> Result<Vec<Option<u64>>, StateError> {
+        let mut answers = Vec::with_capacity(claims.len());
+        for chunk in claims.chunks(CONCURRENT_CALLS) {
+            let writes: Vec<_> = chunk
+                .iter()
+                .map(|c| self.claim_fire(&c.id, &c.next, c.seen))
+                .collect();
+            for answer in futures_util::future::join_all(writes).await {
+                answers.push(answer?);
+            }
+        }
+        Ok(answers)
+    }
     /// Forgets trigger `id`'s last fire (it was removed).
     async fn forget_fire(&self, id: &str) -> Result<(), StateError>;
 

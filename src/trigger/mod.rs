@@ -19,7 +19,7 @@ use async_trait::async_trait;
 
 pub use self::api::ApiTrigger;
 pub use self::catch_up::{CatchUp, CatchUpPolicy};
-pub use self::cron::CronTrigger;
+pub use self::cron::{CronTrigger, StartQueue};
 pub use self::dispatch::{
     BACKFILL_HEADER, CATCH_UP_HEADER, Dispatcher, FireError, TRIGGER_HEADER, TriggerCounters,
     TriggerStats,
@@ -97,6 +97,9 @@ pub struct Binding {
     pub start: StartReason,
     /// The scheduler's time-keeping counters.
     pub health: Arc<health::ScheduleHealth>,
+    /// Where cron triggers start against `store`, in batches (none
+    /// without a store).
+    pub cron_starts: Option<StartQueue>,
 }
 
 /// Why a trigger starts: a cron trigger does not catch up the instants

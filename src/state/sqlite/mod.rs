@@ -12,7 +12,7 @@
 mod flow;
 mod kv;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -22,8 +22,8 @@ use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
 use super::{
-    DeadLetter, LastFire, OneOffTimer, PendingRetry, Retention, Run, StateError, StateStore,
-    Stored, kept_runs,
+    DeadLetter, FireClaim, LastFire, OneOffTimer, PendingRetry, Retention, Run, StateError,
+    StateStore, Stored, kept_runs,
 };
 
 /// The schema this version writes (`PRAGMA user_version`).
@@ -286,33 +286,50 @@ impl StateStore for SqliteStore {
     }
 
     async fn last_fire(&self, id: &str) -> Result<Option<Stored<LastFire>>, StateError> {
-        let key = id.to_owned();
-        let row = self
+        Ok(self.last_fires(&[id.to_owned()]).await?.remove(id))
+    }
+
+    /// One blocking call reads them all (one prepared statement).
+    async fn last_fires(
+        &self,
+        ids: &[String],
+    ) -> Result<HashMap<String, Stored<LastFire>>, StateError> {
+        let ids = ids.to_vec();
+        let rows = self
             .with(move |c| {
-                c.query_row(
+                let mut select = c.prepare_cached(
                     "SELECT instant, schedule, revision FROM last_fires WHERE id = ?1",
-                    [key],
-                    |row| {
-                        Ok((
-                            row.get::<_, String>(0)?,
-                            row.get::<_, String>(1)?,
-                            row.get::<_, i64>(2)?,
-                        ))
-                    },
-                )
-                .optional()
+                )?;
+                let mut rows = Vec::new();
+                for id in ids {
+                    let row = select
+                        .query_row([&id], |row| {
+                            Ok((
+                                row.get::<_, String>(0)?,
+                                row.get::<_, String>(1)?,
+                                row.get::<_, i64>(2)?,
+                            ))
+                        })
+                        .optional()?;
+                    if let Some(row) = row {
+                        rows.push((id, row));
+                    }
+                }
+                Ok(rows)
             })
             .await?;
-        let Some((instant, schedule, revision)) = row else {
-            return Ok(None);
-        };
-        let instant = instant
-            .parse()
-            .map_err(|e| self.corrupt(format!("last fire of {id}"), e))?;
-        Ok(Some(Stored {
-            value: LastFire { instant, schedule },
-            revision: revision as u64,
-        }))
+        rows.into_iter()
+            .map(|(id, (instant, schedule, revision))| {
+                let instant = instant
+                    .parse()
+                    .map_err(|e| self.corrupt(format!("last fire of {id}"), e))?;
+                let stored = Stored {
+                    value: LastFire { instant, schedule },
+                    revision: revision as u64,
+                };
+                Ok((id, stored))
+            })
+            .collect()
     }
 
     async fn claim_fire(
@@ -321,26 +338,44 @@ impl StateStore for SqliteStore {
         next: &LastFire,
         seen: Option<u64>,
     ) -> Result<Option<u64>, StateError> {
-        let (id, instant, schedule) = (
-            id.to_owned(),
-            next.instant.to_rfc3339(),
-            next.schedule.clone(),
-        );
-        let changed = self
-            .with(move |c| match seen {
-                None => c.execute(
+        let claim = FireClaim {
+            id: id.to_owned(),
+            next: next.clone(),
+            seen,
+        };
+        Ok(self.claim_fires(&[claim]).await?.remove(0))
+    }
+
+    /// One transaction writes them all.
+    async fn claim_fires(&self, claims: &[FireClaim]) -> Result<Vec<Option<u64>>, StateError> {
+        let claims = claims.to_vec();
+        self.with(move |c| {
+            let transaction = c.transaction()?;
+            let mut answers = Vec::with_capacity(claims.len());
+            {
+                let mut insert = transaction.prepare_cached(
                     "INSERT OR IGNORE INTO last_fires (id, instant, schedule, revision) \
                      VALUES (?1, ?2, ?3, 1)",
-                    params![id, instant, schedule],
-                ),
-                Some(revision) => c.execute(
+                )?;
+                let mut update = transaction.prepare_cached(
                     "UPDATE last_fires SET instant = ?2, schedule = ?3, revision = revision + 1 \
                      WHERE id = ?1 AND revision = ?4",
-                    params![id, instant, schedule, revision as i64],
-                ),
-            })
-            .await?;
-        Ok((changed == 1).then(|| seen.map_or(1, |revision| revision + 1)))
+                )?;
+                for FireClaim { id, next, seen } in &claims {
+                    let instant = next.instant.to_rfc3339();
+                    let changed = match seen {
+                        None => insert.execute(params![id, instant, next.schedule])?,
+                        Some(revision) => {
+                            update.execute(params![id, instant, next.schedule, *revision as i64])?
+                        }
+                    };
+                    answers.push((changed == 1).then(|| seen.map_or(1, |revision| revision + 1)));
+                }
+            }
+            transaction.commit()?;
+            Ok(answers)
+        })
+        .await
     }
 
     async fn forget_fire(&self, id: &str) -> Result<(), StateError> {

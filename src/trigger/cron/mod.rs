@@ -4,7 +4,8 @@
 //! a compare-and-set moves the trigger's last fire forward, and only the
 //! replica whose write lands runs the instant. On starting, the instants
 //! that fell since the last fire are caught up or recorded as missed
-//! ([`super::catch_up`]), then the schedule is followed from there.
+//! ([`super::catch_up`]), then the schedule is followed from there
+//! ([`start`]: many triggers start with one read and one write).
 
 use std::pin::pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -14,18 +15,19 @@ use async_trait::async_trait;
 use chrono::{DateTime, TimeDelta, Utc};
 use tokio::sync::Notify;
 
-use super::catch_up::{self, CatchUp};
-use super::health::{MissReason, ScheduleHealth};
+use super::catch_up::CatchUp;
+use super::health::ScheduleHealth;
 use super::overlap::{Admit, Overlap, OverlapPolicy};
-use super::{Binding, Dispatcher, StartReason, Trigger, TriggerError, TriggerKind, TriggerState};
+use super::{Binding, Dispatcher, Trigger, TriggerError, TriggerKind, TriggerState};
 use crate::cron::CronSchedule;
 use crate::firing::{Cause, CronRun, Factory, Firing};
 use crate::state::{LastFire, Outcome, StateError, StateStore, Stored};
-use crate::timer::{OnFire, TimerHandle, TimerKey};
 
-/// How many missed instants a start lists in the run history (the rest
-/// are counted).
-const MISSED_LISTED: usize = 100;
+mod start;
+
+use self::start::Start;
+pub use self::start::StartQueue;
+use crate::timer::{OnFire, TimerHandle, TimerKey};
 
 /// Fires at every instant of its schedule, through the scheduler's shared timer.
 pub struct CronTrigger {
@@ -139,10 +141,16 @@ impl OnFire for Firer {
 }
 
 impl Firer {
+    /// Counts a task in among those the stop waits for, until the guard
+    /// is dropped.
+    fn count_in(self: &Arc<Self>) -> Done {
+        self.in_flight.fetch_add(1, Ordering::SeqCst);
+        Done(self.clone())
+    }
+
     /// Runs `task`, counted among the tasks the stop waits for.
     fn spawn(self: &Arc<Self>, task: impl Future<Output = ()> + Send + 'static) {
-        self.in_flight.fetch_add(1, Ordering::SeqCst);
-        let done = Done(self.clone());
+        let done = self.count_in();
         tokio::spawn(async move {
             task.await;
             drop(done);
@@ -274,18 +282,32 @@ const CLAIM_PATIENCE: std::time::Duration = std::time::Duration::from_secs(20);
 const CLAIM_ATTEMPTS: usize = 8;
 
 impl Claims {
+    /// The last fire this replica saw.
+    fn seen(&self) -> Option<Stored<LastFire>> {
+        self.seen.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn set_seen(&self, seen: Option<Stored<LastFire>>) {
+        *self.seen.lock().unwrap_or_else(|p| p.into_inner()) = seen;
+    }
+
+    /// `instant` as this trigger's last fire, on its schedule.
+    fn last_fire(&self, instant: DateTime<Utc>) -> LastFire {
+        LastFire {
+            instant,
+            schedule: self.schedule.clone(),
+        }
+    }
+
     /// Claims `instant`: `true` if this replica runs it, `false` if
     /// another replica did (or will).
     async fn claim(&self, instant: DateTime<Utc>) -> Result<bool, StateError> {
-        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let mut seen = self.seen();
         for _ in 0..CLAIM_ATTEMPTS {
             if seen.as_ref().is_some_and(|s| s.value.instant >= instant) {
                 return Ok(false);
             }
-            let next = LastFire {
-                instant,
-                schedule: self.schedule.clone(),
-            };
+            let next = self.last_fire(instant);
             let revision = seen.as_ref().map(|s| s.revision);
             match self
                 .store
@@ -294,11 +316,10 @@ impl Claims {
             {
                 Some(new) => {
                     tracing::debug!(trigger = %self.trigger, %instant, ?revision, new, "claimed");
-                    let stored = Stored {
+                    self.set_seen(Some(Stored {
                         value: next,
                         revision: new,
-                    };
-                    *self.seen.lock().unwrap_or_else(|p| p.into_inner()) = Some(stored);
+                    }));
                     return Ok(true);
                 }
                 None => {
@@ -331,151 +352,6 @@ impl Claims {
                     wait = (wait * 2).min(std::time::Duration::from_secs(4));
                 }
             }
-        }
-    }
-}
-
-/// Fires the instants missed since the last fire (by the trigger's
-/// policy), records the others, then follows the schedule from `now`.
-struct Start {
-    claims: Option<Arc<Claims>>,
-    /// The started trigger (its dispatcher, its stop).
-    firer: Arc<Firer>,
-    schedule: Arc<CronSchedule>,
-    catch_up: CatchUp,
-    reason: StartReason,
-    /// The trigger's jitter: a replica that is up may still be waiting to
-    /// claim an instant this recent.
-    jitter: std::time::Duration,
-    /// Where instants not run are counted.
-    health: Arc<ScheduleHealth>,
-}
-
-/// How long a replica that is up may take to claim an instant it fires:
-/// instants this recent (plus the jitter) are left to the schedule, not
-/// caught up, so a replica starting next to a running one does not take
-/// them as missed.
-const CLAIM_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
-
-impl Start {
-    /// Catches up the instants up to a little before now; returns the
-    /// instant after which the schedule (and its claims) takes over.
-    async fn catch_up(&self) -> DateTime<Utc> {
-        let now = self.firer.dispatcher.clock.now();
-        let Some(claims) = &self.claims else {
-            return now;
-        };
-        let settled = TimeDelta::from_std(self.jitter + CLAIM_GRACE).unwrap_or_default();
-        let cut = now - settled;
-        let last = match claims.store.last_fire(&claims.trigger).await {
-            Ok(last) => last,
-            Err(error) => {
-                tracing::warn!(trigger = %claims.trigger, "not catching up: {error}");
-                return now;
-            }
-        };
-        let last = match last {
-            Some(last) if last.value.schedule == claims.schedule => last,
-            other => {
-                // New, or its schedule changed: nothing is owed before now.
-                if other.is_some() {
-                    tracing::info!(trigger = %claims.trigger, "schedule changed: instants of the old one are not caught up");
-                }
-                *claims.seen.lock().unwrap_or_else(|p| p.into_inner()) = other;
-                let _ = claims.claim_or_fire_anyway(now).await;
-                return now;
-            }
-        };
-        let from = last.value.instant;
-        *claims.seen.lock().unwrap_or_else(|p| p.into_inner()) = Some(last);
-        let paused = self.reason == StartReason::Resume;
-        if from >= cut {
-            return from;
-        }
-        // A long downtime is up to a million instants to walk: off the
-        // runtime's workers.
-        let (schedule, policy) = (self.schedule.clone(), self.catch_up);
-        let planned = tokio::task::spawn_blocking(move || {
-            catch_up::plan(&schedule, from, cut, &policy, paused, MISSED_LISTED)
-        });
-        let Ok(plan) = planned.await else {
-            return cut;
-        };
-        let Some(newest) = plan.newest else {
-            return cut;
-        };
-        // The replica that claims the first instant of the plan records
-        // what is not run; each instant then runs where its claim lands.
-        let claimed: Vec<DateTime<Utc>> = match plan.fire.is_empty() {
-            true => vec![newest],
-            false => plan.fire.clone(),
-        };
-        for (index, instant) in claimed.iter().enumerate() {
-            if self.firer.is_stopped() {
-                break;
-            }
-            if !claims.claim_or_fire_anyway(*instant).await {
-                continue;
-            }
-            if index == 0 {
-                self.record_not_run(&plan, paused).await;
-            }
-            if !plan.fire.is_empty() {
-                let late = firing(&self.firer.dispatcher, *instant, CronRun::CatchUp);
-                // Errors are counted, logged and recorded by the dispatcher.
-                let _ = self.firer.dispatcher.fire(late).await;
-            }
-        }
-        cut
-    }
-
-    async fn record_not_run(&self, plan: &catch_up::Plan, paused: bool) {
-        if plan.missed_count == 0 {
-            return;
-        }
-        let dispatcher = &self.firer.dispatcher;
-        let (first, last) = (
-            plan.first_missed.unwrap_or_default(),
-            plan.missed.last().map(|m| m.0).unwrap_or_default(),
-        );
-        let (outcome, count) = (
-            if paused {
-                Outcome::Skipped
-            } else {
-                Outcome::Missed
-            },
-            plan.missed_count,
-        );
-        let health = &self.health;
-        if paused {
-            health.record_missed(MissReason::Paused, count as u64);
-            tracing::info!(trigger = %dispatcher.trigger_id, "{count} instants skipped while paused ({first} to {last})");
-        } else {
-            let outside = plan.outside_window;
-            let in_window = match self.catch_up.policy {
-                catch_up::CatchUpPolicy::All => MissReason::OverMax,
-                _ => MissReason::Policy,
-            };
-            health.record_missed(MissReason::OutsideWindow, outside as u64);
-            health.record_missed(in_window, count.saturating_sub(outside) as u64);
-            let more = if count >= catch_up::MAX_SCAN { "+" } else { "" };
-            dispatcher
-                .counters
-                .missed
-                .fetch_add(count as u64, std::sync::atomic::Ordering::Relaxed);
-            tracing::warn!(
-                trigger = %dispatcher.trigger_id,
-                "{count}{more} instants missed while no replica ran the trigger ({first} to {last}); \
-                 {} run late (catch_up = {:?}, window {})",
-                plan.fire.len(),
-                self.catch_up.policy,
-                crate::units::format_duration(self.catch_up.window),
-            );
-        }
-        for (instant, reason) in &plan.missed {
-            let run =
-                dispatcher.unfired(TriggerKind::Cron, *instant, outcome, Some(reason.clone()));
-            dispatcher.record(run).await;
         }
     }
 }
@@ -519,39 +395,24 @@ impl Trigger for CronTrigger {
             firer: firer.clone(),
         });
         let schedule = self.schedule.clone();
-        if claims.is_none() {
+        let (Some(claims), Some(queue)) = (claims, binding.cron_starts) else {
             // No store, nothing owed: straight to the timer, without a task
             // (100 000 triggers starting at once spawned 100 000 of them,
             // and the allocator kept what they used; BENCHMARKS.md).
             let now = firer.dispatcher.clock.now();
             *firer.lock_key() = Some(timer.add_after(schedule, now, firer.clone()));
             return Ok(());
-        }
-        let start = Start {
+        };
+        queue.submit(Start {
             claims,
-            firer: firer.clone(),
-            schedule: self.schedule.clone(),
+            counted: firer.count_in(),
+            firer,
+            schedule,
+            timer,
             catch_up: self.catch_up,
             reason: binding.start,
             jitter: self.jitter,
             health: binding.health.clone(),
-        };
-        firer.spawn(async move {
-            let from = start.catch_up().await;
-            // The instants after the catch-up's cut (the last seconds, and
-            // any that fell while it ran) go the regular way: each claimed,
-            // and run where its claim lands. Then the timer takes over.
-            let firer = &start.firer;
-            let now = firer.dispatcher.clock.now();
-            for instant in schedule.fires_after(from).take_while(|t| *t <= now) {
-                firer.clone().fire(instant);
-            }
-            // A trigger stopped while it caught up is not added to the
-            // timer: the stop marks it stopped, then takes the key.
-            let mut key = firer.lock_key();
-            if !firer.is_stopped() {
-                *key = Some(timer.add_after(schedule, now, firer.clone()));
-            }
         });
         Ok(())
     }
