@@ -19,7 +19,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use super::super::catch_up::{self, CatchUp};
 use super::super::health::{MissReason, ScheduleHealth};
 use super::super::{StartReason, TriggerKind};
-use super::{Claims, Done, Firer, firing};
+use super::{Claims, Done, Firer, Seen, firing};
 use crate::cron::CronSchedule;
 use crate::firing::CronRun;
 use crate::state::{FireClaim, LastFire, Outcome, StateStore, Stored};
@@ -106,7 +106,7 @@ impl Queue {
             .into_iter()
             .filter(|start| !start.firer.is_stopped())
             .collect();
-        let ids: Vec<String> = batch.iter().map(|s| s.claims.trigger.clone()).collect();
+        let ids: Vec<String> = batch.iter().map(|s| s.trigger().to_owned()).collect();
         let mut last = match self.store.last_fires(&ids).await {
             Ok(last) => last,
             Err(error) => {
@@ -123,14 +123,14 @@ impl Queue {
         };
         let (mut claims, mut claiming) = (Vec::new(), Vec::new());
         for start in batch {
-            let step = start.first_step(last.remove(&start.claims.trigger));
+            let step = start.first_step(last.remove(start.trigger()));
             match step {
                 Step::Follow(from) => start.follow(from),
                 Step::ClaimStart(now) => {
                     claims.push(FireClaim {
-                        id: start.claims.trigger.clone(),
-                        next: start.claims.last_fire(now),
-                        seen: start.claims.seen().map(|s| s.revision),
+                        id: start.trigger().to_owned(),
+                        next: start.claims().last_fire(now),
+                        seen: start.claims().seen().map(|s| s.revision),
                     });
                     claiming.push((start, now));
                 }
@@ -160,10 +160,8 @@ impl Queue {
         {
             match answer {
                 Some(revision) => {
-                    start.claims.set_seen(Some(Stored {
-                        value: claim.next,
-                        revision,
-                    }));
+                    let instant = claim.next.instant;
+                    start.claims().set_seen(Some(Seen { instant, revision }));
                     start.follow(now);
                 }
                 // Another replica wrote first: claim again, knowing its write.
@@ -191,7 +189,6 @@ enum Step {
 /// A cron trigger starting with a store: counted among its trigger's tasks
 /// (a stop waits for it) until it is on the timer.
 pub(super) struct Start {
-    pub(super) claims: Arc<Claims>,
     pub(super) counted: Done,
     /// The started trigger (its dispatcher, its stop).
     pub(super) firer: Arc<Firer>,
@@ -207,14 +204,25 @@ pub(super) struct Start {
 }
 
 impl Start {
+    fn claims(&self) -> &Claims {
+        self.firer
+            .claims
+            .as_ref()
+            .expect("a trigger starts with a store")
+    }
+
+    fn trigger(&self) -> &str {
+        &self.firer.dispatcher.trigger_id
+    }
+
     /// What is owed, given the trigger's last fire in the store.
     fn first_step(&self, last: Option<Stored<LastFire>>) -> Step {
         let now = self.firer.dispatcher.clock.now();
-        let claims = &self.claims;
+        let claims = self.claims();
         match last {
-            Some(last) if last.value.schedule == claims.schedule => {
+            Some(last) if last.value.schedule == claims.schedule_key() => {
                 let from = last.value.instant;
-                claims.set_seen(Some(last));
+                claims.set_seen(Some(Seen::from(&last)));
                 let settled = TimeDelta::from_std(self.jitter + CLAIM_GRACE).unwrap_or_default();
                 let cut = now - settled;
                 match from >= cut {
@@ -225,9 +233,9 @@ impl Start {
             other => {
                 // New, or its schedule changed: nothing is owed before now.
                 if other.is_some() {
-                    tracing::info!(trigger = %claims.trigger, "schedule changed: instants of the old one are not caught up");
+                    tracing::info!(trigger = %self.trigger(), "schedule changed: instants of the old one are not caught up");
                 }
-                claims.set_seen(other);
+                claims.set_seen(other.as_ref().map(Seen::from));
                 Step::ClaimStart(now)
             }
         }
@@ -235,14 +243,13 @@ impl Start {
 
     /// The whole start, alone: read, then finish.
     async fn read_and_finish(self) {
-        let claims = &self.claims;
-        match claims.store.last_fire(&claims.trigger).await {
+        match self.claims().store.last_fire(self.trigger()).await {
             Ok(last) => {
                 let step = self.first_step(last);
                 self.finish(step).await;
             }
             Err(error) => {
-                tracing::warn!(trigger = %claims.trigger, "not catching up: {error}");
+                tracing::warn!(trigger = %self.trigger(), "not catching up: {error}");
                 let now = self.firer.dispatcher.clock.now();
                 self.follow(now);
             }
@@ -255,7 +262,10 @@ impl Start {
         let from = match step {
             Step::Follow(from) => from,
             Step::ClaimStart(now) => {
-                let _ = self.claims.claim_or_fire_anyway(now).await;
+                let _ = self
+                    .claims()
+                    .claim_or_fire_anyway(self.trigger(), now)
+                    .await;
                 now
             }
             Step::CatchUp { from, cut } => self.catch_up(from, cut).await,
@@ -290,7 +300,7 @@ impl Start {
     /// over.
     async fn catch_up(&self, from: DateTime<Utc>, cut: DateTime<Utc>) -> DateTime<Utc> {
         let paused = self.reason == StartReason::Resume;
-        let claims = &self.claims;
+        let claims = self.claims();
         // A long downtime is up to a million instants to walk: off the
         // runtime's workers.
         let (schedule, policy) = (self.schedule.clone(), self.catch_up);
@@ -313,7 +323,7 @@ impl Start {
             if self.firer.is_stopped() {
                 break;
             }
-            if !claims.claim_or_fire_anyway(*instant).await {
+            if !claims.claim_or_fire_anyway(self.trigger(), *instant).await {
                 continue;
             }
             if index == 0 {
