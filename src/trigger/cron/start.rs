@@ -207,7 +207,7 @@ impl Start {
     fn claims(&self) -> &Claims {
         self.firer
             .claims
-            .as_ref()
+            .as_deref()
             .expect("a trigger starts with a store")
     }
 
