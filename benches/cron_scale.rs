@@ -17,7 +17,8 @@
 //! Two more wasmsched rows, capacity only: every trigger on a schedule of
 //! its own (`M H D MON *`, N distinct expressions, none due within the
 //! measure), and the plain one with a SQLite state store (as `wasmsched
-//! run` has by default: each trigger reads its last fire at the start).
+//! run` has by default: each trigger reads its last fire at the start and
+//! claims it; ready once every claim is in the store).
 //!
 //! tokio-cron-scheduler takes 6-field expressions (seconds first): its jobs
 //! are `0 0 * * * *` and `0 * * * * *`, the same instants.
@@ -229,6 +230,15 @@ async fn start(contender: &str, n: usize, every_minute: bool, lateness: &Latenes
                     .unwrap();
             }
             scheduler.start().await.unwrap();
+            if let Some(store) = scheduler.store() {
+                // Started once every trigger's start is written: the
+                // starts go on in the background after `start` returns,
+                // in order, so the last trigger's claim comes last.
+                let last = format!("t{}", n - 1);
+                while store.last_fire(&last).await.unwrap().is_none() {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            }
             Running::Wasmsched(scheduler)
         }
         _ => {

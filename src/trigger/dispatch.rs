@@ -240,9 +240,10 @@ impl Dispatcher {
             self.counters.catch_ups.fetch_add(1, Ordering::Relaxed);
         }
         let started = Instant::now();
-        let began = self.clock.now();
+        // Read only for the history: 10 000 firings due at once skip it.
+        let began = self.runs.is_some().then(|| self.clock.now());
         let mut published = Published {
-            keep: self.runs.is_some() && self.keep_copies(began),
+            keep: began.is_some_and(|at| self.keep_copies(at)),
             ..Published::default()
         };
         let result = self.publish_firing(&firing, &mut published).await;
@@ -261,7 +262,7 @@ impl Dispatcher {
             };
             let mut run = self.run(&firing, outcome, started.elapsed(), error);
             run.events = published.ids;
-            run.started = Some(began);
+            run.started = began;
             runs.record_published(run, published.copies, published.bytes)
                 .await;
         }

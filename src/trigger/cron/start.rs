@@ -90,6 +90,8 @@ impl Queue {
                 let mut waiting = self.lock();
                 if waiting.starts.is_empty() {
                     waiting.draining = false;
+                    // 100 000 starts left ~10 MiB of capacity behind.
+                    waiting.starts = VecDeque::new();
                     return;
                 }
                 let count = waiting.starts.len().min(BATCH);
