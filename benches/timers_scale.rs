@@ -91,6 +91,7 @@ fn fill(path: &std::path::Path, n: usize) {
                     topic: topic.clone(),
                     data: json!({ "invoice": i }),
                 },
+                fired: None,
             };
             let record = serde_json::to_string(&timer).unwrap();
             insert

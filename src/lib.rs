@@ -95,6 +95,7 @@ pub mod firing;
 pub mod histogram;
 pub mod scheduler;
 pub mod state;
+pub mod supervise;
 pub mod timer;
 pub mod topic;
 pub mod trace;

@@ -305,9 +305,14 @@ impl Scheduler {
             state.running = false;
             state.triggers.values().cloned().collect()
         };
-        for registration in registrations {
-            registration.trigger.stop().await;
-        }
+        // All at once: one trigger slow to stop holds up only itself, and
+        // `Self::stopping` can name it.
+        futures_util::future::join_all(
+            registrations
+                .iter()
+                .map(|registration| registration.trigger.stop()),
+        )
+        .await;
         if let Some(runs) = self.runs.get() {
             // A store that does not answer does not hold up the stop.
             let flushed = tokio::time::timeout(FLUSH_TIMEOUT, runs.flush()).await;
@@ -420,6 +425,17 @@ impl Scheduler {
     /// Trigger id -> (trigger, topic). Never waits for a change under way.
     pub async fn registered_triggers(&self) -> BTreeMap<String, Registration> {
         self.state().triggers.clone()
+    }
+
+    /// The ids of the triggers that are running: during [`Self::stop`],
+    /// those still stopping. Never waits for a change under way.
+    pub fn running_ids(&self) -> Vec<String> {
+        let state = self.state();
+        let running = state.triggers.iter();
+        running
+            .filter(|(_, r)| r.trigger.is_running())
+            .map(|(id, _)| id.clone())
+            .collect()
     }
 
     /// One registered trigger. Never waits for a change under way.

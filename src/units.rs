@@ -1,11 +1,33 @@
 //! Durations (`"250ms"`, `"30s"`, `"5m"`), sizes (`"64MiB"`) and rates
 //! (`"10/s"`) as written in configuration files and manifests, and their
 //! serde adapters.
+//!
+//! Every value is bounded here, when it is parsed: a duration is at most
+//! [`MAX_DURATION`] (100 years) and a size at most [`MAX_BYTES`] (1 TiB),
+//! so that no instant, deadline or buffer computed from what a user wrote
+//! can overflow later. A value out of range is refused with the range.
 
 use std::fmt;
 use std::time::Duration;
 
 use serde::de::{self, Deserializer, Visitor};
+
+/// The longest duration any setting accepts: 100 years (`"36500d"`).
+pub const MAX_DURATION: Duration = Duration::from_secs(36_500 * 86_400);
+
+/// The largest size any setting accepts: 1 TiB.
+pub const MAX_BYTES: u64 = 1 << 40;
+
+/// `duration` if it is at most [`MAX_DURATION`]; `text` is what the user
+/// wrote, for the error.
+fn bounded_duration(duration: Duration, text: &dyn fmt::Display) -> Result<Duration, String> {
+    match duration <= MAX_DURATION {
+        true => Ok(duration),
+        false => Err(format!(
+            "duration {text} is out of range: 0ms to 36500d (100 years)"
+        )),
+    }
+}
 
 /// Serde adapter: a duration string (see [`parse_duration`]) or a number
 /// of milliseconds.
@@ -19,12 +41,14 @@ pub fn deserialize_duration<'de, D: Deserializer<'de>>(
             f.write_str("a duration such as \"250ms\" or \"2s\", or a number of milliseconds")
         }
         fn visit_u64<E: de::Error>(self, ms: u64) -> Result<Duration, E> {
-            Ok(Duration::from_millis(ms))
+            bounded_duration(Duration::from_millis(ms), &format_args!("{ms} (ms)"))
+                .map_err(E::custom)
         }
         fn visit_i64<E: de::Error>(self, ms: i64) -> Result<Duration, E> {
-            u64::try_from(ms)
-                .map(Duration::from_millis)
-                .map_err(|_| E::custom("a duration must not be negative"))
+            match u64::try_from(ms) {
+                Ok(ms) => self.visit_u64(ms),
+                Err(_) => Err(E::custom("a duration must not be negative")),
+            }
         }
         fn visit_str<E: de::Error>(self, text: &str) -> Result<Duration, E> {
             parse_duration(text).map_err(E::custom)
@@ -50,10 +74,13 @@ pub fn deserialize_bytes<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u
             f.write_str("a size such as \"64MiB\", or a number of bytes")
         }
         fn visit_u64<E: de::Error>(self, n: u64) -> Result<u64, E> {
-            Ok(n)
+            bounded_bytes(n, &n).map_err(E::custom)
         }
         fn visit_i64<E: de::Error>(self, n: i64) -> Result<u64, E> {
-            u64::try_from(n).map_err(|_| E::custom("a size must not be negative"))
+            match u64::try_from(n) {
+                Ok(n) => self.visit_u64(n),
+                Err(_) => Err(E::custom("a size must not be negative")),
+            }
         }
         fn visit_str<E: de::Error>(self, text: &str) -> Result<u64, E> {
             parse_bytes(text).map_err(E::custom)
@@ -63,7 +90,7 @@ pub fn deserialize_bytes<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u
 }
 
 /// `"250ms"`, `"2s"`, `"1.5s"`, `"1m"`, `"1h"`, `"7d"`; a bare number is
-/// milliseconds.
+/// milliseconds. At most [`MAX_DURATION`].
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let (number, unit) = split_unit(text);
     let value: f64 = number
@@ -76,19 +103,28 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         "h" => value * 3600.0,
         "d" => value * 86_400.0,
         "us" | "µs" => value / 1_000_000.0,
+        "ns" => value / 1_000_000_000.0,
         _ => {
             return Err(format!(
                 "unknown unit in duration {text:?}; use ms, s, m, h or d"
             ));
         }
     };
-    Duration::try_from_secs_f64(seconds).map_err(|_| format!("invalid duration {text:?}"))
+    let duration =
+        Duration::try_from_secs_f64(seconds).map_err(|_| format!("invalid duration {text:?}"))?;
+    bounded_duration(duration, &format_args!("{text:?}"))
 }
 
 /// `duration` as [`parse_duration`] reads it back, in the largest unit
 /// that divides it: `"1h"`, `"90s"`, `"250ms"`.
 pub fn format_duration(duration: Duration) -> String {
     let ms = duration.as_millis();
+    if duration.subsec_nanos() % 1_000_000 != 0 {
+        return match duration.subsec_nanos() % 1000 {
+            0 => format!("{}us", duration.as_micros()),
+            _ => format!("{}ns", duration.as_nanos()),
+        };
+    }
     for (unit, size) in [
         ("d", 86_400_000),
         ("h", 3_600_000),
@@ -102,7 +138,16 @@ pub fn format_duration(duration: Duration) -> String {
     format!("{ms}ms")
 }
 
-/// `"64MiB"`, `"512 KiB"`, `"1GiB"`, `"100MB"`; a bare number is bytes.
+/// `n` if it is at most [`MAX_BYTES`]; `text` is what the user wrote.
+fn bounded_bytes(n: u64, text: &dyn fmt::Display) -> Result<u64, String> {
+    match n <= MAX_BYTES {
+        true => Ok(n),
+        false => Err(format!("size {text} is out of range: 0 to 1TiB")),
+    }
+}
+
+/// `"64MiB"`, `"512 KiB"`, `"1GiB"`, `"100MB"`; a bare number is bytes. At
+/// most [`MAX_BYTES`].
 pub fn parse_bytes(text: &str) -> Result<u64, String> {
     let (number, unit) = split_unit(text);
     let value: f64 = number
@@ -113,18 +158,23 @@ pub fn parse_bytes(text: &str) -> Result<u64, String> {
         "kib" | "k" => 1024.0,
         "mib" | "m" => 1024.0 * 1024.0,
         "gib" | "g" => 1024.0 * 1024.0 * 1024.0,
+        "tib" | "t" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
         "kb" => 1e3,
         "mb" => 1e6,
         "gb" => 1e9,
+        "tb" => 1e12,
         _ => {
             return Err(format!(
-                "unknown unit in size {text:?}; use KiB, MiB or GiB"
+                "unknown unit in size {text:?}; use KiB, MiB, GiB or TiB"
             ));
         }
     };
     let bytes = value * scale;
-    if !bytes.is_finite() || bytes < 0.0 || bytes > u64::MAX as f64 {
+    if !bytes.is_finite() || bytes < 0.0 {
         return Err(format!("invalid size {text:?}"));
+    }
+    if bytes > MAX_BYTES as f64 {
+        return Err(format!("size {text:?} is out of range: 0 to 1TiB"));
     }
     Ok(bytes as u64)
 }
@@ -143,7 +193,9 @@ mod tests {
 
     #[test]
     fn durations_format_as_they_parse() {
-        for text in ["7d", "1h", "90m", "90s", "250ms", "0ms"] {
+        for text in [
+            "7d", "1h", "90m", "90s", "250ms", "0ms", "1500us", "7ns", "36500d",
+        ] {
             assert_eq!(format_duration(parse_duration(text).unwrap()), text);
         }
     }
@@ -157,6 +209,11 @@ mod tests {
             Duration::from_millis(1500)
         );
         assert!(parse_duration("fast").is_err());
+        let too_long = parse_duration("1000000000d").unwrap_err();
+        assert!(too_long.contains("0ms to 36500d"), "{too_long}");
+        assert!(parse_duration("36501d").is_err());
+        assert!(parse_bytes("2TiB").unwrap_err().contains("0 to 1TiB"));
+        assert_eq!(parse_bytes("1TiB").unwrap(), MAX_BYTES);
         assert_eq!(parse_bytes("64MiB").unwrap(), 64 << 20);
         assert_eq!(parse_bytes("512 KiB").unwrap(), 512 << 10);
         assert_eq!(parse_bytes("1000").unwrap(), 1000);
@@ -219,8 +276,84 @@ mod rate_tests {
         let rate: Rate = "5/10s".parse().unwrap();
         assert_eq!((rate.count.get(), rate.per), (5, Duration::from_secs(10)));
         assert_eq!("10/s".parse::<Rate>().unwrap().to_string(), "10/1s");
-        for bad in ["10", "0/s", "x/s", "10/parsec", "10/0s"] {
+        // An enormous period was once a panic at every call of the trigger.
+        for bad in [
+            "10",
+            "0/s",
+            "x/s",
+            "10/parsec",
+            "10/0s",
+            "1/1000000000d",
+            "1/36501d",
+        ] {
             assert!(bad.parse::<Rate>().is_err(), "{bad}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Numbers at the edges, in every unit, and text that is not a number.
+    fn written() -> impl Strategy<Value = String> {
+        let number = prop_oneof![
+            Just("0".to_owned()),
+            Just("1e-300".to_owned()),
+            Just("1e300".to_owned()),
+            Just(u64::MAX.to_string()),
+            Just("1000000000".to_owned()),
+            Just("-1".to_owned()),
+            Just(".".to_owned()),
+            Just("".to_owned()),
+            (0u64..u64::MAX).prop_map(|n| n.to_string()),
+            (0.0f64..1e12).prop_map(|n| n.to_string()),
+        ];
+        let unit = prop_oneof![
+            Just(""),
+            Just("ns"),
+            Just("us"),
+            Just("ms"),
+            Just("s"),
+            Just("m"),
+            Just("h"),
+            Just("d"),
+            Just("KiB"),
+            Just("TiB"),
+            Just("tb"),
+            Just("/s"),
+            Just("x"),
+        ];
+        prop_oneof![
+            (number, unit).prop_map(|(n, u)| format!("{n}{u}")),
+            any::<String>(),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn durations_never_panic_stay_bounded_and_round_trip(text in written()) {
+            if let Ok(duration) = parse_duration(&text) {
+                prop_assert!(duration <= MAX_DURATION);
+                prop_assert_eq!(parse_duration(&format_duration(duration)), Ok(duration));
+            }
+        }
+
+        #[test]
+        fn sizes_never_panic_and_stay_bounded(text in written()) {
+            if let Ok(bytes) = parse_bytes(&text) {
+                prop_assert!(bytes <= MAX_BYTES);
+            }
+        }
+
+        #[test]
+        fn rates_never_panic_and_round_trip(count in written(), per in written()) {
+            let text = format!("{count}/{per}");
+            if let Ok(rate) = text.parse::<Rate>() {
+                prop_assert!(rate.per <= MAX_DURATION && !rate.per.is_zero());
+                prop_assert_eq!(rate.to_string().parse::<Rate>(), Ok(rate));
+            }
         }
     }
 }

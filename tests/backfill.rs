@@ -159,6 +159,25 @@ async fn a_backfill_can_be_cancelled_and_bad_ones_are_refused() {
             404,
             "nope",
         ),
+        // Once a panic that left the backfill marked running for good.
+        (
+            "minutely",
+            json!({"from": "2026-01-01T00:00:00Z", "to": "2026-01-02T00:00:00Z", "rate": 1e-300}),
+            422,
+            "`rate`: 1e-300 is out of range",
+        ),
+        (
+            "minutely",
+            json!({"from": "2026-01-01T00:00:00Z", "to": "2026-01-02T00:00:00Z", "rate": 1e300}),
+            422,
+            "`rate`",
+        ),
+        (
+            "minutely",
+            json!({"from": "2026-01-01T00:00:00Z", "to": "2026-01-02T00:00:00Z", "rate": 0}),
+            422,
+            "`rate`",
+        ),
     ] {
         let url = format!("{base}/api/admin/triggers/{trigger}/backfill");
         let (got, answer) = send(http.post(&url).json(&body)).await;
@@ -168,4 +187,6 @@ async fn a_backfill_can_be_cancelled_and_bad_ones_are_refused() {
             "{body} -> {answer}"
         );
     }
+    // Nothing refused was left running: a good backfill still starts.
+    assert_eq!(send(http.post(&url).json(&day)).await.0, 202);
 }

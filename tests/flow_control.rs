@@ -202,6 +202,52 @@ async fn debounce_fires_once_quiet_and_at_max_wait_for_a_never_quiet_key() {
     assert_eq!(trigger.stats().debounced, 9 + 28);
 }
 
+/// A debounce fed one event every quarter of its period, keeping its
+/// windows in SQLite, on the real clock: an event came in just before an
+/// earlier deadline fell due, and the trigger's loop then waited for the
+/// key's lock held by that event's own (no longer polled) admission. It
+/// never fired again, took no more events, and held up the stop.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_debounce_fed_every_quarter_period_keeps_firing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("state.db"), Retention::default())
+        .await
+        .unwrap();
+    let trigger = alerting(per_service(FlowSpec {
+        debounce: Some(Debounce {
+            period: Duration::from_millis(200),
+            max_wait: Duration::from_millis(600),
+        }),
+        ..FlowSpec::default()
+    }));
+    let (scheduler, broker, mut alerts) = with_store(trigger.clone(), Arc::new(store)).await;
+    // A steady cadence (not sleeps that drift): each event comes in as the
+    // deadline set by the one four before it falls due.
+    let mut cadence = tokio::time::interval(Duration::from_millis(50));
+    for n in 0..60 {
+        cadence.tick().await;
+        broker.publish(log("db", n)).await.unwrap();
+    }
+    // Every event is taken in, and the last one fires once quiet.
+    let mut last = Value::Null;
+    let mut count = 0;
+    while last["n"] != 59 {
+        last = next(&mut alerts).await;
+        count += last["count"].as_u64().unwrap();
+    }
+    assert_eq!(
+        count,
+        60,
+        "each event is counted once: {:?}",
+        trigger.stats()
+    );
+    let stats = trigger.stats();
+    assert_eq!(stats.fires + stats.debounced, 60, "{stats:?}");
+    tokio::time::timeout(Duration::from_secs(30), scheduler.stop())
+        .await
+        .expect("the trigger stops");
+}
+
 #[tokio::test(start_paused = true)]
 async fn batches_of_max_events_and_the_rest_at_max_wait() {
     let trigger = alerting(FlowSpec {
@@ -371,6 +417,15 @@ fn bad_settings_are_config_errors_naming_the_trigger_and_key() {
         (
             r#"debounce = { period = "1m", max_wait = "10s" }"#,
             "debounce.max_wait",
+        ),
+        // Once a panic of the trigger's task, losing its events silently.
+        (
+            r#"throttle = { limit = 1, period = "100000000000000000s" }"#,
+            "0ms to 36500d",
+        ),
+        (
+            r#"dedupe = { window = 9223372036854775807 }"#,
+            "0ms to 36500d",
         ),
     ] {
         let path = dir.path().join("wasmsched.toml");

@@ -1,6 +1,7 @@
 //! One-off timers through the real binary: added, listed, cancelled and
 //! refused over HTTP; fired on time, or late after a `kill -9` and restart;
-//! once across two replicas on JetStream. What a timer publishes is seen
+//! once across two replicas on JetStream, a client's retry after it fired
+//! included. What a timer publishes is seen
 //! through an event trigger's run history.
 
 mod common;
@@ -89,6 +90,13 @@ async fn timers_are_added_listed_cancelled_and_fire_once() {
 
     let seen = runs(&base, "seen", 1).await;
     assert_eq!(seen.len(), 1, "{seen:?}");
+    // The same request again after it fired: the fired timer, not a new one.
+    let retried =
+        json!({"id": "t1", "topic": "reminders.invoice", "data": {"n": 1}, "delay": "1s"});
+    let (status, answer) = post(timers.clone(), retried).await;
+    assert_eq!(status, 200, "a retry after the timer fired: {answer}");
+    assert!(answer["fired"].is_string(), "{answer}");
+    assert_eq!(answer["due"], body["due"]);
     let hook = runs(&base, "hook", 1).await;
     assert_eq!(hook[0]["outcome"], "ok");
     assert_eq!(
@@ -108,6 +116,13 @@ async fn timers_are_added_listed_cancelled_and_fire_once() {
         "{printed}"
     );
     runs(&base, "seen", 2).await;
+    tokio::time::sleep(Duration::from_secs(2)).await; // a second firing of t1 would show by now
+    let seen = runs(&base, "seen", 2).await;
+    assert_eq!(
+        seen.len(),
+        2,
+        "t1 fired once, the cli's timer once: {seen:?}"
+    );
 
     // Bad requests name the field.
     for (body, field) in [
@@ -120,6 +135,15 @@ async fn timers_are_added_listed_cancelled_and_fire_once() {
         ),
         (json!({"topic": "a"}), "`at` and `delay`"),
         (json!({"trigger": "nope", "delay": "1s"}), "nope"),
+        // Accepted by the document's schema, once a panic in the handler.
+        (
+            json!({"topic": "a", "delay": "1000000000d"}),
+            "`delay`: duration \"1000000000d\" is out of range: 0ms to 36500d",
+        ),
+        (
+            json!({"id": "x".repeat(300), "topic": "a", "delay": "1s"}),
+            "`id` is 300 bytes long: at most 256",
+        ),
     ] {
         let (status, answer) = post(timers.clone(), body.clone()).await;
         assert_eq!(status, 422, "{body} -> {answer}");
@@ -171,9 +195,22 @@ async fn two_replicas_on_jetstream_fire_a_timer_once() {
         );
     }
     runs(&b.base, "seen", 5).await;
+    // A client's retry of a fired timer, on the other replica.
+    let retried =
+        json!({"id": "once", "topic": "reminders.shared", "data": {"n": 9}, "delay": "1s"});
+    assert_eq!(
+        post(format!("{}/api/admin/timers", a.base), retried.clone())
+            .await
+            .0,
+        201
+    );
+    runs(&b.base, "seen", 6).await;
+    let (status, answer) = post(format!("{}/api/admin/timers", b.base), retried).await;
+    assert_eq!(status, 200, "{answer}");
+    assert!(answer["fired"].is_string(), "{answer}");
     tokio::time::sleep(Duration::from_secs(2)).await; // a second firing would show by now
-    let seen = runs(&b.base, "seen", 5).await;
-    assert_eq!(seen.len(), 5, "each of 5 timers fired once: {seen:?}");
+    let seen = runs(&b.base, "seen", 6).await;
+    assert_eq!(seen.len(), 6, "each of 6 timers fired once: {seen:?}");
 
     // Added on A, which dies before they are due: B fires them.
     for n in 0..3 {
@@ -185,6 +222,6 @@ async fn two_replicas_on_jetstream_fire_a_timer_once() {
     }
     tokio::time::sleep(Duration::from_millis(300)).await; // B hears of them
     drop(a); // SIGKILL
-    let seen = runs(&b.base, "seen", 8).await;
-    assert_eq!(seen.len(), 8, "{seen:?}");
+    let seen = runs(&b.base, "seen", 9).await;
+    assert_eq!(seen.len(), 9, "{seen:?}");
 }

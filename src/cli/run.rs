@@ -32,7 +32,10 @@ pub fn run(
         ),
         None => {}
     }
-    let served = wasmsched::host::runtime()?.block_on(serve(config));
+    let runtime = wasmsched::host::runtime()?;
+    let served = runtime.block_on(serve(config));
+    // Whatever is still stuck (past the grace period) is not waited for.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     telemetry.shutdown();
     served
 }
@@ -76,6 +79,7 @@ async fn serve(config: Config) -> Result<()> {
         .with_context(|| format!("cannot listen on {listen} (in use? try --listen 127.0.0.1:0)"))?;
     let config_path = config.path.clone();
     let tls = config.server.tls.is_some();
+    let grace = config.server.shutdown_grace;
     let host = Host::start(config)
         .await
         .with_context(|| config_path.display().to_string())?;
@@ -102,8 +106,19 @@ async fn serve(config: Config) -> Result<()> {
     tracing::info!("HTTP API on {scheme}://{address}");
     tracing::info!("dashboard: open {scheme}://{address}/ in a browser");
     http::serve(listener, state, shutdown_signal()).await?;
-    tracing::info!("shutting down: letting firings in flight finish");
-    host.stop().await;
+    let grace_text = wasmsched::units::format_duration(grace);
+    tracing::info!(
+        "shutting down: letting firings in flight finish (at most {grace_text}, [server] shutdown_grace)"
+    );
+    if let Err(stuck) = host.stop_within(grace).await {
+        anyhow::bail!(
+            "stopping took longer than [server] shutdown_grace ({grace_text}); still stopping: {}",
+            match stuck.is_empty() {
+                true => "the broker or the state store".to_owned(),
+                false => stuck.join(", "),
+            }
+        );
+    }
     tracing::info!("stopped");
     Ok(())
 }

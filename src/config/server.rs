@@ -13,6 +13,7 @@
 //! idle_timeout = "60s"        # an idle keep-alive connection is closed after (default 60 s)
 //! body_timeout = "30s"        # a request's body must arrive within (default 30 s)
 //! rate_limit_per_client = "100/s"   # per client address (default: none)
+//! shutdown_grace = "30s"      # on SIGTERM, firings in flight may finish within (default 30 s)
 //! tls_cert = "cert.pem"       # PEM, relative to this file; reloaded when it changes
 //! tls_key = "key.pem"
 //! ```
@@ -36,6 +37,8 @@ pub const TOKEN_ENV: [(TokenKind, &str); 4] = [
 
 /// Default for [`ServerConfig::max_connections`].
 pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+/// Default for [`ServerConfig::shutdown_grace`].
+pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 /// Default for [`ServerConfig::header_timeout`].
 pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default for [`ServerConfig::idle_timeout`].
@@ -121,6 +124,10 @@ pub struct ServerConfig {
     pub rate_limit_per_client: Option<Rate>,
     /// Certificate chain and private key (PEM) to serve HTTPS with.
     pub tls: Option<TlsFiles>,
+    /// On SIGTERM or Ctrl-C, how long firings in flight may take to
+    /// finish; past it the host exits non-zero, naming what was still
+    /// stopping.
+    pub shutdown_grace: Duration,
 }
 
 /// A certificate chain and its private key, PEM files.
@@ -160,6 +167,11 @@ pub(super) struct ServerSection {
     )]
     body_timeout: Option<Duration>,
     rate_limit_per_client: Option<Rate>,
+    #[serde(
+        default,
+        deserialize_with = "crate::units::deserialize_optional_duration"
+    )]
+    shutdown_grace: Option<Duration>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
 }
@@ -217,6 +229,7 @@ impl ServerSection {
             body_timeout: self.body_timeout.unwrap_or(DEFAULT_BODY_TIMEOUT),
             rate_limit_per_client: self.rate_limit_per_client,
             tls,
+            shutdown_grace: self.shutdown_grace.unwrap_or(DEFAULT_SHUTDOWN_GRACE),
         })
     }
 }

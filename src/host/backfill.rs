@@ -14,10 +14,17 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Host, HostError};
 use crate::cron::CronSchedule;
+use crate::supervise::Task;
 use crate::trigger::TriggerSpec;
 
 /// The most instants one backfill fires.
 pub const MAX_INSTANTS: usize = 10_000;
+
+/// The slowest backfill: one firing a day.
+pub const MIN_RATE: f64 = 1.0 / 86_400.0;
+
+/// The fastest backfill, in firings per second.
+pub const MAX_RATE: f64 = 10_000.0;
 
 /// Where a backfill is.
 #[cfg_attr(feature = "host", derive(utoipa::ToSchema))]
@@ -101,10 +108,10 @@ impl Host {
         if from >= to {
             return Err(invalid("`from` must be before `to`".into()));
         }
-        if !(rate.is_finite() && rate > 0.0) {
-            return Err(invalid(
-                "`rate` must be a positive number of firings per second".into(),
-            ));
+        if !(MIN_RATE..=MAX_RATE).contains(&rate) {
+            return Err(invalid(format!(
+                "`rate`: {rate:?} is out of range: {MIN_RATE:.7} (one a day) to {MAX_RATE} firings per second"
+            )));
         }
         let zone = cron.timezone.as_deref().unwrap_or("UTC");
         let schedule = CronSchedule::with_zone_name(&cron.schedule, zone)
@@ -143,7 +150,8 @@ impl Host {
         }
         let (trigger, pause) = (registration.trigger, Duration::from_secs_f64(1.0 / rate));
         let (id, task_job) = (id.to_owned(), job.clone());
-        tokio::spawn(async move {
+        let label = id.clone();
+        let run = async move {
             let job = task_job;
             for instant in instants {
                 if job.cancel.is_cancelled() {
@@ -166,6 +174,13 @@ impl Host {
                 false => BackfillState::Done,
             });
             tracing::info!(trigger = %id, done = job.done.load(Ordering::Relaxed), "backfill ended");
+        };
+        let failed = job.clone();
+        tokio::spawn(async move {
+            // A panic ends it as failed: a later backfill may start.
+            if let Err(panic) = crate::supervise::catch(Task::Backfill, &label, run).await {
+                failed.set(BackfillState::Failed(panic));
+            }
         });
         tracing::info!(trigger = %config.id, %from, %to, total = job.total, "backfill started");
         Ok(job.view())

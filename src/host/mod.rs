@@ -450,6 +450,15 @@ impl Host {
         self.broker.flush().await;
     }
 
+    /// [`Self::stop`], given at most `grace`: the ids of the triggers still
+    /// stopping when it ran out (a firing stuck past it), as the error.
+    pub async fn stop_within(&self, grace: std::time::Duration) -> Result<(), Vec<String>> {
+        match tokio::time::timeout(grace, self.stop()).await {
+            Ok(()) => Ok(()),
+            Err(_) => Err(self.scheduler.running_ids()),
+        }
+    }
+
     /// Is the plugins directory being followed?
     pub fn is_watching(&self) -> bool {
         self.watcher

@@ -103,7 +103,11 @@ async fn run(host: Weak<Host>, mut commands: mpsc::UnboundedReceiver<TimerComman
                     }
                     pending.remove(&id);
                     let Some(host) = host.upgrade() else { return };
-                    tokio::spawn(async move { host.fire_timer(&id, due, now).await });
+                    // A panic leaves the timer in the store: it fires at
+                    // the next start.
+                    let label = id.to_string();
+                    let task = async move { host.fire_timer(&id, due, now).await };
+                    crate::supervise::spawn(crate::supervise::Task::Timer, label, task);
                 }
             }
         }
@@ -184,7 +188,7 @@ impl Host {
                 return self.follow_again(id, due);
             }
         };
-        match self.store.take_timer(&timer.id).await {
+        match self.store.take_timer_to_fire(&timer.id, now).await {
             Ok(true) => {}
             Ok(false) => return, // another replica fires it (or it was cancelled)
             Err(error) => {
@@ -243,9 +247,9 @@ impl Host {
         if let Some(timers) = self.timers.get() {
             let commands = timers.commands.clone();
             tokio::spawn(async move {
-                match store.put_timer(&timer).await {
-                    Ok(kept) => {
-                        let _ = commands.send(TimerCommand::add(&kept));
+                match store.restore_timer(&timer).await {
+                    Ok(()) => {
+                        let _ = commands.send(TimerCommand::add(&timer));
                     }
                     Err(error) => tracing::error!(timer = %timer.id, "timer lost: {error}"),
                 }

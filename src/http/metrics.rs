@@ -74,6 +74,8 @@ struct Snapshot {
     /// Open, cap, shed, refused, timed out.
     connections: [u64; 5],
     rate_limited: Vec<(Labels, u64)>,
+    /// Panics caught, by task (`crate::supervise`).
+    panics: Vec<(Labels, u64)>,
 }
 
 impl Snapshot {
@@ -135,6 +137,10 @@ impl Snapshot {
             plugin_loads: host.reload_count(),
             admission: host.runtime().admission(),
             health: host.schedule_health(),
+            panics: crate::supervise::panics()
+                .into_iter()
+                .map(|(task, n)| (vec![("task", task.as_str().to_owned())], n))
+                .collect(),
             sinks,
             broker: (
                 vec![("broker", broker.kind.to_owned())],
@@ -308,6 +314,14 @@ impl Collector for Snapshot {
             help,
             MetricType::Counter,
             missed.iter().map(|(l, n)| (l, *n)),
+        )?;
+
+        family(
+            out,
+            "wasmsched_task_panics",
+            "Panics caught (defects of wasmsched), by task: event and deferred work is retried or dead-lettered, an http request answered 500.",
+            MetricType::Counter,
+            self.panics.iter().map(|(l, n)| (l, *n)),
         )?;
 
         let delivered = self.sinks.iter().map(|(l, s, _)| (l, s.delivered));

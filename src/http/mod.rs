@@ -202,5 +202,15 @@ pub fn router(state: AppState) -> Router {
         .layer(from_fn_with_state(state.clone(), access::refuse_cross_site))
         // Outside the client limit: health checks always answer.
         .merge(always)
+        // A handler that panics answers 500 (counted, logged) instead of
+        // dropping the connection.
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(panicked))
         .with_state(state)
+}
+
+/// The answer to a request whose handler panicked.
+fn panicked(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let message = crate::firing::panic_message(&panic);
+    let message = crate::supervise::caught(crate::supervise::Task::Http, "request", message);
+    ApiError::new(axum::http::StatusCode::INTERNAL_SERVER_ERROR, message).into_response()
 }

@@ -50,7 +50,9 @@ impl IntoResponse for Limited {
 /// The key a client is limited by: its IPv4 address, or its IPv6 /64 (one
 /// host usually holds a whole /64, so per-address keys would be dodged).
 fn client_key(ip: IpAddr) -> IpAddr {
-    match ip {
+    // A dual-stack listener sees IPv4 clients as `::ffff:a.b.c.d`: each is
+    // its own IPv4 client, not one /64 for every IPv4 client there is.
+    match ip.to_canonical() {
         IpAddr::V6(v6) => {
             let s = v6.segments();
             IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
@@ -186,5 +188,17 @@ mod tests {
         );
         assert!(limits.check_client(c).is_ok());
         assert!(limits.check_client(d).is_err(), "the same /64");
+        // Behind a dual-stack listener, IPv4 clients are still told apart.
+        let (e, f): (IpAddr, IpAddr) = (
+            "::ffff:10.0.0.1".parse().unwrap(),
+            "::ffff:10.0.0.2".parse().unwrap(),
+        );
+        assert!(limits.check_client(e).is_ok());
+        assert!(limits.check_client(f).is_ok(), "another IPv4 client");
+        let g: IpAddr = "10.0.0.1".parse().unwrap();
+        assert!(
+            limits.check_client(g).is_err(),
+            "the same client, either way"
+        );
     }
 }

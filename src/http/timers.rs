@@ -38,6 +38,9 @@ pub struct NewTimer {
     delay: Option<String>,
 }
 
+/// The longest timer id, in bytes.
+const MAX_ID_BYTES: usize = 256;
+
 fn invalid(message: String) -> ApiError {
     ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, message)
 }
@@ -56,8 +59,10 @@ impl NewTimer {
             (None, Some(delay)) => {
                 let delay = crate::units::parse_duration(&delay)
                     .map_err(|e| invalid(format!("`delay`: {e}")))?;
-                now + chrono::TimeDelta::from_std(delay)
-                    .map_err(|_| invalid("`delay`: too long".into()))?
+                chrono::TimeDelta::from_std(delay)
+                    .ok()
+                    .and_then(|delay| now.checked_add_signed(delay))
+                    .ok_or_else(|| invalid("`delay`: too long".into()))?
             }
             _ => return Err(invalid("give exactly one of `at` and `delay`".into())),
         };
@@ -74,10 +79,21 @@ impl NewTimer {
             Some(id) if id.trim().is_empty() => {
                 return Err(invalid("`id` must not be empty".into()));
             }
+            Some(id) if id.len() > MAX_ID_BYTES => {
+                return Err(invalid(format!(
+                    "`id` is {} bytes long: at most {MAX_ID_BYTES}",
+                    id.len()
+                )));
+            }
             Some(id) => id,
             None => uuid::Uuid::now_v7().to_string(),
         };
-        Ok(OneOffTimer { id, due, action })
+        Ok(OneOffTimer {
+            id,
+            due,
+            action,
+            fired: None,
+        })
     }
 }
 
@@ -88,6 +104,10 @@ pub struct TimerDue {
     pub due: chrono::DateTime<chrono::Utc>,
     /// Its id.
     pub id: String,
+    /// When it fired: the same request again after the timer fired (within
+    /// a day) answers 200 with this, and adds no second timer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fired: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// Add a one-off timer
@@ -98,7 +118,7 @@ pub struct TimerDue {
     request_body = NewTimer,
     responses(
         (status = 201, description = "Added", body = TimerDue),
-        (status = 200, description = "The same request again: the timer it made", body = TimerDue),
+        (status = 200, description = "The same request again: the timer it made (with `fired` once it fired, for a day)", body = TimerDue),
         (status = 409, description = "Another timer has this id", body = ErrorBody),
         (status = 422, description = "Not a valid timer (the error names the field)", body = ErrorBody),
         JsonBodyErrors,
@@ -133,6 +153,7 @@ pub async fn add(
         Json(TimerDue {
             due: kept.due,
             id: kept.id,
+            fired: kept.fired,
         }),
     ))
 }

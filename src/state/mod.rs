@@ -246,7 +246,16 @@ pub struct OneOffTimer {
     /// What it does.
     #[serde(flatten)]
     pub action: TimerAction,
+    /// When it fired, for a timer fired within [`FIRED_TIMERS_KEPT`]
+    /// (what [`StateStore::put_timer`] answers to the same id again).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fired: Option<DateTime<Utc>>,
 }
+
+/// How long a fired timer's id is remembered: a request to add a timer
+/// with that id meanwhile (a client's retry) gets the fired timer back
+/// and makes no second one.
+pub const FIRED_TIMERS_KEPT: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 
 /// What a one-off timer does when it is due.
 #[cfg_attr(feature = "host", derive(utoipa::ToSchema))]
@@ -423,8 +432,9 @@ pub trait StateStore: PluginKv + FlowWindows + Send + Sync + 'static {
         false
     }
 
-    /// Keeps a timer unless one with its id exists; returns the one kept
-    /// under that id (this one, or the earlier one).
+    /// Keeps a timer unless one with its id exists or fired within
+    /// [`FIRED_TIMERS_KEPT`]; returns the one kept under that id (this one,
+    /// or the earlier one, with `fired` set if it fired).
     async fn put_timer(&self, timer: &OneOffTimer) -> Result<OneOffTimer, StateError>;
     /// Every pending timer.
     async fn timers(&self) -> Result<Vec<OneOffTimer>, StateError>;
@@ -439,6 +449,13 @@ pub trait StateStore: PluginKv + FlowWindows + Send + Sync + 'static {
     /// Removes timer `id`: `true` if this call removed it (so, when it is
     /// due, the replica whose call returns `true` fires it).
     async fn take_timer(&self, id: &str) -> Result<bool, StateError>;
+    /// [`Self::take_timer`] to fire it at `at`: the timer is remembered as
+    /// fired for [`FIRED_TIMERS_KEPT`] (see [`Self::put_timer`]).
+    async fn take_timer_to_fire(&self, id: &str, at: DateTime<Utc>) -> Result<bool, StateError>;
+    /// Puts back a timer taken to fire that could not (the broker is
+    /// down): pending again, due at its `due`, no longer remembered as
+    /// fired.
+    async fn restore_timer(&self, timer: &OneOffTimer) -> Result<(), StateError>;
 
     /// Changes made by other replicas, for a store shared by several
     /// (`None` for one that is not).

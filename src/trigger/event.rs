@@ -26,6 +26,7 @@ use crate::broker::{Delivery, RetryPolicy, SubscriberKind, Subscription};
 use crate::event::Event;
 use crate::firing::{Cause, Factory, Filter, panic_message};
 use crate::state::Outcome;
+use crate::supervise::{self, Task};
 use crate::topic::{Topic, TopicPattern};
 use crate::trace;
 use serde_json::Value;
@@ -48,7 +49,7 @@ pub struct EventTrigger {
 
 struct Active {
     stop: watch::Sender<bool>,
-    task: JoinHandle<()>,
+    task: JoinHandle<Option<()>>,
     consumer: Arc<Consumer>,
 }
 
@@ -161,16 +162,25 @@ impl Consumer {
                         handling.push(self.handle(delivery).boxed());
                     }
                 }
+                // No arm awaits the store or a key's lock itself: a firing
+                // in `handling` may hold that lock, and it is not polled
+                // while an arm runs (a debounce fed every quarter period
+                // stopped for good that way). Both go in as futures.
                 () = next_due(&flow), if flow.is_some() => {
                     let gate = flow.as_ref().expect("checked");
-                    for (key, release) in gate.take_due().await {
-                        handling.push(self.deferred(gate.clone(), key, release).boxed());
+                    for key in gate.due_keys() {
+                        handling.push(self.deferred(gate.clone(), key).boxed());
                     }
                 }
                 _ = tick(&mut rescan), if rescan.is_some() => {
-                    if let Some(gate) = &flow && let Err(error) = gate.load().await {
-                        tracing::warn!(trigger = %self.dispatcher.trigger_id, "rereading flow-control windows failed: {error}");
-                    }
+                    let gate = flow.clone().expect("rescans need flow control");
+                    let trigger = self.dispatcher.trigger_id.clone();
+                    handling.push(async move {
+                        if let Err(error) = gate.load().await {
+                            tracing::warn!(%trigger, "rereading flow-control windows failed: {error}");
+                        }
+                        None
+                    }.boxed());
                 }
                 delivery = subscription.next(),
                     if handling.len() < in_flight && retries.len() < MAX_RETRYING => match delivery {
@@ -200,7 +210,11 @@ impl Consumer {
     /// on ([`Undertaker::failed`]). Returns a delivery to retry here, and when.
     async fn handle(&self, delivery: Delivery) -> Retry {
         let span = trace::event_span(&self.dispatcher.trigger_id, &delivery.event);
-        let attempted = self.attempt(&delivery.event, false).instrument(span).await;
+        let attempt = self.attempt(&delivery.event, false).instrument(span);
+        // A panic is retried and dead-lettered like any failure.
+        let attempted = supervise::catch(Task::Event, &self.dispatcher.trigger_id, attempt)
+            .await
+            .and_then(|attempted| attempted);
         match attempted {
             Ok(()) => {
                 let owed = self.undertaker.owed_id(&self.dispatcher, &delivery);
@@ -291,21 +305,22 @@ impl Consumer {
         self.fire(self.dispatcher.firing(cause)).await
     }
 
-    /// Fires a held event or a batch whose time came. Its events were
-    /// acknowledged when they were held: if the firing fails, each becomes
-    /// a dead letter of the trigger (replayed one by one, without flow
-    /// control).
-    async fn deferred(&self, gate: Arc<FlowGate>, key: String, release: Release) -> Retry {
+    /// Fires the held event or batch of `key` if its time came. Its events
+    /// were acknowledged when they were held: if the firing fails, each
+    /// becomes a dead letter of the trigger (replayed one by one, without
+    /// flow control).
+    async fn deferred(&self, gate: Arc<FlowGate>, key: String) -> Retry {
+        let release = gate.take(&key).await?;
         let events = release.events.clone();
         // The firing continues the trace of the (last) event it stands for.
         let span = match events.last() {
             Some(last) => trace::event_span(&self.dispatcher.trigger_id, last),
             None => tracing::Span::none(),
         };
-        let fired = self
-            .fire_release(&gate, &key, release)
-            .instrument(span)
-            .await;
+        let fire = self.fire_release(&gate, &key, release).instrument(span);
+        let fired = supervise::catch(Task::Deferred, &self.dispatcher.trigger_id, fire)
+            .await
+            .and_then(|fired| fired);
         if let Err(reason) = fired {
             for event in events {
                 let delivery = Delivery::unacknowledged(event);
@@ -423,7 +438,8 @@ impl Trigger for EventTrigger {
         let in_flight = self
             .max_in_flight
             .unwrap_or_else(|| binding.broker.max_in_flight().max(1));
-        let task = tokio::spawn(consumer.clone().run(subscription, stop_receiver, in_flight));
+        let run = consumer.clone().run(subscription, stop_receiver, in_flight);
+        let task = supervise::spawn(Task::Consumer, binding.trigger_id.clone(), run);
         *self.active.lock().unwrap_or_else(|p| p.into_inner()) = Some(Active {
             stop,
             task,

@@ -79,10 +79,11 @@ impl NatsOptions {
             ("max_age_secs", self.max_age_secs),
             ("ack_wait_secs", self.ack_wait_secs),
         ];
+        let most = crate::units::MAX_DURATION.as_secs_f64();
         for (key, value) in positive {
-            if !(value.is_finite() && value > 0.0) {
+            if !(value.is_finite() && value > 0.0 && value <= most) {
                 return Err(format!(
-                    "[broker] {key} = {value}: must be a positive number of seconds"
+                    "[broker] {key} = {value}: must be a positive number of seconds, at most {most} (100 years)"
                 ));
             }
         }

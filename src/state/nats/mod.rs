@@ -40,6 +40,7 @@ use super::{
     DeadLetter, LastFire, OneOffTimer, PendingRetry, Retention, Run, StateChange, StateError,
     StateStore, Stored, id_key, kept_runs, key_id,
 };
+use crate::state::FIRED_TIMERS_KEPT;
 
 /// How long a claim on a replicated bucket waits before checking it was
 /// not overwritten (see [`NatsStore::still_ours`]).
@@ -65,6 +66,8 @@ pub struct NatsStore {
     dead_letters: kv::Store,
     pending: kv::Store,
     timers: kv::Store,
+    /// Timers fired within `FIRED_TIMERS_KEPT` (the bucket's keys expire).
+    fired_timers: kv::Store,
     /// Plugin key-value data (see `plugin_kv.rs`).
     plugin_kv: kv::Store,
     /// Flow-control windows (see `flow.rs`).
@@ -110,6 +113,13 @@ impl NatsStore {
         let dead_letters = ensure_bucket(bucket("deadletters")).await?;
         let pending = ensure_bucket(bucket("pending")).await?;
         let timers = ensure_bucket(bucket("timers")).await?;
+        let fired_timers = setup::ensure_expiring_bucket(
+            &jetstream,
+            &bucket("timersfired"),
+            replicas,
+            FIRED_TIMERS_KEPT,
+        )
+        .await?;
         let plugin_kv = ensure_bucket(bucket("kv")).await?;
         let flow = ensure_bucket(bucket("flow")).await?;
         let runs_prefix = format!("{stream}_runs");
@@ -126,7 +136,7 @@ impl NatsStore {
         follow_bucket(&timers, Bucket::Timers);
         Ok(Self {
             name: format!(
-                "JetStream buckets {stream}_{{triggers,paused,fires,deadletters,pending,timers,kv,flow}} and stream {runs_name}"
+                "JetStream buckets {stream}_{{triggers,paused,fires,deadletters,pending,timers,timersfired,kv,flow}} and stream {runs_name}"
             ),
             jetstream,
             triggers,
@@ -135,6 +145,7 @@ impl NatsStore {
             dead_letters,
             pending,
             timers,
+            fired_timers,
             plugin_kv,
             flow,
             runs,
@@ -512,6 +523,15 @@ impl StateStore for NatsStore {
 
     async fn put_timer(&self, timer: &OneOffTimer) -> Result<OneOffTimer, StateError> {
         let key = id_key(&timer.id);
+        let fired = self
+            .fired_timers
+            .get(&key)
+            .await
+            .map_err(|e| self.io("reading fired timers", e))?;
+        if let Some(fired) = fired {
+            return serde_json::from_slice(&fired)
+                .map_err(|e| self.corrupt(format!("fired timer {}", timer.id), e));
+        }
         let value = Bytes::from(serde_json::to_vec(timer).expect("timers serialize"));
         match self.timers.create(&key, value).await {
             Ok(_) => Ok(timer.clone()),
@@ -579,6 +599,41 @@ impl StateStore for NatsStore {
             .await
             .map_err(|e| self.io("taking a timer", e))?;
         Ok(true)
+    }
+
+    async fn restore_timer(&self, timer: &OneOffTimer) -> Result<(), StateError> {
+        let key = id_key(&timer.id);
+        let mut timer = timer.clone();
+        timer.fired = None;
+        let value = Bytes::from(serde_json::to_vec(&timer).expect("timers serialize"));
+        self.timers
+            .put(&key, value)
+            .await
+            .map_err(|e| self.io("putting a timer back", e))?;
+        self.fired_timers
+            .delete(&key)
+            .await
+            .map_err(|e| self.io("putting a timer back", e))
+    }
+
+    /// Remembered as fired before it is taken: a request adding the same
+    /// id meanwhile sees it fired. (Cancelled in that instant, it is still
+    /// remembered as fired.)
+    async fn take_timer_to_fire(
+        &self,
+        id: &str,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<bool, StateError> {
+        let Some(mut timer) = self.timer(id).await? else {
+            return Ok(false);
+        };
+        timer.fired = Some(at);
+        let value = Bytes::from(serde_json::to_vec(&timer).expect("timers serialize"));
+        self.fired_timers
+            .put(id_key(id), value)
+            .await
+            .map_err(|e| self.io("remembering a fired timer", e))?;
+        self.take_timer(id).await
     }
 
     fn is_shared(&self) -> bool {

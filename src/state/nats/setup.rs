@@ -44,7 +44,19 @@ pub(super) async fn ensure_bucket(
     name: &str,
     replicas: usize,
 ) -> Result<kv::Store, StateError> {
+    ensure_expiring_bucket(jetstream, name, replicas, Duration::ZERO).await
+}
+
+/// [`ensure_bucket`] whose keys expire `max_age` after their last write
+/// (zero: never).
+pub(super) async fn ensure_expiring_bucket(
+    jetstream: &Context,
+    name: &str,
+    replicas: usize,
+    max_age: Duration,
+) -> Result<kv::Store, StateError> {
     let wanted = stream::Config {
+        max_age,
         name: format!("KV_{name}"),
         subjects: vec![format!("$KV.{name}.>")],
         max_messages_per_subject: 1,

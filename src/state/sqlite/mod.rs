@@ -25,9 +25,10 @@ use super::{
     DeadLetter, FireClaim, LastFire, OneOffTimer, PendingRetry, Retention, Run, StateError,
     StateStore, Stored, kept_runs,
 };
+use crate::state::FIRED_TIMERS_KEPT;
 
 /// The schema this version writes (`PRAGMA user_version`).
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 
 /// Schema 1: triggers, pauses, fires, runs, dead letters, retries, timers.
 const SCHEMA: &str = "
@@ -78,6 +79,13 @@ CREATE TABLE flow_windows (
     record TEXT NOT NULL,
     PRIMARY KEY (trigger, key)
 ) WITHOUT ROWID;
+";
+
+/// Schema 3 remembers fired timers for a day (`FIRED_TIMERS_KEPT`), so a
+/// retried request does not add one again.
+const SCHEMA_3: &str = "
+CREATE TABLE fired_timers (id TEXT PRIMARY KEY, fired INTEGER NOT NULL, record TEXT NOT NULL);
+CREATE INDEX fired_timers_by_age ON fired_timers (fired);
 ";
 
 /// State in one SQLite file.
@@ -188,7 +196,7 @@ fn open(path: &Path) -> Result<Connection, String> {
             }
             connection
                 .execute_batch(&format!(
-                    "BEGIN; {SCHEMA} {SCHEMA_2} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+                    "BEGIN; {SCHEMA} {SCHEMA_2} {SCHEMA_3} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
                 ))
                 .map_err(explain)?;
         }
@@ -200,10 +208,15 @@ fn open(path: &Path) -> Result<Connection, String> {
             if check != "ok" {
                 return Err(format!("the file is corrupt ({check})"));
             }
-            if version == 1 {
+            let upgrade = match version {
+                1 => format!("{SCHEMA_2} {SCHEMA_3}"),
+                2 => SCHEMA_3.to_owned(),
+                _ => String::new(),
+            };
+            if !upgrade.is_empty() {
                 connection
                     .execute_batch(&format!(
-                        "BEGIN; {SCHEMA_2} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+                        "BEGIN; {upgrade} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
                     ))
                     .map_err(explain)?;
             }
@@ -555,15 +568,30 @@ impl StateStore for SqliteStore {
     async fn put_timer(&self, timer: &OneOffTimer) -> Result<OneOffTimer, StateError> {
         let json = serde_json::to_string(timer).expect("timers serialize");
         let (id, due) = (timer.id.clone(), timer.due.to_rfc3339());
+        let remembered_since = Utc::now().timestamp_millis() - FIRED_TIMERS_KEPT.as_millis() as i64;
         let kept: String = self
             .with(move |c| {
-                c.execute(
+                let tx = c.transaction()?;
+                let fired: Option<String> = tx
+                    .query_row(
+                        "SELECT record FROM fired_timers WHERE id = ?1 AND fired >= ?2",
+                        params![id, remembered_since],
+                        |row| row.get(0),
+                    )
+                    .optional()?;
+                if let Some(fired) = fired {
+                    return Ok(fired);
+                }
+                tx.execute(
                     "INSERT OR IGNORE INTO timers (id, due, record) VALUES (?1, ?2, ?3)",
                     params![id, due, json],
                 )?;
-                c.query_row("SELECT record FROM timers WHERE id = ?1", [id], |row| {
-                    row.get(0)
-                })
+                let kept =
+                    tx.query_row("SELECT record FROM timers WHERE id = ?1", [id], |row| {
+                        row.get(0)
+                    })?;
+                tx.commit()?;
+                Ok(kept)
             })
             .await?;
         serde_json::from_str(&kept).map_err(|e| self.corrupt(format!("timer {}", timer.id), e))
@@ -621,5 +649,54 @@ impl StateStore for SqliteStore {
             .with(move |c| c.execute("DELETE FROM timers WHERE id = ?1", [key]))
             .await?;
         Ok(taken == 1)
+    }
+
+    async fn restore_timer(&self, timer: &OneOffTimer) -> Result<(), StateError> {
+        let mut timer = timer.clone();
+        timer.fired = None;
+        let json = serde_json::to_string(&timer).expect("timers serialize");
+        let (id, due) = (timer.id, timer.due.to_rfc3339());
+        self.with(move |c| {
+            let tx = c.transaction()?;
+            tx.execute("DELETE FROM fired_timers WHERE id = ?1", [&id])?;
+            tx.execute(
+                "INSERT OR REPLACE INTO timers (id, due, record) VALUES (?1, ?2, ?3)",
+                params![id, due, json],
+            )?;
+            tx.commit()
+        })
+        .await
+    }
+
+    async fn take_timer_to_fire(&self, id: &str, at: DateTime<Utc>) -> Result<bool, StateError> {
+        let key = id.to_owned();
+        let forget_before = at.timestamp_millis() - FIRED_TIMERS_KEPT.as_millis() as i64;
+        // Taken and remembered in one transaction: a request adding the
+        // same id sees the timer pending or fired, never neither.
+        self.with(move |c| {
+            let tx = c.transaction()?;
+            let record: Option<String> = tx
+                .query_row("SELECT record FROM timers WHERE id = ?1", [&key], |row| {
+                    row.get(0)
+                })
+                .optional()?;
+            let Some(record) = record else {
+                return Ok(false);
+            };
+            let mut fired: serde_json::Value = serde_json::from_str(&record)
+                .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+            if let Some(fields) = fired.as_object_mut() {
+                fields.insert("fired".into(), serde_json::json!(at));
+            }
+            tx.execute("DELETE FROM timers WHERE id = ?1", [&key])?;
+            tx.execute("DELETE FROM fired_timers WHERE fired < ?1", [forget_before])?;
+            tx.execute(
+                "INSERT OR REPLACE INTO fired_timers (id, fired, record) VALUES (?1, ?2, ?3)",
+                params![key, at.timestamp_millis(), fired.to_string()],
+            )?;
+            tx.commit()?;
+            Ok(true)
+        })
+        .await
     }
 }

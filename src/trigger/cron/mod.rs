@@ -152,8 +152,11 @@ impl Firer {
     /// Runs `task`, counted among the tasks the stop waits for.
     fn spawn(self: &Arc<Self>, task: impl Future<Output = ()> + Send + 'static) {
         let done = self.count_in();
+        let id = self.dispatcher.trigger_id.clone();
         tokio::spawn(async move {
-            task.await;
+            // A panic loses this instant only (counted and logged); the
+            // trigger goes on with the next.
+            let _ = crate::supervise::catch(crate::supervise::Task::Cron, &id, task).await;
             drop(done);
         });
     }

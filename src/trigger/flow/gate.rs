@@ -187,36 +187,37 @@ impl FlowGate {
         windows.insert(key.to_owned(), known);
     }
 
-    /// Everything due by now: held events and batches whose time came,
-    /// each taken out of its window (once across replicas).
-    pub(crate) async fn take_due(&self) -> Vec<(String, Release)> {
+    /// The keys whose held event or batch has come due by now, taken off
+    /// the deadlines: [`Self::take`] each. Synchronous, so that the
+    /// consumer's loop never waits here on a key's lock that one of its own
+    /// (unpolled) firings holds.
+    pub(crate) fn due_keys(&self) -> Vec<String> {
         let now = self.clock.now();
-        let keys: Vec<String> = {
-            let mut deadlines = self.deadlines_mut();
-            let due: Vec<(DateTime<Utc>, String)> = deadlines
-                .iter()
-                .take_while(|(at, _)| *at <= now)
-                .cloned()
-                .collect();
-            for entry in &due {
-                deadlines.remove(entry);
-            }
-            let mut keys: Vec<String> = due.into_iter().map(|(_, key)| key).collect();
-            keys.dedup();
-            keys
-        };
-        let mut released = Vec::new();
-        for key in keys {
-            match self.take_key(&key, now).await {
-                Ok(Some(release)) => released.push((key, release)),
-                Ok(None) => {}
-                Err(error) => {
-                    tracing::warn!(trigger = %self.trigger, key, "taking a held event or batch failed, trying again in 1 s: {error}");
-                    self.schedule(now + chrono::TimeDelta::seconds(1), &key);
-                }
+        let mut deadlines = self.deadlines_mut();
+        let mut keys = Vec::new();
+        while let Some(entry) = deadlines.first()
+            && entry.0 <= now
+        {
+            let (_, key) = deadlines.pop_first().expect("checked");
+            if !keys.contains(&key) {
+                keys.push(key);
             }
         }
-        released
+        keys
+    }
+
+    /// Takes the held event or batch of `key` out of its window if it is
+    /// due (once across replicas); on a store error, tries again in 1 s.
+    pub(crate) async fn take(&self, key: &str) -> Option<Release> {
+        let now = self.clock.now();
+        match self.take_key(key, now).await {
+            Ok(release) => release,
+            Err(error) => {
+                tracing::warn!(trigger = %self.trigger, key, "taking a held event or batch failed, trying again in 1 s: {error}");
+                self.schedule(now + chrono::TimeDelta::seconds(1), key);
+                None
+            }
+        }
     }
 
     async fn take_key(&self, key: &str, now: DateTime<Utc>) -> Result<Option<Release>, String> {

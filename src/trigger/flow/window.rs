@@ -104,7 +104,7 @@ impl KeyWindow {
     /// debounce or batch.
     pub fn admit(&mut self, spec: &FlowSpec, event: Event, now: DateTime<Utc>) -> Step {
         if let Some(throttle) = &spec.throttle {
-            let start = now - delta(throttle.period);
+            let start = before(now, throttle.period);
             self.passes.retain(|at| *at > start);
         }
         if spec.dedupe.is_some() && self.dedupe_until.is_some_and(|until| until > now) {
@@ -118,7 +118,7 @@ impl KeyWindow {
             return Step::Dropped(Dropped::Throttled);
         }
         if let Some(dedupe) = &spec.dedupe {
-            self.dedupe_until = Some(now + delta(dedupe.window));
+            self.dedupe_until = Some(after(now, dedupe.window));
         }
         if spec.throttle.is_some() {
             self.passes.push(now);
@@ -129,7 +129,7 @@ impl KeyWindow {
                 Some(held) => (held.since, held.stands_for, Some(Box::new(held.event))),
                 None => (now, 0, None),
             };
-            let due = (now + delta(debounce.period)).min(since + delta(debounce.max_wait));
+            let due = after(now, debounce.period).min(after(since, debounce.max_wait));
             self.held = Some(Held {
                 event,
                 since,
@@ -167,7 +167,7 @@ impl KeyWindow {
     pub fn due(&self, spec: &FlowSpec) -> Option<DateTime<Utc>> {
         let held = self.held.as_ref().map(|h| h.due);
         let batch = match (&self.batch, &spec.batch) {
-            (Some(collected), Some(batch)) => Some(collected.since + delta(batch.max_wait)),
+            (Some(collected), Some(batch)) => Some(after(collected.since, batch.max_wait)),
             _ => None,
         };
         held.into_iter().chain(batch).min()
@@ -187,7 +187,7 @@ impl KeyWindow {
         if self
             .batch
             .as_ref()
-            .is_some_and(|c| c.since + delta(batch.max_wait) <= now)
+            .is_some_and(|c| after(c.since, batch.max_wait) <= now)
         {
             let collected = self.batch.take().expect("checked");
             return Some(Release {
@@ -206,7 +206,7 @@ impl KeyWindow {
             Some(throttle) => self
                 .passes
                 .iter()
-                .any(|at| *at > now - delta(throttle.period)),
+                .any(|at| *at > before(now, throttle.period)),
             None => false,
         };
         !window_open
@@ -217,8 +217,22 @@ impl KeyWindow {
     }
 }
 
-fn delta(duration: std::time::Duration) -> TimeDelta {
-    TimeDelta::from_std(duration).unwrap_or(TimeDelta::MAX)
+/// `duration` after `at`, or the end of time. Settings are bounded when
+/// parsed (`crate::units::MAX_DURATION`), but a window read back from the
+/// store or built by an embedder is not, and must not panic.
+fn after(at: DateTime<Utc>, duration: std::time::Duration) -> DateTime<Utc> {
+    TimeDelta::from_std(duration)
+        .ok()
+        .and_then(|delta| at.checked_add_signed(delta))
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
+/// `duration` before `at`, or the beginning of time.
+fn before(at: DateTime<Utc>, duration: std::time::Duration) -> DateTime<Utc> {
+    TimeDelta::from_std(duration)
+        .ok()
+        .and_then(|delta| at.checked_sub_signed(delta))
+        .unwrap_or(DateTime::<Utc>::MIN_UTC)
 }
 
 #[cfg(test)]
