@@ -119,10 +119,11 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 /// that divides it: `"1h"`, `"90s"`, `"250ms"`.
 pub fn format_duration(duration: Duration) -> String {
     let ms = duration.as_millis();
-    if duration.subsec_nanos() % 1_000_000 != 0 {
-        return match duration.subsec_nanos() % 1000 {
-            0 => format!("{}us", duration.as_micros()),
-            _ => format!("{}ns", duration.as_nanos()),
+    let nanos = duration.subsec_nanos();
+    if !nanos.is_multiple_of(1_000_000) {
+        return match nanos.is_multiple_of(1000) {
+            true => format!("{}us", duration.as_micros()),
+            false => format!("{}ns", duration.as_nanos()),
         };
     }
     for (unit, size) in [

@@ -216,11 +216,9 @@ async fn flood(broker: Arc<dyn Broker>, mode: &str) -> (String, bool) {
         wall_timeout: Duration::from_secs(120),
         ..Limits::default()
     };
-    let runtime = PluginRuntime::new(RuntimeOptions {
-        default_limits: generous,
-        ..RuntimeOptions::default()
-    })
-    .unwrap();
+    let mut options = RuntimeOptions::default();
+    options.default_limits = generous;
+    let runtime = PluginRuntime::new(options).unwrap();
     let plugin = runtime.load_file(&guest("adv_flood"), None).unwrap();
     let config = BTreeMap::from([("mode".to_owned(), mode.to_owned())]);
     let trigger = create_api_trigger(Some(plugin.factory("flood", config).unwrap()));

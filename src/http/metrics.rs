@@ -76,6 +76,8 @@ struct Snapshot {
     rate_limited: Vec<(Labels, u64)>,
     /// Panics caught, by task (`crate::supervise`).
     panics: Vec<(Labels, u64)>,
+    /// Tasks alive on the runtime (a leak shows here first).
+    tasks: u64,
 }
 
 impl Snapshot {
@@ -137,6 +139,9 @@ impl Snapshot {
             plugin_loads: host.reload_count(),
             admission: host.runtime().admission(),
             health: host.schedule_health(),
+            tasks: tokio::runtime::Handle::current()
+                .metrics()
+                .num_alive_tasks() as u64,
             panics: crate::supervise::panics()
                 .into_iter()
                 .map(|(task, n)| (vec![("task", task.as_str().to_owned())], n))
@@ -364,6 +369,13 @@ impl Collector for Snapshot {
             [(labels, *duplicates)],
         )?;
 
+        one(
+            out,
+            "wasmsched_runtime_tasks",
+            "Tasks alive on the async runtime now.",
+            MetricType::Gauge,
+            self.tasks,
+        )?;
         let [open, max, shed, refused, timed_out] = self.connections;
         one(
             out,

@@ -5,6 +5,7 @@
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use futures_util::future::BoxFuture;
@@ -49,7 +50,7 @@ pub struct EventTrigger {
 
 struct Active {
     stop: watch::Sender<bool>,
-    task: JoinHandle<Option<()>>,
+    task: JoinHandle<()>,
     consumer: Arc<Consumer>,
 }
 
@@ -120,18 +121,44 @@ struct Consumer {
     flow: Option<Arc<FlowGate>>,
 }
 
+/// How many times a consumer whose loop panicked starts again.
+const CONSUMER_RESTARTS: u32 = 3;
+
 /// A retry to schedule: when, the delivery, and why.
 type Retry = Option<(Instant, Delivery, String)>;
 
 impl Consumer {
+    /// [`Self::consume`] until stopped; a panic in its loop (counted and
+    /// logged by [`supervise`]) starts it again on the same subscription,
+    /// a second later, up to [`CONSUMER_RESTARTS`] times.
+    async fn run(
+        self: Arc<Self>,
+        mut subscription: Subscription,
+        stop: watch::Receiver<bool>,
+        in_flight: usize,
+    ) {
+        let id = self.dispatcher.trigger_id.clone();
+        for restart in 0..=CONSUMER_RESTARTS {
+            let consume = self.consume(&mut subscription, stop.clone(), in_flight);
+            if supervise::catch(Task::Consumer, &id, consume).await.is_ok() {
+                return;
+            }
+            if restart < CONSUMER_RESTARTS {
+                tracing::warn!(trigger = %id, "taking events again in 1 s");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+        tracing::error!(trigger = %id, "stopped taking events after {CONSUMER_RESTARTS} restarts; pause and resume it to try again");
+    }
+
     /// Handles up to `in_flight` deliveries at once (the broker says how
     /// many; 1 keeps publish order), and retries the ones the broker does
     /// not deliver again, starting with those owed from before. On stop,
     /// those under way finish first; those waiting for a retry stay kept
     /// in the store (without one, they become dead letters).
-    async fn run(
-        self: Arc<Self>,
-        mut subscription: Subscription,
+    async fn consume(
+        &self,
+        subscription: &mut Subscription,
         mut stop: watch::Receiver<bool>,
         in_flight: usize,
     ) {
@@ -438,8 +465,7 @@ impl Trigger for EventTrigger {
         let in_flight = self
             .max_in_flight
             .unwrap_or_else(|| binding.broker.max_in_flight().max(1));
-        let run = consumer.clone().run(subscription, stop_receiver, in_flight);
-        let task = supervise::spawn(Task::Consumer, binding.trigger_id.clone(), run);
+        let task = tokio::spawn(consumer.clone().run(subscription, stop_receiver, in_flight));
         *self.active.lock().unwrap_or_else(|p| p.into_inner()) = Some(Active {
             stop,
             task,
