@@ -180,6 +180,7 @@ async fn hmac_and_bearer_auth() {
     };
     let missing = post(None).await.unwrap();
     assert_eq!(missing.status(), 401);
+    assert!(missing.headers().contains_key("www-authenticate"));
     let missing: Value = missing.json().await.unwrap();
     assert!(
         missing["error"]
@@ -218,8 +219,15 @@ async fn hmac_and_bearer_auth() {
         }
         request.send()
     };
-    assert_eq!(private(None).await.unwrap().status(), 401);
-    assert_eq!(private(Some("nope")).await.unwrap().status(), 401);
+    for token in [None, Some("nope")] {
+        let refused = private(token).await.unwrap();
+        assert_eq!(refused.status(), 401);
+        // RFC 9110 §15.5.2: a 401 says how to authenticate.
+        assert_eq!(
+            refused.headers()["www-authenticate"],
+            "Bearer realm=\"wasmsched\""
+        );
+    }
     assert_eq!(private(Some("let-me-in")).await.unwrap().status(), 200);
     server.shutdown().await;
 }
@@ -519,21 +527,40 @@ async fn health_metrics_and_openapi() {
         .await
         .unwrap();
     assert!(hook.status().is_success(), "{}", hook.status());
-    let response = server
-        .http
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .unwrap();
+    // What Prometheus asks for: OpenMetrics.
+    let prometheus = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+    let scrape = |accept: Option<&'static str>| {
+        let mut request = server.http.get(server.url("/metrics"));
+        if let Some(accept) = accept {
+            request = request.header("accept", accept);
+        }
+        async move {
+            let response = request.send().await.unwrap();
+            let kind = response.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .to_owned();
+            (kind, response.text().await.unwrap())
+        }
+    };
+    let (kind, metrics) = scrape(Some(prometheus)).await;
     assert!(
-        response.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("application/openmetrics-text; version=1.0.0"),
+        kind.starts_with("application/openmetrics-text; version=1.0.0"),
+        "{kind}"
     );
-    let metrics = response.text().await.unwrap();
     assert!(metrics.ends_with("# EOF\n"), "{metrics}");
     check_metrics(&metrics);
+    // No preference, or the classic format asked for: the classic format.
+    for accept in [None, Some("text/plain; version=0.0.4"), Some("*/*")] {
+        let (kind, metrics) = scrape(accept).await;
+        assert!(
+            kind.starts_with("text/plain; version=0.0.4"),
+            "{accept:?}: {kind}"
+        );
+        assert!(!metrics.contains("# EOF"), "{metrics}");
+        check_metrics(&metrics);
+        promtool_check(&metrics);
+    }
     let (status, openapi) = server.get("/openapi.json").await;
     assert_eq!(status, 200);
     for path in [
@@ -667,6 +694,30 @@ async fn cloudevents_in_both_modes_and_out_on_the_stream() {
 
 /// `/metrics` read by an independent parser (prometheus-parse): the
 /// samples the test caused, and histograms that add up.
+/// `promtool check metrics` (Debian's `prometheus` package, 2.42: it
+/// reads the classic format only) finds no problem in `text`.
+fn promtool_check(text: &str) {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut promtool = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool (Debian's `prometheus` package; .ci/run installs it)");
+    let mut stdin = promtool.stdin.take().unwrap();
+    stdin.write_all(text.as_bytes()).unwrap();
+    drop(stdin);
+    let output = promtool.wait_with_output().unwrap();
+    let said = String::from_utf8_lossy(&output.stderr).into_owned()
+        + &String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && said.trim().is_empty(),
+        "promtool: {said}\n{text}"
+    );
+}
+
 fn check_metrics(text: &str) {
     use prometheus_parse::{Scrape, Value as Sample};
     let scrape = Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).expect("parses");

@@ -150,12 +150,7 @@ impl IntoResponse for Refused {
             group_name(group),
             names.join(" or the ")
         );
-        let mut response = ApiError::new(StatusCode::UNAUTHORIZED, message).into_response();
-        response.headers_mut().insert(
-            header::WWW_AUTHENTICATE,
-            header::HeaderValue::from_static("Bearer realm=\"wasmsched\""),
-        );
-        response
+        ApiError::new(StatusCode::UNAUTHORIZED, message).into_response()
     }
 }
 

@@ -71,12 +71,24 @@ pub struct ErrorBody {
     pub error: String,
 }
 
+/// The challenge every 401 carries (RFC 9110 §15.5.2, RFC 6750 §3): a
+/// bearer token, as the token-guarded routes and api triggers ask for (an
+/// api trigger that checks a signature says which header in the body).
+const CHALLENGE: &str = "Bearer realm=\"wasmsched\"";
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = ErrorBody {
             error: self.message,
         };
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static(CHALLENGE),
+            );
+        }
+        response
     }
 }
 

@@ -1,5 +1,6 @@
 //! `/metrics`: the host's counters, gauges and histograms in the OpenMetrics
-//! text format, encoded by prometheus-client.
+//! text format, encoded by prometheus-client (or in the classic Prometheus
+//! text format, see `prometheus_text.rs`).
 //!
 //! The counters live where the work happens (triggers, plugins, sinks, the
 //! listener, as atomics); a scrape takes a [`Snapshot`] of them and encodes
@@ -13,7 +14,7 @@ use std::fmt;
 use std::sync::atomic::Ordering;
 
 use axum::extract::State;
-use axum::http::header;
+use axum::http::{HeaderMap, header};
 use axum::response::IntoResponse;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{
@@ -25,14 +26,12 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::{Registry, Unit};
 
 use super::AppState;
+use super::prometheus_text::{CLASSIC, OPENMETRICS, to_classic, wants_openmetrics};
 use crate::histogram::HistogramSnapshot;
 use crate::plugin::{AdmissionStats, PluginStats};
 use crate::sink::SinkStats;
 use crate::trigger::TriggerStats;
 use crate::trigger::health::HealthSnapshot;
-
-/// The OpenMetrics text format's media type.
-pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// With `[metrics] per_trigger` unset, series per trigger are written up
 /// to this many triggers; beyond, totals per kind.
@@ -44,18 +43,25 @@ type Labels = Vec<(&'static str, String)>;
 /// Metrics
 ///
 /// Counters per trigger, plugin and sink, histograms of plugin call
-/// latency, cron lateness, sink delivery time and flow-control waits, in
-/// the OpenMetrics text format (Prometheus reads it).
+/// latency, cron lateness, sink delivery time and flow-control waits: in
+/// the OpenMetrics text format to clients that accept it (Prometheus
+/// does), else in the classic Prometheus text format 0.0.4.
 #[utoipa::path(get, path = "/metrics",
-    responses((status = 200, description = "Every metric", body = String,
-        content_type = CONTENT_TYPE)))]
-pub async fn metrics(State(app): State<AppState>) -> impl IntoResponse {
+    responses((status = 200, description = "Every metric",
+        content(
+            (String = "application/openmetrics-text; version=1.0.0; charset=utf-8"),
+            (String = "text/plain; version=0.0.4; charset=utf-8"),
+        ))))]
+pub async fn metrics(State(app): State<AppState>, headers: HeaderMap) -> impl IntoResponse {
     let snapshot = Snapshot::take(&app).await;
     let mut registry = Registry::default();
     registry.register_collector(Box::new(snapshot));
     let mut out = String::new();
     text::encode(&mut out, &registry).expect("writing to a String");
-    ([(header::CONTENT_TYPE, CONTENT_TYPE)], out)
+    match wants_openmetrics(&headers) {
+        true => ([(header::CONTENT_TYPE, OPENMETRICS)], out),
+        false => ([(header::CONTENT_TYPE, CLASSIC)], to_classic(&out)),
+    }
 }
 
 /// Everything `/metrics` shows, read at one scrape.

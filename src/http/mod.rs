@@ -13,6 +13,7 @@ mod metrics;
 mod openapi;
 mod ops;
 mod plugins;
+mod prometheus_text;
 mod rate_limit;
 mod serve;
 mod sinks;
