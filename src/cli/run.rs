@@ -105,17 +105,40 @@ async fn serve(config: Config) -> Result<()> {
     let address = listener.local_addr()?;
     tracing::info!("HTTP API on {scheme}://{address}");
     tracing::info!("dashboard: open {scheme}://{address}/ in a browser");
-    http::serve(listener, state, shutdown_signal()).await?;
+    let connections = state.connections.clone();
+    let signalled = std::sync::Arc::new(std::sync::OnceLock::new());
+    let signal = {
+        let signalled = signalled.clone();
+        async move {
+            shutdown_signal().await;
+            let _ = signalled.set(tokio::time::Instant::now());
+        }
+    };
+    http::serve(listener, state, signal).await?;
+    let busy = connections.open.load(std::sync::atomic::Ordering::Relaxed);
+    // One grace for the whole stop: what the connections' drain took is
+    // not given again to the triggers.
+    let spent = signalled
+        .get()
+        .map_or(Default::default(), |at| at.elapsed());
+    let grace_left = grace.saturating_sub(spent);
     let grace_text = wasmsched::units::format_duration(grace);
     tracing::info!(
         "shutting down: letting firings in flight finish (at most {grace_text}, [server] shutdown_grace)"
     );
-    if let Err(stuck) = host.stop_within(grace).await {
+    let stopped = host.stop_within(grace_left).await;
+    if busy > 0 || stopped.is_err() {
+        let mut still = stopped.err().unwrap_or_default();
+        if busy > 0 {
+            still.push(format!(
+                "{busy} HTTP connection(s) with a request in flight"
+            ));
+        }
         anyhow::bail!(
             "stopping took longer than [server] shutdown_grace ({grace_text}); still stopping: {}",
-            match stuck.is_empty() {
+            match still.is_empty() {
                 true => "the broker or the state store".to_owned(),
-                false => stuck.join(", "),
+                false => still.join(", "),
             }
         );
     }

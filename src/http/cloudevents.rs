@@ -42,7 +42,9 @@ pub fn mode(headers: &HeaderMap) -> Option<Mode> {
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
-    if content_type.starts_with(STRUCTURED) {
+    // Media types are compared without regard to case (RFC 9110 §8.3.1).
+    let media_type = content_type.split(';').next().unwrap_or_default().trim();
+    if media_type.eq_ignore_ascii_case(STRUCTURED) {
         Some(Mode::Structured)
     } else if headers.contains_key("ce-specversion") {
         Some(Mode::Binary)
@@ -75,6 +77,23 @@ fn parse(attributes: BTreeMap<String, String>, data: Value) -> Result<Parsed, Ap
         if attributes.get(required).is_none_or(|v| v.is_empty()) {
             return Err(bad(format!("a CloudEvent needs `{required}`")));
         }
+    }
+    for optional in ["subject", "dataschema"] {
+        if attributes.get(optional).is_some_and(|v| v.is_empty()) {
+            return Err(bad(format!(
+                "CloudEvent `{optional}` must not be empty when present"
+            )));
+        }
+    }
+    if let Some(name) = attributes.keys().find(|name| {
+        name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+    }) {
+        return Err(bad(format!(
+            "CloudEvent attribute `{name}`: names are lowercase letters and digits"
+        )));
     }
     let topic = Topic::new(attributes["type"].clone()).map_err(|e| {
         bad(format!(
@@ -128,10 +147,12 @@ pub fn binary(headers: &HeaderMap, body: &[u8]) -> Result<Parsed, ApiError> {
     let mut attributes = BTreeMap::new();
     for (name, value) in headers {
         if let Some(attribute) = name.as_str().strip_prefix("ce-") {
-            let value = value
-                .to_str()
-                .map_err(|_| ApiError::bad_request(format!("header `{name}` is not text")))?;
-            attributes.insert(attribute.to_owned(), value.to_owned());
+            let value = percent_decoded(value.as_bytes()).ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "header `{name}` is not percent-encoded UTF-8 (CloudEvents HTTP binding §3.1.3.2)"
+                ))
+            })?;
+            attributes.insert(attribute.to_owned(), value);
         }
     }
     let data = match body.is_empty() {
@@ -141,6 +162,28 @@ pub fn binary(headers: &HeaderMap, body: &[u8]) -> Result<Parsed, ApiError> {
         })?,
     };
     parse(attributes, data)
+}
+
+/// A binary-mode header value decoded: each `%XX` is the byte it names,
+/// and the bytes are UTF-8 (`None` if not).
+fn percent_decoded(value: &[u8]) -> Option<String> {
+    let mut bytes = Vec::with_capacity(value.len());
+    let mut rest = value;
+    while let Some((&byte, tail)) = rest.split_first() {
+        match (byte, tail) {
+            (b'%', [high, low, tail @ ..]) => {
+                let hex = std::str::from_utf8(&[*high, *low]).ok()?.to_owned();
+                bytes.push(u8::from_str_radix(&hex, 16).ok()?);
+                rest = tail;
+            }
+            (b'%', _) => return None,
+            (byte, tail) => {
+                bytes.push(byte);
+                rest = tail;
+            }
+        }
+    }
+    String::from_utf8(bytes).ok()
 }
 
 #[cfg(test)]
@@ -172,6 +215,29 @@ mod tests {
     }
 
     #[test]
+    fn binary_mode_values_are_percent_decoded_and_media_types_any_case() {
+        let mut headers = HeaderMap::new();
+        for (name, value) in [
+            ("ce-specversion", "1.0"),
+            ("ce-id", "1"),
+            ("ce-source", "/caf%C3%A9%20bar"),
+            ("ce-type", "a.b"),
+        ] {
+            headers.insert(name, value.parse().unwrap());
+        }
+        let (_, _, parsed) = binary(&headers, b"").unwrap();
+        assert_eq!(parsed["ce-source"], "/café bar");
+        headers.insert("ce-source", "%C3".parse().unwrap());
+        assert_eq!(binary(&headers, b"").unwrap_err().status, 400);
+        headers.insert("ce-source", "100%".parse().unwrap());
+        assert_eq!(binary(&headers, b"").unwrap_err().status, 400);
+        let mut structured_headers = HeaderMap::new();
+        let upper = "Application/CloudEvents+JSON; charset=utf-8";
+        structured_headers.insert(header::CONTENT_TYPE, upper.parse().unwrap());
+        assert_eq!(mode(&structured_headers), Some(Mode::Structured));
+    }
+
+    #[test]
     fn errors_name_the_attribute() {
         for (body, wanted) in [
             (
@@ -189,6 +255,18 @@ mod tests {
             (
                 r#"{"specversion": "1.0", "id": "1", "source": "s", "type": "a..b"}"#,
                 "`type`",
+            ),
+            (
+                r#"{"specversion": "1.0", "id": "1", "source": "s", "type": "a.b", "subject": ""}"#,
+                "`subject`",
+            ),
+            (
+                r#"{"specversion": "1.0", "id": "1", "source": "s", "type": "a.b", "dataschema": ""}"#,
+                "`dataschema`",
+            ),
+            (
+                r#"{"specversion": "1.0", "id": "1", "source": "s", "type": "a.b", "Ext-1": "x"}"#,
+                "`Ext-1`",
             ),
         ] {
             let error = structured(body.as_bytes()).unwrap_err();

@@ -64,7 +64,8 @@ pub struct ConnectionStats {
 }
 
 /// Serves the API on `listener` until `shutdown` completes: then stops
-/// accepting, ends event streams, and lets requests in flight finish.
+/// accepting, ends event streams, and lets requests in flight finish
+/// within `[server] shutdown_grace`.
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
@@ -145,7 +146,19 @@ pub async fn serve(
     }
     stop.cancel();
     forget_clients.abort();
-    connections.closed_all().await;
+    // Requests in flight finish, within the grace: one held up by a stuck
+    // firing must not keep the host from stopping.
+    let grace = server.shutdown_grace;
+    if tokio::time::timeout(grace, connections.closed_all())
+        .await
+        .is_err()
+    {
+        let open = state.connections.open.load(Ordering::Relaxed);
+        tracing::warn!(
+            open,
+            "connections still busy after [server] shutdown_grace; closing them"
+        );
+    }
     Ok(())
 }
 
