@@ -175,11 +175,13 @@ impl KeyWindow {
 
     /// What has come due by `now`, taken out of the window.
     pub fn take_due(&mut self, spec: &FlowSpec, now: DateTime<Utc>) -> Option<Release> {
+        // A firing stands for the events dropped while it was held too
+        // (dedupe or throttle in front of debounce or batch).
         if self.held.as_ref().is_some_and(|h| h.due <= now) {
             let held = self.held.take().expect("checked");
             return Some(Release {
                 events: vec![held.event],
-                stands_for: held.stands_for,
+                stands_for: held.stands_for + std::mem::take(&mut self.dropped),
                 batched: false,
             });
         }
@@ -192,7 +194,7 @@ impl KeyWindow {
             let collected = self.batch.take().expect("checked");
             return Some(Release {
                 events: collected.events,
-                stands_for: collected.stands_for,
+                stands_for: collected.stands_for + std::mem::take(&mut self.dropped),
                 batched: true,
             });
         }
