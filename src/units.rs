@@ -50,11 +50,72 @@ pub fn deserialize_duration<'de, D: Deserializer<'de>>(
                 Err(_) => Err(E::custom("a duration must not be negative")),
             }
         }
+        fn visit_f64<E: de::Error>(self, ms: f64) -> Result<Duration, E> {
+            match whole(ms) {
+                Some(ms) => self.visit_u64(ms),
+                None => Err(E::invalid_type(de::Unexpected::Float(ms), &self)),
+            }
+        }
         fn visit_str<E: de::Error>(self, text: &str) -> Result<Duration, E> {
             parse_duration(text).map_err(E::custom)
         }
     }
     deserializer.deserialize_any(V)
+}
+
+/// `n` if it is a whole number a `u64` holds: JSON may write one as a
+/// float (`2.0`), and JSON Schema's `integer` includes it.
+fn whole(n: f64) -> Option<u64> {
+    // 2^64, the first float past `u64::MAX`.
+    (n.fract() == 0.0 && (0.0..18_446_744_073_709_551_616.0).contains(&n)).then_some(n as u64)
+}
+
+/// Serde adapter: a whole number within `T`, also when written as a whole
+/// float (`2.0`, see [`whole`]).
+pub fn deserialize_whole<'de, D: Deserializer<'de>, T: TryFrom<u64>>(
+    deserializer: D,
+) -> Result<T, D::Error> {
+    struct V;
+    impl Visitor<'_> for V {
+        type Value = u64;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a whole number")
+        }
+        fn visit_u64<E: de::Error>(self, n: u64) -> Result<u64, E> {
+            Ok(n)
+        }
+        fn visit_i64<E: de::Error>(self, n: i64) -> Result<u64, E> {
+            u64::try_from(n).map_err(|_| E::invalid_value(de::Unexpected::Signed(n), &self))
+        }
+        fn visit_f64<E: de::Error>(self, n: f64) -> Result<u64, E> {
+            whole(n).ok_or_else(|| E::invalid_type(de::Unexpected::Float(n), &self))
+        }
+    }
+    let n = deserializer.deserialize_any(V)?;
+    T::try_from(n).map_err(|_| {
+        let most = std::any::type_name::<T>();
+        de::Error::invalid_value(de::Unexpected::Unsigned(n), &&*format!("a {most}"))
+    })
+}
+
+/// Serde adapter: [`deserialize_whole`] for an optional field (use with
+/// `#[serde(default)]`; `null` is none).
+pub fn deserialize_optional_whole<'de, D: Deserializer<'de>, T: TryFrom<u64>>(
+    deserializer: D,
+) -> Result<Option<T>, D::Error> {
+    struct Whole(u64);
+    impl<'de> serde::Deserialize<'de> for Whole {
+        fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+            deserialize_whole(deserializer).map(Whole)
+        }
+    }
+    match <Option<Whole> as serde::Deserialize>::deserialize(deserializer)? {
+        None => Ok(None),
+        Some(Whole(n)) => T::try_from(n).map(Some).map_err(|_| {
+            let most = std::any::type_name::<T>();
+            de::Error::invalid_value(de::Unexpected::Unsigned(n), &&*format!("a {most}"))
+        }),
+    }
 }
 
 /// Serde adapter: [`deserialize_duration`] for an optional field (use
@@ -93,26 +154,43 @@ pub fn deserialize_bytes<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u
 /// milliseconds. At most [`MAX_DURATION`].
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let (number, unit) = split_unit(text);
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("invalid duration {text:?}; use e.g. \"250ms\", \"2s\" or \"1h\""))?;
-    let seconds = match unit {
-        "" | "ms" => value / 1000.0,
-        "s" => value,
-        "m" | "min" => value * 60.0,
-        "h" => value * 3600.0,
-        "d" => value * 86_400.0,
-        "us" | "µs" => value / 1_000_000.0,
-        "ns" => value / 1_000_000_000.0,
+    let invalid = || format!("invalid duration {text:?}; use e.g. \"250ms\", \"2s\" or \"1h\"");
+    let unit_nanos: u128 = match unit {
+        "ns" => 1,
+        "us" | "µs" => 1_000,
+        "" | "ms" => 1_000_000,
+        "s" => 1_000_000_000,
+        "m" | "min" => 60_000_000_000,
+        "h" => 3_600_000_000_000,
+        "d" => 86_400_000_000_000,
         _ => {
             return Err(format!(
                 "unknown unit in duration {text:?}; use ms, s, m, h or d"
             ));
         }
     };
-    let duration =
-        Duration::try_from_secs_f64(seconds).map_err(|_| format!("invalid duration {text:?}"))?;
-    bounded_duration(duration, &format_args!("{text:?}"))
+    // In whole nanoseconds, exactly (through f64, `9912668.500971097s`
+    // came back a few nanoseconds off).
+    let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
+    let digits = |part: &str| part.chars().all(|c| c.is_ascii_digit());
+    if (whole.is_empty() && fraction.is_empty()) || !digits(whole) || !digits(fraction) {
+        return Err(invalid());
+    }
+    let too_long = || format!("duration {text:?} is out of range: 0ms to 36500d (100 years)");
+    let whole: u128 = match whole {
+        "" => 0,
+        whole => whole.parse().map_err(|_| too_long())?,
+    };
+    // Digits past the nanosecond do not count.
+    let fraction = &fraction[..fraction.len().min(24)];
+    let scale = 10u128.pow(fraction.len() as u32);
+    let fraction: u128 = fraction.parse().unwrap_or(0);
+    let nanos = whole
+        .checked_mul(unit_nanos)
+        .and_then(|n| n.checked_add(fraction * unit_nanos / scale))
+        .ok_or_else(too_long)?;
+    let nanos = u64::try_from(nanos).map_err(|_| too_long())?;
+    bounded_duration(Duration::from_nanos(nanos), &format_args!("{text:?}"))
 }
 
 /// `duration` as [`parse_duration`] reads it back, in the largest unit

@@ -134,7 +134,6 @@ async fn timers_are_added_listed_cancelled_and_fire_once() {
             "`topic` and `trigger`",
         ),
         (json!({"topic": "a"}), "`at` and `delay`"),
-        (json!({"trigger": "nope", "delay": "1s"}), "nope"),
         // Accepted by the document's schema, once a panic in the handler.
         (
             json!({"topic": "a", "delay": "1000000000d"}),
@@ -152,6 +151,13 @@ async fn timers_are_added_listed_cancelled_and_fire_once() {
             "{body} -> {answer}"
         );
     }
+    // A trigger that is not there is a reference to nothing: 404.
+    let (status, answer) = post(timers.clone(), json!({"trigger": "nope", "delay": "1s"})).await;
+    assert_eq!(status, 404, "{answer}");
+    assert!(
+        answer["error"].as_str().unwrap().contains("nope"),
+        "{answer}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -97,9 +97,8 @@ pub(super) fn parse_triggers(
                 id: id.clone(),
                 message,
             };
-            let mut trigger: TriggerConfig = table
-                .try_into()
-                .map_err(|e: toml::de::Error| error(one_line(e.message())))?;
+            let mut trigger: TriggerConfig =
+                super::deserialize_named(table).map_err(|e| error(one_line(&e)))?;
             trigger.declared_in = path.to_owned();
             Ok(trigger)
         })
@@ -123,9 +122,8 @@ pub(super) fn parse_sinks(
                 path: path.to_owned(),
                 message: format!("sink `{id}`: {message}"),
             };
-            let mut sink: SinkConfig = table
-                .try_into()
-                .map_err(|e: toml::de::Error| error(one_line(e.message())))?;
+            let mut sink: SinkConfig =
+                super::deserialize_named(table).map_err(|e| error(one_line(&e)))?;
             sink.validate().map_err(error)?;
             if !seen.insert(sink.id.clone()) {
                 return Err(error("declared twice".into()));

@@ -61,7 +61,7 @@ mod plugin;
 mod server;
 mod sink;
 mod trigger;
-pub(crate) use trigger::TriggerTable;
+pub(crate) use trigger::{MAX_ID_BYTES, RESERVED_PATHS, TriggerTable};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -72,6 +72,28 @@ use crate::bounded::EventLimits;
 use crate::broker::{NatsOptions, RetryPolicy};
 use crate::plugin::{Limits, RuntimeOptions};
 use crate::state::Retention;
+
+/// Deserializes `T`, an error naming the key at fault first
+/// (`throttle.period: duration "1e9d" is out of range ...`): a table's own
+/// checks, which see the whole table, name their keys themselves.
+pub fn deserialize_named<'de, D, T>(deserializer: D) -> Result<T, String>
+where
+    D: serde::Deserializer<'de>,
+    D::Error: std::fmt::Display,
+    T: Deserialize<'de>,
+{
+    serde_path_to_error::deserialize(deserializer).map_err(|error| {
+        let path = error.path().to_string();
+        let inner = error.into_inner().to_string();
+        // "unknown field `x`" names it already.
+        let last = path.rsplit('.').next().unwrap_or_default();
+        match path.as_str() {
+            "." => inner,
+            _ if inner.contains(&format!("`{last}`")) => inner,
+            _ => format!("`{path}`: {inner}"),
+        }
+    })
+}
 
 pub use self::manifest::{Manifest, load_manifest, manifests_in, parse_manifest};
 use self::manifest::{check_unique_ids, check_unique_sinks, parse_sinks, parse_triggers};
@@ -226,8 +248,10 @@ struct MainFile {
     server: ServerSection,
     #[serde(default)]
     plugins: PluginsSection,
+    /// Read as a table, then by its `kind` (so errors name the key:
+    /// serde's tagged enums forget where a value was).
     #[serde(default)]
-    broker: BrokerConfig,
+    broker: Option<toml::Table>,
     #[serde(default)]
     events: EventLimits,
     #[serde(default)]
@@ -289,7 +313,11 @@ impl Config {
             .cache
             .unwrap_or(true)
             .then(|| plugins_dir.join(".cache"));
-        let valid = match &main.broker {
+        let broker = broker_config(main.broker).map_err(|message| ConfigError::Syntax {
+            path: path.to_owned(),
+            message,
+        })?;
+        let valid = match &broker {
             BrokerConfig::Memory(retry) => retry.validate(),
             BrokerConfig::Nats(options) => options.validate(),
         };
@@ -358,7 +386,7 @@ impl Config {
         }
         check_unique_ids(&triggers)?;
         check_unique_sinks(&sinks)?;
-        if let BrokerConfig::Nats(options) = &main.broker
+        if let BrokerConfig::Nats(options) = &broker
             && let Some(sink) = sinks.iter().find(|s| s.timeout >= options.ack_wait())
         {
             return Err(ConfigError::Syntax {
@@ -379,7 +407,7 @@ impl Config {
             watch: main.plugins.watch.unwrap_or(true),
             cache_dir,
             runtime,
-            broker: main.broker,
+            broker,
             events: main.events,
             state,
             triggers,
@@ -395,6 +423,38 @@ fn parse_file<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, ConfigEr
     parse_text(path, &read_file(path)?)
 }
 
+/// `[broker]` by its `kind` (`memory`, the default, or `nats`); errors
+/// name the key (`[broker] max_deliver: ...`).
+fn broker_config(table: Option<toml::Table>) -> Result<BrokerConfig, String> {
+    let Some(mut table) = table else {
+        return Ok(BrokerConfig::default());
+    };
+    let kind = match table.remove("kind") {
+        None => "memory".to_owned(),
+        Some(toml::Value::String(kind)) => kind,
+        Some(other) => {
+            return Err(format!(
+                "[broker] kind = {other}: use \"memory\" or \"nats\""
+            ));
+        }
+    };
+    let named = |error: String| match error.starts_with('`') {
+        true => format!("[broker] {}", error.replacen('`', "", 2)),
+        false => format!("[broker] {error}"),
+    };
+    match kind.as_str() {
+        "memory" => deserialize_named(toml::Value::Table(table))
+            .map(BrokerConfig::Memory)
+            .map_err(named),
+        "nats" => deserialize_named(toml::Value::Table(table))
+            .map(BrokerConfig::Nats)
+            .map_err(named),
+        other => Err(format!(
+            "[broker] kind: unknown variant `{other}`, expected `memory` or `nats`"
+        )),
+    }
+}
+
 fn read_file(path: &Path) -> Result<String, ConfigError> {
     std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
         path: path.to_owned(),
@@ -403,10 +463,12 @@ fn read_file(path: &Path) -> Result<String, ConfigError> {
 }
 
 fn parse_text<T: serde::de::DeserializeOwned>(path: &Path, text: &str) -> Result<T, ConfigError> {
-    toml::from_str(text).map_err(|e| ConfigError::Syntax {
+    let syntax = |message: String| ConfigError::Syntax {
         path: path.to_owned(),
-        message: one_line(&e.to_string()),
-    })
+        message: one_line(&message),
+    };
+    let deserializer = toml::de::Deserializer::parse(text).map_err(|e| syntax(e.to_string()))?;
+    deserialize_named(deserializer).map_err(syntax)
 }
 
 fn one_line(message: &str) -> String {

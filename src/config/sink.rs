@@ -136,9 +136,7 @@ fn durations<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<Du
 impl SinkConfig {
     /// Checks what serde cannot; the message names the key.
     pub fn validate(&self) -> Result<(), String> {
-        if self.id.trim().is_empty() {
-            return Err("`id` must not be empty".into());
-        }
+        super::trigger::check_id(&self.id)?;
         if !(self.url.starts_with("http://") || self.url.starts_with("https://")) {
             return Err(format!(
                 "`url` must start with http:// or https://: `{}`",

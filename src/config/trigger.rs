@@ -77,20 +77,14 @@ pub(crate) struct TriggerTable {
     #[serde(default)]
     catch_up: Option<CatchUpPolicy>,
     /// Cron: how far back missed instants are caught up, e.g. `1h`.
-    #[serde(
-        default,
-        deserialize_with = "crate::units::deserialize_optional_duration"
-    )]
+    #[serde(default, deserialize_with = "nullable_duration")]
     #[cfg_attr(feature = "host", schema(value_type = Option<String>))]
     catch_up_window: Option<std::time::Duration>,
     /// Cron: the most missed instants run with `catch_up = "all"`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::units::deserialize_optional_whole")]
     catch_up_max: Option<usize>,
     /// Cron: a fixed delay up to this long, drawn per trigger, e.g. `30s`.
-    #[serde(
-        default,
-        deserialize_with = "crate::units::deserialize_optional_duration"
-    )]
+    #[serde(default, deserialize_with = "nullable_duration")]
     #[cfg_attr(feature = "host", schema(value_type = Option<String>))]
     jitter: Option<std::time::Duration>,
     /// Cron: what happens when a firing is due while others still run.
@@ -113,17 +107,27 @@ pub(crate) struct TriggerTable {
     #[serde(default)]
     batch: Option<Batch>,
     /// Event: firings of one key in flight at once.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::units::deserialize_optional_whole")]
     concurrency: Option<usize>,
+}
+
+/// A duration ([`crate::units::deserialize_duration`]), or `null` for none,
+/// as every other optional key of the table takes it in JSON.
+fn nullable_duration<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<std::time::Duration>, D::Error> {
+    #[derive(Deserialize)]
+    struct Given(
+        #[serde(deserialize_with = "crate::units::deserialize_duration")] std::time::Duration,
+    );
+    Ok(Option::<Given>::deserialize(deserializer)?.map(|Given(duration)| duration))
 }
 
 impl TryFrom<TriggerTable> for TriggerConfig {
     type Error = String;
 
     fn try_from(table: TriggerTable) -> Result<Self, String> {
-        if table.id.trim().is_empty() {
-            return Err("`id` must not be empty".into());
-        }
+        check_id(&table.id)?;
         let kind = table.kind;
         let only_for = |key: &str, present: bool, of: TriggerKind| -> Result<(), String> {
             if present && kind != of {
@@ -247,11 +251,51 @@ pub const RESERVED_PATHS: &[&str] = &[
 
 /// An api trigger's `path`: starts with `/` and stays clear of
 /// [`RESERVED_PATHS`].
+/// The longest trigger or sink id, in bytes.
+pub const MAX_ID_BYTES: usize = 256;
+
+/// An id names a trigger or sink in URLs (`/api/admin/triggers/{id}`):
+/// not empty, at most [`MAX_ID_BYTES`], no `/` and no control character
+/// (a URL cannot carry them as they are).
+pub(crate) fn check_id(id: &str) -> Result<(), String> {
+    if id.trim().is_empty() {
+        return Err("`id` must not be empty".into());
+    }
+    if id.len() > MAX_ID_BYTES {
+        return Err(format!(
+            "`id` is {} bytes long: at most {MAX_ID_BYTES}",
+            id.len()
+        ));
+    }
+    if let Some(bad) = id.chars().find(|c| c.is_control() || *c == '/') {
+        return Err(format!(
+            "`id` {id:?} has {bad:?}: no `/` or control characters"
+        ));
+    }
+    Ok(())
+}
+
 fn check_api_path(path: &str) -> Result<(), String> {
     if !path.starts_with('/') {
         return Err(format!("`path` must start with `/`: `{path}`"));
     }
+    // What a request line carries as it is: no query, fragment, escape,
+    // space or non-ASCII (the router would never match it), no `.` or
+    // `..` segment, no empty one.
+    let plain = |c: char| c.is_ascii_alphanumeric() || "-._~/".contains(c);
+    if let Some(bad) = path.chars().find(|c| !plain(*c)) {
+        return Err(format!(
+            "`path` `{path}` has `{bad}`: use letters, digits, `-`, `.`, `_`, `~` and `/`"
+        ));
+    }
     let trimmed = path.trim_end_matches('/');
+    if trimmed
+        .split('/')
+        .skip(1)
+        .any(|segment| matches!(segment, "" | "." | ".."))
+    {
+        return Err(format!("`path` `{path}` has an empty, `.` or `..` segment"));
+    }
     if trimmed.is_empty() {
         return Err("`path` must name more than `/` (e.g. `/hooks/deploy`)".into());
     }
@@ -290,7 +334,7 @@ impl TriggerConfig {
 
     /// Parses one `[[trigger]]` table given as JSON (the admin API's input).
     pub fn from_json(value: serde_json::Value) -> Result<Self, String> {
-        serde_json::from_value(value).map_err(|e| e.to_string())
+        super::deserialize_named(value)
     }
 }
 
@@ -338,6 +382,9 @@ mod tests {
         };
         assert_eq!(path("/webhooks/github"), Ok(()));
         assert_eq!(path("/eventsource"), Ok(()));
+        for bad in ["/x?y", "/é", "/a b", "/a#b", "/a/../b", "/a//b", "/%41"] {
+            assert!(path(bad).is_err_and(|e| e.contains("`path`")), "{bad}");
+        }
         assert_eq!(path("/api/triggers/x"), Ok(()));
         let error = path("/triggers").unwrap_err();
         assert!(error.contains("under `/triggers`"), "{error}");

@@ -23,6 +23,16 @@ use std::sync::{Arc, Mutex, Weak};
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
+impl CronError {
+    /// The key of a cron trigger's table at fault: `timezone` or `schedule`.
+    pub fn key(&self) -> &'static str {
+        match self {
+            CronError::UnknownZone(_) => "timezone",
+            _ => "schedule",
+        }
+    }
+}
+
 /// Why an expression or zone was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -173,6 +183,12 @@ impl CronSchedule {
 
     /// The first fire instant strictly after `after`, or `None` if there is none.
     pub fn next_after(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        // Searched within years 1 to 5000: at chrono's own ends the local
+        // time of an instant may not exist.
+        use chrono::Datelike;
+        if !(1..pattern::LAST_YEAR).contains(&after.year()) {
+            return None;
+        }
         next::next_after(&self.pattern, self.zone, self.fixed_time, after)
     }
 

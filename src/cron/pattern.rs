@@ -22,7 +22,7 @@ const CLOSEST_WEEKDAY_BIT: u8 = 1 << 7;
 const NTH_BITS: u8 = 0b0011_1110;
 
 /// croner searches no further than this year; neither does this.
-const LAST_YEAR: i32 = 5000;
+pub(super) const LAST_YEAR: i32 = 5000;
 
 /// What an expression matches, field by field.
 #[derive(Debug, Clone, PartialEq, Eq)]

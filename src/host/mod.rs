@@ -28,7 +28,9 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-pub use self::backfill::{BackfillState, BackfillView};
+pub use self::backfill::{
+    BackfillState, BackfillView, MAX_RATE as MAX_BACKFILL_RATE, MIN_RATE as MIN_BACKFILL_RATE,
+};
 pub use self::manifests::ManifestChanges;
 use self::plugins::Candidate;
 pub use self::plugins::{PluginChange, PluginChangeKind};

@@ -52,7 +52,7 @@ impl Tokens {
     }
 
     /// The tokens that open `group` (none: it is open).
-    fn openers(&self, group: TokenKind) -> Vec<TokenKind> {
+    pub(super) fn openers(&self, group: TokenKind) -> Vec<TokenKind> {
         // Without a metrics token, /metrics stays open for scrapers.
         if group == TokenKind::Metrics && !self.has(TokenKind::Metrics) {
             return Vec::new();

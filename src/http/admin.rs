@@ -175,7 +175,7 @@ async fn trigger_view(app: &AppState, id: &str) -> ApiResult<Json<TriggerView>> 
     request_body = crate::config::TriggerTable,
     responses(
         (status = 201, description = "Registered", body = TriggerView),
-        (status = 409, description = "The id or the api path is taken", body = ErrorBody),
+        (status = 409, description = "The id or the api path is taken, or its plugin is not loaded", body = ErrorBody),
         (status = 422, description = "Not a valid trigger table (the error names the key)", body = ErrorBody),
         JsonBodyErrors,
     ))]
@@ -262,7 +262,7 @@ pub struct Fired {
 /// An optional JSON object body is the payload (api) or the source
 /// event's data (event).
 #[utoipa::path(post, path = "/api/admin/triggers/{id}/run", params(TriggerId),
-    request_body(content = Option<Object>, description = "The payload (optional)"),
+    request_body(content = Option<Object>, description = "The payload (optional: no body, or `null`, is none)"),
     responses(
         (status = 200, description = "Fired", body = Fired),
         (status = 404, description = "No trigger has this id", body = ErrorBody),
@@ -278,10 +278,11 @@ pub async fn run_now(
 ) -> ApiResult<Json<Fired>> {
     let (parts, body) = request.into_parts();
     let body = app.read_body(body).await?;
-    let payload = if body.is_empty() {
-        None
-    } else {
-        Some(Value::Object(parse_json_object(&parts.headers, &body)?))
+    // No body, or `null`, is no payload.
+    let payload = match body.trim_ascii() {
+        b"" => None,
+        b"null" if super::error::is_json(&parts.headers) => None,
+        _ => Some(Value::Object(parse_json_object(&parts.headers, &body)?)),
     };
     let registration = app
         .host
@@ -349,6 +350,7 @@ pub(super) fn checked_limit(limit: Option<usize>, default: usize) -> ApiResult<u
 #[into_params(parameter_in = Query)]
 pub struct MatchQuery {
     /// The topic, e.g. `orders.created`.
+    #[param(value_type = Topic)]
     topic: String,
 }
 
@@ -435,7 +437,10 @@ fn scheduler_error(error: SchedulerError) -> ApiError {
 pub(super) fn host_error(error: HostError) -> ApiError {
     match error {
         HostError::Scheduler(e) => scheduler_error(e),
-        HostError::PathTaken { .. } | HostError::BackfillRunning(_) => {
+        // A plugin that is not loaded may be later: the same request works then.
+        HostError::PathTaken { .. }
+        | HostError::BackfillRunning(_)
+        | HostError::PluginNotLoaded { .. } => {
             ApiError::new(StatusCode::CONFLICT, error.to_string())
         }
         HostError::State(StateError::Corrupt { .. }) => {

@@ -25,7 +25,9 @@ use crate::trigger::{ApiSpec, TriggerError, TriggerKind, TriggerSpec};
 
 /// Fallback handler: routes `{path}/trigger` and `{path}/status`.
 pub async fn dispatch(State(app): State<AppState>, request: Request) -> Response {
-    let path = request.uri().path().to_owned();
+    // Ids are any text: `/api/triggers/caf%C3%A9` serves trigger `café`.
+    let raw = request.uri().path();
+    let path = super::percent::decoded(raw.as_bytes()).unwrap_or_else(|| raw.to_owned());
     let route = [("/trigger", Method::POST), ("/status", Method::GET)]
         .into_iter()
         .find_map(|(suffix, method)| Some((path.strip_suffix(suffix)?, suffix, method)));
@@ -37,11 +39,14 @@ pub async fn dispatch(State(app): State<AppState>, request: Request) -> Response
             .into_response();
     };
     if request.method() != method {
-        return ApiError::new(
+        let refused = ApiError::new(
             StatusCode::METHOD_NOT_ALLOWED,
             format!("use {method} for `{path}`"),
-        )
-        .into_response();
+        );
+        // What a 405 carries (RFC 9110 §15.5.6).
+        let allow =
+            axum::http::HeaderValue::from_str(method.as_str()).expect("a method is a value");
+        return ([(axum::http::header::ALLOW, allow)], refused).into_response();
     }
     let result = match action {
         "/trigger" => trigger(&app, &config, request).await,
@@ -84,7 +89,8 @@ pub struct Triggered {
         (status = 200, description = "Fired", body = Triggered),
         (status = 401, description = "Its `auth` refused the request", body = ErrorBody),
         (status = 404, description = "No api trigger is served at this path", body = ErrorBody),
-        (status = 405, description = "Not a POST", body = ErrorBody),
+        (status = 405, description = "Not a POST", body = ErrorBody,
+            headers(("Allow" = String, description = "`POST`"))),
         (status = 409, description = "The trigger is paused or stopped", body = ErrorBody),
         (status = 422, description = "No `data` object", body = ErrorBody),
         (status = 429, description = "Over the trigger's `rate_limit`", body = ErrorBody),
@@ -167,7 +173,8 @@ pub struct TriggerStatus {
     responses(
         (status = 200, description = "Its status", body = TriggerStatus),
         (status = 404, description = "No api trigger is served at this path", body = ErrorBody),
-        (status = 405, description = "Not a GET", body = ErrorBody),
+        (status = 405, description = "Not a GET", body = ErrorBody,
+            headers(("Allow" = String, description = "`GET`"))),
     ))]
 pub(super) async fn status(app: &AppState, config: &TriggerConfig) -> ApiResult<Response> {
     let registration = registered(app, &config.id).await?;

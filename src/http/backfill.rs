@@ -61,7 +61,7 @@ pub async fn start(
     let (parts, body) = request.into_parts();
     let body = app.read_body(body).await?;
     let object = parse_json_object(&parts.headers, &body)?;
-    let range: Range = serde_json::from_value(Value::Object(object)).map_err(|e| {
+    let range: Range = crate::config::deserialize_named(Value::Object(object)).map_err(|e| {
         ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             format!("invalid backfill: {e}"),

@@ -9,6 +9,12 @@
 //! `ce-subject` (the event gets its own UUIDv7 id); any other attribute
 //! (an extension) becomes a header of its name. Out: see
 //! [`crate::cloudevent`].
+//!
+//! Data is JSON: a `datacontenttype` other than `application/json`,
+//! `text/json` or a `+json` type (parameters and case aside) is refused,
+//! 422 in structured mode, 415 for a binary-mode `Content-Type` (absent:
+//! JSON), the error naming it, rather than its data read as JSON (text
+//! `42` would become the number 42).
 
 use std::collections::BTreeMap;
 
@@ -66,8 +72,21 @@ fn bad(message: String) -> ApiError {
     ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, message)
 }
 
-/// A CloudEvent's attributes (strings) and data → what to publish.
-fn parse(attributes: BTreeMap<String, String>, data: Value) -> Result<Parsed, ApiError> {
+/// Whether `media_type` is JSON as the CloudEvents JSON format reads it:
+/// `application/json`, `text/json` or a `+json` type, parameters and case
+/// aside.
+fn is_json(media_type: &str) -> bool {
+    let essence = media_type.split(';').next().unwrap_or_default().trim();
+    match essence.to_ascii_lowercase().split_once('/') {
+        Some(("application" | "text", subtype)) => {
+            subtype == "json" || (subtype.len() > "+json".len() && subtype.ends_with("+json"))
+        }
+        _ => false,
+    }
+}
+
+/// Why a CloudEvent's attributes (strings) are not taken, if they are not.
+fn check(attributes: &BTreeMap<String, String>) -> Result<(), ApiError> {
     match attributes.get("specversion").map(String::as_str) {
         Some("1.0") => {}
         Some(other) => return Err(bad(format!("CloudEvents specversion `{other}` is not 1.0"))),
@@ -95,6 +114,17 @@ fn parse(attributes: BTreeMap<String, String>, data: Value) -> Result<Parsed, Ap
             "CloudEvent attribute `{name}`: names are lowercase letters and digits"
         )));
     }
+    if let Some(media_type) = attributes.get("datacontenttype").filter(|t| !is_json(t)) {
+        return Err(bad(format!(
+            "CloudEvent `datacontenttype` `{media_type}` is not JSON: wasmsched events carry \
+             JSON `data` (`application/json` or a `+json` type)"
+        )));
+    }
+    Ok(())
+}
+
+/// A CloudEvent's attributes, [`check`]ed, and data → what to publish.
+fn parse(attributes: BTreeMap<String, String>, data: Value) -> Result<Parsed, ApiError> {
     let topic = Topic::new(attributes["type"].clone()).map_err(|e| {
         bad(format!(
             "CloudEvent `type` is the topic, and `{}` is not one: {e}",
@@ -139,21 +169,38 @@ pub fn structured(body: &[u8]) -> Result<Parsed, ApiError> {
             }
         }
     }
+    check(&attributes)?;
     parse(attributes, data)
 }
 
-/// Binary mode: `ce-*` headers, a JSON body (empty: `{}`).
+/// Binary mode: `ce-*` headers, a JSON body (empty: `{}`) whose
+/// `Content-Type` (the `datacontenttype`), if any, is JSON.
 pub fn binary(headers: &HeaderMap, body: &[u8]) -> Result<Parsed, ApiError> {
     let mut attributes = BTreeMap::new();
     for (name, value) in headers {
         if let Some(attribute) = name.as_str().strip_prefix("ce-") {
-            let value = percent_decoded(value.as_bytes()).ok_or_else(|| {
+            let value = super::percent::decoded(value.as_bytes()).ok_or_else(|| {
                 ApiError::bad_request(format!(
                     "header `{name}` is not percent-encoded UTF-8 (CloudEvents HTTP binding §3.1.3.2)"
                 ))
             })?;
             attributes.insert(attribute.to_owned(), value);
         }
+    }
+    check(&attributes)?;
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()))
+        .filter(|t| !t.trim().is_empty());
+    if let Some(content_type) = content_type.filter(|t| !is_json(t)) {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!(
+                "the data's `Content-Type` (its CloudEvent `datacontenttype`) is \
+                 `{content_type}`, not JSON: wasmsched events carry JSON `data`; send \
+                 `Content-Type: application/json` or a `+json` type"
+            ),
+        ));
     }
     let data = match body.is_empty() {
         true => json!({}),
@@ -162,28 +209,6 @@ pub fn binary(headers: &HeaderMap, body: &[u8]) -> Result<Parsed, ApiError> {
         })?,
     };
     parse(attributes, data)
-}
-
-/// A binary-mode header value decoded: each `%XX` is the byte it names,
-/// and the bytes are UTF-8 (`None` if not).
-fn percent_decoded(value: &[u8]) -> Option<String> {
-    let mut bytes = Vec::with_capacity(value.len());
-    let mut rest = value;
-    while let Some((&byte, tail)) = rest.split_first() {
-        match (byte, tail) {
-            (b'%', [high, low, tail @ ..]) => {
-                let hex = std::str::from_utf8(&[*high, *low]).ok()?.to_owned();
-                bytes.push(u8::from_str_radix(&hex, 16).ok()?);
-                rest = tail;
-            }
-            (b'%', _) => return None,
-            (byte, tail) => {
-                bytes.push(byte);
-                rest = tail;
-            }
-        }
-    }
-    String::from_utf8(bytes).ok()
 }
 
 #[cfg(test)]
@@ -235,6 +260,57 @@ mod tests {
         let upper = "Application/CloudEvents+JSON; charset=utf-8";
         structured_headers.insert(header::CONTENT_TYPE, upper.parse().unwrap());
         assert_eq!(mode(&structured_headers), Some(Mode::Structured));
+    }
+
+    #[test]
+    fn data_that_is_not_json_is_refused_naming_its_type() {
+        for json in [
+            "application/json",
+            "Application/JSON; charset=utf-8",
+            "text/json",
+            "application/vnd.example.thing+json",
+        ] {
+            assert!(is_json(json), "{json}");
+        }
+        for other in [
+            "text/plain",
+            "application/+json",
+            "application/jsonx",
+            "json",
+            "",
+        ] {
+            assert!(!is_json(other), "{other}");
+        }
+        let body = br#"{"specversion": "1.0", "id": "1", "source": "s", "type": "a.b",
+                        "datacontenttype": "text/plain", "data": "42"}"#;
+        let error = structured(body).unwrap_err();
+        assert_eq!(error.status, 422);
+        assert!(
+            error.message.contains("`datacontenttype` `text/plain`"),
+            "{}",
+            error.message
+        );
+        let mut headers = HeaderMap::new();
+        for (name, value) in [
+            ("ce-specversion", "1.0"),
+            ("ce-id", "1"),
+            ("ce-source", "s"),
+            ("ce-type", "a.b"),
+        ] {
+            headers.insert(name, value.parse().unwrap());
+        }
+        // Text that happens to parse as JSON is not read as JSON.
+        headers.insert(header::CONTENT_TYPE, "text/plain".parse().unwrap());
+        let error = binary(&headers, b"42").unwrap_err();
+        assert_eq!(error.status, 415);
+        assert!(error.message.contains("`text/plain`"), "{}", error.message);
+        headers.insert(
+            header::CONTENT_TYPE,
+            "application/cloudevents+json".parse().unwrap(),
+        );
+        assert_eq!(binary(&headers, b"42").unwrap().1, json!(42));
+        headers.remove(header::CONTENT_TYPE);
+        assert_eq!(binary(&headers, b"42").unwrap().1, json!(42));
     }
 
     #[test]

@@ -149,20 +149,28 @@ pub fn present<'de, D: serde::Deserializer<'de>>(value: D) -> Result<Option<Valu
     Value::deserialize(value).map(Some)
 }
 
+/// Whether the body is sent as `Content-Type: application/json`.
+pub fn is_json(headers: &HeaderMap) -> bool {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    content_type
+        .split(';')
+        .next()
+        .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"))
+}
+
 /// Parses a JSON object body, insisting on `Content-Type: application/json`.
 pub fn parse_json_object(
     headers: &HeaderMap,
     body: &[u8],
 ) -> ApiResult<serde_json::Map<String, Value>> {
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let is_json = content_type
-        .split(';')
-        .next()
-        .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"));
-    if !is_json {
+    if !is_json(headers) {
+        let content_type = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
         return Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             format!("expected `Content-Type: application/json`, got `{content_type}`"),

@@ -12,9 +12,11 @@ mod events;
 mod metrics;
 mod openapi;
 mod ops;
+mod percent;
 mod plugins;
 mod prometheus_text;
 mod rate_limit;
+mod schemas;
 mod serve;
 mod sinks;
 mod timers;
@@ -34,7 +36,7 @@ use utoipa_axum::routes;
 
 pub use access::{Tokens, same_secret};
 pub use error::ApiError;
-pub use openapi::openapi_document;
+pub use openapi::{openapi_document, served_document};
 pub use serve::{ConnectionStats, open_file_limit, raise_open_file_limit, serve};
 
 use crate::config::TokenKind;
@@ -203,10 +205,21 @@ pub fn router(state: AppState) -> Router {
         .layer(from_fn_with_state(state.clone(), access::refuse_cross_site))
         // Outside the client limit: health checks always answer.
         .merge(always)
+        .method_not_allowed_fallback(method_not_allowed)
         // A handler that panics answers 500 (counted, logged) instead of
         // dropping the connection.
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(panicked))
         .with_state(state)
+}
+
+/// A 405 that says so in JSON like every other error (axum's own is empty).
+async fn method_not_allowed(request: Request) -> Response {
+    let message = format!(
+        "{} is not allowed on {}",
+        request.method(),
+        request.uri().path()
+    );
+    ApiError::new(axum::http::StatusCode::METHOD_NOT_ALLOWED, message).into_response()
 }
 
 /// The answer to a request whose handler panicked.

@@ -28,16 +28,65 @@ use utoipa::openapi::{Components, Header, Ref, RefOr};
 
 use super::access::opened_by;
 use super::error::{ErrorBody, error_response};
-use super::{Access, api_triggers};
+use super::{Access, Tokens, api_triggers};
 use crate::config::TokenKind;
 
-/// The document as JSON, built once.
-static DOCUMENT: LazyLock<Value> =
-    LazyLock::new(|| serde_json::to_value(document()).expect("the document serializes"));
+/// The document as JSON, built once, with what utoipa's derive cannot say
+/// added ([`super::schemas`]).
+static DOCUMENT: LazyLock<Value> = LazyLock::new(|| {
+    let mut document = serde_json::to_value(document()).expect("the document serializes");
+    let schemas = document["components"]["schemas"].as_object_mut();
+    super::schemas::refine(schemas.expect("the document has schemas"));
+    document
+});
 
-/// The OpenAPI 3.1 document of the HTTP API.
+/// The OpenAPI 3.1 document of the HTTP API, for a host with every token
+/// configured.
 pub fn openapi_document() -> Value {
     DOCUMENT.clone()
+}
+
+/// The document as a host with `tokens` serves it: each guarded operation
+/// names the configured tokens that open it, and one that no configured
+/// token guards is open (no `security`, no 401), as [`Tokens::check`] has
+/// it (`/metrics` without a metrics token, every group without any token).
+pub fn served_document(tokens: &Tokens) -> Value {
+    let mut document = openapi_document();
+    let kinds = [
+        TokenKind::Admin,
+        TokenKind::Publish,
+        TokenKind::Read,
+        TokenKind::Metrics,
+    ];
+    let paths = document["paths"]
+        .as_object_mut()
+        .expect("the document has paths");
+    for operation in paths.values_mut().filter_map(Value::as_object_mut) {
+        for operation in operation.values_mut() {
+            // A group's own token comes first (`opened_by`).
+            let first = operation["security"][0]
+                .as_object()
+                .and_then(|r| r.keys().next());
+            let Some(group) = first.and_then(|key| kinds.into_iter().find(|k| k.key() == key))
+            else {
+                continue;
+            };
+            let openers = tokens.openers(group);
+            let operation = operation
+                .as_object_mut()
+                .expect("an operation is an object");
+            if openers.is_empty() {
+                operation.remove("security");
+                operation["responses"]
+                    .as_object_mut()
+                    .map(|r| r.remove("401"));
+            } else {
+                let requirements = openers.iter().map(|k| serde_json::json!({k.key(): []}));
+                operation.insert("security".into(), requirements.collect());
+            }
+        }
+    }
+    document
 }
 
 /// What the document says of itself, and the schemas the responses added
@@ -214,6 +263,29 @@ mod tests {
             let pointer = pointer.strip_prefix('#').unwrap();
             assert!(document.pointer(pointer).is_some(), "{pointer} dangles");
         }
+    }
+
+    #[test]
+    fn a_host_serves_the_tokens_it_asks_for() {
+        let security = |document: &Value, path: &str, method: &str| {
+            document["paths"][path][method]["security"].clone()
+        };
+        let open = served_document(&Tokens::default());
+        for (path, method) in [("/api/admin/triggers", "get"), ("/api/events", "post")] {
+            assert!(security(&open, path, method).is_null(), "{method} {path}");
+            let responses = &open["paths"][path][method]["responses"];
+            assert!(responses["401"].is_null(), "{method} {path}");
+        }
+        let admin_only = served_document(&Tokens::new([(TokenKind::Admin, "a".to_owned())]));
+        let publish = security(&admin_only, "/api/events", "post");
+        assert_eq!(publish, serde_json::json!([{ "admin_token": [] }]));
+        // Without a metrics token, /metrics is open.
+        assert!(security(&admin_only, "/metrics", "get").is_null());
+        let api_trigger = security(&admin_only, "/api/triggers/{id}/trigger", "post");
+        assert_eq!(
+            api_trigger,
+            security(&openapi_document(), "/api/triggers/{id}/trigger", "post")
+        );
     }
 
     #[test]

@@ -54,9 +54,10 @@ pub async fn healthz(State(app): State<AppState>) -> impl IntoResponse {
 /// This document
 ///
 /// The OpenAPI document of the HTTP API (the dashboard's `/docs` renders
-/// it). Always open.
+/// it), as this host serves it: a route asks for the tokens configured
+/// that open it, and one that none guards is open. Always open.
 #[utoipa::path(get, path = "/openapi.json",
     responses((status = 200, description = "The OpenAPI document", body = Object)))]
-pub async fn openapi() -> Json<Value> {
-    Json(super::openapi_document())
+pub async fn openapi(State(app): State<AppState>) -> Json<Value> {
+    Json(super::openapi::served_document(&app.tokens))
 }

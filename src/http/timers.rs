@@ -119,6 +119,7 @@ pub struct TimerDue {
     responses(
         (status = 201, description = "Added", body = TimerDue),
         (status = 200, description = "The same request again: the timer it made (with `fired` once it fired, for a day)", body = TimerDue),
+        (status = 404, description = "No trigger has the id `trigger` names", body = ErrorBody),
         (status = 409, description = "Another timer has this id", body = ErrorBody),
         (status = 422, description = "Not a valid timer (the error names the field)", body = ErrorBody),
         JsonBodyErrors,
@@ -130,9 +131,15 @@ pub async fn add(
     let (parts, body) = request.into_parts();
     let body = app.read_body(body).await?;
     let object = parse_json_object(&parts.headers, &body)?;
-    let new: NewTimer = serde_json::from_value(Value::Object(object))
+    let new: NewTimer = crate::config::deserialize_named(Value::Object(object))
         .map_err(|e| invalid(format!("invalid timer: {e}")))?;
     let timer = new.into_timer(chrono::Utc::now())?;
+    if let TimerAction::Fire { trigger, .. } = &timer.action
+        && app.host.registration(trigger).await.is_none()
+    {
+        let message = format!("`trigger`: no trigger with id `{trigger}`");
+        return Err(ApiError::not_found(message));
+    }
     let (kept, added) = app
         .host
         .add_timer(timer.clone())

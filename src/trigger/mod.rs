@@ -44,8 +44,8 @@ pub enum TriggerError {
     /// Not `cron`, `api` or `event`.
     #[error(transparent)]
     UnknownKind(#[from] UnknownKind),
-    /// The cron expression or time zone is wrong.
-    #[error(transparent)]
+    /// The cron expression or time zone is wrong (named as its key).
+    #[error("`{key}`: {0}", key = .0.key())]
     Cron(#[from] CronError),
     /// A topic or pattern is wrong.
     #[error(transparent)]

@@ -45,6 +45,7 @@ pub struct Dedupe {
 #[serde(deny_unknown_fields)]
 pub struct Throttle {
     /// Firings allowed per period (at least 1).
+    #[serde(deserialize_with = "crate::units::deserialize_whole")]
     pub limit: u32,
     /// The period.
     #[serde(deserialize_with = "deserialize_duration", serialize_with = "human")]
@@ -75,12 +76,16 @@ pub struct Debounce {
 #[serde(deny_unknown_fields)]
 pub struct Batch {
     /// Events per firing (1 to [`MAX_BATCH_EVENTS`]).
+    #[serde(deserialize_with = "crate::units::deserialize_whole")]
     pub max_events: usize,
     /// The longest the first event of a batch waits.
     #[serde(deserialize_with = "deserialize_duration", serialize_with = "human")]
     #[cfg_attr(feature = "host", schema(value_type = String, example = "10m"))]
     pub max_wait: Duration,
 }
+
+/// The most firings of one key a trigger may have in flight.
+pub const MAX_CONCURRENCY: usize = 10_000;
 
 /// The most events one batch may hold.
 pub const MAX_BATCH_EVENTS: usize = 10_000;
@@ -183,8 +188,12 @@ impl FlowSpec {
                     .into(),
             );
         }
-        if self.concurrency == Some(0) {
-            return Err("`concurrency` must be at least 1".into());
+        if let Some(n) = self.concurrency
+            && !(1..=MAX_CONCURRENCY).contains(&n)
+        {
+            return Err(format!(
+                "`concurrency` must be 1 to {MAX_CONCURRENCY}, got {n}"
+            ));
         }
         Ok(())
     }
