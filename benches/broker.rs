@@ -17,11 +17,8 @@
 //! events in flight per trigger); JetStream handling one event at a time.
 //! 3 rounds alternating them; the median of each is reported.
 
-#[allow(dead_code)] // restart() is for the tests
-#[path = "../tests/common/nats_server.rs"]
-mod nats_server;
-#[path = "common/relay.rs"]
-mod relay;
+use wasmsched_test_support::bench::relay;
+use wasmsched_test_support::nats_server;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -13,20 +13,15 @@
 //! consumer of `bench.out` read them all. Api: one `wrk -t2 -c16 -d5s` per
 //! replica at once, summed. 3 rounds; medians.
 
-#[allow(dead_code)]
-#[path = "../tests/common/nats_cluster.rs"]
-mod nats_cluster;
-#[path = "common/relay.rs"]
-mod relay;
-#[allow(dead_code)] // latency figures: the http_api and state benches report them
-#[path = "common/wrk.rs"]
-mod wrk;
+use wasmsched_test_support::bench::relay;
+use wasmsched_test_support::bench::wrk;
+use wasmsched_test_support::nats_cluster;
 
 use std::sync::Arc;
 
 use wasmsched::config::Config;
 use wasmsched::host::Host;
-use wasmsched::http::{self, AppState};
+use wasmsched_test_support::Served;
 
 const EVENTS: usize = 20_000;
 const ROUNDS: usize = 3;
@@ -125,13 +120,7 @@ async fn start_hosts(
         let host = Host::start(Config::load(&dir.join("wasmsched.toml")).unwrap())
             .await
             .unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(http::serve(
-            listener,
-            AppState::new(host.clone()).await.unwrap(),
-            std::future::pending(),
-        ));
+        let base = Served::serve(host.clone()).await.base;
         hosts.push((host, base));
     }
     hosts

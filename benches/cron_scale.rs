@@ -89,8 +89,7 @@ const CONTENDERS: [&str; 2] = ["wasmsched", "tokio-cron-scheduler"];
 /// Measured for capacity only.
 const VARIANTS: [&str; 2] = ["wasmsched-distinct", "wasmsched-sqlite"];
 
-#[path = "common/proc.rs"]
-mod proc;
+use wasmsched_test_support::bench::proc;
 
 use proc::{cpu_seconds, rss_mib};
 

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use wasmsched::config::Config;
 use wasmsched::host::Host;
-use wasmsched::http::{self, AppState};
+use wasmsched_test_support::Served;
 
 const ROUNDS: usize = 30;
 
@@ -39,10 +39,7 @@ async fn run(n: usize) {
     let path = dir.path().join("wasmsched.toml");
     std::fs::write(&path, config).unwrap();
     let host = Host::start(Config::load(&path).unwrap()).await.unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let state = AppState::new(host.clone()).await.unwrap();
-    tokio::spawn(http::serve(listener, state, std::future::pending()));
+    let base = Served::serve(host.clone()).await.base;
     let client = reqwest::Client::new();
     let urls = [
         ("dashboard triggers page (/, first 100)", format!("{base}/")),

@@ -19,9 +19,7 @@
 //! state store before it is acknowledged: that write is what is measured
 //! against the plain trigger. 3 rounds alternating; medians.
 
-#[allow(dead_code)]
-#[path = "../tests/common/nats_server.rs"]
-mod nats_server;
+use wasmsched_test_support::nats_server;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -8,11 +8,10 @@
 //! 32 connections, 10 s, POST with a 120-byte JSON body) alternates between
 //! them for 3 rounds; the median round of each is reported, and the ratio.
 
-#[path = "common/wrk.rs"]
-mod wrk;
+use wasmsched_test_support::bench::wrk;
+use wasmsched_test_support::bench::wrk::GITHUB_BODY as BODY;
 
-#[path = "common/tracing_overhead.rs"]
-mod tracing_overhead;
+use wasmsched_test_support::bench::tracing_overhead;
 
 use std::net::SocketAddr;
 
@@ -21,7 +20,7 @@ use axum::routing::post;
 use serde_json::{Value, json};
 use wasmsched::config::Config;
 use wasmsched::host::Host;
-use wasmsched::http::{self, AppState};
+use wasmsched_test_support::Served;
 
 const CONFIG: &str = r#"
 [[trigger]]
@@ -35,8 +34,6 @@ id = "plain"
 kind = "api"
 topic = "webhooks.plain"
 "#;
-
-const BODY: &str = r#"{"data": {"action": "opened", "repository": {"full_name": "o/r"}, "sender": {"login": "u"}, "n": 1}}"#;
 
 fn main() {
     if !wrk::available("http_api") {
@@ -95,13 +92,7 @@ async fn start_servers() -> (SocketAddr, SocketAddr) {
     let host = Host::start(Config::load(&dir.join("wasmsched.toml")).unwrap())
         .await
         .unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let host_addr = listener.local_addr().unwrap();
-    tokio::spawn(http::serve(
-        listener,
-        AppState::new(host).await.unwrap(),
-        std::future::pending(),
-    ));
+    let host_addr = Served::serve(host).await.addr;
 
     let counter = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     let bare = axum::Router::new().route(

@@ -12,9 +12,7 @@
 //! POSTing the same body one after another (4 in flight). 5 rounds
 //! alternating; medians.
 
-#[allow(dead_code)] // restart() and friends are for the tests
-#[path = "../tests/common/nats_server.rs"]
-mod nats_server;
+use wasmsched_test_support::nats_server;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

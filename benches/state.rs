@@ -17,13 +17,10 @@
 //!    with the `github_webhook` wasm factory. 5 rounds alternating on and
 //!    off; medians, and the ratio.
 
-#[allow(dead_code)] // restart() and friends are for the tests
-#[path = "../tests/common/nats_server.rs"]
-mod nats_server;
-#[path = "common/relay.rs"]
-mod relay;
-#[path = "common/wrk.rs"]
-mod wrk;
+use wasmsched_test_support::bench::relay;
+use wasmsched_test_support::bench::wrk;
+use wasmsched_test_support::bench::wrk::GITHUB_BODY as BODY;
+use wasmsched_test_support::nats_server;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -31,10 +28,10 @@ use std::time::{Duration, Instant};
 use wasmsched::TriggerKind;
 use wasmsched::config::Config;
 use wasmsched::host::Host;
-use wasmsched::http::{self, AppState};
 use wasmsched::state::nats::NatsStore;
 use wasmsched::state::sqlite::SqliteStore;
 use wasmsched::state::{LastFire, Outcome, Retention, Run, StateStore};
+use wasmsched_test_support::Served;
 
 const WRITES: usize = 2_000;
 const WARM_UP: usize = 100;
@@ -63,8 +60,6 @@ kind = "api"
 topic = "bench.github"
 plugin = "github_webhook"
 "#;
-
-const BODY: &str = r#"{"data": {"action": "opened", "repository": {"full_name": "o/r"}, "sender": {"login": "u"}, "n": 1}}"#;
 
 fn main() {
     if !wrk::available("state") {
@@ -221,13 +216,7 @@ async fn start_host(extra: &str) -> (Arc<Host>, String) {
     let host = Host::start(Config::load(&dir.join("wasmsched.toml")).unwrap())
         .await
         .unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(http::serve(
-        listener,
-        AppState::new(host.clone()).await.unwrap(),
-        std::future::pending(),
-    ));
+    let base = Served::serve(host.clone()).await.base;
     (host, base)
 }
 

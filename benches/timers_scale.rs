@@ -17,8 +17,7 @@ use wasmsched::host::Host;
 use wasmsched::state::sqlite::SqliteStore;
 use wasmsched::state::{OneOffTimer, Retention, TimerAction};
 
-#[path = "common/proc.rs"]
-mod proc;
+use wasmsched_test_support::bench::proc;
 
 use proc::{cpu_seconds, rss_mib};
 

@@ -84,54 +84,47 @@
 
 #![warn(missing_docs)]
 
-// The core: builds with `--no-default-features`.
-pub mod bounded;
-pub mod broker;
-pub mod clock;
-pub mod cloudevent;
-pub mod cron;
-pub mod event;
-pub mod firing;
-pub mod histogram;
-pub mod scheduler;
-pub mod state;
-pub mod supervise;
-pub mod timer;
-pub mod topic;
-pub mod trace;
-pub mod trigger;
-pub mod units;
+// The core (wasmsched-core): builds with `--no-default-features`.
+pub use wasmsched_core::{
+    bounded, clock, cloudevent, cron, event, firing, histogram, scheduler, supervise, timer, topic,
+    trace, trigger, units,
+};
+
+/// The broker port and the in-memory broker; NATS JetStream (feature
+/// `nats`) in [`broker::nats`].
+pub mod broker {
+    pub use wasmsched_core::broker::*;
+    #[cfg(feature = "nats")]
+    pub use wasmsched_nats::broker as nats;
+    #[cfg(feature = "nats")]
+    pub use wasmsched_nats::broker::{NatsBroker, NatsOptions};
+}
+
+/// The state store port and its adapters: SQLite (feature `sqlite`),
+/// JetStream (feature `nats`) in [`state::nats`].
+pub mod state {
+    pub use wasmsched_core::state::*;
+    #[cfg(feature = "nats")]
+    pub use wasmsched_nats::state as nats;
+}
 
 // Behind Cargo features (all on by default): see Cargo.toml.
 #[cfg(feature = "host")]
-pub mod config;
-#[cfg(feature = "host")]
-pub mod dashboard;
-#[cfg(feature = "host")]
-pub mod host;
-#[cfg(feature = "host")]
-pub mod http;
+pub use wasmsched_host::{app, config, dashboard, host, http, sink, web};
 #[cfg(feature = "plugins")]
-pub mod plugin;
-#[cfg(feature = "host")]
-pub mod sink;
+pub use wasmsched_plugin as plugin;
 
-pub use bounded::EventLimits;
-pub use broker::{Broker, BrokerError, MemoryBroker};
-#[cfg(feature = "nats")]
-pub use broker::{NatsBroker, NatsOptions};
-pub use clock::Clock;
-pub use cron::{CronError, CronSchedule};
-pub use event::{Event, NewEvent};
-pub use firing::{
-    BoxError, Cause, CronRun, Factory, Filter, Firing, async_factory_fn, async_filter_fn,
-    factory_fn, filter_fn,
-};
-#[cfg(feature = "plugins")]
-pub use plugin::{CallError, Plugin, PluginError, PluginRuntime};
-pub use scheduler::{Registration, Scheduler, SchedulerError};
-pub use topic::{Topic, TopicError, TopicPattern};
-pub use trigger::{
+pub use wasmsched_core::{
     ApiTrigger, CronTrigger, EventTrigger, Trigger, TriggerError, TriggerKind, TriggerSpec,
     create_api_trigger, create_cron_trigger, create_event_trigger, create_trigger,
 };
+pub use wasmsched_core::{
+    BoxError, Broker, BrokerError, Cause, Clock, CronError, CronRun, CronSchedule, Event,
+    EventLimits, Factory, Filter, Firing, MemoryBroker, NewEvent, Registration, Scheduler,
+    SchedulerError, Topic, TopicError, TopicPattern, async_factory_fn, async_filter_fn, factory_fn,
+    filter_fn,
+};
+#[cfg(feature = "nats")]
+pub use wasmsched_nats::{NatsBroker, NatsOptions};
+#[cfg(feature = "plugins")]
+pub use wasmsched_plugin::{CallError, Plugin, PluginError, PluginRuntime};

@@ -353,12 +353,11 @@ fn warn_about_clashes(name: &str) {
     let own_manifest = config.plugins_dir.join(format!("{name}.toml"));
     let ids = [name.to_owned(), format!("{name}-cron")];
     for trigger in &config.triggers {
-        if ids.contains(&trigger.id) && trigger.declared_in != own_manifest {
+        if ids.contains(&trigger.id) && trigger.declared_in.file() != Some(own_manifest.as_path()) {
             eprintln!(
                 "note: trigger id `{}` is already declared in {}; rename it in {name}.toml \
                  before installing, or `wasmsched run` will refuse the duplicate",
-                trigger.id,
-                trigger.declared_in.display()
+                trigger.id, trigger.declared_in
             );
         }
     }

@@ -6,10 +6,11 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use wasmsched::TopicPattern;
+use wasmsched::app::AppState;
 use wasmsched::broker::SubscriberKind;
 use wasmsched::config::{Config, TokenKind};
 use wasmsched::host::Host;
-use wasmsched::http::{self, AppState};
+use wasmsched::web;
 
 pub fn run(
     config_path: &Path,
@@ -23,7 +24,7 @@ pub fn run(
         config.server.listen = listen;
     }
     config.server.allow_unauthenticated |= allow_unauthenticated;
-    match http::raise_open_file_limit() {
+    match web::raise_open_file_limit() {
         Some((before, after)) if after > before => {
             tracing::info!("raised the open-file limit from {before} to {after} (the hard limit)")
         }
@@ -114,7 +115,7 @@ async fn serve(config: Config) -> Result<()> {
             let _ = signalled.set(tokio::time::Instant::now());
         }
     };
-    http::serve(listener, state, signal).await?;
+    web::serve(listener, state, signal).await?;
     let busy = connections.open.load(std::sync::atomic::Ordering::Relaxed);
     // One grace for the whole stop: what the connections' drain took is
     // not given again to the triggers.
