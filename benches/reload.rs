@@ -116,7 +116,12 @@ async fn swap_latency(fresh: bool) -> Vec<Duration> {
     let (even, odd) = (guest("accept_even"), guest("accept_odd"));
     std::fs::write(plugins.join("parity.wasm"), &even).unwrap();
     let host = Host::start(load_config(root.path())).await.unwrap();
-    let trigger = host.registration("parity").await.unwrap().trigger;
+    let trigger = host
+        .triggers()
+        .registration("parity")
+        .await
+        .unwrap()
+        .trigger;
     // Each swap starts with the watcher idle (its first rescan done, the
     // last swap's events handled): samples are independent.
     let idle = || tokio::time::sleep(Duration::from_millis(400));
@@ -184,7 +189,7 @@ async fn restart(cold: bool) -> Vec<Duration> {
         let host = Host::start(load_config(root.path())).await.unwrap();
         let took = started.elapsed();
         assert!(host.problems().is_empty(), "{:?}", host.problems());
-        assert_eq!(host.plugins().len(), PLUGINS);
+        assert_eq!(host.plugins().list().len(), PLUGINS);
         host.stop().await;
         drop(host);
         // Let the watcher's first rescan finish before the next start.

@@ -85,7 +85,8 @@ async fn serve(config: Config) -> Result<()> {
         .await
         .with_context(|| config_path.display().to_string())?;
     let running = host
-        .registered_triggers()
+        .triggers()
+        .list()
         .await
         .values()
         .filter(|r| r.trigger.is_running())

@@ -131,10 +131,10 @@ async fn the_dashboard_works_in_a_real_browser() {
     // Pause, then resume: the page and the scheduler both change.
     click(&client, "button[aria-label='Pause nightly']").await;
     let resume = wait_for(&client, "button[aria-label='Resume nightly']", PAGE_LOAD).await;
-    assert!(served.host.is_paused("nightly").await);
+    assert!(served.host.triggers().is_paused("nightly").await);
     resume.click().await.unwrap();
     wait_for(&client, "button[aria-label='Pause nightly']", PAGE_LOAD).await;
-    assert!(!served.host.is_paused("nightly").await);
+    assert!(!served.host.triggers().is_paused("nightly").await);
 
     // Run now adds a row to the history.
     client.goto(&format!("{base}/triggers/hook")).await.unwrap();

@@ -78,18 +78,18 @@ async fn pages_list_triggers_and_actions_change_the_scheduler() {
     // Pause, then resume, from the page: the scheduler follows.
     let response = server.action("/triggers/nightly/pause", &server.base).await;
     assert_eq!(response.status(), 303);
-    assert!(server.host.is_paused("nightly").await);
+    assert!(server.host.triggers().is_paused("nightly").await);
     let (_, overview) = server.page("/", None).await;
     assert!(overview.contains("Resume nightly"), "{overview}");
     server
         .action("/triggers/nightly/resume", &server.base)
         .await;
-    assert!(!server.host.is_paused("nightly").await);
+    assert!(!server.host.triggers().is_paused("nightly").await);
 
     // Run now adds a row to the history.
     let response = server.action("/triggers/hook/run", &server.base).await;
     assert_eq!(response.status(), 303);
-    let runs = server.host.runs("hook", 10).await.unwrap();
+    let runs = server.host.triggers().runs("hook", 10).await.unwrap();
     assert_eq!(runs.len(), 1);
     let (_, hook) = server.page("/triggers/hook", None).await;
     assert!(hook.contains("outcome ok"), "{hook}");
@@ -118,7 +118,7 @@ async fn pages_list_triggers_and_actions_change_the_scheduler() {
         .action("/triggers/nightly/pause", "http://evil.example")
         .await;
     assert_eq!(forged.status(), 403);
-    assert!(!server.host.is_paused("nightly").await);
+    assert!(!server.host.triggers().is_paused("nightly").await);
 
     // The same for the API: a page of another site cannot pause a trigger
     // on an open loopback host, nor reach it under another name (DNS
@@ -139,7 +139,7 @@ async fn pages_list_triggers_and_actions_change_the_scheduler() {
         .await
         .unwrap();
     assert_eq!(rebound.status(), 403);
-    assert!(!server.host.is_paused("nightly").await);
+    assert!(!server.host.triggers().is_paused("nightly").await);
 
     let (status, missing) = server.page("/triggers/nope", None).await;
     assert_eq!(status, 404);
@@ -239,5 +239,5 @@ async fn every_page_renders_and_says_what_to_do_when_empty() {
         .action("/queues/timers/t1/cancel", &server.base)
         .await;
     assert_eq!(cancelled.status(), 303);
-    assert!(server.host.timers().await.unwrap().is_empty());
+    assert!(server.host.timers().list().await.unwrap().is_empty());
 }

@@ -3,14 +3,14 @@
 //! admin token, connections bounded and timed out, rate limits, and TLS
 //! with a certificate renewed while it runs.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
+use wasmsched_test_support::replica::{Log, spawn_listening};
 
 const ADMIN: &str = "tok-admin-5d1e";
 const PUBLISH: &str = "tok-publish-93ac";
@@ -21,7 +21,7 @@ const METRICS: &str = "tok-metrics-e412";
 struct Running {
     child: Child,
     base: String,
-    log: Arc<Mutex<Vec<String>>>,
+    log: Log,
 }
 
 impl Drop for Running {
@@ -48,26 +48,8 @@ fn start(config: &Path, args: &[&str], env: &[(&str, &str)], prefix: &[&str]) ->
         .arg(config)
         .args(args)
         .envs(env.iter().copied())
-        .env("RUST_LOG", "info")
-        .env("NO_COLOR", "1")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    let mut child = command.spawn().unwrap();
-    let (address, listening) = std::sync::mpsc::channel();
-    let stderr = child.stderr.take().unwrap();
-    let log = Arc::new(Mutex::new(Vec::new()));
-    let kept = log.clone();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            kept.lock().unwrap().push(line.clone());
-            if let Some((_, base)) = line.split_once("HTTP API on ") {
-                let _ = address.send(base.trim().to_owned());
-            }
-        }
-    });
-    let base = listening
-        .recv_timeout(Duration::from_secs(30))
-        .unwrap_or_else(|_| panic!("no address logged: {:?}", log.lock().unwrap()));
+        .env("RUST_LOG", "info");
+    let (child, base, log) = spawn_listening(&mut command, false);
     Running { child, base, log }
 }
 

@@ -657,7 +657,7 @@ async fn a_batched_trigger_refuses_a_0_1_0_factory() {
             && problems.contains("wasmsched:plugin@0.1.0, whose factories cannot take batches"),
         "{problems}"
     );
-    let registered = host.registered_triggers().await;
+    let registered = host.triggers().list().await;
     assert!(registered.contains_key("each") && !registered.contains_key("digest"));
     host.stop().await;
 }

@@ -560,7 +560,8 @@ async fn graceful_shutdown_lets_a_firing_in_flight_finish_and_publish() {
             .unwrap();
     server
         .host
-        .add_trigger_with(
+        .triggers()
+        .add_with(
             config,
             NativeLogic {
                 factory: Some(slow),

@@ -396,7 +396,7 @@ async fn the_host_recovers_when_nats_restarts() {
         }
     };
     let relay_fires = || async {
-        let registered = host.registered_triggers().await;
+        let registered = host.triggers().list().await;
         registered["relay"].trigger.stats().fires
     };
     let eventually = |what: &'static str, deadline: Duration| {
@@ -459,7 +459,7 @@ async fn the_host_recovers_when_nats_restarts() {
         body["error"].as_str().unwrap().contains("keeping a pause"),
         "{body}"
     );
-    assert!(!host.is_paused("relay").await);
+    assert!(!host.triggers().is_paused("relay").await);
     let (status, body) = fire(2).await;
     assert_eq!(status, 503, "{body}");
     let error = body["error"].as_str().unwrap();
@@ -602,7 +602,7 @@ async fn healthz_answers_while_a_registration_waits_on_a_frozen_nats() {
             let table =
                 json!({"id": "relay", "kind": "event", "source": "hooks.*", "topic": "relayed"});
             let table = wasmsched::config::TriggerConfig::from_json(table).unwrap();
-            host.add_trigger(table).await
+            host.triggers().add(table).await
         }
     });
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -621,6 +621,6 @@ async fn healthz_answers_while_a_registration_waits_on_a_frozen_nats() {
     server.thaw();
     let added = tokio::time::timeout(WAIT, adding).await.unwrap().unwrap();
     added.unwrap();
-    assert!(host.registration("relay").await.is_some());
+    assert!(host.triggers().registration("relay").await.is_some());
     host.stop().await;
 }

@@ -104,22 +104,26 @@ impl Fixture {
     }
 
     fn plugin_hash(&self, name: &str) -> Option<String> {
-        Some(self.host.plugins().get(name)?.hash().to_owned())
+        Some(self.host.plugins().list().get(name)?.hash().to_owned())
     }
 
     fn error(&self, name: &str) -> String {
-        self.host.plugin_errors().remove(name).unwrap_or_default()
+        self.host
+            .plugins()
+            .errors()
+            .remove(name)
+            .unwrap_or_default()
     }
 
     /// The counters of a registered trigger.
     async fn stats(&self, trigger: &str) -> TriggerStats {
-        let registration = self.host.registration(trigger).await;
+        let registration = self.host.triggers().registration(trigger).await;
         registration.expect("trigger registered").trigger.stats()
     }
 
     /// Is the trigger registered (with the host's table)?
     fn registered(&self, trigger: &str) -> bool {
-        self.host.trigger_config(trigger).is_some()
+        self.host.triggers().config(trigger).is_some()
     }
 
     async fn publish(&self, n: u64) {
@@ -138,7 +142,13 @@ impl Fixture {
 
     /// Publishes `n` and tells whether the parity trigger accepted it.
     async fn decide(&self, n: u64) -> bool {
-        let trigger = self.host.registration("parity").await.unwrap().trigger;
+        let trigger = self
+            .host
+            .triggers()
+            .registration("parity")
+            .await
+            .unwrap()
+            .trigger;
         let decided = |s: TriggerStats| s.filter_accepted + s.filter_rejected + s.errors;
         let before = trigger.stats();
         self.publish(n).await;
@@ -206,7 +216,7 @@ async fn filter_replaced_50_times_decides_every_event_exactly_once() {
         let swapped = || fx.plugin_hash("parity").as_deref() == Some(hash.as_str());
         until_true(&format!("swap {swap}"), WAIT, swapped).await;
         assert_eq!(
-            fx.host.plugin_errors(),
+            fx.host.plugins().errors(),
             Default::default(),
             "after swap {swap}"
         );
@@ -215,7 +225,13 @@ async fn filter_replaced_50_times_decides_every_event_exactly_once() {
     stop.store(true, Ordering::SeqCst);
     publisher.await.unwrap();
     let published = published.load(Ordering::SeqCst);
-    let trigger = fx.host.registration("parity").await.unwrap().trigger;
+    let trigger = fx
+        .host
+        .triggers()
+        .registration("parity")
+        .await
+        .unwrap()
+        .trigger;
     until_true("every event decided", WAIT, || {
         let stats = trigger.stats();
         let decided = stats.filter_accepted + stats.filter_rejected + stats.errors;
@@ -314,7 +330,8 @@ async fn a_broken_file_keeps_the_old_version_serving_until_fixed() {
     // The history tells the story: loaded, three failures, swapped.
     let kinds: Vec<&str> = fx
         .host
-        .plugin_history("parity")
+        .plugins()
+        .history("parity")
         .iter()
         .map(|c| match &c.change {
             PluginChangeKind::Loaded { .. } => "loaded",
@@ -336,9 +353,9 @@ async fn deleting_a_plugin_unregisters_its_triggers_until_it_is_back() {
     .await;
     std::fs::remove_file(fx.file("parity.wasm")).unwrap();
     until_true("unregistered", WAIT, || !fx.registered("parity")).await;
-    assert!(fx.host.registration("parity").await.is_none());
-    assert!(!fx.host.plugins().contains_key("parity"));
-    assert!(fx.host.pending_triggers().contains_key("parity"));
+    assert!(fx.host.triggers().registration("parity").await.is_none());
+    assert!(!fx.host.plugins().list().contains_key("parity"));
+    assert!(fx.host.triggers().pending().contains_key("parity"));
     assert!(
         fx.error("parity")
             .contains("is missing; triggers waiting for it: `parity`")
@@ -347,7 +364,7 @@ async fn deleting_a_plugin_unregisters_its_triggers_until_it_is_back() {
 
     fx.replace("parity.wasm", &bytes(&guest("accept_odd")));
     until_true("registered again", WAIT, || fx.registered("parity")).await;
-    assert!(fx.host.pending_triggers().is_empty());
+    assert!(fx.host.triggers().pending().is_empty());
     assert!(fx.error("parity").is_empty());
     assert!(fx.decide(3).await);
     fx.host.stop().await;
@@ -364,8 +381,14 @@ async fn editing_a_manifest_changes_exactly_its_triggers() {
         &[("parity", &guest("accept_even"))],
     )
     .await;
-    let parity = fx.host.registration("parity").await.unwrap().trigger;
-    let a2_topic = || fx.host.trigger_config("a2").map(|t| t.topic.to_string());
+    let parity = fx
+        .host
+        .triggers()
+        .registration("parity")
+        .await
+        .unwrap()
+        .trigger;
+    let a2_topic = || fx.host.triggers().config("a2").map(|t| t.topic.to_string());
 
     // a1 removed, a2 changed, a3 added; parity.toml's trigger untouched.
     fx.replace(
@@ -378,8 +401,14 @@ async fn editing_a_manifest_changes_exactly_its_triggers() {
     .await;
     until_true("a3 added", WAIT, || fx.registered("a3")).await;
     assert!(!fx.registered("a1"));
-    assert!(fx.host.registration("a1").await.is_none());
-    let still = fx.host.registration("parity").await.unwrap().trigger;
+    assert!(fx.host.triggers().registration("a1").await.is_none());
+    let still = fx
+        .host
+        .triggers()
+        .registration("parity")
+        .await
+        .unwrap()
+        .trigger;
     assert!(Arc::ptr_eq(&parity, &still), "parity was not restarted");
 
     // A manifest that does not parse, or a table that does not build,
@@ -408,7 +437,12 @@ async fn editing_a_manifest_changes_exactly_its_triggers() {
     until_true("error cleared", WAIT, || fx.error("a").is_empty()).await;
     assert!(Arc::ptr_eq(
         &parity,
-        &fx.host.registration("parity").await.unwrap().trigger
+        &fx.host
+            .triggers()
+            .registration("parity")
+            .await
+            .unwrap()
+            .trigger
     ));
     fx.host.stop().await;
 }
@@ -419,24 +453,27 @@ async fn triggers_wait_for_a_plugin_that_arrives_later() {
     // The manifest first: its trigger waits for the plugin.
     fx.replace("parity.toml", PARITY.as_bytes());
     until_true("pending", WAIT, || {
-        fx.host.pending_triggers().contains_key("parity")
+        fx.host.triggers().pending().contains_key("parity")
     })
     .await;
     assert!(fx.error("parity").contains("parity.wasm is missing"));
     fx.replace("parity.wasm", &bytes(&guest("accept_even")));
     until_true("registered", WAIT, || fx.registered("parity")).await;
-    assert!(fx.host.plugin_errors().is_empty());
+    assert!(fx.host.plugins().errors().is_empty());
     assert!(fx.decide(10).await);
 
     // The plugin first: loaded with no trigger, then its manifest.
     fx.replace("odd.wasm", &bytes(&guest("accept_odd")));
-    until_true("loaded", WAIT, || fx.host.plugins().contains_key("odd")).await;
+    until_true("loaded", WAIT, || {
+        fx.host.plugins().list().contains_key("odd")
+    })
+    .await;
     let manifest = PARITY
         .replace("\"parity\"", "\"odd\"")
         .replace("numbers.accepted", "odd.accepted");
     fx.replace("odd.toml", manifest.as_bytes());
     until_true("odd registered", WAIT, || fx.registered("odd")).await;
-    assert!(fx.host.pending_triggers().is_empty());
+    assert!(fx.host.triggers().pending().is_empty());
     fx.host.stop().await;
 }
 
@@ -453,7 +490,7 @@ async fn a_file_written_slowly_is_loaded_once_complete() {
         let (host, seen) = (fx.host.clone(), errors_seen.clone());
         tokio::spawn(async move {
             loop {
-                if !host.plugin_errors().is_empty() {
+                if !host.plugins().errors().is_empty() {
                     seen.store(true, Ordering::SeqCst);
                 }
                 tokio::time::sleep(Duration::from_millis(2)).await;
@@ -489,11 +526,11 @@ async fn a_paused_trigger_stays_paused_across_reloads() {
     )
     .await;
     let held = || async {
-        let registration = fx.host.registration("parity").await;
+        let registration = fx.host.triggers().registration("parity").await;
         let running = registration.is_some_and(|r| r.trigger.is_running());
-        fx.host.is_paused("parity").await && !running
+        fx.host.triggers().is_paused("parity").await && !running
     };
-    fx.host.pause_trigger("parity").await.unwrap();
+    fx.host.triggers().pause("parity").await.unwrap();
     assert!(held().await);
 
     let odd = bytes(&guest("accept_odd"));
@@ -508,7 +545,8 @@ async fn a_paused_trigger_stays_paused_across_reloads() {
     fx.replace("parity.toml", edited.as_bytes());
     until_true("edited", WAIT, || {
         fx.host
-            .trigger_config("parity")
+            .triggers()
+            .config("parity")
             .is_some_and(|t| t.topic.as_str() == "numbers.kept")
     })
     .await;
@@ -521,13 +559,13 @@ async fn a_paused_trigger_stays_paused_across_reloads() {
     until_true("back", WAIT, || fx.registered("parity")).await;
     assert!(held().await, "paused after the plugin came back");
 
-    fx.host.resume_trigger("parity").await.unwrap();
+    fx.host.triggers().resume("parity").await.unwrap();
     assert!(fx.decide(3).await, "resumed: the odd filter decides again");
 
-    fx.host.pause_trigger("parity").await.unwrap();
-    let table = fx.host.remove_trigger("parity").await.unwrap();
-    fx.host.add_trigger(table).await.unwrap();
-    assert!(!fx.host.is_paused("parity").await);
+    fx.host.triggers().pause("parity").await.unwrap();
+    let table = fx.host.triggers().remove("parity").await.unwrap();
+    fx.host.triggers().add(table).await.unwrap();
+    assert!(!fx.host.triggers().is_paused("parity").await);
     assert!(fx.decide(5).await, "removed and added again: not paused");
     fx.host.stop().await;
 }

@@ -21,6 +21,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use wasmsched_test_support::Served;
+use wasmsched_test_support::served::NIGHTLY_AND_HOOK;
 
 const ADMIN: &str = "schemathesis-admin-secret";
 
@@ -38,23 +39,7 @@ async fn serve(server: &str) -> Served {
     let config = format!(
         r#"[server]
 {server}
-[plugins]
-dir = "plugins"
-[state]
-path = "state.db"
-
-[[trigger]]
-id = "nightly"
-kind = "cron"
-topic = "jobs.nightly"
-schedule = "0 3 * * *"
-timezone = "Asia/Seoul"
-
-[[trigger]]
-id = "hook"
-kind = "api"
-topic = "hooks.in"
-
+{NIGHTLY_AND_HOOK}
 [[trigger]]
 id = "orders"
 kind = "event"

@@ -13,12 +13,50 @@ use super::nats_server::NatsServer;
 /// How long a replica may take to start.
 const START: Duration = Duration::from_secs(20);
 
+/// Spawns `command` (a `wasmsched run`) with its stderr piped and read
+/// line by line into the log it returns (so it never blocks on a full
+/// pipe), and waits for the address it logs (`HTTP API on ...`): the child,
+/// `http://ADDRESS` and the log. With `echo`, warnings and errors are
+/// printed too (shown when a test fails).
+pub fn spawn_listening(command: &mut Command, echo: bool) -> (Child, String, Log) {
+    let mut child = command
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (address, listening) = std::sync::mpsc::channel();
+    let stderr = child.stderr.take().expect("piped stderr");
+    let log = Log::default();
+    let kept = log.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            kept.lock().unwrap().push(line.clone());
+            if let Some((_, base)) = line.split_once("HTTP API on ") {
+                let _ = address.send(base.trim().to_owned());
+            }
+            let loud =
+                line.contains(" WARN ") || line.contains(" ERROR ") || line.contains("DEBUG");
+            if echo && loud {
+                eprintln!("[wasmsched {}] {line}", std::process::id());
+            }
+        }
+    });
+    let base = listening
+        .recv_timeout(START)
+        .unwrap_or_else(|_| panic!("no HTTP address logged: {:?}", log.lock().unwrap()));
+    (child, base, log)
+}
+
+/// Every line a process logged so far.
+pub type Log = std::sync::Arc<std::sync::Mutex<Vec<String>>>;
+
 /// A `wasmsched run` process.
 pub struct Replica {
     pub child: Child,
     pub base: String,
     /// Every line it logged so far.
-    pub log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    pub log: Log,
 }
 
 impl Replica {
@@ -44,32 +82,7 @@ impl Replica {
         for (name, value) in env {
             command.env(name, value);
         }
-        let mut child = command
-            .env("NO_COLOR", "1")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let (address, listening) = std::sync::mpsc::channel();
-        let stderr = child.stderr.take().expect("piped stderr");
-        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let kept = log.clone();
-        std::thread::spawn(move || {
-            // Keeps reading, so that the replica never blocks on a full pipe.
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                kept.lock().unwrap().push(line.clone());
-                if let Some((_, base)) = line.split_once("HTTP API on ") {
-                    let _ = address.send(base.trim().to_owned());
-                }
-                // Shown when a test fails (the harness captures it otherwise).
-                if line.contains(" WARN ") || line.contains(" ERROR ") || line.contains("DEBUG") {
-                    eprintln!("[wasmsched {}] {line}", std::process::id());
-                }
-            }
-        });
-        let base = listening
-            .recv_timeout(START)
-            .expect("the replica logs its HTTP address");
+        let (child, base, log) = spawn_listening(&mut command, true);
         let replica = Self { child, base, log };
         let deadline = Instant::now() + START;
         while health(&replica.base).await.0 != 200 {

@@ -106,15 +106,31 @@ impl Served {
     }
 }
 
-/// A host with two triggers (`nightly`, cron in Asia/Seoul; `hook`, api)
-/// and a SQLite state store, with `server_table` as the body of
+/// The plugins directory, a SQLite state store and two triggers
+/// (`nightly`, cron in Asia/Seoul; `hook`, api): the part of
+/// `wasmsched.toml` most served hosts of the tests share (after their
+/// `[server]` table).
+pub const NIGHTLY_AND_HOOK: &str = r#"[plugins]
+dir = "plugins"
+[state]
+path = "state.db"
+
+[[trigger]]
+id = "nightly"
+kind = "cron"
+topic = "jobs.nightly"
+schedule = "0 3 * * *"
+timezone = "Asia/Seoul"
+
+[[trigger]]
+id = "hook"
+kind = "api"
+topic = "hooks.in"
+"#;
+
+/// A host with [`NIGHTLY_AND_HOOK`], with `server_table` as the body of
 /// `[server]`: what the dashboard and browser tests look at.
 pub async fn serve(server_table: &str) -> Served {
-    let config = format!(
-        "[server]\n{server_table}\n[plugins]\ndir = \"plugins\"\n[state]\npath = \"state.db\"\n\n\
-         [[trigger]]\nid = \"nightly\"\nkind = \"cron\"\ntopic = \"jobs.nightly\"\n\
-         schedule = \"0 3 * * *\"\ntimezone = \"Asia/Seoul\"\n\n\
-         [[trigger]]\nid = \"hook\"\nkind = \"api\"\ntopic = \"hooks.in\"\n"
-    );
+    let config = format!("[server]\n{server_table}\n{NIGHTLY_AND_HOOK}");
     Served::start(&config, &[]).await
 }

@@ -110,12 +110,13 @@ impl Fixture {
     /// failed case left cannot fail the next.
     pub async fn forget_admin_triggers(&self) {
         let host = self.host();
-        for id in host.registered_triggers().await.into_keys() {
+        for id in host.triggers().list().await.into_keys() {
             let added = host
-                .trigger_config(&id)
+                .triggers()
+                .config(&id)
                 .is_some_and(|c| c.declared_in == wasmsched::config::DeclaredIn::AdminApi);
             if added {
-                let _ = host.remove_trigger(&id).await;
+                let _ = host.triggers().remove(&id).await;
             }
         }
     }

@@ -23,6 +23,7 @@ use futures_util::StreamExt;
 use serde_json::{Value, json};
 use wasmsched::config::Config;
 use wasmsched::host::Host;
+use wasmsched_test_support::served::NIGHTLY_AND_HOOK;
 use wasmsched_test_support::{Served, copy_example_plugin, write_config};
 
 const ADMIN: &str = "admin-secret";
@@ -40,24 +41,7 @@ read_token = "{READ}"
 metrics_token = "{METRICS}"
 rate_limit_per_client = "300/min"
 
-[plugins]
-dir = "plugins"
-
-[state]
-path = "state.db"
-
-[[trigger]]
-id = "nightly"
-kind = "cron"
-topic = "jobs.nightly"
-schedule = "0 3 * * *"
-timezone = "Asia/Seoul"
-
-[[trigger]]
-id = "hook"
-kind = "api"
-topic = "hooks.in"
-
+{NIGHTLY_AND_HOOK}
 [[trigger]]
 id = "github"
 kind = "api"
@@ -298,7 +282,11 @@ async fn dead_letters(api: &Api, host: &Host, sink_status: &AtomicU16) {
 /// requests to the API count against the rate limit).
 async fn sink_letter(host: &Host) -> String {
     for _ in 0..200 {
-        let letters = host.dead_letters(Some("sink:ops"), 10).await.unwrap();
+        let letters = host
+            .dead_letters()
+            .list(Some("sink:ops"), 10)
+            .await
+            .unwrap();
         if let Some(letter) = letters.first() {
             return letter.id.to_string();
         }

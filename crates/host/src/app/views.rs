@@ -117,7 +117,7 @@ pub async fn view(
         topic: registration.topic.clone(),
         plugin: config.plugin.clone(),
         running: trigger.is_running(),
-        paused: app.host.is_paused(id).await,
+        paused: app.host.triggers().is_paused(id).await,
         fire_count: stats.fires,
         error_count: stats.errors,
         stats,

@@ -27,7 +27,7 @@ pub struct Paging {
 
 /// `GET /`: health, counts, problems, and the triggers (100 a page).
 pub async fn overview(State(app): State<AppState>, Query(paging): Query<Paging>) -> Response {
-    let registered = app.host.registered_triggers().await;
+    let registered = app.host.triggers().list().await;
     let total = registered.len();
     let pages = total.div_ceil(PER_PAGE).max(1);
     let current = paging.page.unwrap_or(1).clamp(1, pages);
@@ -37,18 +37,18 @@ pub async fn overview(State(app): State<AppState>, Query(paging): Query<Paging>)
         .skip((current - 1) * PER_PAGE)
         .take(PER_PAGE)
     {
-        if let Some(config) = app.host.trigger_config(id) {
+        if let Some(config) = app.host.triggers().config(id) {
             views.push(view(&app, id, registration, &config).await);
         }
     }
     let broker = app.host.broker().health();
     let problems = app.host.problems();
-    let failing_plugins: Vec<(String, String)> = app.host.plugin_errors().into_iter().collect();
+    let failing_plugins: Vec<(String, String)> = app.host.plugins().errors().into_iter().collect();
     let body = html! {
         section.cards aria-label="Health" {
             div.card { h2 { "Broker" } p { (broker.kind) " · " @if broker.connected { "connected" } @else { strong.bad { "unreachable" } } } }
             div.card { h2 { "Triggers" } p { (total) " registered" } }
-            div.card { h2 { "Plugins" } p { (app.host.plugins().len()) " loaded" @if !failing_plugins.is_empty() { " · " strong.bad { (failing_plugins.len()) " failing" } } } }
+            div.card { h2 { "Plugins" } p { (app.host.plugins().list().len()) " loaded" @if !failing_plugins.is_empty() { " · " strong.bad { (failing_plugins.len()) " failing" } } } }
         }
         @if !problems.is_empty() {
             section aria-label="Problems" {
@@ -143,13 +143,18 @@ fn actions(view: &TriggerView, back: &str) -> Markup {
 /// `GET /triggers/{id}`.
 pub async fn trigger(State(app): State<AppState>, Path(id): Path<String>) -> Response {
     let (Some(registration), Some(config)) = (
-        app.host.registration(&id).await,
-        app.host.trigger_config(&id),
+        app.host.triggers().registration(&id).await,
+        app.host.triggers().config(&id),
     ) else {
         return not_found(&app, format!("No trigger `{id}` is registered."));
     };
     let view = view(&app, &id, &registration, &config).await;
-    let runs: Vec<Run> = app.host.runs(&id, RUNS_SHOWN).await.unwrap_or_default();
+    let runs: Vec<Run> = app
+        .host
+        .triggers()
+        .runs(&id, RUNS_SHOWN)
+        .await
+        .unwrap_or_default();
     let schedule = view.schedule.clone();
     let now = Utc::now();
     let body = html! {
@@ -250,7 +255,7 @@ pub async fn pause(
     Path(id): Path<String>,
     axum::Form(back): axum::Form<Back>,
 ) -> Response {
-    let paused = app.host.pause_trigger(&id).await;
+    let paused = app.host.triggers().pause(&id).await;
     done(
         &app,
         paused.map_err(|e| e.to_string()),
@@ -264,7 +269,7 @@ pub async fn resume(
     Path(id): Path<String>,
     axum::Form(back): axum::Form<Back>,
 ) -> Response {
-    let resumed = app.host.resume_trigger(&id).await;
+    let resumed = app.host.triggers().resume(&id).await;
     done(
         &app,
         resumed.map_err(|e| e.to_string()),
@@ -286,7 +291,7 @@ pub async fn run_now(
     Path(id): Path<String>,
     axum::Form(back): axum::Form<Back>,
 ) -> Response {
-    let Some(registration) = app.host.registration(&id).await else {
+    let Some(registration) = app.host.triggers().registration(&id).await else {
         return not_found(&app, format!("No trigger `{id}` is registered."));
     };
     if let Err(error) = registration.trigger.run_now(None).await {
@@ -297,8 +302,8 @@ pub async fn run_now(
 
 /// `GET /plugins`.
 pub async fn plugins(State(app): State<AppState>) -> Response {
-    let plugins = app.host.plugins();
-    let errors = app.host.plugin_errors();
+    let plugins = app.host.plugins().list();
+    let errors = app.host.plugins().errors();
     let body = html! {
         @if plugins.is_empty() && errors.is_empty() {
             (empty("No plugins loaded", html! { "put a component in plugins/ (" code { "wasmsched new NAME --lang rust" } " starts one)." }))
@@ -326,7 +331,7 @@ pub async fn plugins(State(app): State<AppState>) -> Response {
                     @if let Some(error) = errors.get(name) { dt { "Last error" } dd.bad { (error) } }
                 }
                 h3 { "Reload history" }
-                ol.history { @for change in app.host.plugin_history(name).iter().rev() {
+                ol.history { @for change in app.host.plugins().history(name).iter().rev() {
                     li { (time(change.at)) " · " @match &change.change {
                         PluginChangeKind::Loaded { hash } => { "loaded " code { (short(hash)) } },
                         PluginChangeKind::Swapped { from, hash } => { "swapped " code { (short(from)) } " → " code { (short(hash)) } },

@@ -14,9 +14,9 @@ const LETTERS_SHOWN: usize = 100;
 
 /// `GET /queues`.
 pub async fn queues(State(app): State<AppState>) -> Response {
-    let letters = app.host.dead_letters(None, LETTERS_SHOWN).await;
-    let timers = app.host.timers().await;
-    let sinks = app.host.sinks().await;
+    let letters = app.host.dead_letters().list(None, LETTERS_SHOWN).await;
+    let timers = app.host.timers().list().await;
+    let sinks = app.host.sinks().list().await;
     let failed = |what: &str, error: &dyn std::fmt::Display| {
         html! { p.error { "cannot read the " (what) ": " (error) } }
     };
@@ -126,7 +126,8 @@ pub async fn replay(State(app): State<AppState>, Path(id): Path<String>) -> Resp
     let result = async {
         let id = letter_id(&id)?;
         app.host
-            .replay_dead_letter(id)
+            .dead_letters()
+            .replay(id)
             .await
             .map(|_| ())
             .map_err(|e| e.to_string())
@@ -140,7 +141,8 @@ pub async fn discard(State(app): State<AppState>, Path(id): Path<String>) -> Res
     let result = async {
         let id = letter_id(&id)?;
         app.host
-            .discard_dead_letter(id)
+            .dead_letters()
+            .discard(id)
             .await
             .map_err(|e| e.to_string())
     };
@@ -150,7 +152,7 @@ pub async fn discard(State(app): State<AppState>, Path(id): Path<String>) -> Res
 
 /// `POST /queues/timers/{id}/cancel`.
 pub async fn cancel_timer(State(app): State<AppState>, Path(id): Path<String>) -> Response {
-    let result = match app.host.cancel_timer(&id).await {
+    let result = match app.host.timers().cancel(&id).await {
         Ok(true) => Ok(()),
         Ok(false) => Err(format!("no pending timer `{id}`")),
         Err(error) => Err(error.to_string()),
@@ -164,16 +166,18 @@ pub async fn sink(
     Path((id, verb)): Path<(String, String)>,
 ) -> Response {
     let trigger = crate::sink::trigger_id(&id);
-    let result = match (app.host.has_sink(&id), verb.as_str()) {
+    let result = match (app.host.sinks().has(&id), verb.as_str()) {
         (false, _) => Err(format!("no sink `{id}`")),
         (true, "pause") => app
             .host
-            .pause_trigger(&trigger)
+            .triggers()
+            .pause(&trigger)
             .await
             .map_err(|e| e.to_string()),
         (true, "resume") => app
             .host
-            .resume_trigger(&trigger)
+            .triggers()
+            .resume(&trigger)
             .await
             .map_err(|e| e.to_string()),
         (true, other) => Err(format!("unknown action `{other}`")),

@@ -84,22 +84,38 @@ impl Backfill {
     }
 }
 
+impl Host {}
+
+/// Backfills of cron triggers: started, followed and cancelled; the last of each trigger is kept.
+#[derive(Clone, Copy)]
+pub struct Backfills<'a> {
+    host: &'a Host,
+}
+
 impl Host {
+    /// Backfills of cron triggers.
+    pub fn backfills(&self) -> Backfills<'_> {
+        Backfills { host: self }
+    }
+}
+
+impl Backfills<'_> {
     /// Starts firing cron trigger `id` for every instant in `(from, to]`,
     /// `rate` per second. Fails if the trigger is not a running cron
     /// trigger, the range is empty or holds more than [`MAX_INSTANTS`], or
     /// a backfill of the trigger is running.
-    pub async fn start_backfill(
-        self: &Arc<Self>,
+    pub async fn start(
+        self,
         id: &str,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
         rate: f64,
     ) -> Result<BackfillView, HostError> {
         let invalid = |message: String| HostError::InvalidTable(message);
-        let config = self
-            .trigger_config(id)
-            .ok_or_else(|| wasmsched_core::scheduler::SchedulerError::UnknownId(id.to_owned()))?;
+        let config =
+            self.host.triggers().config(id).ok_or_else(|| {
+                wasmsched_core::scheduler::SchedulerError::UnknownId(id.to_owned())
+            })?;
         let TriggerSpec::Cron(cron) = &config.spec else {
             return Err(invalid(format!("trigger `{id}` is not a cron trigger")));
         };
@@ -124,10 +140,10 @@ impl Host {
                 "`from`..`to` holds more than {MAX_INSTANTS} instants: backfill a shorter range"
             )));
         }
-        let registration = self
-            .registration(id)
-            .await
-            .ok_or_else(|| wasmsched_core::scheduler::SchedulerError::UnknownId(id.to_owned()))?;
+        let registration =
+            self.host.triggers().registration(id).await.ok_or_else(|| {
+                wasmsched_core::scheduler::SchedulerError::UnknownId(id.to_owned())
+            })?;
         let job = Arc::new(Backfill {
             from,
             to,
@@ -137,7 +153,11 @@ impl Host {
             cancel: CancellationToken::new(),
         });
         {
-            let mut backfills = self.backfills.lock().unwrap_or_else(|p| p.into_inner());
+            let mut backfills = self
+                .host
+                .backfills
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
             if backfills
                 .get(id)
                 .is_some_and(|b| b.view().state == BackfillState::Running)
@@ -186,14 +206,22 @@ impl Host {
     }
 
     /// The trigger's last backfill (running or ended).
-    pub fn backfill(&self, id: &str) -> Option<BackfillView> {
-        let backfills = self.backfills.lock().unwrap_or_else(|p| p.into_inner());
+    pub fn get(self, id: &str) -> Option<BackfillView> {
+        let backfills = self
+            .host
+            .backfills
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         backfills.get(id).map(|b| b.view())
     }
 
     /// Cancels the trigger's running backfill; its progress.
-    pub fn cancel_backfill(&self, id: &str) -> Option<BackfillView> {
-        let backfills = self.backfills.lock().unwrap_or_else(|p| p.into_inner());
+    pub fn cancel(self, id: &str) -> Option<BackfillView> {
+        let backfills = self
+            .host
+            .backfills
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         let job = backfills.get(id)?;
         job.cancel.cancel();
         Some(job.view())

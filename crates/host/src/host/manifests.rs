@@ -11,7 +11,7 @@
 //!
 //! A manifest that does not parse changes nothing (its triggers keep
 //! running as they were), nor does a changed table that does not build; the
-//! error is recorded (see [`Host::plugin_errors`]) until the file is fixed.
+//! error is recorded (see [`Plugins::errors`]) until the file is fixed.
 //! A deleted manifest removes every trigger it declared. Its sinks follow
 //! the same rules.
 

@@ -13,6 +13,14 @@
 //! deleted, a manifest applied) runs under one async lock, so a check and
 //! the change it guards cannot interleave with another change; reading
 //! never waits for it.
+//!
+//! Callers reach each concern through its handle: [`Host::triggers`],
+//! [`Host::plugins`], [`Host::sinks`], [`Host::timers`],
+//! [`Host::backfills`], [`Host::dead_letters`]; `Host` itself starts,
+//! stops and describes the whole (config, broker, store, health).
+//! Triggers and plugins share one registry (a trigger is bound to its
+//! plugin's slot, and a pending trigger waits for its plugin); timers and
+//! backfills keep their own state.
 
 mod backfill;
 mod manifests;
@@ -29,25 +37,27 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 pub use self::backfill::{
-    BackfillState, BackfillView, MAX_RATE as MAX_BACKFILL_RATE, MIN_RATE as MIN_BACKFILL_RATE,
+    BackfillState, BackfillView, Backfills, MAX_RATE as MAX_BACKFILL_RATE,
+    MIN_RATE as MIN_BACKFILL_RATE,
 };
 pub use self::manifests::ManifestChanges;
 use self::plugins::Candidate;
-pub use self::plugins::{PluginChange, PluginChangeKind};
-pub use self::sinks::SinkView;
-pub use self::timers::{LATE_HEADER, TIMER_HEADER};
-pub use self::triggers::NativeLogic;
+pub use self::plugins::{PluginChange, PluginChangeKind, Plugins};
+pub use self::sinks::{SinkView, Sinks};
+pub use self::stored::DeadLetters;
+pub use self::timers::{LATE_HEADER, TIMER_HEADER, Timers};
 use self::triggers::{Declared, Removal};
+pub use self::triggers::{NativeLogic, Triggers};
 use crate::config::{BrokerConfig, Config, ConfigError, TriggerConfig};
 use wasmsched_core::bounded::EventLimits;
 use wasmsched_core::broker::{Broker, BrokerError, MemoryBroker};
-use wasmsched_core::scheduler::{Registration, Scheduler, SchedulerError};
+use wasmsched_core::scheduler::{Scheduler, SchedulerError};
 use wasmsched_core::state::sqlite::SqliteStore;
-use wasmsched_core::state::{Run, StateError, StateStore};
+use wasmsched_core::state::{StateError, StateStore};
 use wasmsched_core::trigger::{TriggerError, TriggerKind};
 use wasmsched_nats::NatsBroker;
 use wasmsched_nats::state::NatsStore;
-use wasmsched_plugin::{Plugin, PluginError, PluginRuntime, PluginSlot, Worlds};
+use wasmsched_plugin::{PluginError, PluginRuntime, PluginSlot, Worlds};
 
 /// Why the host could not set up a trigger, plugin or manifest.
 #[derive(Debug, thiserror::Error)]
@@ -205,7 +215,7 @@ pub struct Host {
     reloads: AtomicU64,
     watcher: Mutex<Option<watch::Watcher>>,
     /// The one-off timers' task, once started.
-    timers: std::sync::OnceLock<timers::Timers>,
+    timers: std::sync::OnceLock<timers::TimerTask>,
     /// The last backfill of each trigger.
     backfills: Mutex<BTreeMap<String, Arc<backfill::Backfill>>>,
 }
@@ -320,7 +330,7 @@ impl Host {
             .filter_map(|t| t.plugin.clone())
             .collect();
         for name in names {
-            if let Err(error) = host.load_plugin(&name).await {
+            if let Err(error) = host.plugins().load(&name).await {
                 host.report(error.to_string());
             }
         }
@@ -343,7 +353,7 @@ impl Host {
         host.scheduler.start().await?;
         match host.store.timer_dues().await {
             Ok(pending) => {
-                let _ = host.timers.set(timers::Timers::spawn(&host, pending));
+                let _ = host.timers.set(timers::TimerTask::spawn(&host, pending));
             }
             Err(error) => host.report(format!("one-off timers not started: {error}")),
         }
@@ -355,7 +365,7 @@ impl Host {
     }
 
     /// The configuration it started from (`wasmsched.toml` and manifests
-    /// as they were at start; later changes are in [`Self::trigger_config`]).
+    /// as they were at start; later changes are in [`Triggers::config`]).
     pub fn config(&self) -> &Config {
         &self.config
     }
@@ -370,15 +380,6 @@ impl Host {
     /// broker, JetStream with NATS.
     pub fn store(&self) -> &Arc<dyn StateStore> {
         &self.store
-    }
-
-    /// The newest `limit` runs of trigger `id`, newest first.
-    pub async fn runs(&self, id: &str, limit: usize) -> Result<Vec<Run>, HostError> {
-        if let Some(log) = self.scheduler.run_log() {
-            // The newest runs, if the store keeps up; what it has otherwise.
-            let _ = tokio::time::timeout(std::time::Duration::from_secs(2), log.flush()).await;
-        }
-        Ok(self.store.runs(id, limit).await?)
     }
 
     /// The event `id`, if a run of this host published it recently (the
@@ -398,22 +399,6 @@ impl Host {
         &self.runtime
     }
 
-    /// Every registered trigger by id, with its topic. Never waits for a
-    /// change under way.
-    pub async fn registered_triggers(&self) -> BTreeMap<String, Registration> {
-        self.scheduler.registered_triggers().await
-    }
-
-    /// One registered trigger.
-    pub async fn registration(&self, id: &str) -> Option<Registration> {
-        self.scheduler.trigger(id).await
-    }
-
-    /// Is the trigger paused (or, waiting for its plugin, held paused)?
-    pub async fn is_paused(&self, id: &str) -> bool {
-        self.scheduler.is_paused(id).await
-    }
-
     /// What one event and one firing may carry: `[events]`, lowered to
     /// what the broker can carry.
     pub fn event_limits(&self) -> EventLimits {
@@ -429,7 +414,7 @@ impl Host {
     }
 
     /// Problems met while starting (each also logged). Later ones (hot
-    /// reload) are in [`Self::plugin_errors`].
+    /// reload) are in [`Plugins::errors`].
     pub fn problems(&self) -> Vec<String> {
         self.problems
             .lock()
@@ -511,58 +496,13 @@ impl Host {
         (plugins, manifests)
     }
 
-    /// The last error of each plugin whose latest file failed to load (or
-    /// that triggers wait for), and of each manifest that failed to apply
-    /// (under its file stem, naming the file). Cleared once fixed.
-    pub fn plugin_errors(&self) -> BTreeMap<String, String> {
-        let state = self.state();
-        let mut errors: BTreeMap<String, String> = state
-            .failures
-            .iter()
-            .map(|(name, failure)| (name.clone(), failure.error.clone()))
-            .collect();
-        for (path, error) in &state.manifest_errors {
-            let stem = path.file_stem().unwrap_or_default().to_string_lossy();
-            errors
-                .entry(stem.into_owned())
-                .and_modify(|e| *e = format!("{e}; {error}"))
-                .or_insert_with(|| error.clone());
-        }
-        errors
-    }
-
     /// What went wrong applying each manifest, the last time.
     pub fn manifest_errors(&self) -> BTreeMap<PathBuf, String> {
         self.state().manifest_errors.clone()
     }
 
-    /// How many plugin loads succeeded (first loads and swaps).
-    /// The last loads, swaps and failures of plugin `name` (up to 20,
-    /// oldest first; kept in memory since the start).
-    pub fn plugin_history(&self, name: &str) -> Vec<PluginChange> {
-        let state = self.state();
-        let history = state.plugin_history.get(name);
-        history
-            .map(|h| h.iter().cloned().collect())
-            .unwrap_or_default()
-    }
-
     /// Plugin loads and reloads that succeeded since the start.
     pub fn reload_count(&self) -> u64 {
         self.reloads.load(Ordering::Relaxed)
-    }
-
-    /// The current version of each loaded plugin, by name.
-    pub fn plugins(&self) -> BTreeMap<String, Arc<Plugin>> {
-        self.state()
-            .plugins
-            .iter()
-            .map(|(name, slot)| (name.clone(), slot.current()))
-            .collect()
-    }
-
-    /// Declared triggers waiting for their plugin, by id.
-    pub fn pending_triggers(&self) -> BTreeMap<String, TriggerConfig> {
-        self.state().pending.clone()
     }
 }

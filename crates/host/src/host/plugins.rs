@@ -13,9 +13,10 @@
 //! of its manifest (`plugins/NAME.toml`), secrets read then; a change to
 //! that table reloads it ([`Host::plugin_manifest_changed`]).
 //!
-//! Deleting the file ([`Host::unload_plugin`]) unregisters the triggers
+//! Deleting the file ([`Plugins::unload`]) unregisters the triggers
 //! using the plugin and keeps them pending until the file is back.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -50,31 +51,6 @@ fn short(hash: &str) -> &str {
 }
 
 impl Host {
-    /// Where plugin `name` lives: `<plugins dir>/NAME.wasm`.
-    pub fn plugin_path(&self, name: &str) -> std::path::PathBuf {
-        self.config.plugins_dir.join(format!("{name}.wasm"))
-    }
-
-    /// (Re)loads `plugins/NAME.wasm` as it is now (the watcher first waits
-    /// for the file to settle). On failure the error is recorded (see
-    /// [`Self::plugin_errors`]) and the version loaded before, if any,
-    /// keeps serving.
-    pub async fn load_plugin(&self, name: &str) -> Result<Arc<Plugin>, HostError> {
-        let path = self.plugin_path(name);
-        let read = {
-            let path = path.clone();
-            tokio::task::spawn_blocking(move || std::fs::read(path)).await
-        };
-        let candidate = match read.map_err(std::io::Error::other).and_then(|r| r) {
-            Ok(bytes) => self.compile_plugin(name, bytes).await,
-            Err(source) => Candidate::Broken {
-                hash: None,
-                error: PluginError::Read { path, source },
-            },
-        };
-        self.commit_plugin(name, candidate).await
-    }
-
     /// Compiles and checks `bytes` as plugin `name`, off the async runtime,
     /// with the limits and grants of its manifest, unless they are those of
     /// the version in use (under the same manifest) or of the last failure.
@@ -274,32 +250,6 @@ impl Host {
         }
     }
 
-    /// Forgets plugin `name`, whose file was deleted: the triggers using it
-    /// are unregistered and wait (pending) for the file to come back.
-    pub async fn unload_plugin(&self, name: &str) {
-        let serial = self.serial().await;
-        let file = self.plugin_path(name);
-        for id in self.users(name) {
-            match self.remove_locked(&serial, &id, Removal::Replace).await {
-                Ok(config) => {
-                    tracing::warn!(trigger = %id, plugin = %name, file = %file.display(), "unregistered the trigger: its plugin file was deleted (it comes back with the file)");
-                    self.state_mut().pending.insert(id, config);
-                }
-                Err(error) => {
-                    tracing::error!(trigger = %id, plugin = %name, "cannot unregister the trigger: {error}");
-                }
-            }
-        }
-        self.state_mut().loaded_with.remove(name);
-        let slot = self.state_mut().plugins.remove(name);
-        if let Some(slot) = slot {
-            let hash = slot.current().hash().to_owned();
-            tracing::info!(plugin = %name, hash = %short(&hash), file = %file.display(), "unloaded plugin: its file was deleted");
-        }
-        self.state_mut().failures.remove(name);
-        self.note_waiting(name);
-    }
-
     /// Notes, for a plugin that is not loaded, which triggers wait for its
     /// file (unless a load error says more); drops the note when none do.
     pub(super) fn note_waiting(&self, name: &str) {
@@ -320,7 +270,7 @@ impl Host {
         }
         let error = format!(
             "{} is missing; triggers waiting for it: {}",
-            self.plugin_path(name).display(),
+            self.plugins().path(name).display(),
             waiting.join(", ")
         );
         let note = Failure {
@@ -350,11 +300,11 @@ impl Host {
             }
             // A load that failed under the old table may work under this one.
             state.failures.remove(name);
-            state.plugins.contains_key(name) || self.plugin_path(name).is_file()
+            state.plugins.contains_key(name) || self.plugins().path(name).is_file()
         };
         if known {
             tracing::info!(plugin = %name, "the [plugin] table of its manifest changed: reloading it");
-            if let Err(error) = self.load_plugin(name).await {
+            if let Err(error) = self.plugins().load(name).await {
                 tracing::debug!(plugin = %name, "reload after a manifest change: {error}");
             }
         }
@@ -363,7 +313,7 @@ impl Host {
     /// Records (and logs) a failed load of plugin `name`.
     fn record_failure(&self, name: &str, error: String, hash: Option<String>) {
         let mut state = self.state_mut();
-        let file = self.plugin_path(name);
+        let file = self.plugins().path(name);
         match state.plugins.get(name) {
             Some(slot) => {
                 let serving = slot.current();
@@ -386,7 +336,7 @@ impl Host {
     }
 }
 
-/// Changes kept per plugin in [`Host::plugin_history`].
+/// Changes kept per plugin in [`Plugins::history`].
 const PLUGIN_HISTORY: usize = 20;
 
 /// One change of a plugin: what happened, when, to which version.
@@ -431,5 +381,116 @@ impl super::State {
         while history.len() > PLUGIN_HISTORY {
             history.pop_front();
         }
+    }
+}
+
+/// The host's plugins: loaded, failed and their history; loading and unloading one by name.
+#[derive(Clone, Copy)]
+pub struct Plugins<'a> {
+    host: &'a Host,
+}
+
+impl Host {
+    /// The host's plugins.
+    pub fn plugins(&self) -> Plugins<'_> {
+        Plugins { host: self }
+    }
+}
+
+impl Plugins<'_> {
+    /// Where plugin `name` lives: `<plugins dir>/NAME.wasm`.
+    pub fn path(self, name: &str) -> std::path::PathBuf {
+        self.host.config.plugins_dir.join(format!("{name}.wasm"))
+    }
+
+    /// (Re)loads `plugins/NAME.wasm` as it is now (the watcher first waits
+    /// for the file to settle). On failure the error is recorded (see
+    /// [`Plugins::errors`]) and the version loaded before, if any,
+    /// keeps serving.
+    pub async fn load(self, name: &str) -> Result<Arc<Plugin>, HostError> {
+        let path = self.path(name);
+        let read = {
+            let path = path.clone();
+            tokio::task::spawn_blocking(move || std::fs::read(path)).await
+        };
+        let candidate = match read.map_err(std::io::Error::other).and_then(|r| r) {
+            Ok(bytes) => self.host.compile_plugin(name, bytes).await,
+            Err(source) => Candidate::Broken {
+                hash: None,
+                error: PluginError::Read { path, source },
+            },
+        };
+        self.host.commit_plugin(name, candidate).await
+    }
+
+    /// Forgets plugin `name`, whose file was deleted: the triggers using it
+    /// are unregistered and wait (pending) for the file to come back.
+    pub async fn unload(self, name: &str) {
+        let serial = self.host.serial().await;
+        let file = self.path(name);
+        for id in self.host.users(name) {
+            match self
+                .host
+                .remove_locked(&serial, &id, Removal::Replace)
+                .await
+            {
+                Ok(config) => {
+                    tracing::warn!(trigger = %id, plugin = %name, file = %file.display(), "unregistered the trigger: its plugin file was deleted (it comes back with the file)");
+                    self.host.state_mut().pending.insert(id, config);
+                }
+                Err(error) => {
+                    tracing::error!(trigger = %id, plugin = %name, "cannot unregister the trigger: {error}");
+                }
+            }
+        }
+        self.host.state_mut().loaded_with.remove(name);
+        let slot = self.host.state_mut().plugins.remove(name);
+        if let Some(slot) = slot {
+            let hash = slot.current().hash().to_owned();
+            tracing::info!(plugin = %name, hash = %short(&hash), file = %file.display(), "unloaded plugin: its file was deleted");
+        }
+        self.host.state_mut().failures.remove(name);
+        self.host.note_waiting(name);
+    }
+
+    /// The current version of each loaded plugin, by name.
+    pub fn list(self) -> BTreeMap<String, Arc<Plugin>> {
+        self.host
+            .state()
+            .plugins
+            .iter()
+            .map(|(name, slot)| (name.clone(), slot.current()))
+            .collect()
+    }
+
+    /// The last error of each plugin whose latest file failed to load (or
+    /// that triggers wait for), and of each manifest that failed to apply
+    /// (under its file stem, naming the file). Cleared once fixed.
+    pub fn errors(self) -> BTreeMap<String, String> {
+        let state = self.host.state();
+        let mut errors: BTreeMap<String, String> = state
+            .failures
+            .iter()
+            .map(|(name, failure)| (name.clone(), failure.error.clone()))
+            .collect();
+        for (path, error) in &state.manifest_errors {
+            let stem = path.file_stem().unwrap_or_default().to_string_lossy();
+            errors
+                .entry(stem.into_owned())
+                .and_modify(|e| *e = format!("{e}; {error}"))
+                .or_insert_with(|| error.clone());
+        }
+        errors
+    }
+
+    /// How many plugin loads succeeded (first loads and swaps).
+    /// The last loads, swaps and failures of plugin `name` (up to 20,
+    /// oldest first; kept in memory since the start).
+    pub fn history(self, name: &str) -> Vec<PluginChange> {
+        let state = self.host.state();
+        let history = state.plugin_history.get(name);
+        history
+            .map(|h| h.iter().cloned().collect())
+            .unwrap_or_default()
     }
 }

@@ -68,53 +68,6 @@ impl Host {
         Ok(())
     }
 
-    /// Every sink's counters and delivery time histogram, by id (what
-    /// `/metrics` shows; cheap: no store access).
-    pub fn sink_stats(&self) -> Vec<(String, SinkStats, HistogramSnapshot)> {
-        self.state()
-            .sinks
-            .values()
-            .map(|e| {
-                let counters = &e.counters;
-                (
-                    e.config.id.clone(),
-                    counters.snapshot(),
-                    counters.delivery_time(),
-                )
-            })
-            .collect()
-    }
-
-    /// Every sink with its state and counters.
-    pub async fn sinks(&self) -> Result<Vec<SinkView>, HostError> {
-        let entries: Vec<(SinkConfig, SinkStats)> = self
-            .state()
-            .sinks
-            .values()
-            .map(|e| (e.config.clone(), e.counters.snapshot()))
-            .collect();
-        let mut views = Vec::with_capacity(entries.len());
-        for (config, stats) in entries {
-            let id = trigger_id(&config.id);
-            let running = self
-                .registration(&id)
-                .await
-                .is_some_and(|r| r.trigger.is_running());
-            let dead = self.store.dead_letters(Some(&id), 1000).await?.len();
-            views.push(SinkView {
-                pattern: config.pattern.to_string(),
-                url: crate::sink::redacted(&config.url),
-                signed: config.secret.is_some(),
-                paused: self.is_paused(&id).await,
-                running,
-                stats,
-                dead,
-                id: config.id,
-            });
-        }
-        Ok(views)
-    }
-
     /// Brings the sinks declared in `file` in line with `declared`: adds
     /// the new ones, replaces the changed ones (a pause stays), removes the
     /// ones gone. What fails is added to `errors`.
@@ -152,7 +105,7 @@ impl Host {
                         continue;
                     }
                 },
-                None if self.has_sink(&id) => {
+                None if self.sinks().has(&id) => {
                     errors.push(format!("sink `{id}` is already declared in another file"));
                     continue;
                 }
@@ -177,9 +130,75 @@ impl Host {
         tracing::info!(sink = %id, "removed sink");
         Ok(())
     }
+}
+
+/// The host's sinks: what each delivered, and whether one is there.
+#[derive(Clone, Copy)]
+pub struct Sinks<'a> {
+    host: &'a Host,
+}
+
+impl Host {
+    /// The host's sinks.
+    pub fn sinks(&self) -> Sinks<'_> {
+        Sinks { host: self }
+    }
+}
+
+impl Sinks<'_> {
+    /// Every sink with its state and counters.
+    pub async fn list(self) -> Result<Vec<SinkView>, HostError> {
+        let entries: Vec<(SinkConfig, SinkStats)> = self
+            .host
+            .state()
+            .sinks
+            .values()
+            .map(|e| (e.config.clone(), e.counters.snapshot()))
+            .collect();
+        let mut views = Vec::with_capacity(entries.len());
+        for (config, stats) in entries {
+            let id = trigger_id(&config.id);
+            let running = self
+                .host
+                .triggers()
+                .registration(&id)
+                .await
+                .is_some_and(|r| r.trigger.is_running());
+            let dead = self.host.store.dead_letters(Some(&id), 1000).await?.len();
+            views.push(SinkView {
+                pattern: config.pattern.to_string(),
+                url: crate::sink::redacted(&config.url),
+                signed: config.secret.is_some(),
+                paused: self.host.triggers().is_paused(&id).await,
+                running,
+                stats,
+                dead,
+                id: config.id,
+            });
+        }
+        Ok(views)
+    }
 
     /// Is there a sink `id`?
-    pub fn has_sink(&self, id: &str) -> bool {
-        self.state().sinks.contains_key(id)
+    pub fn has(self, id: &str) -> bool {
+        self.host.state().sinks.contains_key(id)
+    }
+
+    /// Every sink's counters and delivery time histogram, by id (what
+    /// `/metrics` shows; cheap: no store access).
+    pub fn stats(self) -> Vec<(String, SinkStats, HistogramSnapshot)> {
+        self.host
+            .state()
+            .sinks
+            .values()
+            .map(|e| {
+                let counters = &e.counters;
+                (
+                    e.config.id.clone(),
+                    counters.snapshot(),
+                    counters.delivery_time(),
+                )
+            })
+            .collect()
     }
 }

@@ -15,30 +15,11 @@ use wasmsched_core::state::{DeadLetter, StateChange, StateStore};
 use wasmsched_core::trigger::TriggerError;
 
 /// Why an admin trigger could not be added.
-fn invalid(error: String) -> HostError {
+pub(super) fn invalid(error: String) -> HostError {
     HostError::InvalidTable(error)
 }
 
 impl Host {
-    /// Adds a trigger from a `[[trigger]]` table in JSON, as the admin API
-    /// does: it is kept in the state store, so it comes back after a
-    /// restart and (on JetStream) runs on every replica.
-    pub async fn add_admin_trigger(&self, table: Value) -> Result<TriggerConfig, HostError> {
-        let mut config = TriggerConfig::from_json(table.clone()).map_err(invalid)?;
-        config.declared_in = DeclaredIn::AdminApi;
-        let serial = self.serial().await;
-        self.add_locked(&serial, config.clone(), Default::default())
-            .await?;
-        if let Err(error) = self.store.put_admin_trigger(&config.id, &table).await {
-            // Not kept: not added either.
-            let _ = self
-                .remove_locked(&serial, &config.id, Removal::Forget)
-                .await;
-            return Err(error.into());
-        }
-        Ok(config)
-    }
-
     /// Registers the admin triggers the store keeps (at start). One whose
     /// id a file now declares is reported and left in the store.
     pub(super) async fn restore_admin_triggers(&self, store: &Arc<dyn StateStore>) {
@@ -80,66 +61,6 @@ impl Host {
             .or_else(|| state.pending.get(id))
             .and_then(|t| t.declared_in.file())
             .map(Path::to_path_buf)
-    }
-
-    /// Is trigger `id` one the admin API added (kept in the store)?
-    pub fn is_admin_trigger(&self, id: &str) -> bool {
-        let state = self.state();
-        let declared = state.triggers.get(id).map(|b| &b.config);
-        declared
-            .or_else(|| state.pending.get(id))
-            .is_some_and(|t| t.declared_in == DeclaredIn::AdminApi)
-    }
-
-    /// The newest `limit` dead letters, of trigger `trigger` or of all.
-    pub async fn dead_letters(
-        &self,
-        trigger: Option<&str>,
-        limit: usize,
-    ) -> Result<Vec<DeadLetter>, HostError> {
-        Ok(self.store.dead_letters(trigger, limit).await?)
-    }
-
-    /// Hands dead letter `id`'s event to its trigger again (its filter,
-    /// then its factory: e.g. once a fixed plugin is loaded); discards the
-    /// letter if that succeeds, keeps it if not.
-    pub async fn replay_dead_letter(&self, id: uuid::Uuid) -> Result<DeadLetter, HostError> {
-        let store = &self.store;
-        let letter = store
-            .dead_letter(id)
-            .await?
-            .ok_or(HostError::UnknownDeadLetter(id))?;
-        let replay = |source: TriggerError| HostError::Replay {
-            id,
-            trigger: letter.trigger.clone(),
-            source,
-        };
-        let registration =
-            self.registration(&letter.trigger)
-                .await
-                .ok_or_else(|| HostError::GoneTrigger {
-                    id,
-                    trigger: letter.trigger.clone(),
-                })?;
-        registration
-            .trigger
-            .replay(letter.event.clone())
-            .await
-            .map_err(replay)?;
-        tracing::info!(trigger = %letter.trigger, dead_letter = %id, "replayed a dead letter");
-        if let Err(error) = store.delete_dead_letter(id).await {
-            // Replayed all the same: a retry by the client would replay it twice.
-            tracing::warn!(dead_letter = %id, "replayed, but still listed: {error}");
-        }
-        Ok(letter)
-    }
-
-    /// Discards dead letter `id`.
-    pub async fn discard_dead_letter(&self, id: uuid::Uuid) -> Result<(), HostError> {
-        match self.store.delete_dead_letter(id).await? {
-            true => Ok(()),
-            false => Err(HostError::UnknownDeadLetter(id)),
-        }
     }
 
     /// Follows the changes other replicas make to a shared store (from
@@ -195,7 +116,7 @@ impl Host {
     }
 
     async fn apply_pause(&self, id: &str, paused: bool) -> Result<(), String> {
-        if self.is_paused(id).await == paused {
+        if self.triggers().is_paused(id).await == paused {
             return Ok(());
         }
         let applied = self.scheduler.apply_pause(id, paused).await;
@@ -216,7 +137,7 @@ impl Host {
             .map_err(|e| e.to_string())?;
         let mut ids: std::collections::BTreeSet<String> = tables.keys().cloned().collect();
         let local = self.state().triggers.keys().cloned().collect::<Vec<_>>();
-        ids.extend(local.into_iter().filter(|id| self.is_admin_trigger(id)));
+        ids.extend(local.into_iter().filter(|id| self.triggers().is_admin(id)));
         for id in ids {
             self.apply_admin_trigger(&id, tables.get(&id).cloned())
                 .await;
@@ -238,7 +159,8 @@ impl Host {
             }
         };
         let current = self
-            .trigger_config(id)
+            .triggers()
+            .config(id)
             .or_else(|| self.state().pending.get(id).cloned());
         if current == config {
             return;
@@ -259,6 +181,74 @@ impl Host {
             && let Err(error) = self.register_declared(&serial, config).await
         {
             tracing::warn!(trigger = %id, "adding as another replica did: {error}");
+        }
+    }
+}
+
+/// The dead letters the state store keeps: listed, replayed and discarded.
+#[derive(Clone, Copy)]
+pub struct DeadLetters<'a> {
+    host: &'a Host,
+}
+
+impl Host {
+    /// The dead letters the state store keeps.
+    pub fn dead_letters(&self) -> DeadLetters<'_> {
+        DeadLetters { host: self }
+    }
+}
+
+impl DeadLetters<'_> {
+    /// The newest `limit` dead letters, of trigger `trigger` or of all.
+    pub async fn list(
+        self,
+        trigger: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<DeadLetter>, HostError> {
+        Ok(self.host.store.dead_letters(trigger, limit).await?)
+    }
+
+    /// Hands dead letter `id`'s event to its trigger again (its filter,
+    /// then its factory: e.g. once a fixed plugin is loaded); discards the
+    /// letter if that succeeds, keeps it if not.
+    pub async fn replay(self, id: uuid::Uuid) -> Result<DeadLetter, HostError> {
+        let store = &self.host.store;
+        let letter = store
+            .dead_letter(id)
+            .await?
+            .ok_or(HostError::UnknownDeadLetter(id))?;
+        let replay = |source: TriggerError| HostError::Replay {
+            id,
+            trigger: letter.trigger.clone(),
+            source,
+        };
+        let registration = self
+            .host
+            .triggers()
+            .registration(&letter.trigger)
+            .await
+            .ok_or_else(|| HostError::GoneTrigger {
+                id,
+                trigger: letter.trigger.clone(),
+            })?;
+        registration
+            .trigger
+            .replay(letter.event.clone())
+            .await
+            .map_err(replay)?;
+        tracing::info!(trigger = %letter.trigger, dead_letter = %id, "replayed a dead letter");
+        if let Err(error) = store.delete_dead_letter(id).await {
+            // Replayed all the same: a retry by the client would replay it twice.
+            tracing::warn!(dead_letter = %id, "replayed, but still listed: {error}");
+        }
+        Ok(letter)
+    }
+
+    /// Discards dead letter `id`.
+    pub async fn discard(self, id: uuid::Uuid) -> Result<(), HostError> {
+        match self.host.store.delete_dead_letter(id).await? {
+            true => Ok(()),
+            false => Err(HostError::UnknownDeadLetter(id)),
         }
     }
 }

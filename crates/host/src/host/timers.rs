@@ -48,11 +48,11 @@ impl TimerCommand {
 }
 
 /// The host's timer task, fed through [`TimerCommand`]s.
-pub(super) struct Timers {
+pub(super) struct TimerTask {
     commands: mpsc::UnboundedSender<TimerCommand>,
 }
 
-impl Timers {
+impl TimerTask {
     /// Starts following `timers` (ids and instants) for `host` (until it
     /// is dropped).
     pub(super) fn spawn(host: &Arc<Host>, timers: Vec<(String, DateTime<Utc>)>) -> Self {
@@ -122,37 +122,6 @@ async fn sleep_until(clock: wasmsched_core::clock::Clock, at: Option<DateTime<Ut
 }
 
 impl Host {
-    /// Adds a one-off timer (or, its id taken, returns the timer kept under
-    /// it, with `false`).
-    pub async fn add_timer(&self, timer: OneOffTimer) -> Result<(OneOffTimer, bool), HostError> {
-        if let TimerAction::Fire { trigger, .. } = &timer.action
-            && self.registration(trigger).await.is_none()
-        {
-            return Err(HostError::InvalidTable(format!(
-                "timer: no trigger with id `{trigger}`"
-            )));
-        }
-        let kept = self.store.put_timer(&timer).await?;
-        let new = kept == timer;
-        if new {
-            self.follow_timer(&kept);
-            tracing::info!(timer = %kept.id, due = %kept.due, "added timer");
-        }
-        Ok((kept, new))
-    }
-
-    /// The pending timers, soonest first.
-    pub async fn timers(&self) -> Result<Vec<OneOffTimer>, HostError> {
-        Ok(self.store.timers().await?)
-    }
-
-    /// Cancels timer `id`; `false` if there was none (or it fired).
-    pub async fn cancel_timer(&self, id: &str) -> Result<bool, HostError> {
-        let taken = self.store.take_timer(id).await?;
-        self.unfollow_timer(id);
-        Ok(taken)
-    }
-
     fn follow_timer(&self, timer: &OneOffTimer) {
         if let Some(timers) = self.timers.get() {
             timers.send(TimerCommand::add(timer));
@@ -206,15 +175,17 @@ impl Host {
                 }
                 self.broker.publish(event).await.map_err(|e| e.to_string())
             }
-            TimerAction::Fire { trigger, data } => match self.registration(trigger).await {
-                Some(registration) => registration
-                    .trigger
-                    .run_now(Some(data.clone()))
-                    .await
-                    .map(drop)
-                    .map_err(|e| e.to_string()),
-                None => Err(format!("trigger `{trigger}` is not registered")),
-            },
+            TimerAction::Fire { trigger, data } => {
+                match self.triggers().registration(trigger).await {
+                    Some(registration) => registration
+                        .trigger
+                        .run_now(Some(data.clone()))
+                        .await
+                        .map(drop)
+                        .map_err(|e| e.to_string()),
+                    None => Err(format!("trigger `{trigger}` is not registered")),
+                }
+            }
         };
         match fired {
             Ok(()) => tracing::info!(timer = %timer.id, late, "timer fired"),
@@ -255,5 +226,51 @@ impl Host {
                 }
             });
         }
+    }
+}
+
+/// The host's one-off timers: added, listed and cancelled (kept by the state store, fired by one replica).
+#[derive(Clone, Copy)]
+pub struct Timers<'a> {
+    host: &'a Host,
+}
+
+impl Host {
+    /// The host's one-off timers.
+    pub fn timers(&self) -> Timers<'_> {
+        Timers { host: self }
+    }
+}
+
+impl Timers<'_> {
+    /// Adds a one-off timer (or, its id taken, returns the timer kept under
+    /// it, with `false`).
+    pub async fn add(self, timer: OneOffTimer) -> Result<(OneOffTimer, bool), HostError> {
+        if let TimerAction::Fire { trigger, .. } = &timer.action
+            && self.host.triggers().registration(trigger).await.is_none()
+        {
+            return Err(HostError::InvalidTable(format!(
+                "timer: no trigger with id `{trigger}`"
+            )));
+        }
+        let kept = self.host.store.put_timer(&timer).await?;
+        let new = kept == timer;
+        if new {
+            self.host.follow_timer(&kept);
+            tracing::info!(timer = %kept.id, due = %kept.due, "added timer");
+        }
+        Ok((kept, new))
+    }
+
+    /// The pending timers, soonest first.
+    pub async fn list(self) -> Result<Vec<OneOffTimer>, HostError> {
+        Ok(self.host.store.timers().await?)
+    }
+
+    /// Cancels timer `id`; `false` if there was none (or it fired).
+    pub async fn cancel(self, id: &str) -> Result<bool, HostError> {
+        let taken = self.host.store.take_timer(id).await?;
+        self.host.unfollow_timer(id);
+        Ok(taken)
     }
 }

@@ -8,15 +8,19 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
+use serde_json::Value;
+
+use super::stored::invalid;
 use super::{Bound, Host, HostError, Serial};
-use crate::config::TriggerConfig;
+use crate::config::{DeclaredIn, TriggerConfig};
 use wasmsched_core::firing::{Factory, Filter};
 use wasmsched_core::scheduler::{Registration, SchedulerError};
+use wasmsched_core::state::Run;
 use wasmsched_core::trigger::{Trigger, TriggerKind, create_trigger};
 use wasmsched_plugin::Worlds;
 
 /// Native closures serving a trigger whose table names no plugin (see
-/// [`Host::add_trigger_with`]).
+/// [`Triggers::add_with`]).
 #[derive(Default, Clone)]
 pub struct NativeLogic {
     /// Turns each firing into events; none publishes the default event.
@@ -43,77 +47,6 @@ pub(super) enum Declared {
 }
 
 impl Host {
-    /// Registers (and, the scheduler running, starts) the trigger a
-    /// `[[trigger]]` table describes.
-    pub async fn add_trigger(&self, config: TriggerConfig) -> Result<(), HostError> {
-        self.add_trigger_with(config, NativeLogic::default()).await
-    }
-
-    /// Like [`Self::add_trigger`], with native closures as factory and
-    /// filter (used when the table names no plugin): how Rust code serves
-    /// its own logic behind the HTTP API.
-    pub async fn add_trigger_with(
-        &self,
-        config: TriggerConfig,
-        native: NativeLogic,
-    ) -> Result<(), HostError> {
-        let serial = self.serial().await;
-        self.add_locked(&serial, config, native).await
-    }
-
-    /// Stops and removes a trigger (or forgets a pending one), and
-    /// whether it was paused. An admin trigger is also forgotten by the
-    /// state store, on every replica (a file's trigger comes back with its
-    /// file, and on other replicas it keeps its shared pause).
-    pub async fn remove_trigger(&self, id: &str) -> Result<TriggerConfig, HostError> {
-        let serial = self.serial().await;
-        let admin = self.is_admin_trigger(id);
-        if admin {
-            // Gone from the store first: other replicas follow it.
-            self.store.delete_admin_trigger(id).await?;
-        }
-        let config = self.remove_locked(&serial, id, Removal::Forget).await?;
-        if admin {
-            self.scheduler.forget_everywhere(id).await?;
-        }
-        Ok(config)
-    }
-
-    /// Stops a trigger until [`Self::resume_trigger`]; the pause holds
-    /// across restarts of the scheduler, a changed manifest table and a
-    /// plugin file deleted and put back.
-    pub async fn pause_trigger(&self, id: &str) -> Result<(), HostError> {
-        let _serial = self.serial().await;
-        Ok(self.scheduler.pause(id).await?)
-    }
-
-    /// Starts a paused trigger again (or one whose start failed).
-    pub async fn resume_trigger(&self, id: &str) -> Result<(), HostError> {
-        let _serial = self.serial().await;
-        Ok(self.scheduler.resume(id).await?)
-    }
-
-    /// The table behind a registered trigger.
-    pub fn trigger_config(&self, id: &str) -> Option<TriggerConfig> {
-        self.state().triggers.get(id).map(|b| b.config.clone())
-    }
-
-    /// A registered trigger with its table.
-    pub async fn trigger(&self, id: &str) -> Option<(Registration, TriggerConfig)> {
-        let registration = self.scheduler.trigger(id).await?;
-        Some((registration, self.trigger_config(id)?))
-    }
-
-    /// The api trigger served at `path` (its `path` or `/api/triggers/<id>`).
-    pub fn api_trigger_at(&self, path: &str) -> Option<TriggerConfig> {
-        self.state()
-            .triggers
-            .values()
-            .map(|b| &b.config)
-            .find(|t| t.api_path().as_deref() == Some(path))
-            .cloned()
-    }
-
     pub(super) async fn add_locked(
         &self,
         _: &Serial<'_>,
@@ -124,7 +57,7 @@ impl Host {
             return Err(SchedulerError::DuplicateId(config.id).into());
         }
         if let Some(path) = config.api_path()
-            && let Some(other) = self.api_trigger_at(&path)
+            && let Some(other) = self.triggers().at_path(&path)
         {
             return Err(HostError::PathTaken {
                 id: config.id,
@@ -266,4 +199,154 @@ impl Host {
 /// Does the trigger fire with batches (an event trigger with `batch`)?
 pub(super) fn batches(config: &TriggerConfig) -> bool {
     matches!(&config.spec, wasmsched_core::trigger::TriggerSpec::Event(event) if event.flow.batch.is_some())
+}
+
+/// The host's triggers: the registered ones, those pending for their plugin, added, removed, paused and resumed at run time, and their run history.
+#[derive(Clone, Copy)]
+pub struct Triggers<'a> {
+    host: &'a Host,
+}
+
+impl Host {
+    /// The host's triggers.
+    pub fn triggers(&self) -> Triggers<'_> {
+        Triggers { host: self }
+    }
+}
+
+impl Triggers<'_> {
+    /// Registers (and, the scheduler running, starts) the trigger a
+    /// `[[trigger]]` table describes.
+    pub async fn add(self, config: TriggerConfig) -> Result<(), HostError> {
+        self.add_with(config, NativeLogic::default()).await
+    }
+
+    /// Like [`Triggers::add`], with native closures as factory and
+    /// filter (used when the table names no plugin): how Rust code serves
+    /// its own logic behind the HTTP API.
+    pub async fn add_with(
+        self,
+        config: TriggerConfig,
+        native: NativeLogic,
+    ) -> Result<(), HostError> {
+        let serial = self.host.serial().await;
+        self.host.add_locked(&serial, config, native).await
+    }
+
+    /// Adds a trigger from a `[[trigger]]` table in JSON, as the admin API
+    /// does: it is kept in the state store, so it comes back after a
+    /// restart and (on JetStream) runs on every replica.
+    pub async fn add_admin(self, table: Value) -> Result<TriggerConfig, HostError> {
+        let mut config = TriggerConfig::from_json(table.clone()).map_err(invalid)?;
+        config.declared_in = DeclaredIn::AdminApi;
+        let serial = self.host.serial().await;
+        self.host
+            .add_locked(&serial, config.clone(), Default::default())
+            .await?;
+        if let Err(error) = self.host.store.put_admin_trigger(&config.id, &table).await {
+            // Not kept: not added either.
+            let _ = self
+                .host
+                .remove_locked(&serial, &config.id, Removal::Forget)
+                .await;
+            return Err(error.into());
+        }
+        Ok(config)
+    }
+
+    /// Stops and removes a trigger (or forgets a pending one), and
+    /// whether it was paused. An admin trigger is also forgotten by the
+    /// state store, on every replica (a file's trigger comes back with its
+    /// file, and on other replicas it keeps its shared pause).
+    pub async fn remove(self, id: &str) -> Result<TriggerConfig, HostError> {
+        let serial = self.host.serial().await;
+        let admin = self.is_admin(id);
+        if admin {
+            // Gone from the store first: other replicas follow it.
+            self.host.store.delete_admin_trigger(id).await?;
+        }
+        let config = self
+            .host
+            .remove_locked(&serial, id, Removal::Forget)
+            .await?;
+        if admin {
+            self.host.scheduler.forget_everywhere(id).await?;
+        }
+        Ok(config)
+    }
+
+    /// Stops a trigger until [`Triggers::resume`]; the pause holds
+    /// across restarts of the scheduler, a changed manifest table and a
+    /// plugin file deleted and put back.
+    pub async fn pause(self, id: &str) -> Result<(), HostError> {
+        let _serial = self.host.serial().await;
+        Ok(self.host.scheduler.pause(id).await?)
+    }
+
+    /// Starts a paused trigger again (or one whose start failed).
+    pub async fn resume(self, id: &str) -> Result<(), HostError> {
+        let _serial = self.host.serial().await;
+        Ok(self.host.scheduler.resume(id).await?)
+    }
+
+    /// The table behind a registered trigger.
+    pub fn config(self, id: &str) -> Option<TriggerConfig> {
+        self.host.state().triggers.get(id).map(|b| b.config.clone())
+    }
+
+    /// A registered trigger with its table.
+    pub async fn get(self, id: &str) -> Option<(Registration, TriggerConfig)> {
+        let registration = self.host.scheduler.trigger(id).await?;
+        Some((registration, self.config(id)?))
+    }
+
+    /// The api trigger served at `path` (its `path` or `/api/triggers/<id>`).
+    pub fn at_path(self, path: &str) -> Option<TriggerConfig> {
+        self.host
+            .state()
+            .triggers
+            .values()
+            .map(|b| &b.config)
+            .find(|t| t.api_path().as_deref() == Some(path))
+            .cloned()
+    }
+
+    /// Every registered trigger by id, with its topic. Never waits for a
+    /// change under way.
+    pub async fn list(self) -> BTreeMap<String, Registration> {
+        self.host.scheduler.registered_triggers().await
+    }
+
+    /// One registered trigger.
+    pub async fn registration(self, id: &str) -> Option<Registration> {
+        self.host.scheduler.trigger(id).await
+    }
+
+    /// Is the trigger paused (or, waiting for its plugin, held paused)?
+    pub async fn is_paused(self, id: &str) -> bool {
+        self.host.scheduler.is_paused(id).await
+    }
+
+    /// Is trigger `id` one the admin API added (kept in the store)?
+    pub fn is_admin(self, id: &str) -> bool {
+        let state = self.host.state();
+        let declared = state.triggers.get(id).map(|b| &b.config);
+        declared
+            .or_else(|| state.pending.get(id))
+            .is_some_and(|t| t.declared_in == DeclaredIn::AdminApi)
+    }
+
+    /// Declared triggers waiting for their plugin, by id.
+    pub fn pending(self) -> BTreeMap<String, TriggerConfig> {
+        self.host.state().pending.clone()
+    }
+
+    /// The newest `limit` runs of trigger `id`, newest first.
+    pub async fn runs(self, id: &str, limit: usize) -> Result<Vec<Run>, HostError> {
+        if let Some(log) = self.host.scheduler.run_log() {
+            // The newest runs, if the store keeps up; what it has otherwise.
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(2), log.flush()).await;
+        }
+        Ok(self.host.store.runs(id, limit).await?)
+    }
 }

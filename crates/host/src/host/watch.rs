@@ -10,7 +10,7 @@
 //!    unchanged across [`SETTLE`] (cargo and cp write in chunks; a file
 //!    renamed into place is settled at once). Read it.
 //! 2. A `.wasm` is hashed (unchanged bytes: nothing to do), compiled off
-//!    the async runtime and checked ([`Host::load_plugin`] without the
+//!    the async runtime and checked ([`Plugins::load`] without the
 //!    reading); a `.toml` is parsed.
 //! 3. If that failed and the file changed meanwhile, it was still being
 //!    written: go back to 1. Otherwise commit: swap the plugin in, or
@@ -222,7 +222,7 @@ pub(crate) async fn rescan(host: &Host) {
         .collect();
     let (plugins, manifests) = host.known_files();
     files.extend(plugins.into_iter().map(|name| PluginFile::Wasm {
-        path: host.plugin_path(&name),
+        path: host.plugins().path(&name),
         name,
     }));
     files.extend(
@@ -272,7 +272,7 @@ async fn sync(host: &Host, file: &PluginFile, mut earlier: Option<Fingerprint>) 
         };
         let Some((bytes, read_at)) = read else {
             match file {
-                PluginFile::Wasm { name, .. } => host.unload_plugin(name).await,
+                PluginFile::Wasm { name, .. } => host.plugins().unload(name).await,
                 PluginFile::Manifest { path } => {
                     let _ = host
                         .apply_manifest(path, Ok(config::Manifest::default()))

@@ -34,8 +34,8 @@ pub struct TriggerId {
     responses((status = 200, description = "The triggers", body = [TriggerView])))]
 pub async fn list_triggers(State(app): State<AppState>) -> Json<Vec<TriggerView>> {
     let mut views = Vec::new();
-    for (id, registration) in app.host.registered_triggers().await {
-        if let Some(config) = app.host.trigger_config(&id) {
+    for (id, registration) in app.host.triggers().list().await {
+        if let Some(config) = app.host.triggers().config(&id) {
             views.push(view(&app, &id, &registration, &config).await);
         }
     }
@@ -56,7 +56,12 @@ pub async fn get_trigger(
 }
 
 async fn trigger_view(app: &AppState, id: &str) -> ApiResult<Json<TriggerView>> {
-    let (registration, config) = app.host.trigger(id).await.ok_or_else(|| unknown(id))?;
+    let (registration, config) = app
+        .host
+        .triggers()
+        .get(id)
+        .await
+        .ok_or_else(|| unknown(id))?;
     Ok(Json(view(app, id, &registration, &config).await))
 }
 
@@ -81,7 +86,8 @@ pub async fn add_trigger(
     let object = parse_json_object(&parts.headers, &body)?;
     let config = app
         .host
-        .add_admin_trigger(Value::Object(object))
+        .triggers()
+        .add_admin(Value::Object(object))
         .await
         .map_err(host_error)?;
     trigger_view(&app, &config.id)
@@ -106,7 +112,7 @@ pub async fn remove_trigger(
     State(app): State<AppState>,
     Path(TriggerId { id }): Path<TriggerId>,
 ) -> ApiResult<Json<Removed>> {
-    app.host.remove_trigger(&id).await.map_err(host_error)?;
+    app.host.triggers().remove(&id).await.map_err(host_error)?;
     Ok(Json(Removed { removed: id }))
 }
 
@@ -123,7 +129,7 @@ pub async fn pause(
     State(app): State<AppState>,
     Path(TriggerId { id }): Path<TriggerId>,
 ) -> ApiResult<Json<TriggerView>> {
-    app.host.pause_trigger(&id).await.map_err(host_error)?;
+    app.host.triggers().pause(&id).await.map_err(host_error)?;
     trigger_view(&app, &id).await
 }
 
@@ -137,7 +143,7 @@ pub async fn resume(
     State(app): State<AppState>,
     Path(TriggerId { id }): Path<TriggerId>,
 ) -> ApiResult<Json<TriggerView>> {
-    app.host.resume_trigger(&id).await.map_err(host_error)?;
+    app.host.triggers().resume(&id).await.map_err(host_error)?;
     trigger_view(&app, &id).await
 }
 
@@ -179,6 +185,7 @@ pub async fn run_now(
     };
     let registration = app
         .host
+        .triggers()
         .registration(&id)
         .await
         .ok_or_else(|| unknown(&id))?;
@@ -218,9 +225,14 @@ pub async fn runs(
     Query(query): Query<RunsQuery>,
 ) -> ApiResult<Json<Vec<Run>>> {
     let limit = checked_limit(query.limit, 20)?;
-    let runs = app.host.runs(&id, limit).await.map_err(host_error)?;
-    let known =
-        app.host.registration(&id).await.is_some() || app.host.pending_triggers().contains_key(&id);
+    let runs = app
+        .host
+        .triggers()
+        .runs(&id, limit)
+        .await
+        .map_err(host_error)?;
+    let known = app.host.triggers().registration(&id).await.is_some()
+        || app.host.triggers().pending().contains_key(&id);
     if runs.is_empty() && !known {
         return Err(unknown(&id));
     }
@@ -288,9 +300,9 @@ pub async fn match_topic(
 ) -> ApiResult<Json<TopicMatch>> {
     let topic = Topic::new(query.topic).map_err(|e| ApiError::bad_request(e.to_string()))?;
     let mut triggers = Vec::new();
-    for (id, registration) in app.host.registered_triggers().await {
+    for (id, registration) in app.host.triggers().list().await {
         let Some(TriggerSpec::Event(EventSpec { source, flow })) =
-            app.host.trigger_config(&id).map(|c| c.spec)
+            app.host.triggers().config(&id).map(|c| c.spec)
         else {
             continue;
         };

@@ -34,7 +34,7 @@ pub async fn dispatch(State(app): State<AppState>, request: Request) -> Response
     let Some((base, action, method)) = route else {
         return ApiError::not_found(format!("no route for `{path}`")).into_response();
     };
-    let Some(config) = app.host.api_trigger_at(base) else {
+    let Some(config) = app.host.triggers().at_path(base) else {
         return ApiError::not_found(format!("no api trigger is served at `{base}`"))
             .into_response();
     };
@@ -187,6 +187,7 @@ pub(super) async fn status(app: &AppState, config: &TriggerConfig) -> ApiResult<
 
 async fn registered(app: &AppState, id: &str) -> ApiResult<Registration> {
     app.host
+        .triggers()
         .registration(id)
         .await
         .ok_or_else(|| ApiError::not_found(format!("trigger `{id}` is no longer registered")))

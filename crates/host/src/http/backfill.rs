@@ -70,7 +70,8 @@ pub async fn start(
     let (from, to) = (instant("from", &range.from)?, instant("to", &range.to)?);
     let view = app
         .host
-        .start_backfill(&id, from, to, range.rate.unwrap_or(10.0))
+        .backfills()
+        .start(&id, from, to, range.rate.unwrap_or(10.0))
         .await
         .map_err(host_error)?;
     Ok((StatusCode::ACCEPTED, Json(view)))
@@ -88,7 +89,8 @@ pub async fn progress(
     Path(TriggerId { id }): Path<TriggerId>,
 ) -> ApiResult<Json<BackfillView>> {
     app.host
-        .backfill(&id)
+        .backfills()
+        .get(&id)
         .map(Json)
         .ok_or_else(|| ApiError::not_found(format!("trigger `{id}` has no backfill")))
 }
@@ -105,7 +107,8 @@ pub async fn cancel(
     Path(TriggerId { id }): Path<TriggerId>,
 ) -> ApiResult<Json<BackfillView>> {
     app.host
-        .cancel_backfill(&id)
+        .backfills()
+        .cancel(&id)
         .map(Json)
         .ok_or_else(|| ApiError::not_found(format!("trigger `{id}` has no backfill")))
 }

@@ -53,7 +53,10 @@ pub async fn dead_letters(
     Query(query): Query<DeadLettersQuery>,
 ) -> ApiResult<Json<Vec<DeadLetter>>> {
     let limit = checked_limit(query.limit, 100)?;
-    let letters = app.host.dead_letters(query.trigger.as_deref(), limit);
+    let letters = app
+        .host
+        .dead_letters()
+        .list(query.trigger.as_deref(), limit);
     Ok(Json(letters.await.map_err(host_error)?))
 }
 
@@ -85,7 +88,12 @@ pub async fn replay_dead_letter(
     Path(id): Path<DeadLetterId>,
 ) -> ApiResult<Json<Replayed>> {
     let id = id.parse()?;
-    let letter = app.host.replay_dead_letter(id).await.map_err(host_error)?;
+    let letter = app
+        .host
+        .dead_letters()
+        .replay(id)
+        .await
+        .map_err(host_error)?;
     Ok(Json(Replayed {
         event: letter.event.id,
         replayed: id,
@@ -112,6 +120,10 @@ pub async fn discard_dead_letter(
     Path(id): Path<DeadLetterId>,
 ) -> ApiResult<Json<Discarded>> {
     let id = id.parse()?;
-    app.host.discard_dead_letter(id).await.map_err(host_error)?;
+    app.host
+        .dead_letters()
+        .discard(id)
+        .await
+        .map_err(host_error)?;
     Ok(Json(Discarded { discarded: id }))
 }

@@ -89,7 +89,7 @@ struct Snapshot {
 impl Snapshot {
     async fn take(app: &AppState) -> Self {
         let host = &app.host;
-        let registered = host.registered_triggers().await;
+        let registered = host.triggers().list().await;
         let per_trigger = host
             .config()
             .metrics_per_trigger
@@ -115,11 +115,13 @@ impl Snapshot {
         }
         let plugins = host
             .plugins()
+            .list()
             .into_iter()
             .map(|(name, p)| (vec![("plugin", name)], p.stats(), p.latency()))
             .collect();
         let sinks = host
-            .sink_stats()
+            .sinks()
+            .stats()
             .into_iter()
             .map(|(id, stats, time)| (vec![("sink", id)], stats, time))
             .collect();

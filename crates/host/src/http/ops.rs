@@ -36,7 +36,7 @@ pub struct Health {
         (status = 503, description = "Degraded: the broker is unreachable", body = Health),
     ))]
 pub async fn healthz(State(app): State<AppState>) -> impl IntoResponse {
-    let triggers = app.host.registered_triggers().await;
+    let triggers = app.host.triggers().list().await;
     let broker = app.host.broker().health();
     let (status, code) = match broker.connected {
         true => ("ok", StatusCode::OK),
@@ -44,7 +44,7 @@ pub async fn healthz(State(app): State<AppState>) -> impl IntoResponse {
     };
     let body = Health {
         broker,
-        plugins: app.host.plugins().len(),
+        plugins: app.host.plugins().list().len(),
         status,
         triggers: triggers.len(),
     };

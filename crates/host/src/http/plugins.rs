@@ -76,8 +76,8 @@ pub struct FailedPlugin {
 #[utoipa::path(get, path = "/api/admin/plugins",
     responses((status = 200, description = "The plugins, by name", body = [PluginView])))]
 pub async fn list_plugins(State(app): State<AppState>) -> Json<Vec<PluginView>> {
-    let mut errors = app.host.plugin_errors();
-    let plugins = app.host.plugins();
+    let mut errors = app.host.plugins().errors();
+    let plugins = app.host.plugins().list();
     let mut names: std::collections::BTreeSet<String> = plugins.keys().cloned().collect();
     names.extend(errors.keys().cloned());
     let views = names.into_iter().map(|name| {
@@ -104,7 +104,7 @@ fn loaded(
     LoadedPlugin {
         grants: plugin.grants().view(),
         hash: plugin.hash().to_owned(),
-        history: app.host.plugin_history(&name),
+        history: app.host.plugins().history(&name),
         imports: plugin.imports().to_vec(),
         last_error,
         limits: PluginLimits {

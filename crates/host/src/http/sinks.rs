@@ -25,7 +25,7 @@ pub struct SinkId {
 #[utoipa::path(get, path = "/api/admin/sinks",
     responses((status = 200, description = "The sinks", body = [SinkView])))]
 pub async fn list_sinks(State(app): State<AppState>) -> ApiResult<Json<Vec<SinkView>>> {
-    Ok(Json(app.host.sinks().await.map_err(host_error)?))
+    Ok(Json(app.host.sinks().list().await.map_err(host_error)?))
 }
 
 /// Pause a sink
@@ -58,16 +58,16 @@ pub async fn resume_sink(
 
 async fn sink_action(app: AppState, id: String, pause: bool) -> ApiResult<Json<SinkView>> {
     let unknown = || ApiError::not_found(format!("no sink with id `{id}`"));
-    if !app.host.has_sink(&id) {
+    if !app.host.sinks().has(&id) {
         return Err(unknown());
     }
     let trigger = crate::sink::trigger_id(&id);
     let changed = match pause {
-        true => app.host.pause_trigger(&trigger).await,
-        false => app.host.resume_trigger(&trigger).await,
+        true => app.host.triggers().pause(&trigger).await,
+        false => app.host.triggers().resume(&trigger).await,
     };
     changed.map_err(host_error)?;
-    let views = app.host.sinks().await.map_err(host_error)?;
+    let views = app.host.sinks().list().await.map_err(host_error)?;
     let view = views.into_iter().find(|v| v.id == id);
     view.map(Json).ok_or_else(unknown)
 }

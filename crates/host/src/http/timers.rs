@@ -135,14 +135,15 @@ pub async fn add(
         .map_err(|e| invalid(format!("invalid timer: {e}")))?;
     let timer = new.into_timer(chrono::Utc::now())?;
     if let TimerAction::Fire { trigger, .. } = &timer.action
-        && app.host.registration(trigger).await.is_none()
+        && app.host.triggers().registration(trigger).await.is_none()
     {
         let message = format!("`trigger`: no trigger with id `{trigger}`");
         return Err(ApiError::not_found(message));
     }
     let (kept, added) = app
         .host
-        .add_timer(timer.clone())
+        .timers()
+        .add(timer.clone())
         .await
         .map_err(host_error)?;
     let status = match (added, kept.action == timer.action) {
@@ -169,7 +170,7 @@ pub async fn add(
 #[utoipa::path(get, path = "/api/admin/timers", operation_id = "list_timers",
     responses((status = 200, description = "The pending timers", body = [OneOffTimer])))]
 pub async fn list(State(app): State<AppState>) -> ApiResult<Json<Vec<OneOffTimer>>> {
-    Ok(Json(app.host.timers().await.map_err(host_error)?))
+    Ok(Json(app.host.timers().list().await.map_err(host_error)?))
 }
 
 /// The `{id}` of `/api/admin/timers/{id}`.
@@ -198,7 +199,7 @@ pub async fn cancel(
     State(app): State<AppState>,
     Path(TimerId { id }): Path<TimerId>,
 ) -> ApiResult<Json<Cancelled>> {
-    match app.host.cancel_timer(&id).await.map_err(host_error)? {
+    match app.host.timers().cancel(&id).await.map_err(host_error)? {
         true => Ok(Json(Cancelled { cancelled: id })),
         false => Err(ApiError::not_found(format!(
             "no pending timer with id `{id}`"
