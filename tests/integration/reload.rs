@@ -2,7 +2,7 @@
 //! replaced 50 times under a steady stream of events (every event decided
 //! exactly once), broken files and their fix, a deleted plugin and its
 //! return, manifest edits, triggers waiting for their plugin, and a slowly
-//! written file. (The compiled-code cache is tested in src/plugin/cache.rs.)
+//! written file. (The compiled-code cache is tested in `plugins`.)
 //!
 //! The two versions of the `parity` filter are the guests `accept_even` and
 //! `accept_odd` (built by build.rs): they accept events whose `data.n` is

@@ -4,7 +4,7 @@
 //! restart, and the run history says what happened.
 //!
 //! A "restart" here is a new scheduler on the same store, its clock set
-//! later; `tests/state_binary.rs` kills and restarts the real binary.
+//! later; `state_binary` kills and restarts the real binary.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -1,4 +1,4 @@
-//! What the soak test (`tests/soak.rs`) needs beside the host: a webhook
+//! What the soak test (`tests/integration/soak.rs`) needs beside the host: a webhook
 //! receiver that keeps each event once by id and fails one request in N,
 //! and samples of a process (resident memory, descriptors, metrics).
 

@@ -44,7 +44,7 @@ impl Answer {
 }
 
 impl Fixture {
-    /// A host (tests/common/served.rs: `nightly`, cron; `hook`, api) whose
+    /// A host (wasmsched_test_support::served: `nightly`, cron; `hook`, api) whose
     /// runtime threads are named `host-<name>`.
     pub fn start(name: &str) -> Self {
         install();

@@ -6,7 +6,7 @@
 //!
 //! Each schema is the rule the server applies, in JSON Schema: what it
 //! allows, the server accepts, and what it refuses, the server refuses
-//! (schemathesis checks both ways, `tests/schemathesis.rs`). The patterns
+//! (schemathesis checks both ways, `tests/integration/schemathesis.rs`). The patterns
 //! are built from the parsers' own rules (the characters
 //! [`char::is_alphanumeric`] and [`char::is_whitespace`] take, the bounds in
 //! [`wasmsched_core::units`]), and spelled so that ECMA 262 and Python read them
