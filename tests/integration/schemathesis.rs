@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use wasmsched_test_support::Served;
-use wasmsched_test_support::served::NIGHTLY_AND_HOOK;
+use wasmsched_test_support::served::{NIGHTLY_AND_HOOK, orders_and_ops};
 
 const ADMIN: &str = "schemathesis-admin-secret";
 
@@ -36,23 +36,13 @@ const SEED: &str = "20261207";
 /// (to a closed port), `server` as the body of `[server]`, serving on a
 /// free loopback port.
 async fn serve(server: &str) -> Served {
+    // Delivers to a closed port.
+    let orders_and_ops = orders_and_ops("http://127.0.0.1:9");
     let config = format!(
         r#"[server]
 {server}
 {NIGHTLY_AND_HOOK}
-[[trigger]]
-id = "orders"
-kind = "event"
-topic = "orders.handled"
-source = "orders.*"
-key = "/id"
-dedupe = {{ window = "10m" }}
-
-[[sink]]
-id = "ops"
-pattern = "alerts.**"
-url = "http://127.0.0.1:9/hook"
-max_attempts = 1
+{orders_and_ops}
 "#
     );
     Served::start(&config, &[]).await

@@ -128,6 +128,28 @@ kind = "api"
 topic = "hooks.in"
 "#;
 
+/// An event trigger with a key and dedupe (`orders`) and a webhook sink
+/// (`ops`, to `sink_url/hook`, one attempt): the tables the API-wide tests
+/// (openapi, schemathesis) add to [`NIGHTLY_AND_HOOK`].
+pub fn orders_and_ops(sink_url: &str) -> String {
+    format!(
+        r#"[[trigger]]
+id = "orders"
+kind = "event"
+topic = "orders.handled"
+source = "orders.*"
+key = "/id"
+dedupe = {{ window = "10m" }}
+
+[[sink]]
+id = "ops"
+pattern = "alerts.**"
+url = "{sink_url}/hook"
+max_attempts = 1
+"#
+    )
+}
+
 /// A host with [`NIGHTLY_AND_HOOK`], with `server_table` as the body of
 /// `[server]`: what the dashboard and browser tests look at.
 pub async fn serve(server_table: &str) -> Served {

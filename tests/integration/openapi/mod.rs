@@ -23,7 +23,7 @@ use futures_util::StreamExt;
 use serde_json::{Value, json};
 use wasmsched::config::Config;
 use wasmsched::host::Host;
-use wasmsched_test_support::served::NIGHTLY_AND_HOOK;
+use wasmsched_test_support::served::{NIGHTLY_AND_HOOK, orders_and_ops};
 use wasmsched_test_support::{Served, copy_example_plugin, write_config};
 
 const ADMIN: &str = "admin-secret";
@@ -32,6 +32,7 @@ const READ: &str = "read-secret";
 const METRICS: &str = "metrics-secret";
 
 fn config(sink_url: &str) -> String {
+    let orders_and_ops = orders_and_ops(sink_url);
     format!(
         r#"
 [server]
@@ -56,19 +57,7 @@ kind = "api"
 topic = "broken.api"
 plugin = "core"
 
-[[trigger]]
-id = "orders"
-kind = "event"
-topic = "orders.handled"
-source = "orders.*"
-key = "/id"
-dedupe = {{ window = "10m" }}
-
-[[sink]]
-id = "ops"
-pattern = "alerts.**"
-url = "{sink_url}/hook"
-max_attempts = 1
+{orders_and_ops}
 "#
     )
 }
