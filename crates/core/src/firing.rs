@@ -217,6 +217,13 @@ pub trait Factory: Send + Sync {
         None
     }
 
+    /// What errors call this factory when it runs for trigger `trigger`:
+    /// "factory of trigger `x`" unless it is something else to its user
+    /// (a sink's delivery names the sink).
+    fn describe(&self, trigger: &str) -> String {
+        format!("factory of trigger `{trigger}`")
+    }
+
     /// Is `error` (from [`Self::make_events`]) a time limit running out?
     /// The run history says `timeout` rather than `error` then.
     fn is_timeout(&self, error: &(dyn std::error::Error + 'static)) -> bool {

@@ -28,7 +28,7 @@ use serde_json::json;
 use sha2::Sha256;
 use tracing::Instrument;
 
-use crate::config::{SigningSecret, SinkConfig, SinkFormat};
+use crate::config::{SigningSecret, SinkConfig, SinkFormat, SinkId};
 use wasmsched_core::bounded;
 use wasmsched_core::cloudevent::{self, to_cloudevent};
 use wasmsched_core::event::{Event, NewEvent};
@@ -36,12 +36,6 @@ use wasmsched_core::firing::{BoxError, Factory, Firing};
 use wasmsched_core::histogram::{Histogram, HistogramSnapshot};
 use wasmsched_core::trace;
 use wasmsched_core::trigger::EventTrigger;
-
-/// The scheduler id of sink `id`'s trigger (its dead letters and runs are
-/// listed under it).
-pub fn trigger_id(sink: &str) -> String {
-    format!("sink:{sink}")
-}
 
 /// How much of an endpoint's answer goes into an error.
 const ANSWER_BYTES: usize = 512;
@@ -123,6 +117,7 @@ pub fn redacted(url: &str) -> String {
 
 /// Delivers the events a sink's trigger is handed.
 pub struct Webhook {
+    sink: SinkId,
     url: String,
     /// `url`, [`redacted`].
     shown: String,
@@ -142,6 +137,7 @@ impl Webhook {
             .user_agent(concat!("wasmsched/", env!("CARGO_PKG_VERSION")))
             .build()?;
         Ok(Self {
+            sink: config.id.clone(),
             url: config.url.clone(),
             shown: redacted(&config.url),
             secret: config.secret.clone(),
@@ -251,6 +247,10 @@ impl Factory for Webhook {
                 Err(error.into())
             }
         }
+    }
+
+    fn describe(&self, _trigger: &str) -> String {
+        format!("delivery of sink `{}`", self.sink)
     }
 }
 

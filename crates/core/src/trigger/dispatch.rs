@@ -155,11 +155,13 @@ impl TriggerCounters {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum FireError {
-    #[error("factory of trigger `{trigger}` failed: {message}")]
+    #[error("{factory} failed: {message}")]
     /// The factory failed or panicked.
     Factory {
         /// The trigger's id.
         trigger: String,
+        /// The factory as its user knows it ([`crate::firing::Factory::describe`]).
+        factory: String,
         /// What it said, cut to [`bounded::MAX_ERROR_BYTES`].
         message: String,
         /// It ran out of time ([`Factory::is_timeout`]).
@@ -409,6 +411,7 @@ impl Dispatcher {
         };
         Err(FireError::Factory {
             trigger: self.trigger_id.clone(),
+            factory: factory.describe(&self.trigger_id),
             message,
             timeout,
         })

@@ -137,7 +137,7 @@ pub(super) fn parse_sinks(
 pub(super) fn check_unique_sinks(sinks: &[SinkConfig]) -> Result<(), ConfigError> {
     let mut seen: BTreeMap<&str, &Path> = BTreeMap::new();
     for sink in sinks {
-        if let Some(first) = seen.insert(&sink.id, &sink.declared_in) {
+        if let Some(first) = seen.insert(sink.id.as_str(), &sink.declared_in) {
             return Err(ConfigError::Syntax {
                 path: sink.declared_in.clone(),
                 message: format!(

@@ -101,7 +101,7 @@ use self::manifest::{check_unique_ids, check_unique_sinks, parse_sinks, parse_tr
 pub use self::plugin::{PluginManifest, SecretSource};
 use self::server::ServerSection;
 pub use self::server::{ServerConfig, TlsFiles, TokenKind, TokenSource};
-pub use self::sink::{SigningSecret, SinkConfig, SinkFormat};
+pub use self::sink::{SigningSecret, SinkConfig, SinkFormat, SinkId};
 pub use self::trigger::{DeclaredIn, TriggerConfig};
 pub use wasmsched_core::trigger::ApiAuth;
 

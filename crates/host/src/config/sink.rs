@@ -5,9 +5,58 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use wasmsched_core::topic::TopicPattern;
+
+/// A sink's id, what its `[[sink]]` table calls it (`ops-chat`).
+///
+/// Sinks run as event triggers, which share the scheduler's one id space
+/// with the triggers a user declares: a sink's trigger is
+/// [`SinkId::trigger_id`] (`sink:ops-chat`), and [`SinkId::of_trigger`]
+/// tells a sink's trigger from a user's.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct SinkId(String);
+
+impl SinkId {
+    /// What a sink's trigger id starts with.
+    pub const TRIGGER_PREFIX: &str = "sink:";
+
+    /// Sink `id` (checked with the config's rules by
+    /// [`SinkConfig::validate`]; an HTTP path names sinks by it too).
+    pub fn new(id: impl Into<String>) -> Self {
+        Self(id.into())
+    }
+
+    /// The id as written.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The scheduler id of this sink's trigger: its runs, dead letters and
+    /// pause are kept under it.
+    pub fn trigger_id(&self) -> String {
+        format!("{}{}", Self::TRIGGER_PREFIX, self.0)
+    }
+
+    /// The sink whose trigger is `trigger`, if it is a sink's.
+    pub fn of_trigger(trigger: &str) -> Option<Self> {
+        trigger.strip_prefix(Self::TRIGGER_PREFIX).map(Self::new)
+    }
+}
+
+impl fmt::Display for SinkId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::borrow::Borrow<str> for SinkId {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
 
 /// A webhook sink, as declared in `wasmsched.toml` or a manifest.
 ///
@@ -27,7 +76,7 @@ use wasmsched_core::topic::TopicPattern;
 #[serde(deny_unknown_fields)]
 pub struct SinkConfig {
     /// Unique among sinks.
-    pub id: String,
+    pub id: SinkId,
     /// The topics delivered (`*` one segment, `**` any number).
     pub pattern: TopicPattern,
     /// Where each event is POSTed (`http://` or `https://`).
@@ -136,7 +185,7 @@ fn durations<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<Du
 impl SinkConfig {
     /// Checks what serde cannot; the message names the key.
     pub fn validate(&self) -> Result<(), String> {
-        super::trigger::check_id(&self.id)?;
+        super::trigger::check_id(self.id.as_str())?;
         if !(self.url.starts_with("http://") || self.url.starts_with("https://")) {
             return Err(format!(
                 "`url` must start with http:// or https://: `{}`",
@@ -172,6 +221,17 @@ impl SinkConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_sink_id_names_its_trigger_and_is_a_plain_string_in_json_and_toml() {
+        let id = SinkId::new("ops-chat");
+        assert_eq!(id.trigger_id(), "sink:ops-chat");
+        assert_eq!(SinkId::of_trigger(&id.trigger_id()), Some(id.clone()));
+        assert_eq!(SinkId::of_trigger("ops-chat"), None);
+        assert_eq!(serde_json::to_value(&id).unwrap(), "ops-chat");
+        let config = sink("id = \"ops-chat\"\npattern = \"a\"\nurl = \"http://x\"").unwrap();
+        assert_eq!(config.id, id);
+    }
 
     fn sink(toml: &str) -> Result<SinkConfig, String> {
         let config: SinkConfig = toml::from_str(toml).map_err(|e| e.message().to_owned())?;

@@ -7,6 +7,7 @@ use maud::{Markup, html};
 
 use super::{empty, page, time};
 use crate::app::AppState;
+use crate::config::SinkId;
 use wasmsched_core::state::TimerAction;
 
 /// Dead letters shown (newest first).
@@ -81,9 +82,9 @@ pub async fn queues(State(app): State<AppState>) -> Response {
                             td.num { (sink.dead) }
                             td { (sink.stats.last_error.as_deref().unwrap_or("")) }
                             td { @if sink.paused {
-                                (action(&format!("/queues/sinks/{}/resume", sink.id), "Resume", &sink.id))
+                                (action(&format!("/queues/sinks/{}/resume", sink.id), "Resume", sink.id.as_str()))
                             } @else {
-                                (action(&format!("/queues/sinks/{}/pause", sink.id), "Pause", &sink.id))
+                                (action(&format!("/queues/sinks/{}/pause", sink.id), "Pause", sink.id.as_str()))
                             } }
                         }
                     } }
@@ -165,22 +166,16 @@ pub async fn sink(
     State(app): State<AppState>,
     Path((id, verb)): Path<(String, String)>,
 ) -> Response {
-    let trigger = crate::sink::trigger_id(&id);
-    let result = match (app.host.sinks().has(&id), verb.as_str()) {
-        (false, _) => Err(format!("no sink `{id}`")),
-        (true, "pause") => app
-            .host
-            .triggers()
-            .pause(&trigger)
-            .await
-            .map_err(|e| e.to_string()),
-        (true, "resume") => app
-            .host
-            .triggers()
-            .resume(&trigger)
-            .await
-            .map_err(|e| e.to_string()),
-        (true, other) => Err(format!("unknown action `{other}`")),
+    let id = SinkId::new(id);
+    let paused = match verb.as_str() {
+        "pause" => true,
+        "resume" => false,
+        other => return done(&app, Err(format!("unknown action `{other}`"))),
+    };
+    let result = match app.host.sinks().set_paused(&id, paused).await {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(format!("no sink `{id}`")),
+        Err(error) => Err(error.to_string()),
     };
     done(&app, result)
 }

@@ -76,9 +76,9 @@ pub enum HostError {
         id: String,
         /// Where the trigger was declared.
         declared_in: crate::config::DeclaredIn,
-        /// The underlying error.
+        /// The underlying error (boxed: it is large and rare).
         #[source]
-        source: TriggerError,
+        source: Box<TriggerError>,
     },
     /// The trigger's plugin is not loaded.
     #[error(
@@ -231,7 +231,7 @@ struct State {
     /// What went wrong applying each manifest, the last time.
     manifest_errors: BTreeMap<PathBuf, String>,
     /// The sinks, by id.
-    sinks: BTreeMap<String, sinks::SinkEntry>,
+    sinks: BTreeMap<crate::config::SinkId, sinks::SinkEntry>,
     /// The `[plugin]` table of each plugin's manifest, by plugin name.
     plugin_manifests: BTreeMap<String, crate::config::PluginManifest>,
     /// The `[plugin]` table each loaded version was loaded with.

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use super::{Host, HostError, ManifestChanges, Serial};
-use crate::config::SinkConfig;
-use crate::sink::{SinkCounters, SinkStats, create_sink_trigger, trigger_id};
+use crate::config::{SinkConfig, SinkId};
+use crate::sink::{SinkCounters, SinkStats, create_sink_trigger};
 use wasmsched_core::histogram::HistogramSnapshot;
 use wasmsched_core::topic::{Topic, safe_segment};
 
@@ -29,7 +29,8 @@ impl SinkEntry {
 #[derive(utoipa::ToSchema, Debug, Clone, Serialize)]
 pub struct SinkView {
     /// Its id.
-    pub id: String,
+    #[schema(value_type = String)]
+    pub id: SinkId,
     /// The topics it delivers.
     pub pattern: String,
     /// Where: the scheme, host and port (the path and query, which often
@@ -53,10 +54,10 @@ impl Host {
     pub(super) async fn add_sink(&self, config: SinkConfig) -> Result<(), HostError> {
         let (trigger, counters) = create_sink_trigger(&config)
             .map_err(|e| HostError::InvalidTable(format!("sink `{}`: {e}", config.id)))?;
-        let topic = Topic::new(format!("sinks.{}", safe_segment(&config.id)))
+        let topic = Topic::new(format!("sinks.{}", safe_segment(config.id.as_str())))
             .expect("safe segments make topics");
         self.scheduler
-            .register(trigger_id(&config.id), trigger, topic)
+            .register(config.id.trigger_id(), trigger, topic)
             .await?;
         let url = crate::sink::redacted(&config.url);
         tracing::info!(sink = %config.id, pattern = %config.pattern, %url, "registered sink");
@@ -79,7 +80,7 @@ impl Host {
         changes: &mut ManifestChanges,
         errors: &mut Vec<String>,
     ) {
-        let before: std::collections::BTreeMap<String, SinkConfig> = self
+        let before: std::collections::BTreeMap<SinkId, SinkConfig> = self
             .state()
             .sinks
             .values()
@@ -89,7 +90,7 @@ impl Host {
         for id in before.keys() {
             if !declared.iter().any(|s| &s.id == id) {
                 match self.remove_sink(id, true).await {
-                    Ok(()) => changes.removed.push(trigger_id(id)),
+                    Ok(()) => changes.removed.push(id.trigger_id()),
                     Err(error) => errors.push(error.to_string()),
                 }
             }
@@ -112,7 +113,7 @@ impl Host {
                 None => &mut changes.added,
             };
             match self.add_sink(sink).await {
-                Ok(()) => list.push(trigger_id(&id)),
+                Ok(()) => list.push(id.trigger_id()),
                 Err(error) => errors.push(error.to_string()),
             }
         }
@@ -120,8 +121,8 @@ impl Host {
 
     /// Stops and removes sink `id`; `forget`: and its pause (it is gone,
     /// not replaced).
-    async fn remove_sink(&self, id: &str, forget: bool) -> Result<(), HostError> {
-        let trigger = trigger_id(id);
+    async fn remove_sink(&self, id: &SinkId, forget: bool) -> Result<(), HostError> {
+        let trigger = id.trigger_id();
         match forget {
             true => self.scheduler.unregister_trigger(&trigger).await?,
             false => self.scheduler.withdraw(&trigger).await?,
@@ -157,7 +158,7 @@ impl Sinks<'_> {
             .collect();
         let mut views = Vec::with_capacity(entries.len());
         for (config, stats) in entries {
-            let id = trigger_id(&config.id);
+            let id = config.id.trigger_id();
             let running = self
                 .host
                 .triggers()
@@ -180,8 +181,23 @@ impl Sinks<'_> {
     }
 
     /// Is there a sink `id`?
-    pub fn has(self, id: &str) -> bool {
+    pub fn has(self, id: &SinkId) -> bool {
         self.host.state().sinks.contains_key(id)
+    }
+
+    /// Pauses sink `id` (`paused`) or resumes it: events wait (JetStream)
+    /// or are not taken (memory) while it is paused. `false`: there is no
+    /// such sink.
+    pub async fn set_paused(self, id: &SinkId, paused: bool) -> Result<bool, HostError> {
+        if !self.has(id) {
+            return Ok(false);
+        }
+        let triggers = self.host.triggers();
+        match paused {
+            true => triggers.pause(&id.trigger_id()).await?,
+            false => triggers.resume(&id.trigger_id()).await?,
+        };
+        Ok(true)
     }
 
     /// Every sink's counters and delivery time histogram, by id (what
@@ -194,7 +210,7 @@ impl Sinks<'_> {
             .map(|e| {
                 let counters = &e.counters;
                 (
-                    e.config.id.clone(),
+                    e.config.id.to_string(),
                     counters.snapshot(),
                     counters.delivery_time(),
                 )

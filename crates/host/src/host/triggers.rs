@@ -189,7 +189,7 @@ impl Host {
                 HostError::Trigger {
                     id: config.id.clone(),
                     declared_in: config.declared_in.clone(),
-                    source,
+                    source: Box::new(source),
                 }
             })?;
         Ok((trigger, uses))

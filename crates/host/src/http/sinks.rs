@@ -8,14 +8,16 @@ use serde::Deserialize;
 use super::AppState;
 use super::admin::host_error;
 use super::error::{ApiError, ApiResult, ErrorBody};
+use crate::config::SinkId;
 use crate::host::SinkView;
 
 /// The `{id}` of `/api/admin/sinks/{id}/...`.
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Path)]
-pub struct SinkId {
+pub struct SinkPath {
     /// The sink's id.
-    id: String,
+    #[param(value_type = String)]
+    id: SinkId,
 }
 
 /// Webhook sinks
@@ -31,42 +33,37 @@ pub async fn list_sinks(State(app): State<AppState>) -> ApiResult<Json<Vec<SinkV
 /// Pause a sink
 ///
 /// Events wait (JetStream) or are not taken (memory) until it is resumed.
-#[utoipa::path(post, path = "/api/admin/sinks/{id}/pause", params(SinkId),
+#[utoipa::path(post, path = "/api/admin/sinks/{id}/pause", params(SinkPath),
     responses(
         (status = 200, description = "The sink, paused", body = SinkView),
         (status = 404, description = "No sink has this id", body = ErrorBody),
     ))]
 pub async fn pause_sink(
     State(app): State<AppState>,
-    Path(SinkId { id }): Path<SinkId>,
+    Path(SinkPath { id }): Path<SinkPath>,
 ) -> ApiResult<Json<SinkView>> {
     sink_action(app, id, true).await
 }
 
 /// Resume a paused sink
-#[utoipa::path(post, path = "/api/admin/sinks/{id}/resume", params(SinkId),
+#[utoipa::path(post, path = "/api/admin/sinks/{id}/resume", params(SinkPath),
     responses(
         (status = 200, description = "The sink, delivering", body = SinkView),
         (status = 404, description = "No sink has this id", body = ErrorBody),
     ))]
 pub async fn resume_sink(
     State(app): State<AppState>,
-    Path(SinkId { id }): Path<SinkId>,
+    Path(SinkPath { id }): Path<SinkPath>,
 ) -> ApiResult<Json<SinkView>> {
     sink_action(app, id, false).await
 }
 
-async fn sink_action(app: AppState, id: String, pause: bool) -> ApiResult<Json<SinkView>> {
+async fn sink_action(app: AppState, id: SinkId, pause: bool) -> ApiResult<Json<SinkView>> {
     let unknown = || ApiError::not_found(format!("no sink with id `{id}`"));
-    if !app.host.sinks().has(&id) {
+    let sinks = app.host.sinks();
+    if !sinks.set_paused(&id, pause).await.map_err(host_error)? {
         return Err(unknown());
     }
-    let trigger = crate::sink::trigger_id(&id);
-    let changed = match pause {
-        true => app.host.triggers().pause(&trigger).await,
-        false => app.host.triggers().resume(&trigger).await,
-    };
-    changed.map_err(host_error)?;
     let views = app.host.sinks().list().await.map_err(host_error)?;
     let view = views.into_iter().find(|v| v.id == id);
     view.map(Json).ok_or_else(unknown)
