@@ -210,7 +210,8 @@ impl Scheduler {
             self.start_one(&id, &registration, StartReason::Start)
                 .await?;
         }
-        tracing::info!(trigger = %id, kind = %registration.trigger.kind(), topic = %registration.topic, paused, "registered trigger");
+        // Debug: a host registering 100 000 triggers logs one summary.
+        tracing::debug!(trigger = %id, kind = %registration.trigger.kind(), topic = %registration.topic, paused, "registered trigger");
         self.state().triggers.insert(id, registration);
         Ok(())
     }

@@ -91,13 +91,51 @@ pub enum CronError {
 type SharedSchedules = HashMap<(String, String), Weak<CronSchedule>>;
 
 /// A parsed crontab expression bound to a time zone.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct CronSchedule {
     expression: String,
     pattern: pattern::Pattern,
     zone: Tz,
     /// cronie's "fixed" job: neither minute nor hour starts with `*`.
     fixed_time: bool,
+    /// The zone never changes its offset (`UTC`, `Etc/GMT+5`): no
+    /// transitions to look for.
+    fixed_offset: bool,
+    /// The last answer of [`CronSchedule::next_after`]. It answers any instant from `after` up to `next` as well, so the
+    /// 100 000 triggers sharing a schedule that start together compute
+    /// their first fire once.
+    last: Mutex<Option<Answer>>,
+}
+
+/// An instant asked about and the next fire after it.
+#[derive(Debug, Clone, Copy)]
+struct Answer {
+    after: DateTime<Utc>,
+    next: Option<DateTime<Utc>>,
+}
+
+impl Clone for CronSchedule {
+    fn clone(&self) -> Self {
+        Self {
+            expression: self.expression.clone(),
+            pattern: self.pattern.clone(),
+            zone: self.zone,
+            fixed_time: self.fixed_time,
+            fixed_offset: self.fixed_offset,
+            last: Mutex::new(*self.last()),
+        }
+    }
+}
+
+/// Does `zone` keep one offset forever? The tz database's `Etc/` zones and
+/// the names of UTC and GMT do, by definition.
+fn has_fixed_offset(zone: Tz) -> bool {
+    let name = zone.name();
+    name.starts_with("Etc/")
+        || matches!(
+            name,
+            "UTC" | "UCT" | "GMT" | "GMT0" | "GMT+0" | "GMT-0" | "Greenwich" | "Universal" | "Zulu"
+        )
 }
 
 impl CronSchedule {
@@ -126,6 +164,8 @@ impl CronSchedule {
             pattern: pattern::Pattern::compile(&cron),
             zone,
             fixed_time: !(fields[0].starts_with('*') || fields[1].starts_with('*')),
+            fixed_offset: has_fixed_offset(zone),
+            last: Mutex::new(None),
         };
         if schedule.next_after(Utc::now()).is_none() {
             return Err(CronError::NeverFires(expression.to_owned()));
@@ -189,7 +229,23 @@ impl CronSchedule {
         if !(1..pattern::LAST_YEAR).contains(&after.year()) {
             return None;
         }
-        next::next_after(&self.pattern, self.zone, self.fixed_time, after)
+        // No fire lies between the last question and its answer.
+        if let Some(last) = *self.last()
+            && last.after <= after
+            && last.next.is_none_or(|next| after < next)
+        {
+            return last.next;
+        }
+        let next = match self.fixed_offset {
+            true => next::next_at_fixed_offset(&self.pattern, self.zone, after),
+            false => next::next_after(&self.pattern, self.zone, self.fixed_time, after),
+        };
+        *self.last() = Some(Answer { after, next });
+        next
+    }
+
+    fn last(&self) -> std::sync::MutexGuard<'_, Option<Answer>> {
+        self.last.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Fire instants strictly after `after`, in increasing order.

@@ -65,6 +65,18 @@ pub(super) fn next_after(
     None
 }
 
+/// [`next_after`] for a zone that never changes its offset: the next wall
+/// clock match, shifted by the one offset.
+pub(super) fn next_at_fixed_offset(
+    pattern: &Pattern,
+    zone: Tz,
+    after: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
+    let offset = offset_at(zone, after);
+    let wall_match = pattern.next_match(after.naive_utc() + offset, false)?;
+    Some((wall_match - offset).and_utc())
+}
+
 /// The zone's UTC offset at `instant`.
 fn offset_at(zone: Tz, instant: DateTime<Utc>) -> TimeDelta {
     let seconds = zone

@@ -308,6 +308,40 @@ proptest! {
             previous = fire;
         }
     }
+
+    /// A zone with one offset forever takes the short path; it answers as
+    /// the search across transitions does.
+    #[test]
+    fn fixed_offset_zones_answer_as_the_full_search(
+        expr in expression(),
+        zone in prop_oneof![Just("UTC"), Just("Etc/GMT+5"), Just("Etc/GMT-14"), Just("Zulu")],
+        minutes in 0i64..(4 * 366 * 1440),
+    ) {
+        let schedule = CronSchedule::with_zone_name(&expr, zone).unwrap();
+        prop_assert!(schedule.fixed_offset, "{zone}");
+        let after = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap() + TimeDelta::minutes(minutes);
+        let short = next::next_at_fixed_offset(&schedule.pattern, schedule.zone, after);
+        let full = next::next_after(&schedule.pattern, schedule.zone, schedule.fixed_time, after);
+        prop_assert_eq!(short, full);
+    }
+
+    /// The remembered last answer changes no answer, whatever order the
+    /// instants are asked in.
+    #[test]
+    fn the_remembered_answer_changes_nothing(
+        expr in expression(),
+        zone in zone(),
+        seconds in proptest::collection::vec(0i64..(60 * 86_400), 1..20),
+    ) {
+        let shared = CronSchedule::with_zone_name(&expr, zone).unwrap();
+        let start = Utc.with_ymd_and_hms(2026, 3, 1, 0, 0, 0).unwrap();
+        for s in seconds {
+            let after = start + TimeDelta::seconds(s);
+            let fresh = CronSchedule::with_zone_name(&expr, zone).unwrap();
+            *fresh.last() = None;
+            prop_assert_eq!(shared.next_after(after), fresh.next_after(after), "{} in {}: after {}", expr, zone, after);
+        }
+    }
 }
 
 use chrono::{Offset, TimeDelta};

@@ -30,7 +30,7 @@ pub use self::runs::{RunLog, RunLogStats};
 use crate::firing::TriggerKind;
 
 /// Why the store could not be read or written.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum StateError {
     /// The store could not be opened: unreadable, corrupt, or in use.

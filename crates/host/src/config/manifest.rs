@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::Deserialize;
 
@@ -84,6 +85,7 @@ pub(super) fn parse_triggers(
     path: &Path,
     tables: Vec<toml::Value>,
 ) -> Result<Vec<TriggerConfig>, ConfigError> {
+    let file = DeclaredIn::File(Arc::from(path));
     tables
         .into_iter()
         .enumerate()
@@ -99,7 +101,7 @@ pub(super) fn parse_triggers(
             };
             let mut trigger: TriggerConfig =
                 super::deserialize_named(table).map_err(|e| error(one_line(&e)))?;
-            trigger.declared_in = DeclaredIn::File(path.to_owned());
+            trigger.declared_in = file.clone();
             Ok(trigger)
         })
         .collect()

@@ -2,7 +2,8 @@
 //! `wasmsched.toml`, a manifest, or the admin API's JSON.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
+use std::sync::Arc;
 
 use serde::Deserialize;
 
@@ -38,8 +39,9 @@ pub struct TriggerConfig {
 /// Where a trigger was declared.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DeclaredIn {
-    /// `wasmsched.toml` or a plugin manifest.
-    File(PathBuf),
+    /// `wasmsched.toml` or a plugin manifest (shared by the triggers it
+    /// declares).
+    File(Arc<Path>),
     /// `POST /api/admin/triggers` (kept in the state store).
     AdminApi,
 }

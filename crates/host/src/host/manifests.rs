@@ -16,6 +16,7 @@
 //! the same rules.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use super::{Host, HostError, NativeLogic, Removal};
 use crate::config::{self, ConfigError, DeclaredIn, Manifest};
@@ -29,6 +30,17 @@ pub struct ManifestChanges {
     pub changed: Vec<String>,
     /// Triggers no longer in it.
     pub removed: Vec<String>,
+}
+
+/// `ids` for a log line: all of a few, the first few of many and how
+/// many more (a manifest may declare 100 000 triggers).
+fn listed(ids: &[String]) -> String {
+    const SHOWN: usize = 5;
+    let shown = ids[..ids.len().min(SHOWN)].join(", ");
+    match ids.len() {
+        n if n > SHOWN => format!("[{shown}, and {} more]", n - SHOWN),
+        _ => format!("[{shown}]"),
+    }
 }
 
 impl ManifestChanges {
@@ -118,7 +130,7 @@ impl Host {
                 }
                 None => {
                     if let Some(first) = self.declared_elsewhere(&id, path) {
-                        let second = DeclaredIn::File(path.to_owned());
+                        let second = DeclaredIn::File(Arc::from(path));
                         errors.push(ConfigError::DuplicateId { id, first, second }.to_string());
                         continue;
                     }
@@ -138,7 +150,7 @@ impl Host {
         self.apply_sinks(&serial, path, sinks, &mut changes, &mut errors)
             .await;
         if !changes.is_empty() {
-            tracing::info!(file = %path.display(), added = ?changes.added, changed = ?changes.changed, removed = ?changes.removed, "applied manifest");
+            tracing::info!(file = %path.display(), added = %listed(&changes.added), changed = %listed(&changes.changed), removed = %listed(&changes.removed), "applied manifest");
         }
         {
             let mut state = self.state_mut();

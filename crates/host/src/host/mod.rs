@@ -308,6 +308,11 @@ impl Host {
                  {carried} bytes (raise the NATS server's max_payload to allow more)"
             );
         }
+        // The declared triggers and sinks live on in the host's maps (as
+        // `Host::triggers`), not twice.
+        let mut config = config;
+        let triggers = std::mem::take(&mut config.triggers);
+        let sinks = std::mem::take(&mut config.sinks);
         let host = Arc::new(Self {
             scheduler: Arc::new(scheduler),
             broker,
@@ -336,14 +341,21 @@ impl Host {
         }
         {
             let serial = host.serial().await;
-            for trigger in host.config.triggers.clone() {
+            let mut registered = BTreeMap::<TriggerKind, usize>::new();
+            for trigger in triggers {
+                let kind = trigger.spec.kind();
                 match host.register_declared(&serial, trigger).await {
-                    Ok(Declared::Registered) => {}
+                    Ok(Declared::Registered) => *registered.entry(kind).or_default() += 1,
                     Ok(Declared::Waiting(error)) | Err(error) => host.report(error.to_string()),
                 }
             }
+            let total: usize = registered.values().sum();
+            let kinds: Vec<String> = (registered.iter())
+                .map(|(kind, n)| format!("{n} {kind}"))
+                .collect();
+            tracing::info!(file = %host.config.path.display(), "registered {total} triggers ({})", kinds.join(", "));
         }
-        for sink in host.config.sinks.clone() {
+        for sink in sinks {
             if let Err(error) = host.add_sink(sink).await {
                 host.report(error.to_string());
             }
@@ -365,7 +377,8 @@ impl Host {
     }
 
     /// The configuration it started from (`wasmsched.toml` and manifests
-    /// as they were at start; later changes are in [`Triggers::config`]).
+    /// as they were at start), without its triggers and sinks: those are
+    /// [`Host::triggers`] and [`Host::sinks`], which follow later changes.
     pub fn config(&self) -> &Config {
         &self.config
     }

@@ -230,7 +230,10 @@ impl Triggers<'_> {
         native: NativeLogic,
     ) -> Result<(), HostError> {
         let serial = self.host.serial().await;
-        self.host.add_locked(&serial, config, native).await
+        let (id, kind) = (config.id.clone(), config.spec.kind());
+        self.host.add_locked(&serial, config, native).await?;
+        tracing::info!(trigger = %id, %kind, "added trigger");
+        Ok(())
     }
 
     /// Adds a trigger from a `[[trigger]]` table in JSON, as the admin API
@@ -251,6 +254,7 @@ impl Triggers<'_> {
                 .await;
             return Err(error.into());
         }
+        tracing::info!(trigger = %config.id, kind = %config.spec.kind(), "added trigger (admin API)");
         Ok(config)
     }
 

@@ -21,10 +21,12 @@ use super::overlap::{Admit, Overlap, OverlapPolicy};
 use super::{Binding, Dispatcher, Trigger, TriggerError, TriggerKind, TriggerState};
 use crate::cron::CronSchedule;
 use crate::firing::{Cause, CronRun, Factory, Firing};
-use crate::state::{LastFire, Outcome, StateError, StateStore, Stored};
+use crate::state::Outcome;
 
+mod claims;
 mod start;
 
+use self::claims::{ClaimQueue, Claims, Seen};
 use self::start::Start;
 pub use self::start::StartQueue;
 use crate::timer::{OnFire, TimerHandle, TimerKey};
@@ -271,120 +273,6 @@ impl Drop for Done {
     }
 }
 
-/// A trigger's last fire in the store, and what this replica saw of it
-/// last (so a claim usually costs one write). 100 000 triggers on a store
-/// hold 100 000 of these: no strings of its own (the trigger id is the
-/// dispatcher's, the schedule is shared).
-struct Claims {
-    store: Arc<dyn StateStore>,
-    /// The trigger's schedule: a last fire of another one is not caught up.
-    schedule: Arc<CronSchedule>,
-    seen: Mutex<Option<Seen>>,
-}
-
-/// A last fire as this replica last saw it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Seen {
-    instant: DateTime<Utc>,
-    revision: u64,
-}
-
-impl From<&Stored<LastFire>> for Seen {
-    fn from(stored: &Stored<LastFire>) -> Self {
-        Self {
-            instant: stored.value.instant,
-            revision: stored.revision,
-        }
-    }
-}
-
-/// How long a claim is tried again while the store cannot be reached.
-const CLAIM_PATIENCE: std::time::Duration = std::time::Duration::from_secs(20);
-
-/// Claims give up after this many lost races in a row.
-const CLAIM_ATTEMPTS: usize = 8;
-
-impl Claims {
-    /// The schedule as a last fire names it: `<expression> @ <zone>`.
-    fn schedule_key(&self) -> String {
-        format!("{} @ {}", self.schedule.expression(), self.schedule.zone())
-    }
-
-    /// The last fire this replica saw.
-    fn seen(&self) -> Option<Seen> {
-        *self.seen.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn set_seen(&self, seen: Option<Seen>) {
-        *self.seen.lock().unwrap_or_else(|p| p.into_inner()) = seen;
-    }
-
-    /// `instant` as a last fire of this schedule.
-    fn last_fire(&self, instant: DateTime<Utc>) -> LastFire {
-        LastFire {
-            instant,
-            schedule: self.schedule_key(),
-        }
-    }
-
-    /// Claims `instant` for `trigger`: `true` if this replica runs it,
-    /// `false` if another replica did (or will).
-    async fn claim(&self, trigger: &str, instant: DateTime<Utc>) -> Result<bool, StateError> {
-        let mut seen = self.seen();
-        for _ in 0..CLAIM_ATTEMPTS {
-            if seen.is_some_and(|s| s.instant >= instant) {
-                return Ok(false);
-            }
-            let next = self.last_fire(instant);
-            let revision = seen.map(|s| s.revision);
-            match self.store.claim_fire(trigger, &next, revision).await? {
-                Some(new) => {
-                    tracing::debug!(%trigger, %instant, ?revision, new, "claimed");
-                    self.set_seen(Some(Seen {
-                        instant,
-                        revision: new,
-                    }));
-                    return Ok(true);
-                }
-                None => {
-                    seen = self
-                        .store
-                        .last_fire(trigger)
-                        .await?
-                        .as_ref()
-                        .map(Seen::from);
-                    tracing::debug!(%trigger, %instant, ?revision, ?seen, "claim lost");
-                }
-            }
-        }
-        tracing::warn!(%trigger, %instant, "gave up claiming a cron instant after {CLAIM_ATTEMPTS} lost races");
-        Ok(false)
-    }
-
-    /// Claims `instant`, trying again while the store cannot be reached
-    /// (a NATS cluster electing a new leader takes seconds); past
-    /// [`CLAIM_PATIENCE`] it fires without a claim (the broker's dedupe
-    /// still publishes once) rather than not at all.
-    async fn claim_or_fire_anyway(&self, trigger: &str, instant: DateTime<Utc>) -> bool {
-        let deadline = tokio::time::Instant::now() + CLAIM_PATIENCE;
-        let mut wait = std::time::Duration::from_millis(250);
-        loop {
-            match self.claim(trigger, instant).await {
-                Ok(claimed) => return claimed,
-                Err(error) if tokio::time::Instant::now() + wait > deadline => {
-                    tracing::warn!(%trigger, %instant, "firing without a claim: {error}");
-                    return true;
-                }
-                Err(error) => {
-                    tracing::debug!(%trigger, %instant, "claim failed ({error}); trying again");
-                    tokio::time::sleep(wait).await;
-                    wait = (wait * 2).min(std::time::Duration::from_secs(4));
-                }
-            }
-        }
-    }
-}
-
 #[async_trait]
 impl Trigger for CronTrigger {
     /// The next `n` fire instants from now.
@@ -399,14 +287,10 @@ impl Trigger for CronTrigger {
     async fn start(&self, binding: Binding) -> Result<(), TriggerError> {
         self.state.begin()?;
         let dispatcher = self.state.dispatcher(&binding, &self.factory);
-        let claims = binding.store.clone().map(|store| {
-            Box::new(Claims {
-                store,
-                schedule: self.schedule.clone(),
-                seen: Mutex::new(None),
-            })
-        });
-        let with_store = claims.is_some();
+        // With a store, claims go through the scheduler's queue, batched
+        // with the other triggers' claims of the same instant.
+        let claims = (binding.cron_starts.as_ref())
+            .map(|queue| Box::new(Claims::new(queue.claims().clone(), self.schedule.clone())));
         let firer = Arc::new(Firer {
             dispatcher,
             claims,
@@ -424,7 +308,7 @@ impl Trigger for CronTrigger {
             firer: firer.clone(),
         });
         let schedule = self.schedule.clone();
-        let (true, Some(queue)) = (with_store, binding.cron_starts) else {
+        let Some(queue) = binding.cron_starts else {
             // No store, nothing owed: straight to the timer, without a task
             // (100 000 triggers starting at once spawned 100 000 of them,
             // and the allocator kept what they used; BENCHMARKS.md).

@@ -19,7 +19,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use super::super::catch_up::{self, CatchUp};
 use super::super::health::{MissReason, ScheduleHealth};
 use super::super::{StartReason, TriggerKind};
-use super::{Claims, Done, Firer, Seen, firing};
+use super::{ClaimQueue, Claims, Done, Firer, Seen, firing};
 use crate::cron::CronSchedule;
 use crate::firing::CronRun;
 use crate::state::{FireClaim, LastFire, Outcome, StateStore, Stored};
@@ -47,6 +47,8 @@ pub struct StartQueue {
 
 struct Queue {
     store: Arc<dyn StateStore>,
+    /// Where the started triggers claim their instants.
+    claims: ClaimQueue,
     waiting: Mutex<Waiting>,
 }
 
@@ -61,9 +63,19 @@ impl StartQueue {
     /// An empty queue for triggers claiming their instants in `store`.
     pub fn new(store: Arc<dyn StateStore>) -> Self {
         let waiting = Mutex::default();
+        let claims = ClaimQueue::new(store.clone());
         Self {
-            inner: Arc::new(Queue { store, waiting }),
+            inner: Arc::new(Queue {
+                store,
+                claims,
+                waiting,
+            }),
         }
+    }
+
+    /// Where the triggers started from this queue claim their instants.
+    pub(super) fn claims(&self) -> &ClaimQueue {
+        &self.inner.claims
     }
 
     /// Queues `start`; a task starts what is queued, a batch at a time.
@@ -245,7 +257,7 @@ impl Start {
 
     /// The whole start, alone: read, then finish.
     async fn read_and_finish(self) {
-        match self.claims().store.last_fire(self.trigger()).await {
+        match self.claims().store().last_fire(self.trigger()).await {
             Ok(last) => {
                 let step = self.first_step(last);
                 self.finish(step).await;

@@ -1,10 +1,19 @@
-//! Many cron triggers: wasmsched's scheduler and tokio-cron-scheduler 0.15
-//! side by side in one run, each contender in a child process of this
-//! bench (so resident memory is its own).
+//! Many cron triggers: `wasmsched run` as a user runs it (a black box: the
+//! binary on a generated config with its default SQLite store, see
+//! [`run`]), wasmsched's scheduler alone, and tokio-cron-scheduler 0.15 side
+//! by side in one run, each contender in a child process of this bench (so
+//! resident memory is its own).
 //!
 //! Run: `cargo bench --bench cron_scale [-- N]` (N = 100 000 by default).
 //!
-//! Per contender:
+//! `wasmsched run` (contenders `wasmsched-run` and `wasmsched-run-distinct`):
+//! the time until `/healthz` answers, until the process is settled (less
+//! than 2 % of a core over half a second), resident memory a second later,
+//! idle CPU over the next 10 s and the log lines written; lateness is read
+//! from `/api/events/stream` (the event's arrival minus the instant it
+//! carries).
+//!
+//! Per in-process contender:
 //! - capacity (3 rounds, alternating): N jobs on `0 * * * *` (none due):
 //!   the time to add and start them, resident memory 1 s later, the heap
 //!   it holds (live bytes and blocks, from a counting allocator), and CPU
@@ -85,9 +94,17 @@ static ALLOCATOR: Counting = Counting;
 
 const LATENCY_JOBS: usize = 10_000;
 const ROUNDS: usize = 3;
-const CONTENDERS: [&str; 2] = ["wasmsched", "tokio-cron-scheduler"];
+/// Measured for capacity and lateness: the product, its peer, and the
+/// scheduler inside it.
+const CONTENDERS: [&str; 3] = ["wasmsched-run", "tokio-cron-scheduler", "wasmsched"];
 /// Measured for capacity only.
-const VARIANTS: [&str; 2] = ["wasmsched-distinct", "wasmsched-sqlite"];
+const VARIANTS: [&str; 3] = [
+    "wasmsched-run-distinct",
+    "wasmsched-distinct",
+    "wasmsched-sqlite",
+];
+
+mod run;
 
 use wasmsched_test_support::bench::proc;
 
@@ -124,18 +141,35 @@ fn main() {
         "{n} cron jobs not due (median of {ROUNDS} rounds, each contender in its own process):"
     );
     println!(
-        "{:<22} {:>10} {:>12} {:>14} {:>12} {:>10}",
-        "", "ready (s)", "resident MiB", "heap MiB", "heap blocks", "idle CPU %"
+        "{:<24} {:>10} {:>11} {:>12} {:>10} {:>11} {:>10} {:>10}",
+        "",
+        "ready (s)",
+        "settled (s)",
+        "resident MiB",
+        "heap MiB",
+        "heap blocks",
+        "idle CPU %",
+        "log lines"
     );
     for (contender, samples) in all.iter().zip(&capacity) {
-        let m = |key: &str| median(samples.iter().map(|s| s[key].as_f64().unwrap()).collect());
+        // What a contender does not report (a black box has no heap
+        // count) is NaN.
+        let m = |key: &str| {
+            median(
+                (samples.iter())
+                    .map(|s| s[key].as_f64().unwrap_or(f64::NAN))
+                    .collect(),
+            )
+        };
         println!(
-            "{contender:<22} {:>10.2} {:>12.1} {:>14.1} {:>12.0} {:>10.2}",
+            "{contender:<24} {:>10.2} {:>11.2} {:>12.1} {:>10.1} {:>11.0} {:>10.2} {:>10.0}",
             m("ready_s"),
+            m("settled_s"),
             m("rss_mib"),
             m("heap_mib"),
             m("heap_blocks"),
-            m("idle_cpu_pct")
+            m("idle_cpu_pct"),
+            m("log_lines")
         );
     }
     println!(
@@ -174,9 +208,33 @@ fn median(mut samples: Vec<f64>) -> f64 {
 }
 
 async fn child(contender: &str, mode: &str, n: usize) -> Value {
-    match mode {
-        "capacity" => capacity(contender, n).await,
+    match (contender, mode) {
+        ("wasmsched-run", "capacity") => run::capacity(n, false).await,
+        ("wasmsched-run-distinct", _) => run::capacity(n, true).await,
+        ("wasmsched-run", _) => run::lateness(n).await,
+        (_, "capacity") => capacity(contender, n).await,
         _ => lateness(contender, n).await,
+    }
+}
+
+/// The `i`th of up to 483 840 distinct schedules, none due in the next
+/// minute or so (never the current hour's minute).
+fn distinct(i: usize) -> String {
+    format!(
+        "{} {} {} {} *",
+        i % 60,
+        (Utc::now().hour() as usize + 1 + (i / 60) % 23) % 24,
+        1 + (i / 1440) % 28,
+        1 + (i / 40_320) % 12
+    )
+}
+
+/// Returns at least 20 s before the next minute boundary, so every job is
+/// in place before it.
+async fn before_a_minute_boundary() {
+    let second = Utc::now().timestamp() % 60;
+    if second > 40 {
+        tokio::time::sleep(Duration::from_secs((62 - second) as u64)).await;
     }
 }
 
@@ -202,15 +260,7 @@ async fn start(contender: &str, n: usize, every_minute: bool, lateness: &Latenes
             }
             let expression = |i: usize| match (every_minute, contender) {
                 (true, _) => "* * * * *".to_owned(),
-                // Distinct for up to 483 840 triggers, and none in the
-                // next minute or so (never the current hour's minute).
-                (false, "wasmsched-distinct") => format!(
-                    "{} {} {} {} *",
-                    i % 60,
-                    (Utc::now().hour() as usize + 1 + (i / 60) % 23) % 24,
-                    1 + (i / 1440) % 28,
-                    1 + (i / 40_320) % 12
-                ),
+                (false, "wasmsched-distinct") => distinct(i),
                 (false, _) => "0 * * * *".to_owned(),
             };
             for i in 0..n {
@@ -325,11 +375,7 @@ impl Lateness {
 }
 
 async fn lateness(contender: &str, n: usize) -> Value {
-    // Start well before a minute boundary, so every job is in place.
-    let second = Utc::now().timestamp() % 60;
-    if second > 40 {
-        tokio::time::sleep(Duration::from_secs((62 - second) as u64)).await;
-    }
+    before_a_minute_boundary().await;
     let lateness = Lateness::default();
     let running = start(contender, n, true, &lateness).await;
     let first = Utc::now().duration_trunc(TimeDelta::minutes(1)).unwrap() + TimeDelta::minutes(1);
