@@ -7,7 +7,8 @@
 //! Run: `cargo bench --bench cron_scale [-- N]` (N = 100 000 by default).
 //!
 //! `wasmsched run` (contenders `wasmsched-run` and `wasmsched-run-distinct`):
-//! the time until `/healthz` answers, until the process is settled (less
+//! the time until `/healthz` answers, until it says `ready` (every cron
+//! trigger started), until the process is settled (less
 //! than 2 % of a core over half a second), resident memory a second later,
 //! idle CPU over the next 10 s and the log lines written; lateness is read
 //! from `/api/events/stream` (the event's arrival minus the instant it
@@ -98,8 +99,9 @@ const ROUNDS: usize = 3;
 /// scheduler inside it.
 const CONTENDERS: [&str; 3] = ["wasmsched-run", "tokio-cron-scheduler", "wasmsched"];
 /// Measured for capacity only.
-const VARIANTS: [&str; 3] = [
+const VARIANTS: [&str; 4] = [
     "wasmsched-run-distinct",
+    "wasmsched-host",
     "wasmsched-distinct",
     "wasmsched-sqlite",
 ];
@@ -141,8 +143,9 @@ fn main() {
         "{n} cron jobs not due (median of {ROUNDS} rounds, each contender in its own process):"
     );
     println!(
-        "{:<24} {:>10} {:>11} {:>12} {:>10} {:>11} {:>10} {:>10}",
+        "{:<24} {:>10} {:>10} {:>11} {:>12} {:>10} {:>11} {:>10} {:>10}",
         "",
+        "answers (s)",
         "ready (s)",
         "settled (s)",
         "resident MiB",
@@ -162,7 +165,8 @@ fn main() {
             )
         };
         println!(
-            "{contender:<24} {:>10.2} {:>11.2} {:>12.1} {:>10.1} {:>11.0} {:>10.2} {:>10.0}",
+            "{contender:<24} {:>10.2} {:>10.2} {:>11.2} {:>12.1} {:>10.1} {:>11.0} {:>10.2} {:>10.0}",
+            m("answers_s"),
             m("ready_s"),
             m("settled_s"),
             m("rss_mib"),
@@ -243,11 +247,25 @@ async fn before_a_minute_boundary() {
 #[allow(dead_code)]
 enum Running {
     Wasmsched(wasmsched::Scheduler),
+    Host(Arc<wasmsched::host::Host>, tempfile::TempDir),
     Peer(tokio_cron_scheduler::JobScheduler),
 }
 
 async fn start(contender: &str, n: usize, every_minute: bool, lateness: &Lateness) -> Running {
     match contender {
+        "wasmsched-host" => {
+            // What `wasmsched run` holds, in this process (so its heap is
+            // counted): the config loaded, the host started on SQLite.
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("wasmsched.toml");
+            std::fs::write(&path, run::config(n, 0, |_| "0 3 1 1 *".to_owned())).unwrap();
+            let config = wasmsched::config::Config::load(&path).unwrap();
+            let host = wasmsched::host::Host::start(config).await.unwrap();
+            while host.triggers().starting() > 0 {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            Running::Host(host, dir)
+        }
         "wasmsched" | "wasmsched-distinct" | "wasmsched-sqlite" => {
             use wasmsched::{MemoryBroker, Scheduler, Topic, TriggerSpec};
             let mut scheduler = Scheduler::new(Arc::new(MemoryBroker::new()));

@@ -60,15 +60,8 @@ fn start(n: usize, expression: impl Fn(usize) -> String) -> Running {
         .local_addr()
         .unwrap()
         .port();
-    let mut toml = format!("[server]\nlisten = \"127.0.0.1:{port}\"\n");
-    for i in 0..n {
-        let schedule = expression(i);
-        toml.push_str(&format!(
-            "\n[[trigger]]\nid = \"t{i}\"\nkind = \"cron\"\ntopic = \"scale\"\nschedule = \"{schedule}\"\n"
-        ));
-    }
     let config = dir.path().join("wasmsched.toml");
-    std::fs::write(&config, toml).unwrap();
+    std::fs::write(&config, self::config(n, port, expression)).unwrap();
     let mut child = Command::new(binary())
         .arg("run")
         .arg("--config")
@@ -98,14 +91,39 @@ fn start(n: usize, expression: impl Fn(usize) -> String) -> Running {
     }
 }
 
-/// Waits for `/healthz` to answer 200; the time since `started`.
-async fn healthy(running: &Running, started: Instant) -> f64 {
+/// A `wasmsched.toml` of `n` cron triggers, the `i`th on `expression(i)`,
+/// listening on `port` (0: the default).
+pub fn config(n: usize, port: u16, expression: impl Fn(usize) -> String) -> String {
+    let mut toml = match port {
+        0 => String::new(),
+        port => format!("[server]\nlisten = \"127.0.0.1:{port}\"\n"),
+    };
+    for i in 0..n {
+        let schedule = expression(i);
+        toml.push_str(&format!(
+            "\n[[trigger]]\nid = \"t{i}\"\nkind = \"cron\"\ntopic = \"scale\"\nschedule = \"{schedule}\"\n"
+        ));
+    }
+    toml
+}
+
+/// Waits for `/healthz` to answer 200 and then to say `ready` (a version
+/// without the field: as soon as it answers); the times since `started`.
+async fn healthy(running: &Running, started: Instant) -> (f64, f64) {
     let client = reqwest::Client::new();
     let url = format!("{}/healthz", running.base);
+    let mut answered_s = None;
     loop {
         let answered = client.get(&url).send().await;
-        if answered.is_ok_and(|r| r.status().is_success()) {
-            return started.elapsed().as_secs_f64();
+        if let Ok(answer) = answered
+            && answer.status().is_success()
+        {
+            let at = started.elapsed().as_secs_f64();
+            let first = *answered_s.get_or_insert(at);
+            let health: Value = answer.json().await.unwrap_or_default();
+            if health["ready"].as_bool().unwrap_or(true) {
+                return (first, at);
+            }
         }
         assert!(
             started.elapsed() < Duration::from_secs(300),
@@ -128,7 +146,8 @@ async fn settled(pid: &str, started: Instant) -> f64 {
     }
 }
 
-/// `n` triggers none due: until `/healthz` answers, until settled,
+/// `n` triggers none due: until `/healthz` answers, until it says
+/// `ready`, until settled,
 /// resident memory 1 s later, idle CPU over the next 10 s, log lines.
 pub async fn capacity(n: usize, distinct: bool) -> Value {
     let started = Instant::now();
@@ -136,7 +155,7 @@ pub async fn capacity(n: usize, distinct: bool) -> Value {
         true => super::distinct(i),
         false => "0 3 1 1 *".to_owned(),
     });
-    let ready_s = healthy(&running, started).await;
+    let (answers_s, ready_s) = healthy(&running, started).await;
     let pid = running.pid();
     let settled_s = settled(&pid, started).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -144,7 +163,7 @@ pub async fn capacity(n: usize, distinct: bool) -> Value {
     let cpu = cpu_seconds_of(&pid);
     tokio::time::sleep(Duration::from_secs(10)).await;
     let idle_cpu_pct = (cpu_seconds_of(&pid) - cpu) / 10.0 * 100.0;
-    json!({"ready_s": ready_s, "settled_s": settled_s, "rss_mib": rss_mib,
+    json!({"answers_s": answers_s, "ready_s": ready_s, "settled_s": settled_s, "rss_mib": rss_mib,
            "idle_cpu_pct": idle_cpu_pct,
            "log_lines": running.log_lines.load(Ordering::Relaxed)})
 }

@@ -502,3 +502,51 @@ async fn triggers_starting_together_each_claim_their_start_and_catch_up_after_a_
     );
     second.stop().await;
 }
+
+/// 2 000 cron triggers on one store, due at the same instant: the
+/// scheduler says when every one has started, each claims the instant
+/// (the claims go to SQLite in batches) and fires it exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cron_triggers_due_together_claim_in_batches_and_each_fires_once() {
+    const N: usize = 2_000;
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(&dir).await;
+    let broker = MemoryBroker::new();
+    let mut events = observe(&broker, "together").await;
+    // Two seconds of real time before the instant.
+    let clock = Clock::simulated(at("2026-12-08T10:00:58Z"));
+    let scheduler =
+        Scheduler::with_clock(Arc::new(broker.clone()), clock).with_state(store.clone());
+    for i in 0..N {
+        let schedule = CronSchedule::new("* * * * *", chrono_tz::UTC).unwrap();
+        scheduler
+            .register(
+                format!("t{i}"),
+                Arc::new(CronTrigger::new(schedule, None)),
+                Topic::new("together").unwrap(),
+            )
+            .await
+            .unwrap();
+    }
+    scheduler.start().await.unwrap();
+    wasmsched_test_support::wait::until_true(
+        "every trigger started",
+        Duration::from_secs(30),
+        || scheduler.starting() == 0,
+    )
+    .await;
+    let mut fired = std::collections::BTreeSet::new();
+    while fired.len() < N {
+        let event =
+            wasmsched_test_support::next_event_within(&mut events, Duration::from_secs(30)).await;
+        assert_eq!(
+            event.data["scheduled"], "2026-12-08T10:01:00+00:00",
+            "{event:?}"
+        );
+        let trigger = event.data["trigger_id"].as_str().unwrap().to_owned();
+        assert!(fired.insert(trigger.clone()), "{trigger} fired twice");
+    }
+    let last = store.last_fire("t1999").await.unwrap().unwrap();
+    assert_eq!(last.value.instant, at("2026-12-08T10:01:00Z"));
+    scheduler.stop().await;
+}

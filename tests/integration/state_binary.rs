@@ -247,3 +247,49 @@ async fn metrics_can_leave_out_series_per_trigger() {
         "{metrics}"
     );
 }
+
+/// Many cron triggers in `wasmsched.toml`: `/healthz` says `ready` once
+/// every one has started against the store (`starting` counts down to 0),
+/// and the log says how many were registered in one line, not one each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn healthz_says_ready_once_every_cron_trigger_started_and_the_log_summarises() {
+    const N: usize = 3_000;
+    let dir = tempfile::tempdir().unwrap();
+    let triggers: String = (0..N)
+        .map(|i| {
+            format!("[[trigger]]\nid = \"t{i}\"\nkind = \"cron\"\ntopic = \"x\"\nschedule = \"0 3 1 1 *\"\n\n")
+        })
+        .collect();
+    let config = write_config(dir.path(), &triggers);
+    let host = Replica::start_with_env(&config, &[("RUST_LOG", "info")]).await;
+    let mut seen_starting = Vec::new();
+    let health = loop {
+        let (status, health) = wasmsched_test_support::replica::health(&host.base).await;
+        assert_eq!(status, 200, "{health}");
+        assert_eq!(health["triggers"], N, "{health}");
+        let starting = health["starting"].as_u64().unwrap();
+        seen_starting.push(starting);
+        if health["ready"] == true {
+            break health;
+        }
+        assert!(
+            seen_starting.len() < 600,
+            "not ready in 60 s: {seen_starting:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(health["starting"], 0, "{health}");
+    assert!(
+        seen_starting.windows(2).all(|w| w[1] <= w[0]),
+        "`starting` only counts down: {seen_starting:?}"
+    );
+    let log = host.log.lock().unwrap().join("\n");
+    assert!(
+        log.contains(&format!("registered {N} triggers ({N} cron)")),
+        "{log}"
+    );
+    assert!(
+        !log.contains("registered trigger"),
+        "no line per trigger at info"
+    );
+}

@@ -435,6 +435,19 @@ impl Scheduler {
         self.state().triggers.clone()
     }
 
+    /// How many triggers are registered (cheap: nothing is copied).
+    pub fn trigger_count(&self) -> usize {
+        self.state().triggers.len()
+    }
+
+    /// Cron triggers still starting against the state store (reading
+    /// their last fire, claiming their first instant, catching up): the
+    /// start goes on after [`Self::start`] returns, and the scheduler is
+    /// settled once this is 0.
+    pub fn starting(&self) -> usize {
+        self.cron_starts.get().map_or(0, StartQueue::starting)
+    }
+
     /// The ids of the triggers that are running: during [`Self::stop`],
     /// those still stopping. Never waits for a change under way.
     pub fn running_ids(&self) -> Vec<String> {

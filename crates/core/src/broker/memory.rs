@@ -13,8 +13,14 @@ use super::{
 use crate::event::Event;
 use crate::topic::TopicPattern;
 
-/// Queue length of each subscription unless configured otherwise.
+/// Queue length of each trigger subscription unless configured otherwise.
 pub const DEFAULT_QUEUE_CAPACITY: usize = 1024;
+
+/// Queue length of each observer subscription (an event stream's client,
+/// the event log) unless configured otherwise: a burst of 10 000 cron
+/// firings due at one instant reaches a client that reads as fast as it
+/// can. The queue grows only as it fills (32 events at a time).
+pub const OBSERVER_QUEUE_CAPACITY: usize = 16_384;
 
 /// In-memory broker with one bounded queue per subscription.
 ///
@@ -30,6 +36,7 @@ struct Shared {
     subscriptions: RwLock<Vec<Entry>>,
     next_id: AtomicU64,
     capacity: usize,
+    observer_capacity: usize,
     retry: RetryPolicy,
 }
 
@@ -44,7 +51,7 @@ struct Entry {
 
 impl Default for MemoryBroker {
     fn default() -> Self {
-        Self::with_capacity(DEFAULT_QUEUE_CAPACITY)
+        Self::with_retry_policy(RetryPolicy::default())
     }
 }
 
@@ -54,22 +61,24 @@ impl MemoryBroker {
         Self::default()
     }
 
-    /// A broker whose subscription queues hold `capacity` events each.
+    /// A broker whose subscription queues (triggers' and observers')
+    /// hold `capacity` events each.
     pub fn with_capacity(capacity: usize) -> Self {
-        Self::build(capacity, RetryPolicy::default())
+        Self::build(capacity, capacity, RetryPolicy::default())
     }
 
     /// A broker whose triggers retry the events they fail on by `retry`.
     pub fn with_retry_policy(retry: RetryPolicy) -> Self {
-        Self::build(DEFAULT_QUEUE_CAPACITY, retry)
+        Self::build(DEFAULT_QUEUE_CAPACITY, OBSERVER_QUEUE_CAPACITY, retry)
     }
 
-    fn build(capacity: usize, retry: RetryPolicy) -> Self {
+    fn build(capacity: usize, observer_capacity: usize, retry: RetryPolicy) -> Self {
         Self {
             shared: Arc::new(Shared {
                 subscriptions: RwLock::new(Vec::new()),
                 next_id: AtomicU64::new(0),
                 capacity: capacity.max(1),
+                observer_capacity: observer_capacity.max(1),
                 retry,
             }),
         }
@@ -131,7 +140,11 @@ impl Broker for MemoryBroker {
         pattern: &TopicPattern,
         kind: SubscriberKind,
     ) -> Result<Subscription, BrokerError> {
-        let (sender, receiver) = mpsc::channel(self.shared.capacity);
+        let capacity = match kind {
+            SubscriberKind::Observer => self.shared.observer_capacity,
+            _ => self.shared.capacity,
+        };
+        let (sender, receiver) = mpsc::channel(capacity);
         let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
         let dropped = Arc::new(AtomicU64::new(0));
         self.shared

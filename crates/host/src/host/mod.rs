@@ -223,7 +223,10 @@ pub struct Host {
 #[derive(Default)]
 struct State {
     plugins: BTreeMap<String, Arc<PluginSlot>>,
-    triggers: BTreeMap<String, Bound>,
+    /// Boxed: a B-tree node holds 11 entries inline, and most of a
+    /// node's room went unused around 300-byte tables (100 000 triggers:
+    /// 47 MiB of nodes; BENCHMARKS.md).
+    triggers: BTreeMap<String, Box<Bound>>,
     /// Declared triggers waiting for their plugin, by id.
     pending: BTreeMap<String, TriggerConfig>,
     /// The last failed load of each plugin, cleared by a successful one.

@@ -190,7 +190,7 @@ impl Host {
     fn refusal(&self, name: &str, new: &Plugin) -> Option<String> {
         let state = self.state();
         let has = new.worlds();
-        let using = |bound: &&super::Bound| bound.config.plugin.as_deref() == Some(name);
+        let using = |bound: &super::Bound| bound.config.plugin.as_deref() == Some(name);
         if !new.takes_batches()
             && let Some((id, _)) = state.triggers.iter().find(|(_, bound)| {
                 using(bound) && bound.uses.factory && super::triggers::batches(&bound.config)
@@ -219,10 +219,11 @@ impl Host {
     /// The registered triggers using plugin `name`.
     fn users(&self, name: &str) -> Vec<String> {
         let state = self.state();
-        let using = |(id, bound): (&String, &super::Bound)| {
-            (bound.config.plugin.as_deref() == Some(name)).then(|| id.clone())
-        };
-        state.triggers.iter().filter_map(using).collect()
+        let users = state.triggers.iter();
+        users
+            .filter(|(_, bound)| bound.config.plugin.as_deref() == Some(name))
+            .map(|(id, _)| id.clone())
+            .collect()
     }
 
     /// Registers the pending triggers waiting for plugin `name`.

@@ -71,7 +71,7 @@ impl Host {
             .await?;
         self.state_mut()
             .triggers
-            .insert(config.id.clone(), Bound { config, uses });
+            .insert(config.id.clone(), Box::new(Bound { config, uses }));
         Ok(())
     }
 
@@ -319,6 +319,19 @@ impl Triggers<'_> {
     /// change under way.
     pub async fn list(self) -> BTreeMap<String, Registration> {
         self.host.scheduler.registered_triggers().await
+    }
+
+    /// How many triggers are registered (pending ones not counted).
+    pub fn count(self) -> usize {
+        self.host.scheduler.trigger_count()
+    }
+
+    /// Cron triggers still starting (see [`Scheduler::starting`]): the
+    /// host is settled once none is.
+    ///
+    /// [`Scheduler::starting`]: wasmsched_core::scheduler::Scheduler::starting
+    pub fn starting(self) -> usize {
+        self.host.scheduler.starting()
     }
 
     /// One registered trigger.

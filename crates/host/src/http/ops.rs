@@ -23,30 +23,43 @@ pub struct Health {
     pub status: &'static str,
     /// Triggers registered.
     pub triggers: usize,
+    /// Cron triggers still starting: reading their last fire from the
+    /// state store, claiming their first instant, catching up what they
+    /// missed. A host with 100 000 of them answers before they are all
+    /// started; it is settled once this is 0.
+    pub starting: usize,
+    /// The broker is connected and no trigger is still starting: what a
+    /// readiness probe should wait for.
+    pub ready: bool,
 }
 
 /// Health, including the broker connection
 ///
 /// 200 `"ok"`, or 503 `"degraded"` while the broker is unreachable (the
-/// host keeps running and reconnects). Always open, and outside the
-/// per-client rate limit.
+/// host keeps running and reconnects). `ready` is `false` while cron
+/// triggers are still starting (`starting` says how many): a host with
+/// many triggers answers before it has started them all. Always open, and
+/// outside the per-client rate limit.
 #[utoipa::path(get, path = "/healthz",
     responses(
         (status = 200, description = "Healthy", body = Health),
         (status = 503, description = "Degraded: the broker is unreachable", body = Health),
     ))]
 pub async fn healthz(State(app): State<AppState>) -> impl IntoResponse {
-    let triggers = app.host.triggers().list().await;
+    let triggers = app.host.triggers();
     let broker = app.host.broker().health();
     let (status, code) = match broker.connected {
         true => ("ok", StatusCode::OK),
         false => ("degraded", StatusCode::SERVICE_UNAVAILABLE),
     };
+    let starting = triggers.starting();
     let body = Health {
+        ready: broker.connected && starting == 0,
         broker,
         plugins: app.host.plugins().list().len(),
         status,
-        triggers: triggers.len(),
+        triggers: triggers.count(),
+        starting,
     };
     (code, Json(body))
 }

@@ -318,6 +318,7 @@ impl Trigger for CronTrigger {
         };
         queue.submit(Start {
             counted: firer.count_in(),
+            _starting: queue.starting_guard(),
             firer,
             schedule,
             timer,

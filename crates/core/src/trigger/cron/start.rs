@@ -12,6 +12,7 @@
 //! of its own.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, TimeDelta, Utc};
@@ -50,6 +51,19 @@ struct Queue {
     /// Where the started triggers claim their instants.
     claims: ClaimQueue,
     waiting: Mutex<Waiting>,
+    /// Starts submitted and not yet done (queued, in a batch, or catching
+    /// up): the host is settled once none is.
+    starting: Arc<AtomicUsize>,
+}
+
+/// Counts a start as under way until it is dropped (done, or given up
+/// because its trigger stopped).
+pub(super) struct Starting(Arc<AtomicUsize>);
+
+impl Drop for Starting {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 #[derive(Default)]
@@ -69,8 +83,22 @@ impl StartQueue {
                 store,
                 claims,
                 waiting,
+                starting: Arc::default(),
             }),
         }
+    }
+
+    /// Counts a start in among those under way, until the guard (kept in
+    /// its [`Start`]) is dropped.
+    pub(super) fn starting_guard(&self) -> Starting {
+        self.inner.starting.fetch_add(1, Ordering::Relaxed);
+        Starting(self.inner.starting.clone())
+    }
+
+    /// Starts under way: cron triggers still reading their last fire,
+    /// claiming their first instant or catching up.
+    pub fn starting(&self) -> usize {
+        self.inner.starting.load(Ordering::Relaxed)
     }
 
     /// Where the triggers started from this queue claim their instants.
@@ -204,6 +232,8 @@ enum Step {
 /// (a stop waits for it) until it is on the timer.
 pub(super) struct Start {
     pub(super) counted: Done,
+    /// Counted among the starts under way while it lives.
+    pub(super) _starting: Starting,
     /// The started trigger (its dispatcher, its stop).
     pub(super) firer: Arc<Firer>,
     pub(super) schedule: Arc<CronSchedule>,
