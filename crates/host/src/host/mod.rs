@@ -331,12 +331,7 @@ impl Host {
             config,
         });
         host.state_mut().plugin_manifests = host.config.plugins.clone();
-        let names: BTreeSet<String> = host
-            .config
-            .triggers
-            .iter()
-            .filter_map(|t| t.plugin.clone())
-            .collect();
+        let names: BTreeSet<String> = triggers.iter().filter_map(|t| t.plugin.clone()).collect();
         for name in names {
             if let Err(error) = host.plugins().load(&name).await {
                 host.report(error.to_string());
