@@ -168,34 +168,35 @@ pub async fn capacity(n: usize, distinct: bool) -> Value {
            "log_lines": running.log_lines.load(Ordering::Relaxed)})
 }
 
-/// `n` triggers on `* * * * *`: how late each instant's event reaches a
-/// client of `/api/events/stream` (its arrival minus the instant it
-/// carries), the first minute after the start and the next.
+/// `n` triggers on `* * * * *`, their events read from
+/// `/api/events/stream`: how late each instant's event was published (its
+/// `time`, stamped by the host, minus the instant it carries) and how late
+/// it reached the client (its arrival minus the instant), the first minute
+/// after the start and the next.
 pub async fn lateness(n: usize) -> Value {
     super::before_a_minute_boundary().await;
     let started = Instant::now();
     let running = start(n, |_| "* * * * *".to_owned());
     healthy(&running, started).await;
-    let lateness = Lateness::default();
+    let (published, arrived) = (Lateness::default(), Lateness::default());
     let stream = reqwest::get(format!("{}/api/events/stream?pattern=scale", running.base))
         .await
         .unwrap();
     assert!(stream.status().is_success(), "{stream:?}");
-    let reader = {
-        let lateness = lateness.clone();
-        tokio::spawn(read_stream(stream, lateness))
-    };
+    let reader = tokio::spawn(read_stream(stream, published.clone(), arrived.clone()));
     let first = Utc::now().duration_trunc(TimeDelta::minutes(1)).unwrap() + TimeDelta::minutes(1);
     let second = first + TimeDelta::minutes(1);
     let wait = (second - Utc::now()).to_std().unwrap_or_default() + Duration::from_secs(10);
     tokio::time::sleep(wait).await;
     reader.abort();
     drop(running);
-    json!({"first": lateness.summary(first), "second": lateness.summary(second)})
+    json!({"first": published.summary(first), "second": published.summary(second),
+           "arrived": {"first": arrived.summary(first), "second": arrived.summary(second)}})
 }
 
-/// Records each `data:` line's event: arrival minus `data.scheduled`.
-async fn read_stream(stream: reqwest::Response, lateness: Lateness) {
+/// Records each `data:` line's event: its `time` and its arrival, each
+/// minus `data.scheduled`.
+async fn read_stream(stream: reqwest::Response, published: Lateness, arrived: Lateness) {
     let mut bytes = stream.bytes_stream();
     let mut pending = String::new();
     while let Some(Ok(chunk)) = bytes.next().await {
@@ -209,10 +210,16 @@ async fn read_stream(stream: reqwest::Response, lateness: Lateness) {
             let Ok(event) = serde_json::from_str::<Value>(data.trim()) else {
                 continue;
             };
-            let scheduled = event["data"]["scheduled"].as_str();
-            if let Some(Ok(at)) = scheduled.map(DateTime::parse_from_rfc3339) {
-                let at = at.with_timezone(&Utc);
-                lateness.record(at, now - at);
+            let instant = |value: &Value| {
+                let parsed = value.as_str().map(DateTime::parse_from_rfc3339)?;
+                Some(parsed.ok()?.with_timezone(&Utc))
+            };
+            if let (Some(at), Some(time)) = (
+                instant(&event["data"]["scheduled"]),
+                instant(&event["time"]),
+            ) {
+                published.record(at, time - at);
+                arrived.record(at, now - at);
             }
         }
     }

@@ -351,7 +351,11 @@ impl Host {
             let kinds: Vec<String> = (registered.iter())
                 .map(|(kind, n)| format!("{n} {kind}"))
                 .collect();
-            tracing::info!(file = %host.config.path.display(), "registered {total} triggers ({})", kinds.join(", "));
+            let triggers = match total {
+                1 => "trigger",
+                _ => "triggers",
+            };
+            tracing::info!(file = %host.config.path.display(), "registered {total} {triggers} ({})", kinds.join(", "));
         }
         for sink in sinks {
             if let Err(error) = host.add_sink(sink).await {
