@@ -373,6 +373,13 @@ pub trait StateStore: PluginKv + FlowWindows + Send + Sync + 'static {
         }
         Ok(found)
     }
+    /// Does [`StateStore::claim_fires`] write its claims all or none (one
+    /// transaction)? Then firings due together claim together; otherwise
+    /// each claims alone, since a failed call would leave unknown which
+    /// of its claims landed.
+    fn claims_all_or_none(&self) -> bool {
+        false
+    }
     /// [`StateStore::claim_fire`] for many triggers at once: the new
     /// revision of each claim that landed, `None` for each that lost, in
     /// the order of `claims`. The default makes 64 claims at a time; a

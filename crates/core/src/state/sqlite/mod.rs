@@ -236,6 +236,11 @@ impl StateStore for SqliteStore {
         describe(&self.path)
     }
 
+    /// Its claims are written in one transaction.
+    fn claims_all_or_none(&self) -> bool {
+        true
+    }
+
     fn keeps_runs(&self) -> bool {
         self.retention.max_runs > 0
     }

@@ -1,12 +1,16 @@
 //! Claims of cron instants: a compare-and-set of each trigger's last fire
 //! in the state store, so that one replica runs each instant.
 //!
-//! Firings due together (10 000 triggers on `* * * * *`) claim together:
-//! each hands its claim to the scheduler's [`ClaimQueue`] and waits; one
-//! task writes what has gathered in one [`StateStore::claim_fires`] call
-//! (one transaction on SQLite), then the next gathering. A lone claim is
-//! written at once; under load a batch is whatever queued while the last
-//! one was written, so no claim waits for a timer.
+//! Firings due together (10 000 triggers on `* * * * *`) claim together
+//! on a store that writes a batch all or none (SQLite): each hands its
+//! claim to the scheduler's [`ClaimQueue`] and waits; one task writes what
+//! has gathered in one [`StateStore::claim_fires`] call (one transaction),
+//! then the next gathering. A lone claim is written at once; under load a
+//! batch is whatever queued while the last one was written, so no claim
+//! waits for a timer. On other stores (JetStream) each claim is its own
+//! compare-and-set: a failed batch would leave unknown which landed, and a
+//! claim that landed but was reported failed would be retried, lost, and
+//! its instant skipped.
 
 use std::sync::{Arc, Mutex};
 
@@ -61,8 +65,13 @@ impl ClaimQueue {
     }
 
     /// [`StateStore::claim_fire`], written along with the claims queued
-    /// meanwhile.
+    /// meanwhile if the store writes a batch all or none
+    /// ([`StateStore::claims_all_or_none`]); alone otherwise.
     pub async fn claim(&self, claim: FireClaim) -> Answer {
+        let store = &self.inner.store;
+        if !store.claims_all_or_none() {
+            return store.claim_fire(&claim.id, &claim.next, claim.seen).await;
+        }
         let (answer, answered) = oneshot::channel();
         let spawn = {
             let mut waiting = self.inner.lock();
@@ -97,6 +106,8 @@ impl Queue {
                 let mut waiting = self.lock();
                 if waiting.claims.is_empty() {
                     waiting.draining = false;
+                    // A burst of 10 000 claims leaves no capacity behind.
+                    waiting.claims = Vec::new();
                     return;
                 }
                 let n = waiting.claims.len().min(BATCH);
